@@ -1,0 +1,3 @@
+from vggedge.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Benchmark a TFLite file with the light interpreter: size, gzip size, accuracy, latency.
+
+Shared by ``optimize`` (on the workstation, right after conversion) and ``bench`` (on a device),
+so both measure exactly the same way. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from vggedge.metrics import accuracy_figures, latency_summary, time_calls
+from vggedge.runtime import Runtime, TFLiteModel
+
+DEFAULT_RUNS = 30
+DEFAULT_WARMUP = 3
+
+
+@dataclasses.dataclass
+class TFLiteMeasurement:
+    figures: dict
+    scores: np.ndarray | None
+    runtime: Runtime
+    threads: int
+    input_dtype: str
+
+
+def gzip_size(path: Path) -> int:
+    """Size after gzip -9: where pruning pays (zeros compress; the flatbuffer itself stays dense)."""
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
+
+
+def model_format(interpreter_model: TFLiteModel) -> str:
+    return f"tflite ({interpreter_model.input_dtype} input)"
+
+
+def measure_tflite(
+    path: Path,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    threads: int | None = None,
+    runs: int = DEFAULT_RUNS,
+    warmup: int = DEFAULT_WARMUP,
+    progress: bool = True,
+    runtime: Runtime | None = None,
+) -> TFLiteMeasurement:
+    """Predict every image (batch 1), then time ``runs`` invocations on the first image."""
+    model = TFLiteModel(path, threads=threads, runtime=runtime)
+    scores = model.predict(images, progress=progress, description=f"Evaluating {Path(path).name}")
+    model.set_input(images[0])
+    timings = time_calls(model.invoke_once, warmup=warmup, runs=runs)
+    figures = {
+        "format": model_format(model),
+        "size_bytes": Path(path).stat().st_size,
+        "gzip_bytes": gzip_size(path),
+        **accuracy_figures(scores if labels is not None else None, labels if labels is not None else np.array([])),
+        "latency_ms": latency_summary(timings),
+    }
+    return TFLiteMeasurement(figures, scores, model.runtime, model.threads, model.input_dtype)

@@ -1,0 +1,58 @@
+"""The ``vggedge`` command: one module per subcommand, each a thin wrapper over a public function.
+
+Subcommand modules import heavy dependencies inside the command, so ``vggedge bench`` on a device
+never imports TensorFlow and ``vggedge --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from vggedge.errors import UserError
+
+app = typer.Typer(
+    name="vggedge",
+    help="Make VGG16 small and fast for edge devices: optimize with recipes, benchmark on a device, compare reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _register() -> None:
+    from vggedge.cli import bench, compare, optimize, recipes
+
+    app.command(name="optimize")(optimize.optimize_command)
+    app.add_typer(recipes.app, name="recipes")
+    app.command(name="bench")(bench.bench_command)
+    app.command(name="compare")(compare.compare_command)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: a UserError becomes one line on stderr and exit code 2, with no traceback."""
+    try:
+        app(standalone_mode=False)
+    except UserError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing half-written was left behind")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as done:
+        sys.exit(getattr(done, "exit_code", getattr(done, "code", 0)))
+    except Exception as error:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(1)
+        raise

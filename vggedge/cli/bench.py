@@ -1,0 +1,27 @@
+"""``vggedge bench MODEL.tflite``: the device-side benchmark (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def bench_command(
+    model: Annotated[Path, typer.Argument(help="A .tflite file, ideally inside a run folder written by `vggedge optimize`.")],
+    data: Annotated[Optional[Path], typer.Option(help="Labelled images, one subfolder per class; every image is evaluated (e.g. reports/sklearn-digits-32-eval).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Timed batch-1 runs (after warm-up).")] = 30,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 3,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <model folder>/bench-<device>).")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Benchmark a TFLite model on this device (accuracy, agreement with the baseline, latency p50/p90)
+    and write a report.json in the same schema as `optimize`."""
+    from vggedge.cli.summary import print_reports
+    from vggedge.device_bench import BenchOptions, bench
+
+    path = bench(BenchOptions(model, data, threads, runs, warmup, out, runtime, progress=not quiet))
+    print_reports([path])

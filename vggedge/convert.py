@@ -1,0 +1,43 @@
+"""Keras model -> TFLite flatbuffer, in one of the quantization modes recipes name.
+
+``int8`` is full-integer: per-channel int8 weights, int8 activations calibrated on raw-pixel
+calibration images, and uint8 input/output, so the model takes camera pixels as they come.
+The calibration images go through the model's own preprocessing layer, which is exactly what
+inference does: calibration and inference cannot disagree on preprocessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from vggedge.keras_env import keras, tf
+
+MODES = ("float32", "dynamic", "float16", "int8", "int8-qat")
+
+
+def convert(model: keras.Model, mode: str, calibration_images: np.ndarray | None = None) -> bytes:
+    """Convert ``model`` to a TFLite flatbuffer; ``calibration_images`` (raw uint8 pixels) for int8 modes."""
+    if mode not in MODES:
+        raise ValueError(f"unknown conversion mode {mode!r}; expected one of {MODES}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode in ("int8", "int8-qat"):
+        if calibration_images is None or len(calibration_images) == 0:
+            raise ValueError("int8 conversion needs calibration images")
+
+        def representative() -> Iterator[list[np.ndarray]]:
+            for pixels in calibration_images:
+                yield [pixels[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return converter.convert()

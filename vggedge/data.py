@@ -1,0 +1,163 @@
+"""Labelled images from a folder (one subfolder per class), split deterministically.
+
+No TensorFlow here: the device-side benchmark uses this module too. Images are decoded with
+Pillow, converted to RGB (grayscale and alpha included) and resized to the model's input size;
+they stay raw uint8 pixels because preprocessing is part of every exported model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vggedge.errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+DEFAULT_EVAL_SAMPLES = 500
+DEFAULT_CALIBRATION_SAMPLES = 100
+
+
+@dataclasses.dataclass
+class Split:
+    """Raw RGB pixels (N, H, W, 3) uint8, integer labels and a stable key per image (its relative path)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    keys: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, n: int) -> Split:
+        return Split(self.images[:n], self.labels[:n], self.keys[:n])
+
+
+@dataclasses.dataclass
+class Dataset:
+    name: str
+    class_names: list[str]
+    train: Split
+    calibration: Split
+    eval: Split
+    skipped: int
+
+    def describe(self) -> dict:
+        """The report's ``dataset`` section."""
+        return {
+            "name": self.name,
+            "classes": len(self.class_names),
+            "train_samples": len(self.train),
+            "eval_samples": len(self.eval),
+            "calibration_samples": len(self.calibration),
+            "skipped": self.skipped,
+        }
+
+
+def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names (sorted subfolder names, as ``image_dataset_from_directory``) and (file, label) pairs."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data folder {root} does not exist: pass --data DIR with one subfolder per class")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = [
+        (f, label)
+        for label, d in enumerate(class_dirs)
+        for f in sorted(d.rglob("*"))
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not files:
+        raise UserError(
+            f"data folder {root} has no JPEG or PNG images in class subfolders: "
+            "lay it out as DIR/<class name>/<image>.jpg"
+        )
+    return [d.name for d in class_dirs], files
+
+
+def decode_image(path: Path, size: int) -> np.ndarray | None:
+    """RGB uint8 (size, size, 3), or None when the file cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("RGBA", "LA", "P"):
+                # Composite transparency onto white rather than letting it become black.
+                rgba = image.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                image = Image.alpha_composite(background, rgba)
+            rgb = image.convert("RGB")
+            if rgb.size != (size, size):
+                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
+def stable_order(keys: list[str]) -> np.ndarray:
+    """A shuffled order that depends only on the file names (not on the OS's listing order or a RNG)."""
+    return np.argsort([zlib.crc32(k.encode()) for k in keys], kind="stable")
+
+
+def load_folder(
+    root: Path,
+    size: int,
+    eval_samples: int = DEFAULT_EVAL_SAMPLES,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    name: str | None = None,
+    progress: bool = True,
+    keep_all: bool = False,
+) -> Dataset:
+    """Load a class-per-folder dataset and split it into eval / calibration / train.
+
+    The split is a fixed function of the relative file paths: images are ordered by a checksum of
+    their path, the first ``eval_samples`` (at most half of them) are for evaluation, the next
+    ``calibration_samples`` for int8 calibration, the rest for fine-tuning. ``keep_all`` puts every
+    image in the evaluation split (a device benchmark on a folder of evaluation images).
+    """
+    from vggedge.progress import track
+
+    root = Path(root)
+    class_names, files = list_images(root)
+    keys = [f.relative_to(root).as_posix() for f, _ in files]
+    order = stable_order(keys)
+    images, labels, kept = [], [], []
+    for i in track(order, "Reading images", total=len(order), enabled=progress):
+        pixels = decode_image(files[i][0], size)
+        if pixels is not None:
+            images.append(pixels)
+            labels.append(files[i][1])
+            kept.append(keys[i])
+    if not images:
+        raise UserError(f"none of the {len(files)} images in {root} could be decoded: check the files")
+    all_images = np.stack(images)
+    all_labels = np.array(labels, dtype=np.int64)
+    n_eval = len(kept) if keep_all else min(eval_samples, max(1, len(kept) // 2))
+    n_cal = min(calibration_samples, len(kept) - n_eval)
+
+    def part(start: int, stop: int) -> Split:
+        return Split(all_images[start:stop], all_labels[start:stop], kept[start:stop])
+
+    return Dataset(
+        name=name or root.name,
+        class_names=class_names,
+        eval=part(0, n_eval),
+        calibration=part(n_eval, n_eval + n_cal),
+        train=part(n_eval + n_cal, len(kept)),
+        skipped=len(files) - len(kept),
+    )
+
+
+def load_all(root: Path, size: int, progress: bool = True) -> tuple[list[str], Split, int]:
+    """Every image of a folder as one evaluation split: (class names, split, skipped count)."""
+    dataset = load_folder(root, size, eval_samples=10**9, calibration_samples=0, progress=progress, keep_all=True)
+    return dataset.class_names, dataset.eval, dataset.skipped
+
+
+def save_split(split: Split, class_names: list[str], root: Path) -> None:
+    """Write a split as PNG files in the class-per-folder layout, keeping each image's key."""
+    for pixels, key in zip(split.images, split.keys):
+        target = Path(root) / key
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(target)

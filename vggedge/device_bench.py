@@ -1,0 +1,115 @@
+"""``vggedge bench`` on a device: benchmark a TFLite file with the light runtime and write a report.
+
+Runs with numpy, pillow, rich and ai-edge-litert or tflite-runtime only: this module and
+everything it imports must never import TensorFlow (a test runs it where TensorFlow cannot be
+imported). When the model sits in a run folder written by ``optimize``, the report reuses that
+run's recipe, model and baseline, and the baseline's predictions give an agreement figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from vggedge.benchmark import DEFAULT_RUNS, DEFAULT_WARMUP, measure_tflite
+from vggedge.data import load_all
+from vggedge.environment import describe_environment, device_model
+from vggedge.errors import UserError
+from vggedge.report import REPORT_SCHEMA, STATUS_OK, build_report, write_report
+from vggedge.runtime import TFLiteModel, check_tflite_file, find_runtime
+
+
+@dataclasses.dataclass
+class BenchOptions:
+    model: Path
+    data: Path | None = None
+    threads: int | None = None
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    out: Path | None = None
+    runtime: str | None = None
+    progress: bool = True
+
+
+def device_slug() -> str:
+    import platform
+
+    name = device_model() or platform.node() or "device"
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:48] or "device"
+
+
+def read_run_folder(folder: Path) -> tuple[dict | None, dict | None]:
+    """The optimize report and baseline predictions beside the model, when they are there and readable."""
+    report = predictions = None
+    try:
+        candidate = json.loads((folder / "report.json").read_text())
+        if candidate.get("schema") == REPORT_SCHEMA:
+            report = candidate
+    except (OSError, ValueError):
+        pass
+    try:
+        predictions = json.loads((folder / "baseline_predictions.json").read_text())
+    except (OSError, ValueError):
+        pass
+    return report, predictions
+
+
+def agreement_with_baseline(keys: list[str], scores: np.ndarray, predictions: dict | None) -> float | None:
+    if not predictions:
+        return None
+    wanted = dict(zip(predictions.get("keys", []), predictions.get("top1", [])))
+    matched = [(np.argmax(s), wanted[k]) for k, s in zip(keys, scores) if k in wanted]
+    if not matched:
+        return None
+    return float(np.mean([a == b for a, b in matched]))
+
+
+def bench(options: BenchOptions) -> Path:
+    check_tflite_file(options.model)
+    runtime = find_runtime(options.runtime)
+    probe = TFLiteModel(options.model, threads=options.threads, runtime=runtime)
+    size = probe.input_size
+    classes = int(np.prod(probe.output["shape"][1:]))
+    source_report, predictions = read_run_folder(options.model.parent)
+    notes = []
+    if options.data is not None:
+        class_names, split, skipped = load_all(options.data, size, progress=options.progress)
+        model_classes = 2 if classes == 1 else classes
+        if len(class_names) != model_classes:
+            raise UserError(
+                f"the data has {len(class_names)} classes but {options.model} outputs {model_classes}: "
+                "use the evaluation folder written by `vggedge optimize` or data with one subfolder per model class"
+            )
+        images, labels, keys = split.images, split.labels, split.keys
+        dataset = {"name": Path(options.data).name, "classes": len(class_names), "train_samples": 0,
+                   "eval_samples": len(keys), "calibration_samples": 0, "skipped": skipped}
+    else:
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, size=(1, size, size, 3), dtype=np.uint8)
+        labels, keys = None, []
+        dataset = {"name": None, "classes": None, "train_samples": 0, "eval_samples": 0, "calibration_samples": 0, "skipped": 0}
+        notes.append("accuracy not measured: no --data")
+    del probe
+    measured = measure_tflite(options.model, images, labels, options.threads, options.runs, options.warmup,
+                              options.progress, runtime)
+    result = {
+        "status": STATUS_OK,
+        **measured.figures,
+        "agreement": agreement_with_baseline(keys, measured.scores, predictions) if labels is not None else None,
+        "max_abs_error": None,
+    }
+    if source_report:
+        recipe, model, baseline = source_report["recipe"], source_report["model"], source_report["baseline"]
+    else:
+        recipe = {"name": options.model.stem, "description": "", "quantization": None, "steps": []}
+        model = {"source": str(options.model), "input_shape": [size, size, 3], "classes": classes, "params": None}
+        baseline = {"format": None, "device": None, "size_bytes": None, "top1": None, "top5": None, "latency_ms": None}
+        notes.append("no optimize report beside the model: ratios against the baseline are not available")
+    report = build_report(recipe, model, dataset, describe_environment(runtime, measured.threads), baseline, result, notes)
+    report["kind"] = "device"
+    out = options.out or options.model.parent / f"bench-{device_slug()}"
+    return write_report(report, out)

@@ -1,0 +1,48 @@
+"""The one place where vggedge imports TensorFlow and chooses its Keras.
+
+tensorflow-model-optimization (pruning, QAT) only works with legacy Keras 2 (``tf_keras``), while
+TensorFlow 2.21 defaults ``tf.keras`` to Keras 3. The choice has to be made before TensorFlow is
+first imported, so every module that needs TensorFlow or Keras imports them from here and nowhere
+else. Internally vggedge builds and transforms models with Keras 2 only; Keras 3 model files are
+translated to Keras 2 on load (see :mod:`vggedge.models.translate`).
+
+The device side (``vggedge bench``) never imports this module: it must run without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    # TensorFlow already chose Keras 3 for tf.keras; tfmot would fail later with an obscure error.
+    raise ImportError(
+        "vggedge must choose the Keras version before TensorFlow is imported: "
+        "import vggedge before tensorflow, or set TF_USE_LEGACY_KERAS=1"
+    )
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the terminal
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+
+def tfmot():  # noqa: ANN201 - module object
+    """Import tensorflow-model-optimization lazily: it is slow to import and only pruning/QAT need it."""
+    import tensorflow_model_optimization as tfmot_module
+
+    return tfmot_module
+
+
+def best_device() -> str:
+    """The device TensorFlow will place the Keras baseline on: the first GPU if any, else the CPU."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU:0 ({details.get('device_name', 'unknown')})"
+    return "CPU"
+
+
+__all__ = ["tf", "keras", "tfmot", "best_device"]

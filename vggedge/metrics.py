@@ -1,0 +1,67 @@
+"""Figures from predictions and timings: accuracy, agreement, latency percentiles. No TensorFlow."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def as_class_scores(outputs: np.ndarray) -> np.ndarray:
+    """(N, C) scores; a 1-unit sigmoid output becomes the two columns [1 - p, p]."""
+    outputs = np.asarray(outputs, dtype=np.float32)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        return np.concatenate([1.0 - outputs, outputs], axis=1)
+    return outputs
+
+
+def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float | None:
+    """Fraction of images whose label is among the k best scores; None when k > classes or no images."""
+    scores = as_class_scores(scores)
+    if len(labels) == 0 or k > scores.shape[1]:
+        return None
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == np.asarray(labels)[:, None], axis=1)))
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Fraction of images on which two models' top-1 classes agree."""
+    if len(a) == 0:
+        return None
+    return float(np.mean(np.argmax(as_class_scores(a), 1) == np.argmax(as_class_scores(b), 1)))
+
+
+def max_abs_error(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) == 0:
+        return None
+    return float(np.max(np.abs(as_class_scores(a) - as_class_scores(b))))
+
+
+def time_calls(call: Callable[[], object], warmup: int, runs: int) -> list[float]:
+    """Milliseconds per call over ``runs`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        timings.append((time.perf_counter() - start) * 1000.0)
+    return timings
+
+
+def latency_summary(timings_ms: list[float]) -> dict:
+    """The report's ``latency_ms`` section: p50/p90 (and the raw count) of per-image latency."""
+    values = np.asarray(timings_ms)
+    return {
+        "p50": round(float(np.percentile(values, 50)), 3),
+        "p90": round(float(np.percentile(values, 90)), 3),
+        "runs": int(len(values)),
+    }
+
+
+def accuracy_figures(scores: np.ndarray | None, labels: np.ndarray) -> dict:
+    """top1/top5 of scores against labels (null when not measurable)."""
+    if scores is None or len(labels) == 0:
+        return {"top1": None, "top5": None}
+    return {"top1": top_k_accuracy(scores, labels, 1), "top5": top_k_accuracy(scores, labels, 5)}

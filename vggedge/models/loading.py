@@ -1,0 +1,194 @@
+"""Load the float32 baseline: the offline sample, Keras' ImageNet VGG16, or a user's model file.
+
+Whatever the source, the result is a Keras 2 model that takes raw RGB pixels in [0, 255] (its
+preprocessing is one of its layers) and outputs class scores, plus what the report needs to
+know about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from vggedge.errors import UserError
+from vggedge.keras_env import keras
+from vggedge.models.translate import TRANSLATORS, keras3_to_keras2
+from vggedge.models.vgg import Preprocess, with_preprocessing
+
+VGG16_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+# Layer classes a model file may contain: anything else (Lambda, custom classes) could run code.
+SAFE_CLASSES = set(TRANSLATORS) | {"InputLayer", "Sequential", "Functional", "Model", "Dropout"}
+
+
+@dataclasses.dataclass
+class Baseline:
+    model: keras.Model
+    source: str
+    weights: str
+    class_names: list[str] | None = None
+
+    @property
+    def accuracy_measurable(self) -> bool:
+        return self.weights != "random"
+
+    @property
+    def classes(self) -> int:
+        units = int(self.model.output_shape[-1])
+        return 2 if units == 1 else units
+
+    def describe(self) -> dict:
+        """The report's ``model`` section."""
+        return {
+            "source": self.source,
+            "weights": self.weights,
+            "input_shape": list(self.model.input_shape[1:]),
+            "classes": self.classes,
+            "params": int(self.model.count_params()),
+        }
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def load_imagenet_vgg16(weights: str | None) -> Baseline:
+    """Keras' VGG16 with ImageNet weights (cache or download), a weights file, or random weights."""
+    if weights == "random":
+        model = keras.applications.VGG16(weights=None)
+        label = "random"
+    elif weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise UserError(f"weights file {path} does not exist: pass --weights PATH to a VGG16 .h5 weights file, or --weights random")
+        model = keras.applications.VGG16(weights=None)
+        try:
+            model.load_weights(path)
+        except (OSError, ValueError) as error:
+            raise UserError(f"{path} is not a VGG16 weights file ({str(error).splitlines()[0][:120]})") from None
+        label = str(path)
+    else:
+        cached = keras_cache_dir() / VGG16_WEIGHTS_FILE
+        if not cached.exists() and os.environ.get("VGGEDGE_OFFLINE") == "1":
+            raise UserError(_offline_message(cached))
+        try:
+            model = keras.applications.VGG16(weights="imagenet")
+        except Exception as error:  # Keras raises a bare Exception for a failed download
+            if "URL fetch failure" in str(error) or isinstance(error, OSError):
+                raise UserError(_offline_message(cached)) from None
+            raise
+        label = "imagenet"
+    return Baseline(with_preprocessing(model, "caffe"), source="vgg16", weights=label)
+
+
+def _offline_message(cached: Path) -> str:
+    return (
+        f"Keras' ImageNet VGG16 weights are not cached ({cached}) and cannot be downloaded here: "
+        "pass --weights PATH to a weights file, or --weights random for a size-and-latency-only run"
+    )
+
+
+def _classes_in_config(config: object) -> set[str]:
+    found: set[str] = set()
+    if isinstance(config, dict):
+        if "class_name" in config and isinstance(config["class_name"], str):
+            found.add(config["class_name"])
+        for value in config.values():
+            found |= _classes_in_config(value)
+    elif isinstance(config, list):
+        for value in config:
+            found |= _classes_in_config(value)
+    return found
+
+
+def _refuse_unsafe(classes: set[str], path: Path) -> None:
+    layer_like = {c for c in classes if c[:1].isupper()}
+    unsafe = sorted(c for c in layer_like - SAFE_CLASSES if not c.endswith(("Initializer", "Regularizer", "Constraint")) and c not in _CONFIG_HELPERS)
+    if unsafe:
+        raise UserError(
+            f"{path} contains layers vggedge will not load ({', '.join(unsafe)}): they can run arbitrary code or are "
+            "not supported; export a model built from standard Conv2D/Pooling/Flatten/Dense layers"
+        )
+
+
+_CONFIG_HELPERS = {
+    "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "Zeros", "Ones", "RandomNormal", "RandomUniform",
+    "TruncatedNormal", "Constant", "VarianceScaling", "Orthogonal", "L1", "L2", "L1L2", "DTypePolicy",
+    "Policy", "FloatDTypePolicy", "__tensor__", "__numpy__",
+}
+
+
+def _load_h5(path: Path) -> keras.Model:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+    except OSError:
+        raise UserError(f"{path} is not a readable HDF5 model file (corrupt or truncated?)") from None
+    if raw is None:
+        raise UserError(f"{path} holds no model architecture (a weights-only file?): save the whole model")
+    config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    _refuse_unsafe(_classes_in_config(config), path)
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError) as error:
+        raise UserError(f"cannot load {path} as a Keras 2 model: {str(error).splitlines()[0][:160]}") from None
+
+
+def _load_keras3(path: Path) -> keras.Model:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError):
+        raise UserError(f"{path} is not a readable .keras model file (corrupt or truncated?)") from None
+    _refuse_unsafe(_classes_in_config(config), path)
+    import keras as keras3
+
+    try:
+        model3 = keras3.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras 3 raises many types for a bad file
+        raise UserError(f"cannot load {path} with Keras 3: {str(error).splitlines()[0][:160]}") from None
+    return keras3_to_keras2(model3)
+
+
+def check_classifier(model: keras.Model, path: Path | str) -> None:
+    """Refuse models that do not map one RGB image to one vector of class scores."""
+    in_shape, out_shape = model.input_shape, model.output_shape
+    if isinstance(in_shape, list) or isinstance(out_shape, list):
+        raise UserError(f"{path} has several inputs or outputs; vggedge needs one image in, one class vector out")
+    if len(in_shape) != 4 or in_shape[-1] != 3 or in_shape[1] is None or in_shape[1] != in_shape[2]:
+        raise UserError(f"{path} is not an image classifier: its input is {in_shape}, expected (None, S, S, 3)")
+    if len(out_shape) != 2:
+        raise UserError(f"{path} is not an image classifier: its output is {out_shape}, expected (None, classes)")
+
+
+def load_model_file(path: Path, preprocess: Preprocess) -> Baseline:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist: pass --model sample, --model vgg16 or a .keras/.h5 path")
+    if path.suffix == ".h5":
+        model = _load_h5(path)
+    elif path.suffix == ".keras":
+        model = _load_keras3(path)
+    else:
+        raise UserError(f"{path}: unsupported model file type {path.suffix!r}; use .keras (Keras 3) or .h5 (Keras 2)")
+    check_classifier(model, path)
+    return Baseline(with_preprocessing(model, preprocess), source=str(path), weights="file")
+
+
+def load_baseline(model: str, weights: str | None, preprocess: Preprocess | None, dataset=None, progress: bool = True) -> Baseline:  # noqa: ANN001
+    """Resolve ``--model``: ``sample``, ``vgg16`` or a path."""
+    if weights and model != "vgg16":
+        raise UserError("--weights only applies to --model vgg16")
+    if model == "sample":
+        from vggedge.sample import load_or_train_sample
+
+        keras_model = load_or_train_sample(dataset, progress=progress)
+        return Baseline(keras_model, source="sample", weights="trained", class_names=[str(i) for i in range(10)])
+    if model == "vgg16":
+        return load_imagenet_vgg16(weights)
+    return load_model_file(Path(model), preprocess or "none")

@@ -1,0 +1,134 @@
+"""VGG as data: one function builds every VGG16-topology model vggedge uses.
+
+The full ImageNet VGG16, the offline sample model and the tiny test fixtures differ only in the
+numbers of :class:`VGGSpec` (input size, width multiplier, dense units, classes), so the recipes
+exercise the same layer names and shapes everywhere. Layer names follow Keras Applications
+(``block{n}_conv{m}``, ``block{n}_pool``, ``flatten``, ``fc1``, ``fc2``, ``predictions``) so that
+head swaps and layer selections are addressable by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Literal
+
+import numpy as np
+
+from vggedge.keras_env import keras
+
+# Filters per conv layer, block by block: VGG16's 13 conv layers in five blocks.
+VGG16_BLOCKS: tuple[tuple[int, ...], ...] = (
+    (64, 64),
+    (128, 128),
+    (256, 256, 256),
+    (512, 512, 512),
+    (512, 512, 512),
+)
+
+Preprocess = Literal["caffe", "unit", "tf", "none"]
+# ImageNet channel means in BGR order, as Keras' `preprocess_input(mode="caffe")` subtracts them.
+CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class VGGSpec:
+    """Numbers that define a VGG16-topology classifier whose input is raw RGB pixels in [0, 255]."""
+
+    input_size: int = 224
+    classes: int = 1000
+    width: float = 1.0
+    dense_units: int = 4096
+    preprocess: Preprocess = "caffe"
+
+    def __post_init__(self) -> None:
+        if self.input_size < 32:
+            raise ValueError(f"input_size must be >= 32 (five 2x2 poolings). Received: {self.input_size}")
+        if self.classes < 2:
+            raise ValueError(f"classes must be >= 2. Received: {self.classes}")
+        if not 0 < self.width <= 1:
+            raise ValueError(f"width must be in (0, 1]. Received: {self.width}")
+
+    @property
+    def filters(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(max(1, round(f * self.width)) for f in block) for block in VGG16_BLOCKS)
+
+    def fingerprint(self) -> str:
+        """Stable short hash of the definition, used to key caches (a changed definition retrains)."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def preprocessing_layer(mode: Preprocess) -> keras.layers.Layer | None:
+    """Preprocessing as a standard layer, so it is part of the exported model.
+
+    Baking it in means the TFLite model takes raw RGB pixels and a device needs no TensorFlow (and
+    no copy of the preprocessing code) to prepare its input. Standard layers only: a Lambda would
+    make the Keras model unsafe to reload.
+    """
+    if mode == "none":
+        return None
+    if mode == "unit":
+        return keras.layers.Rescaling(1.0 / 255, name="preprocess")
+    if mode == "tf":
+        return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
+    if mode == "caffe":
+        # RGB -> BGR and mean subtraction as one exact 1x1 convolution with a permutation matrix.
+        layer = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
+        layer.build((None, None, None, 3))
+        kernel = np.zeros((1, 1, 3, 3), dtype=np.float32)
+        for out_channel, in_channel in enumerate((2, 1, 0)):
+            kernel[0, 0, in_channel, out_channel] = 1.0
+        layer.set_weights([kernel, -CAFFE_BGR_MEAN])
+        return layer
+    raise ValueError(f"unknown preprocessing {mode!r}; expected caffe, unit, tf or none")
+
+
+def conv_base(x, filters: tuple[tuple[int, ...], ...], initializer: str = "glorot_uniform"):  # noqa: ANN001, ANN201
+    """The 13 conv layers and 5 poolings, with Keras Applications' layer names."""
+    for block, block_filters in enumerate(filters, start=1):
+        for conv, n in enumerate(block_filters, start=1):
+            x = keras.layers.Conv2D(
+                n, 3, padding="same", activation="relu", kernel_initializer=initializer,
+                name=f"block{block}_conv{conv}",
+            )(x)
+        x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+    return x
+
+
+def dense_head(x, classes: int, dense_units: int, initializer: str = "glorot_uniform"):  # noqa: ANN001, ANN201
+    """VGG16's original head: Flatten -> fc1 -> fc2 -> softmax predictions."""
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", kernel_initializer=initializer, name="fc1")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", kernel_initializer=initializer, name="fc2")(x)
+    return keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+
+
+def build_vgg16(spec: VGGSpec, initializer: str = "glorot_uniform", name: str = "vgg16") -> keras.Model:
+    """Build an untrained VGG16-topology classifier (raw pixels in, class probabilities out)."""
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="pixels")
+    x = inputs
+    layer = preprocessing_layer(spec.preprocess)
+    if layer is not None:
+        x = layer(x)
+    x = conv_base(x, spec.filters, initializer)
+    outputs = dense_head(x, spec.classes, spec.dense_units, initializer)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def with_preprocessing(model: keras.Model, mode: Preprocess) -> keras.Model:
+    """Return a flat model that applies ``mode`` preprocessing to raw pixels before ``model``.
+
+    Used for models whose preprocessing lives outside them (Keras' ImageNet VGG16 expects
+    ``preprocess_input`` to be applied by the caller). Layers are re-applied, not nested, so layer
+    names stay addressable by the recipe steps.
+    """
+    layer = preprocessing_layer(mode)
+    if layer is None:
+        return model
+    inputs = keras.Input(model.input_shape[1:], name="pixels")
+    x = layer(inputs)
+    for inner in model.layers[1:]:
+        x = inner(x)
+    return keras.Model(inputs, x, name=model.name)

@@ -1,0 +1,261 @@
+"""``vggedge optimize``: baseline -> recipe steps -> TFLite -> verification -> benchmark -> report.
+
+The baseline is measured once per invocation, so ``--recipe all`` compares every recipe against
+the same baseline figures. A recipe that fails to export or to verify becomes a report with that
+status, never a crash; bad input is a :class:`UserError` raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from vggedge.atomic import write_bytes, write_text
+from vggedge.benchmark import DEFAULT_RUNS, DEFAULT_WARMUP, measure_tflite
+from vggedge.convert import convert
+from vggedge.data import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES, Dataset, Split, load_folder, save_split
+from vggedge.environment import describe_environment
+from vggedge.errors import UserError
+from vggedge.keras_env import best_device, keras, tf
+from vggedge.metrics import accuracy_figures, agreement, latency_summary, max_abs_error, time_calls
+from vggedge.models.loading import Baseline, load_baseline
+from vggedge.recipe import QuantizeStep, Recipe
+from vggedge.report import (
+    STATUS_FAILED_EXPORT,
+    STATUS_FAILED_VERIFICATION,
+    STATUS_OK,
+    build_report,
+    write_report,
+)
+from vggedge.steps import StepContext, apply_step
+
+SYNTHETIC_IMAGES = 8  # verification/latency images when there is no labelled data (sizes-only runs)
+
+
+@dataclasses.dataclass
+class OptimizeOptions:
+    model: str = "sample"
+    weights: str | None = None
+    preprocess: str | None = None
+    data: Path | None = None
+    out: Path = Path("reports")
+    eval_samples: int = DEFAULT_EVAL_SAMPLES
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    threads: int | None = None
+    min_agreement: float = 0.97
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class Prepared:
+    """The baseline model, the data and the baseline's measured figures: shared by every recipe."""
+
+    baseline: Baseline
+    dataset: Dataset | None
+    eval: Split
+    labels_match: bool
+    figures: dict
+    scores: np.ndarray
+    notes: list[str]
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write to output folder {folder} ({error.strerror}): pass --out DIR to a writable folder") from None
+
+
+def synthetic_split(size: int, count: int = SYNTHETIC_IMAGES) -> Split:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
+    return Split(images, np.zeros(count, dtype=np.int64), [f"synthetic/{i}" for i in range(count)])
+
+
+def load_data(options: OptimizeOptions, baseline: Baseline | None) -> Dataset | None:
+    if options.data is None:
+        if options.model == "sample":
+            from vggedge.sample import load_sample_dataset
+
+            return load_sample_dataset(progress=options.progress)
+        return None
+    size = int(baseline.model.input_shape[1]) if baseline else 32
+    return load_folder(options.data, size, options.eval_samples, options.calibration_samples, progress=options.progress)
+
+
+def check_classes(baseline: Baseline, dataset: Dataset) -> None:
+    if baseline.classes != len(dataset.class_names):
+        raise UserError(
+            f"the data has {len(dataset.class_names)} classes ({', '.join(dataset.class_names[:5])}…) but the model "
+            f"outputs {baseline.classes}: use data with one subfolder per model class"
+        )
+    if baseline.class_names and baseline.class_names != dataset.class_names:
+        raise UserError(
+            f"the data's class folders {dataset.class_names} do not match the model's classes {baseline.class_names}"
+        )
+
+
+def keras_predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    return model.predict(images.astype(np.float32), batch_size=32, verbose=0)
+
+
+def measure_keras_latency(model: keras.Model, image: np.ndarray, runs: int, warmup: int) -> dict:
+    """Batch-1 latency of the float32 Keras model through a compiled tf.function (no Python overhead)."""
+    forward = tf.function(lambda x: model(x, training=False))
+    batch = tf.constant(image[None].astype(np.float32))
+    return latency_summary(time_calls(lambda: forward(batch).numpy(), warmup=warmup, runs=runs))
+
+
+def prepare(options: OptimizeOptions) -> Prepared:
+    """Load model and data (validating both), then measure the float32 Keras baseline once."""
+    check_writable(options.out)
+    notes: list[str] = []
+    if options.model == "sample":
+        dataset = load_data(options, None)
+        baseline = load_baseline("sample", None, None, dataset, progress=options.progress)
+    else:
+        baseline = load_baseline(options.model, options.weights, options.preprocess, progress=options.progress)
+        dataset = load_data(options, baseline) if baseline.accuracy_measurable else None
+        if options.data and not baseline.accuracy_measurable:
+            notes.append("--data ignored: random weights make accuracy meaningless")
+    if dataset is not None:
+        check_classes(baseline, dataset)
+        eval_split = dataset.eval
+    else:
+        eval_split = synthetic_split(int(baseline.model.input_shape[1]))
+        notes.append("accuracy not measured: " + ("random weights" if not baseline.accuracy_measurable else "no labelled data (--data)"))
+    labels_match = dataset is not None
+    device = best_device()
+    with tf.device("/GPU:0" if device.startswith("GPU") else "/CPU:0"):
+        scores = keras_predict(baseline.model, eval_split.images)
+        latency = measure_keras_latency(baseline.model, eval_split.images[0], options.runs, options.warmup)
+    accuracy = accuracy_figures(scores if labels_match else None, eval_split.labels)
+    figures = {
+        "format": "keras float32",
+        "device": device,
+        "size_bytes": int(baseline.model.count_params()) * 4,
+        **accuracy,
+        "latency_ms": latency,
+    }
+    return Prepared(baseline, dataset, eval_split, labels_match, figures, scores, notes)
+
+
+def calibration_images(prepared: Prepared, count: int) -> np.ndarray:
+    if prepared.dataset is not None and len(prepared.dataset.calibration):
+        return prepared.dataset.calibration.images[:count]
+    return prepared.eval.images[:count]
+
+
+def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> Path:
+    """Apply the recipe's steps, convert, verify, benchmark, and write the run folder."""
+    folder = options.out / recipe.name
+    baseline = prepared.baseline
+    notes = list(prepared.notes)
+    context = StepContext.from_dataset(
+        prepared.dataset if baseline.accuracy_measurable else None, prepared.labels_match,
+        int(baseline.model.input_shape[1]), options.progress,
+    )
+    model, records, result = baseline.model, [], {"status": STATUS_OK}
+    try:
+        for step in recipe.steps:
+            outcome = apply_step(step, model, context)
+            model = outcome.model
+            records.append(outcome.record)
+        last = recipe.steps[-1]
+        count = last.calibration_samples if isinstance(last, QuantizeStep) else 0
+        calibration = calibration_images(prepared, count) if count else None
+        if calibration is not None and context.synthetic:
+            notes.append(f"int8 calibrated on {len(calibration)} synthetic images (no data)")
+        flatbuffer = convert(model, recipe.quantization, calibration)
+    except UserError:
+        raise
+    except Exception as error:  # a failed export is a row in the report, not a crash
+        result = {"status": STATUS_FAILED_EXPORT, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"}
+        notes.append(traceback.format_exc(limit=3).splitlines()[-1])
+        flatbuffer = None
+    write_text(folder / "recipe.toml", recipe.to_toml())
+    if flatbuffer is not None:
+        model_path = folder / "model.tflite"
+        write_bytes(model_path, flatbuffer)
+        result = verify_and_measure(model, model_path, prepared, options)
+        if result["status"] == STATUS_FAILED_VERIFICATION:
+            notes.append(f"verification failed: agreement with the Keras source below {options.min_agreement}")
+    write_baseline_predictions(folder, prepared)
+    report = build_report(
+        recipe={"name": recipe.name, "description": recipe.description, "quantization": recipe.quantization, "steps": records},
+        model=baseline.describe(),
+        dataset=describe_dataset(prepared),
+        environment=describe_environment(result.pop("_runtime", None), result.pop("_threads", None), prepared.figures["device"] if prepared.figures["device"] != "CPU" else None),
+        baseline=prepared.figures,
+        result=result,
+        notes=notes,
+    )
+    return write_report(report, folder)
+
+
+def describe_dataset(prepared: Prepared) -> dict:
+    if prepared.dataset is not None:
+        return prepared.dataset.describe()
+    return {"name": "synthetic", "classes": None, "train_samples": 0, "eval_samples": len(prepared.eval),
+            "calibration_samples": 0, "skipped": 0}
+
+
+def verify_and_measure(source: keras.Model, model_path: Path, prepared: Prepared, options: OptimizeOptions) -> dict:
+    """TFLite against its Keras source (verification) and against the baseline (agreement), plus figures."""
+    images = prepared.eval.images
+    labels = prepared.eval.labels if prepared.labels_match else None
+    measured = measure_tflite(model_path, images, labels, options.threads, options.runs, options.warmup, options.progress)
+    source_scores = keras_predict(source, images)
+    gated = prepared.baseline.accuracy_measurable
+    verify_agreement = agreement(measured.scores, source_scores)
+    passed = verify_agreement is not None and verify_agreement >= options.min_agreement
+    result = {
+        "status": STATUS_OK if passed or not gated else STATUS_FAILED_VERIFICATION,
+        **measured.figures,
+        "agreement": agreement(measured.scores, prepared.scores) if prepared.labels_match else None,
+        "max_abs_error": round(max_abs_error(measured.scores, source_scores), 6),
+        "verification": {
+            "images": len(images),
+            "agreement": verify_agreement,
+            "min_agreement": options.min_agreement,
+            "gated": gated,
+        },
+        "_runtime": measured.runtime,
+        "_threads": measured.threads,
+    }
+    return result
+
+
+def write_baseline_predictions(folder: Path, prepared: Prepared) -> None:
+    """The baseline's top-1 per eval image (by image key), so a device run can report agreement."""
+    if not prepared.labels_match:
+        return
+    top1 = np.argmax(prepared.scores if prepared.scores.shape[1] > 1 else np.concatenate([1 - prepared.scores, prepared.scores], 1), 1)
+    payload = {"keys": prepared.eval.keys, "top1": [int(c) for c in top1], "baseline": prepared.figures}
+    write_text(folder / "baseline_predictions.json", json.dumps(payload) + "\n")
+
+
+def export_eval_images(prepared: Prepared, out: Path) -> Path | None:
+    """Write the eval split as an image folder beside the runs, for ``vggedge bench --data`` on a device."""
+    if prepared.dataset is None:
+        return None
+    target = out / f"{prepared.dataset.name}-eval"
+    save_split(prepared.eval, prepared.dataset.class_names, target)
+    return target
+
+
+def optimize(recipes: list[Recipe], options: OptimizeOptions) -> list[Path]:
+    prepared = prepare(options)
+    reports = [run_recipe(recipe, prepared, options) for recipe in recipes]
+    if options.model == "sample" and options.data is None:
+        export_eval_images(prepared, options.out)
+    return reports

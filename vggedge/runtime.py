@@ -1,0 +1,133 @@
+"""The light TFLite interpreter, without TensorFlow: ai-edge-litert, else tflite-runtime, else tf.lite.
+
+This is the module a Raspberry Pi runs. ``tflite-runtime`` wheels stop at Python 3.11;
+``ai-edge-litert`` is its successor with the same Interpreter API, so both are supported and the
+one found first is reported. TensorFlow's own ``tf.lite`` is only a last resort on a workstation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from vggedge.errors import UserError
+
+# (module to import, distribution name for its version), in order of preference.
+RUNTIMES = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite", "tensorflow"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    name: str
+    version: str
+    interpreter_class: type
+
+
+def find_runtime(preferred: str | None = None) -> Runtime:
+    """The first importable runtime (or ``preferred``, by distribution name, e.g. ``tflite-runtime``)."""
+    preferred = preferred or os.environ.get("VGGEDGE_RUNTIME")
+    candidates = [r for r in RUNTIMES if preferred in (None, r[1])]
+    if not candidates:
+        raise UserError(f"unknown runtime {preferred!r}; choose one of {', '.join(r[1] for r in RUNTIMES)}")
+    for module_name, dist in candidates:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        return Runtime(dist, version, module.Interpreter)
+    raise UserError("no TFLite interpreter is installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)")
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class TFLiteModel:
+    """A TFLite classifier that takes raw RGB pixels and returns float class scores.
+
+    Input quantization is read from the model, so uint8/int8 models are fed exactly the pixel
+    values their calibration saw; outputs are dequantized the same way.
+    """
+
+    def __init__(self, path: Path, threads: int | None = None, runtime: Runtime | None = None) -> None:
+        self.path = Path(path)
+        self.runtime = runtime or find_runtime()
+        self.threads = threads or default_threads()
+        check_tflite_file(self.path)
+        try:
+            self.interpreter = self.runtime.interpreter_class(model_path=str(self.path), num_threads=self.threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise UserError(f"{self.path} could not be loaded by {self.runtime.name}: {str(error).splitlines()[0][:160]}") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise UserError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
+        self.input, self.output = inputs[0], outputs[0]
+        shape = tuple(int(s) for s in self.input["shape"])
+        if len(shape) != 4 or shape[-1] != 3:
+            raise UserError(f"{self.path} is not an image classifier: its input shape is {shape}")
+        self.input_size = shape[1]
+
+    @property
+    def input_dtype(self) -> str:
+        return np.dtype(self.input["dtype"]).name
+
+    def _quantize_input(self, pixels: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(self.input["dtype"])
+        scale, zero_point = self.input["quantization"]
+        if dtype.kind in "iu" and scale:
+            info = np.iinfo(dtype)
+            values = np.round(pixels.astype(np.float32) / scale + zero_point)
+            return np.clip(values, info.min, info.max).astype(dtype)
+        return pixels.astype(dtype)
+
+    def _dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        scale, zero_point = self.output["quantization"]
+        if np.dtype(self.output["dtype"]).kind in "iu" and scale:
+            return (raw.astype(np.float32) - zero_point) * scale
+        return raw.astype(np.float32)
+
+    def predict_one(self, pixels: np.ndarray) -> np.ndarray:
+        """Scores for one (H, W, 3) image of raw pixels."""
+        self.interpreter.set_tensor(self.input["index"], self._quantize_input(pixels[None]))
+        self.interpreter.invoke()
+        return self._dequantize_output(self.interpreter.get_tensor(self.output["index"]))[0]
+
+    def predict(self, images: np.ndarray, progress: bool = False, description: str = "TFLite inference") -> np.ndarray:
+        from vggedge.progress import track
+
+        return np.stack([self.predict_one(x) for x in track(images, description, total=len(images), enabled=progress)])
+
+    def invoke_once(self) -> None:
+        """One invocation on whatever input is set: what latency measurements time."""
+        self.interpreter.invoke()
+
+    def set_input(self, pixels: np.ndarray) -> None:
+        self.interpreter.set_tensor(self.input["index"], self._quantize_input(pixels[None]))
+
+
+TFLITE_MAGIC = b"TFL3"
+
+
+def check_tflite_file(path: Path) -> None:
+    """Refuse a missing, empty, truncated or non-TFLite file before the interpreter sees it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist")
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head[4:8] != TFLITE_MAGIC:
+        raise UserError(f"{path} is not a TFLite model (no TFL3 flatbuffer identifier)")

@@ -1,0 +1,29 @@
+"""Quantization-aware fine-tuning for ``quantize mode = "int8-qat"`` (other modes need no Keras work).
+
+Only Conv2D and Dense layers are annotated: the preprocessing Rescaling layer is not in tfmot's
+default QAT registry, and the converter quantizes it from calibration data like any PTQ model.
+"""
+
+from __future__ import annotations
+
+from vggedge.keras_env import keras, tfmot
+from vggedge.recipe import QuantizeStep
+from vggedge.steps.context import StepContext, StepResult, classifier_loss, clone_with, float_bytes, training_targets
+from vggedge.training import fit
+
+
+def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepResult:
+    record = {**step.model_dump(mode="json")}
+    if step.mode != "int8-qat":
+        return StepResult(model, record)
+    quantize = tfmot().quantization.keras
+    names = {layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))}
+    annotated = clone_with(model, quantize.quantize_annotate_layer, names)
+    qat_model = quantize.quantize_apply(annotated)
+    targets, are_labels = training_targets(model, context, step.batch_size)
+    if not context.synthetic:
+        qat_model.compile(keras.optimizers.Adam(step.learning_rate), classifier_loss(model, are_labels))
+        fit(qat_model, context.train_images, targets, step.epochs, step.batch_size, "Quantization-aware fine-tuning", context.progress)
+    record.update(fine_tuned=not context.synthetic, targets="labels" if are_labels else "distillation",
+                  params=int(model.count_params()), float32_bytes=float_bytes(model))
+    return StepResult(qat_model, record)

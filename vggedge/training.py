@@ -1,0 +1,49 @@
+"""Training loops shared by the sample model and the fine-tuning steps, with a progress bar."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vggedge.keras_env import keras
+from vggedge.progress import make_progress
+
+
+class RichProgress(keras.callbacks.Callback):
+    """One bar over all batches of all epochs, showing the running loss."""
+
+    def __init__(self, description: str, total_batches: int) -> None:
+        super().__init__()
+        self.description = description
+        self.total = total_batches
+        self.progress = make_progress()
+        self.task = None
+
+    def on_train_begin(self, logs=None) -> None:  # noqa: ANN001
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=self.total)
+
+    def on_train_batch_end(self, batch, logs=None) -> None:  # noqa: ANN001
+        loss = (logs or {}).get("loss")
+        suffix = f" (loss {loss:.3f})" if loss is not None else ""
+        self.progress.update(self.task, advance=1, description=f"{self.description}{suffix}")
+
+    def on_train_end(self, logs=None) -> None:  # noqa: ANN001
+        self.progress.stop()
+
+
+def fit(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    description: str,
+    progress: bool = True,
+    callbacks: list | None = None,
+) -> None:
+    """``model.fit`` with shuffling, a rich progress bar instead of Keras' own, and extra callbacks."""
+    callbacks = list(callbacks or [])
+    steps = int(np.ceil(len(x) / batch_size)) * epochs
+    if progress:
+        callbacks.append(RichProgress(description, steps))
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
