@@ -84,6 +84,12 @@ def bench(options: BenchOptions) -> Path:
                 f"the data has {len(class_names)} classes but {options.model} outputs {model_classes}: "
                 "use the evaluation folder written by `vggedge optimize` or data with one subfolder per model class"
             )
+        if predictions and set(predictions.get("keys", [])) & set(split.keys):
+            # The run folder names its evaluation images: benchmark on exactly those, as optimize did.
+            wanted = set(predictions["keys"])
+            chosen = [i for i, key in enumerate(split.keys) if key in wanted]
+            notes.append(f"evaluated the run's {len(chosen)} evaluation images found among {len(split.keys)} in {options.data}")
+            split = type(split)(split.images[chosen], split.labels[chosen], [split.keys[i] for i in chosen])
         images, labels, keys = split.images, split.labels, split.keys
         dataset = {"name": Path(options.data).name, "classes": len(class_names), "train_samples": 0,
                    "eval_samples": len(keys), "calibration_samples": 0, "skipped": skipped}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
+import os
 import traceback
 from pathlib import Path
 
@@ -67,12 +67,13 @@ class Prepared:
 
 
 def check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise UserError(f"cannot write to output folder {folder} ({error.strerror}): pass --out DIR to a writable folder") from None
+    """Fail early (before minutes of work) if ``folder`` cannot be created or written; create nothing."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "a file is in the way" if not existing.is_dir() else "permission denied"
+        raise UserError(f"cannot write to output folder {folder} ({reason} at {existing}): pass --out DIR to a writable folder")
 
 
 def synthetic_split(size: int, count: int = SYNTHETIC_IMAGES) -> Split:

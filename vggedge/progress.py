@@ -1,10 +1,11 @@
-"""Progress bars for long work (rich), switched off in tests and when output is not a terminal."""
+"""Progress bars for long work (rich, on stderr so stdout stays for results); ``--quiet`` turns them off."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 T = TypeVar("T")
@@ -17,12 +18,13 @@ def make_progress() -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=False,
     )
 
 
 def track(items: Iterable[T], description: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
-    """Iterate with a progress bar on stderr-like rich console."""
+    """Iterate with a progress bar (or silently when ``enabled`` is false)."""
     if not enabled:
         yield from items
         return

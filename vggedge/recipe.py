@@ -170,7 +170,9 @@ def _toml_value(value: object) -> str:
 
 def _explain(error: ValidationError, source: str, data: dict) -> str:
     """One line naming the file, the key and the fix for the first validation error."""
-    first = error.errors()[0]
+    errors = error.errors()
+    # A misspelled key also shows up as the real key "missing": report the misspelling, it is the fix.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = [str(p) for p in first["loc"]]
     # Pydantic adds the discriminator tag to the path (steps.0.quantize.mode); drop it.
     location = [p for p in location if p not in STEP_TYPES]

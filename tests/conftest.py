@@ -1,0 +1,117 @@
+"""Shared fixtures: an isolated cache, the digits as an image folder, and a tiny trained VGG16.
+
+The tiny model has VGG16's exact topology (13 conv layers in five blocks, Flatten, two Dense, softmax)
+at 1/16 of the width and 64 dense units, so every recipe runs on it in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Tests never touch the user's cache or the network. Set before vggedge is imported.
+_SESSION_TMP = Path(os.environ.get("PYTEST_VGGEDGE_TMP", "/tmp")) / f"vggedge-tests-{os.getpid()}"
+os.environ["VGGEDGE_CACHE"] = str(_SESSION_TMP / "cache")
+os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
+os.environ["VGGEDGE_OFFLINE"] = "1"
+
+from vggedge.cli import main  # noqa: E402
+
+TINY_EPOCHS = 12
+
+
+@pytest.fixture(scope="session")
+def digits_dir() -> Path:
+    from vggedge.sample import sample_images_dir
+
+    return sample_images_dir()
+
+
+@pytest.fixture(scope="session")
+def digits(digits_dir):  # noqa: ANN001, ANN201
+    from vggedge.sample import load_sample_dataset
+
+    return load_sample_dataset(progress=False)
+
+
+def train_tiny(dataset, classes: int = 10, epochs: int = TINY_EPOCHS):  # noqa: ANN001, ANN201
+    from vggedge.models.vgg import VGGSpec, build_vgg16
+    from vggedge.sample import TrainingPlan, train_classifier
+
+    spec = VGGSpec(input_size=32, classes=classes, width=1 / 16, dense_units=64, preprocess="unit")
+    model = build_vgg16(spec, initializer="he_normal", name="tiny_vgg16")
+    accuracy = train_classifier(model, dataset, TrainingPlan(epochs=epochs, learning_rate=2e-3), progress=False)
+    return model, accuracy
+
+
+@pytest.fixture(scope="session")
+def tiny(digits):  # noqa: ANN001, ANN201
+    """(model, held-out accuracy) of the tiny VGG16 trained on the digits."""
+    return train_tiny(digits)
+
+
+@pytest.fixture(scope="session")
+def tiny_h5(tiny, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny.h5"
+    tiny[0].save(path)
+    return path
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys):  # noqa: ANN001, ANN201
+    """Run ``vggedge ARGS`` in-process and return exit code, stdout and stderr."""
+
+    def run(*args: str) -> CliResult:
+        argv = sys.argv
+        sys.argv = ["vggedge", *map(str, args)]
+        code = 0
+        try:
+            main()
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        finally:
+            sys.argv = argv
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file()) if Path(folder).exists() else []
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def run_cli(*args: str) -> int:
+    """Run ``vggedge ARGS`` in-process (for fixtures wider than one test); returns the exit code."""
+    argv = sys.argv
+    sys.argv = ["vggedge", *map(str, args)]
+    try:
+        main()
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 0
+    finally:
+        sys.argv = argv
+    return 0
+
+
+@pytest.fixture(scope="session")
+def all_runs(tiny_h5, digits_dir, tmp_path_factory) -> Path:
+    """`vggedge optimize --recipe all` on the tiny VGG16 and the digits: one run folder per shipped recipe."""
+    out = tmp_path_factory.mktemp("all-runs")
+    code = run_cli("optimize", "--recipe", "all", "--model", tiny_h5, "--data", digits_dir, "--out", out, "-q", "--runs", "5")
+    assert code == 0
+    return out

@@ -1,0 +1,94 @@
+"""`vggedge bench` on a device: no TensorFlow, same figures as optimize, both runtimes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+NO_TENSORFLOW = textwrap.dedent(
+    """
+    import sys
+
+    class NoTensorFlow:
+        # Makes this process a Raspberry Pi as far as imports go: TensorFlow and Keras are not there.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization"):
+                raise ImportError("No module named " + repr(name) + " (blocked by the test)")
+
+    sys.meta_path.insert(0, NoTensorFlow())
+    from vggedge.cli import main
+    sys.argv = ["vggedge"] + sys.argv[1:]
+    try:
+        main()
+    finally:
+        leaked = [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras")]
+        assert not leaked, leaked
+    """
+)
+
+
+def bench_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "bench", *map(str, args)],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=600)
+
+
+def test_bench_without_tensorflow_matches_optimize(all_runs, digits_dir, tmp_path):
+    done = bench_without_tensorflow(all_runs / "int8" / "model.tflite", "--data", digits_dir, "--runs", "5",
+                                    "--threads", "2", "--out", tmp_path / "pi", "-q")
+    assert done.returncode == 0, done.stderr
+    device = json.loads((tmp_path / "pi" / "report.json").read_text())
+    workstation = json.loads((all_runs / "int8" / "report.json").read_text())
+    assert device["schema"] == "vggedge.report/1" and device["kind"] == "device"
+    assert device["environment"]["tensorflow"] is None
+    assert device["environment"]["runtime"] == "ai-edge-litert" and device["environment"]["threads"] == 2
+    assert device["dataset"]["eval_samples"] == workstation["dataset"]["eval_samples"] == 500
+    assert device["result"]["top1"] == workstation["result"]["top1"]
+    assert device["result"]["agreement"] == workstation["result"]["agreement"]
+    assert device["result"]["size_bytes"] == workstation["result"]["size_bytes"]
+    assert device["recipe"]["name"] == "int8" and device["baseline"] == workstation["baseline"]
+    assert device["ratios"]["speedup"] is not None
+
+
+def test_bench_latency_only_without_data(all_runs, tmp_path):
+    done = bench_without_tensorflow(all_runs / "fp16" / "model.tflite", "--runs", "3", "--out", tmp_path / "b", "-q")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["result"]["top1"] is None and report["result"]["latency_ms"]["runs"] == 3
+    assert report["result"]["format"] == "tflite (float32 input)"
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.write_bytes(b"not a model at all"), "is not a TFLite model"),
+    (lambda p: None, "does not exist"),
+])
+def test_bench_refuses_bad_files(tmp_path, make, message):
+    path = tmp_path / "m.tflite"
+    make(path)
+    done = bench_without_tensorflow(path)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bench_refuses_truncated_model(all_runs, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes((all_runs / "int8" / "model.tflite").read_bytes()[:5000])
+    done = bench_without_tensorflow(path)
+    assert done.returncode == 2 and "could not be loaded" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / f"bench-{'x'}").exists()
+
+
+def test_bench_refuses_data_that_does_not_fit(all_runs, tmp_path):
+    from PIL import Image
+
+    for name in "ab":
+        (tmp_path / "d" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "d" / name / "x.png")
+    done = bench_without_tensorflow(all_runs / "int8" / "model.tflite", "--data", tmp_path / "d", "--out", tmp_path / "o")
+    assert done.returncode == 2 and "the data has 2 classes" in done.stderr
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,76 @@
+"""`vggedge optimize` end to end on the tiny VGG16: real conversion, real interpreter, real figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import files_under
+from vggedge.runtime import TFLiteModel
+
+pytestmark = pytest.mark.slow
+
+
+
+
+def run_optimize(cli, model, data, out, recipe="int8", *extra):  # noqa: ANN001, ANN201
+    result = cli("optimize", "--recipe", recipe, "--model", model, "--data", data, "--out", out, "--quiet", "--runs", "5", *extra)
+    assert result.code == 0, result.err
+    return json.loads((out / recipe / "report.json").read_text())
+
+
+def test_int8_report_states_measured_figures(cli, tiny, tiny_h5, digits_dir, tmp_path):
+    report = run_optimize(cli, tiny_h5, digits_dir, tmp_path)
+    assert report["schema"] == "vggedge.report/1"
+    baseline, result, ratios = report["baseline"], report["result"], report["ratios"]
+    assert baseline["format"] == "keras float32" and baseline["device"] == "CPU"
+    assert baseline["top1"] >= 0.85
+    assert baseline["top5"] >= baseline["top1"]
+    assert baseline["size_bytes"] == report["model"]["params"] * 4
+    assert result["status"] == "ok"
+    assert result["format"] == "tflite (uint8 input)"
+    assert abs(result["top1"] - baseline["top1"]) <= 0.015
+    assert result["agreement"] >= 0.97 and result["verification"]["agreement"] >= 0.97
+    assert 0 <= result["max_abs_error"] < 0.5
+    assert result["size_bytes"] <= 0.35 * baseline["size_bytes"]
+    assert 0 < result["gzip_bytes"] < result["size_bytes"]
+    assert result["latency_ms"]["p50"] > 0 and result["latency_ms"]["p90"] >= result["latency_ms"]["p50"]
+    assert result["latency_ms"]["runs"] == 5
+    assert ratios["size"] == pytest.approx(baseline["size_bytes"] / result["size_bytes"], rel=1e-3)
+    assert ratios["top1_delta_pts"] == pytest.approx((result["top1"] - baseline["top1"]) * 100, abs=0.01)
+    assert report["dataset"] == {
+        "name": digits_dir.name, "classes": 10, "train_samples": 1197, "eval_samples": 500,
+        "calibration_samples": 100, "skipped": 0,
+    }
+    env = report["environment"]
+    assert env["runtime"] == "ai-edge-litert" and env["tensorflow"].startswith("2.") and env["threads"] >= 1
+    assert report["recipe"]["name"] == "int8" and report["recipe"]["steps"][0]["mode"] == "int8"
+    names = {p.name for p in files_under(tmp_path / "int8")}
+    assert names == {"model.tflite", "recipe.toml", "report.json", "report.md", "baseline_predictions.json"}
+    assert "**" in (tmp_path / "int8" / "report.md").read_text()
+
+    # The TFLite file takes raw uint8 pixels: a device needs no preprocessing code.
+    interpreter = TFLiteModel(tmp_path / "int8" / "model.tflite")
+    assert interpreter.input_dtype == "uint8"
+    image = np.asarray(json.loads((tmp_path / "int8" / "baseline_predictions.json").read_text())["top1"])
+    assert len(image) == 500
+
+
+def test_random_weights_report_sizes_and_null_accuracy(cli, tmp_path, monkeypatch):
+    # The sizes-only path on a small VGG16 (the full-size run is in benchmarks/): accuracy is null, not 0.
+    from vggedge.models import loading
+    from vggedge.models.vgg import VGGSpec, build_vgg16
+
+    small = build_vgg16(VGGSpec(input_size=32, classes=1000, width=1 / 16, dense_units=32, preprocess="none"))
+    monkeypatch.setattr(loading.keras.applications, "VGG16", lambda weights=None: small)
+    result = cli("optimize", "--recipe", "int8", "--model", "vgg16", "--weights", "random", "--out", tmp_path, "-q", "--runs", "3")
+    assert result.code == 0, result.err
+    report = json.loads((tmp_path / "int8" / "report.json").read_text())
+    assert report["baseline"]["top1"] is None and report["result"]["top1"] is None
+    assert report["result"]["agreement"] is None and report["ratios"]["top1_delta_pts"] is None
+    assert report["result"]["status"] == "ok" and report["result"]["verification"]["gated"] is False
+    assert report["model"]["weights"] == "random"
+    assert any("random weights" in note for note in report["notes"])
+    assert report["result"]["size_bytes"] < report["baseline"]["size_bytes"] / 3

@@ -1,0 +1,74 @@
+"""Recipe files: typed, validated steps; every error names the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from vggedge.errors import UserError
+from vggedge.recipe import HeadStep, PruneStep, QuantizeStep, Recipe, load_recipe, recipe_from_dict, shipped_recipes
+
+SHIPPED = {"fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge"}
+
+
+def test_every_shipped_recipe_loads_and_roundtrips(tmp_path):
+    assert SHIPPED <= set(shipped_recipes())
+    for name in shipped_recipes():
+        recipe = load_recipe(name)
+        copy = tmp_path / f"{name}.toml"
+        copy.write_text(recipe.to_toml())
+        assert load_recipe(str(copy)) == recipe
+
+
+def test_the_python_api_builds_the_same_recipe():
+    built = Recipe(name="int8", description=load_recipe("int8").description,
+                   steps=[QuantizeStep(mode="int8", calibration_samples=100)])
+    assert built == load_recipe("int8")
+    assert built.quantization == "int8"
+    assert Recipe(name="g", steps=[HeadStep()]).quantization == "float32"
+
+
+def write(tmp_path, text: str):  # noqa: ANN001, ANN201
+    path = tmp_path / "r.toml"
+    path.write_text('schema = "vggedge.recipe/1"\nname = "r"\n' + text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[[steps]]\ntype = "prune"\nsparsty = 0.5\n', "unknown key 'steps.0.sparsty' (did you mean 'sparsity'?)"),
+        ('[[steps]]\ntype = "prune"\nsparsity = 1.0\n', "steps.0.sparsity: Input should be less than 1"),
+        ('[[steps]]\ntype = "prune"\nsparsity = 0.5\nepochs = 0\n', "steps.0.epochs: Input should be greater than or equal to 1"),
+        ('[[steps]]\ntype = "quantize"\nmode = "int4"\n', "steps.0.mode: Input should be 'dynamic', 'float16', 'int8' or 'int8-qat'"),
+        ('[[steps]]\ntype = "quantise"\nmode = "int8"\n', "unknown step type 'quantise' (did you mean 'quantize'?)"),
+        ('[[steps]]\ntype = "quantize"\nmode = "int8"\n[[steps]]\ntype = "head"\n', "a quantize step must be the last step"),
+        ('descripton = "x"\n[[steps]]\ntype = "head"\n', "unknown key 'descripton' (did you mean 'description'?)"),
+        ("steps = []\n", "steps: List should have at least 1 item"),
+        ("[[steps]\n", "not a valid TOML recipe"),
+    ],
+)
+def test_bad_recipes_name_file_key_and_fix(tmp_path, body, message):
+    path = write(tmp_path, body)
+    with pytest.raises(UserError) as error:
+        load_recipe(path)
+    assert message in str(error.value)
+    assert str(error.value).startswith(path)
+
+
+def test_unknown_recipe_name_lists_the_available_ones():
+    with pytest.raises(UserError) as error:
+        load_recipe("int9")
+    assert "did you mean 'int8'?" in str(error.value)
+    assert "available: " in str(error.value) and "gap-int8" in str(error.value)
+
+
+def test_unsupported_schema_version():
+    with pytest.raises(UserError, match="unsupported recipe schema 'vggedge.recipe/9'"):
+        recipe_from_dict({"schema": "vggedge.recipe/9", "name": "x", "steps": []}, "x.toml")
+
+
+def test_step_values_are_range_checked_in_python_too():
+    with pytest.raises(ValueError):
+        PruneStep(sparsity=-0.1)
+    with pytest.raises(ValueError):
+        QuantizeStep(mode="int8", calibration_samples=0)

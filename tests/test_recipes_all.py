@@ -1,0 +1,75 @@
+"""Every shipped recipe on the tiny VGG16: each step's effect, tensor types, accuracy kept."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def load(all_runs, name):  # noqa: ANN001, ANN201
+    return json.loads((all_runs / name / "report.json").read_text())
+
+
+def tensor_types(path) -> dict[str, int]:  # noqa: ANN001
+    from vggedge.runtime import find_runtime
+
+    interpreter = find_runtime().interpreter_class(model_path=str(path))
+    counts: dict[str, int] = {}
+    for detail in interpreter.get_tensor_details():
+        name = np.dtype(detail["dtype"]).name
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("name", ["fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge"])
+def test_every_recipe_is_verified_and_keeps_accuracy(all_runs, name):
+    report = load(all_runs, name)
+    assert report["result"]["status"] == "ok", report["notes"]
+    assert report["result"]["verification"]["agreement"] >= 0.97
+    tolerance = 3.0 if name in ("edge",) else 2.0  # tiny fixture model; the sample's bars are in the closing note
+    assert report["ratios"]["top1_delta_pts"] >= -tolerance
+    assert (all_runs / name / "recipe.toml").exists()
+
+
+def test_quantization_modes_leave_their_tensor_types(all_runs):
+    fp16 = tensor_types(all_runs / "fp16" / "model.tflite")
+    dynamic = tensor_types(all_runs / "dynamic" / "model.tflite")
+    int8 = tensor_types(all_runs / "int8" / "model.tflite")
+    assert fp16.get("float16", 0) >= 16  # 16 kernels and biases stored as fp16
+    assert dynamic.get("int8", 0) >= 16 and dynamic.get("float32", 0) > 0
+    assert int8.get("int8", 0) >= 16 and int8.get("float32", 0) == 0  # full integer: no float tensor
+    assert int8.get("uint8", 0) >= 2  # uint8 pixels in, uint8 scores out
+    sizes = {name: load(all_runs, name)["result"]["size_bytes"] for name in ("fp16", "dynamic", "int8")}
+    baseline = load(all_runs, "int8")["baseline"]["size_bytes"]
+    assert 0.4 < sizes["fp16"] / baseline < 0.6
+    assert sizes["dynamic"] < 0.35 * baseline and sizes["int8"] < 0.35 * baseline
+
+
+def test_prune_reaches_its_sparsity_and_pays_off_in_gzip(all_runs):
+    step = load(all_runs, "prune")["recipe"]["steps"][0]
+    assert step["type"] == "prune" and step["fine_tuned"] and step["targets"] == "labels"
+    assert set(step["layer_sparsity"]) == {"fc1", "fc2", "predictions"}
+    assert all(s >= 0.89 for s in step["layer_sparsity"].values())
+    pruned, plain = load(all_runs, "prune")["result"], load(all_runs, "int8")["result"]
+    assert pruned["size_bytes"] == pytest.approx(plain["size_bytes"], rel=0.05)  # the flatbuffer stays dense
+    assert pruned["gzip_bytes"] < plain["gzip_bytes"]  # but it compresses
+
+
+def test_head_swap_replaces_the_dense_head(all_runs):
+    report = load(all_runs, "gap")
+    step = report["recipe"]["steps"][0]
+    assert step["type"] == "head" and step["train"] == "distill" and step["removed_params"] > 0
+    assert step["params"] + step["removed_params"] == report["model"]["params"]
+    assert report["result"]["size_bytes"] < 0.6 * report["baseline"]["size_bytes"]
+    assert load(all_runs, "gap-int8")["result"]["size_bytes"] < load(all_runs, "int8")["result"]["size_bytes"]
+
+
+def test_edge_is_the_smallest_compressed_model(all_runs):
+    gzip_sizes = {name: load(all_runs, name)["result"]["gzip_bytes"] for name in ("int8", "prune", "gap-int8", "edge")}
+    assert min(gzip_sizes, key=gzip_sizes.get) == "edge"
+    steps = [s["type"] for s in load(all_runs, "edge")["recipe"]["steps"]]
+    assert steps == ["head", "prune", "quantize"]

@@ -1,0 +1,81 @@
+"""Recipe steps applied directly to small models: what each one changes, and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vggedge.errors import UserError
+from vggedge.keras_env import keras
+from vggedge.models.vgg import VGGSpec, build_vgg16
+from vggedge.recipe import HeadStep, PruneStep
+from vggedge.steps import StepContext, apply_step
+from vggedge.steps.head import ridge_fit
+from vggedge.steps.prune import select_layers
+
+pytestmark = pytest.mark.slow
+
+
+def small_model(classes: int = 10):  # noqa: ANN201
+    return build_vgg16(VGGSpec(input_size=32, classes=classes, width=1 / 16, dense_units=64, preprocess="unit"))
+
+
+def context(digits, labels: bool = True) -> StepContext:  # noqa: ANN001
+    return StepContext(digits.train.images[:256], digits.train.labels[:256] if labels else None, progress=False)
+
+
+def test_prune_reaches_the_target_on_a_short_fine_tune(digits):
+    # 256 images / 32 = 8 steps per epoch: tfmot's default frequency (100) would never prune at all.
+    model = small_model()
+    before = model.get_layer("fc1").kernel.numpy().copy()
+    result = apply_step(PruneStep(sparsity=0.75, layers="dense", epochs=1), model, context(digits))
+    assert all(0.74 <= s <= 0.76 for s in result.record["layer_sparsity"].values())
+    assert not any("prune_low_magnitude" in layer.name for layer in result.model.layers)  # stripped
+    np.testing.assert_array_equal(model.get_layer("fc1").kernel.numpy(), before)  # the source is untouched
+    assert np.mean(result.model.get_layer("block1_conv1").kernel.numpy() == 0) < 0.01  # conv layers left alone
+
+
+def test_prune_layer_selection():
+    model = small_model()
+    assert select_layers(model, "dense") == ["fc1", "fc2", "predictions"]
+    assert len(select_layers(model, "conv")) == 13 and "preprocess" not in select_layers(model, "all")
+    assert select_layers(model, "block5_.*") == ["block5_conv1", "block5_conv2", "block5_conv3"]
+    with pytest.raises(ValueError, match="selects no Conv2D/Dense layer"):
+        select_layers(model, "nothing_matches")
+
+
+def test_head_swap_by_distillation_without_labels(tiny, digits):
+    model, _ = tiny
+    result = apply_step(HeadStep(train="distill", epochs=5), model, context(digits, labels=False))
+    swapped = result.model
+    names = [layer.name for layer in swapped.layers]
+    assert "flatten" not in names and "fc1" not in names and names[-2:] == ["gap", "predictions"]
+    assert swapped.output_shape == (None, 10)
+    assert swapped.get_layer("predictions").kernel.shape == (32, 10)  # channels x classes
+    assert result.record["train"] == "distill" and result.record["train_agreement_with_source"] >= 0.8
+    assert model.get_layer("fc1") is not None  # the source model keeps its head
+
+
+def test_head_swap_training_free_start_imitates_the_old_head(tiny, digits):
+    model, _ = tiny
+    result = apply_step(HeadStep(epochs=0, init="lstsq"), model, context(digits, labels=False))
+    assert result.record["train"] == "none"
+    images = digits.eval.images[:200]
+    agree = np.mean(np.argmax(result.model.predict(images, verbose=0), 1) == np.argmax(model.predict(images, verbose=0), 1))
+    assert agree >= 0.7
+
+
+def test_head_swap_refuses_a_model_without_a_dense_head():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    with pytest.raises(UserError, match="has no Flatten -> Dense head to replace"):
+        apply_step(HeadStep(), keras.Model(inputs, outputs), StepContext(np.zeros((2, 32, 32, 3), np.uint8), None))
+
+
+def test_ridge_fit_recovers_a_linear_map(rng):
+    features = rng.normal(size=(200, 8)).astype(np.float32)
+    kernel = rng.normal(size=(8, 3)).astype(np.float32)
+    fitted_kernel, fitted_bias = ridge_fit(features, features @ kernel + 0.5, strength=1e-8)
+    np.testing.assert_allclose(fitted_kernel, kernel, atol=1e-3)
+    np.testing.assert_allclose(fitted_bias, 0.5, atol=1e-3)
