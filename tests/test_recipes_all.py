@@ -40,7 +40,7 @@ def test_quantization_modes_leave_their_tensor_types(all_runs):
     dynamic = tensor_types(all_runs / "dynamic" / "model.tflite")
     int8 = tensor_types(all_runs / "int8" / "model.tflite")
     assert fp16.get("float16", 0) >= 16  # 16 kernels and biases stored as fp16
-    assert dynamic.get("int8", 0) >= 16 and dynamic.get("float32", 0) > 0
+    assert dynamic.get("int8", 0) >= 8 and dynamic.get("float32", 0) > 0  # small tensors stay float
     assert int8.get("int8", 0) >= 16 and int8.get("float32", 0) == 0  # full integer: no float tensor
     assert int8.get("uint8", 0) >= 2  # uint8 pixels in, uint8 scores out
     sizes = {name: load(all_runs, name)["result"]["size_bytes"] for name in ("fp16", "dynamic", "int8")}
@@ -52,7 +52,7 @@ def test_quantization_modes_leave_their_tensor_types(all_runs):
 def test_prune_reaches_its_sparsity_and_pays_off_in_gzip(all_runs):
     step = load(all_runs, "prune")["recipe"]["steps"][0]
     assert step["type"] == "prune" and step["fine_tuned"] and step["targets"] == "labels"
-    assert set(step["layer_sparsity"]) == {"fc1", "fc2", "predictions"}
+    assert set(step["layer_sparsity"]) == {"fc1", "fc2"}
     assert all(s >= 0.89 for s in step["layer_sparsity"].values())
     pruned, plain = load(all_runs, "prune")["result"], load(all_runs, "int8")["result"]
     assert pruned["size_bytes"] == pytest.approx(plain["size_bytes"], rel=0.05)  # the flatbuffer stays dense
@@ -64,7 +64,8 @@ def test_head_swap_replaces_the_dense_head(all_runs):
     step = report["recipe"]["steps"][0]
     assert step["type"] == "head" and step["train"] == "distill" and step["removed_params"] > 0
     assert step["params"] + step["removed_params"] == report["model"]["params"]
-    assert report["result"]["size_bytes"] < 0.6 * report["baseline"]["size_bytes"]
+    # The file shrinks by (at least most of) the removed float32 weights.
+    assert report["result"]["size_bytes"] < report["baseline"]["size_bytes"] - 0.9 * 4 * step["removed_params"]
     assert load(all_runs, "gap-int8")["result"]["size_bytes"] < load(all_runs, "int8")["result"]["size_bytes"]
 
 

@@ -37,7 +37,7 @@ def test_prune_reaches_the_target_on_a_short_fine_tune(digits):
 
 def test_prune_layer_selection():
     model = small_model()
-    assert select_layers(model, "dense") == ["fc1", "fc2", "predictions"]
+    assert select_layers(model, "dense") == ["fc1", "fc2"]  # the output layer stays whole
     assert len(select_layers(model, "conv")) == 13 and "preprocess" not in select_layers(model, "all")
     assert select_layers(model, "block5_.*") == ["block5_conv1", "block5_conv2", "block5_conv3"]
     with pytest.raises(ValueError, match="selects no Conv2D/Dense layer"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     # TensorFlow already chose Keras 3 for tf.keras; tfmot would fail later with an obscure error.
@@ -27,6 +28,8 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
+# Advice aimed at other workflows (HDF5 is "legacy", converter statistics notes): not the user's business.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"(tf_keras|tensorflow)\.")
 
 
 def tfmot():  # noqa: ANN201 - module object

@@ -73,8 +73,9 @@ class QuantizeStep(Step):
 class PruneStep(Step):
     """Magnitude pruning (tensorflow-model-optimization) to ``sparsity`` on a polynomial schedule.
 
-    ``layers``: ``dense`` (fc1, fc2, predictions), ``conv`` (the 13 conv layers), ``all``, or a
-    regular expression matched against layer names. The model is fine-tuned for ``epochs`` on the
+    ``layers``: ``dense`` (the hidden dense layers fc1, fc2; the output layer stays whole),
+    ``conv`` (the 13 conv layers), ``all`` (every Conv2D and Dense layer), or a regular expression
+    matched against layer names. The model is fine-tuned for ``epochs`` on the
     train split and pruning wrappers are stripped before export.
 
     .. code-block:: toml

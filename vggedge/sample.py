@@ -35,11 +35,12 @@ class TrainingPlan:
     """How the sample is trained. Part of the cache key: changing it retrains.
 
     VGG16 has no batch normalization, so it only learns from scratch with a careful start:
-    He-normal initialization and Adam at 1e-4 (3e-4 did not start learning at all).
+    He-normal initialization and Adam at 1e-4 (3e-4 did not start learning at all), decayed so the
+    last epoch settles instead of oscillating (5 epochs at a constant 1e-4 ended at 94.7% once).
     """
 
-    epochs: int = 5
-    learning_rate: float = 1e-4
+    epochs: int = 6
+    learning_rate: float = 1e-4  # cosine-decayed to a tenth of it by the last step
     batch_size: int = 32
     initializer: str = "he_normal"
     seed: int = 0
@@ -87,9 +88,9 @@ def train_classifier(model, dataset: Dataset, plan: TrainingPlan, progress: bool
     from vggedge.training import fit
 
     keras.utils.set_random_seed(plan.seed)
-    model.compile(
-        keras.optimizers.Adam(plan.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    steps = int(np.ceil(len(dataset.train) / plan.batch_size)) * plan.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(plan.learning_rate, decay_steps=steps, alpha=0.1)
+    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
     fit(model, dataset.train.images, dataset.train.labels, plan.epochs, plan.batch_size, "Training sample VGG16", progress)
     return float(model.evaluate(dataset.eval.images, dataset.eval.labels, verbose=0)[1])
 

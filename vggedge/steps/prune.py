@@ -24,11 +24,21 @@ from vggedge.steps.context import (
 )
 from vggedge.training import fit
 
+def _is_dense(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, keras.layers.Dense)
+
+
+def _is_conv(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, keras.layers.Conv2D) and layer.name != "preprocess"
+
+
+# "dense" is the hidden dense layers (fc1, fc2: 98% of VGG16's dense weights); the output layer
+# stays whole, since pruning it removes class evidence directly and saves little.
 GROUPS = {
-    "dense": lambda layer: isinstance(layer, keras.layers.Dense),
-    "conv": lambda layer: isinstance(layer, keras.layers.Conv2D) and layer.name != "preprocess",
+    "dense": lambda layer, output: _is_dense(layer) and layer is not output,
+    "conv": lambda layer, output: _is_conv(layer),
+    "all": lambda layer, output: _is_dense(layer) or _is_conv(layer),
 }
-GROUPS["all"] = lambda layer: GROUPS["dense"](layer) or GROUPS["conv"](layer)
 
 
 class PruningError(RuntimeError):
@@ -37,16 +47,17 @@ class PruningError(RuntimeError):
 
 def select_layers(model: keras.Model, selector: str) -> list[str]:
     """Names of the layers a ``layers`` value selects: a group name or a regular expression."""
+    output = model.layers[-1]
     if selector in GROUPS:
-        chosen = [layer.name for layer in model.layers if GROUPS[selector](layer)]
+        chosen = [layer.name for layer in model.layers if GROUPS[selector](layer, output)]
     else:
         pattern = re.compile(selector)
         chosen = [
             layer.name for layer in model.layers
-            if pattern.fullmatch(layer.name) and GROUPS["all"](layer)
+            if pattern.fullmatch(layer.name) and GROUPS["all"](layer, output)
         ]
     if not chosen:
-        names = ", ".join(layer.name for layer in model.layers if GROUPS["all"](layer))
+        names = ", ".join(layer.name for layer in model.layers if GROUPS["all"](layer, output))
         raise ValueError(f"prune layers={selector!r} selects no Conv2D/Dense layer; layers: {names}")
     return chosen
 
