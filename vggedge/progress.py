@@ -19,7 +19,7 @@ def make_progress() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
-        transient=False,
+        transient=True,  # bars vanish when done: the lines that stay are results and errors
     )
 
 

@@ -90,12 +90,14 @@ def _offline_message(cached: Path) -> str:
 
 
 def _classes_in_config(config: object) -> set[str]:
+    """Every ``class_name`` in a saved model's architecture (the optimizer and loss are not loaded)."""
     found: set[str] = set()
     if isinstance(config, dict):
         if "class_name" in config and isinstance(config["class_name"], str):
             found.add(config["class_name"])
-        for value in config.values():
-            found |= _classes_in_config(value)
+        for key, value in config.items():
+            if key not in ("compile_config", "training_config"):
+                found |= _classes_in_config(value)
     elif isinstance(config, list):
         for value in config:
             found |= _classes_in_config(value)
