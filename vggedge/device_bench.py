@@ -110,6 +110,7 @@ def bench(options: BenchOptions) -> Path:
     }
     if source_report:
         recipe, model, baseline = source_report["recipe"], source_report["model"], source_report["baseline"]
+        result["flops"] = source_report["result"].get("flops")  # a property of the graph, not of the device
     else:
         recipe = {"name": options.model.stem, "description": "", "quantization": None, "steps": []}
         model = {"source": str(options.model), "input_shape": [size, size, 3], "classes": classes, "params": None}

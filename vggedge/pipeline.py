@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 import traceback
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from vggedge.convert import convert
 from vggedge.data import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES, Dataset, Split, load_folder, save_split
 from vggedge.environment import describe_environment
 from vggedge.errors import UserError
+from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
 from vggedge.metrics import accuracy_figures, agreement, latency_summary, max_abs_error, time_calls
 from vggedge.models.loading import Baseline, load_baseline
@@ -144,6 +146,7 @@ def prepare(options: OptimizeOptions) -> Prepared:
         "format": "keras float32",
         "device": device,
         "size_bytes": int(baseline.model.count_params()) * 4,
+        "flops": flops(baseline.model),
         **accuracy,
         "latency_ms": latency,
     }
@@ -166,17 +169,22 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         int(baseline.model.input_shape[1]), options.progress,
     )
     model, records, result = baseline.model, [], {"status": STATUS_OK}
+    timing = {"steps_s": 0.0, "convert_s": None}
     try:
+        started = time.perf_counter()
         for step in recipe.steps:
             outcome = apply_step(step, model, context)
             model = outcome.model
             records.append(outcome.record)
+        timing["steps_s"] = round(time.perf_counter() - started, 2)
         last = recipe.steps[-1]
-        count = last.calibration_samples if isinstance(last, QuantizeStep) else 0
+        count = last.calibration_samples if isinstance(last, QuantizeStep) and last.mode.startswith("int8") else 0
         calibration = calibration_images(prepared, count) if count else None
         if calibration is not None and context.synthetic:
             notes.append(f"int8 calibrated on {len(calibration)} synthetic images (no data)")
+        started = time.perf_counter()
         flatbuffer = convert(model, recipe.quantization, calibration)
+        timing["convert_s"] = round(time.perf_counter() - started, 2)
     except UserError:
         raise
     except Exception as error:  # a failed export is a row in the report, not a crash
@@ -188,6 +196,8 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         model_path = folder / "model.tflite"
         write_bytes(model_path, flatbuffer)
         result = verify_and_measure(model, model_path, prepared, options)
+        result["flops"] = flops(model)
+    result["timing"] = timing
         if result["status"] == STATUS_FAILED_VERIFICATION:
             notes.append(f"verification failed: agreement with the Keras source below {options.min_agreement}")
     write_baseline_predictions(folder, prepared)

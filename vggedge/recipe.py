@@ -119,8 +119,30 @@ class HeadStep(Step):
     batch_size: int = Field(32, ge=1, le=4096)
 
 
-AnyStep = Annotated[Union[QuantizeStep, PruneStep, HeadStep], Field(discriminator="type")]
-STEP_TYPES = {"quantize": QuantizeStep, "prune": PruneStep, "head": HeadStep}
+class FilterPruneStep(Step):
+    """Structured pruning: remove the ``ratio`` of filters with the smallest L1 norms from each conv
+    layer matching ``layers`` (a regular expression), rebuild a thinner VGG16 with the surviving
+    weights, and fine-tune it for ``epochs``. Fewer FLOPs, so real speed on any runtime.
+
+    .. code-block:: toml
+
+        [[steps]]
+        type = "filter-prune"
+        ratio = 0.5
+        layers = "block[1-5]_conv[0-9]"
+        epochs = 3
+    """
+
+    type: Literal["filter-prune"] = "filter-prune"
+    ratio: float = Field(ge=0, lt=1)
+    layers: str = r"block[1-5]_conv[0-9]"
+    epochs: int = Field(3, ge=0, le=1000)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    batch_size: int = Field(32, ge=1, le=4096)
+
+
+AnyStep = Annotated[Union[QuantizeStep, PruneStep, HeadStep, FilterPruneStep], Field(discriminator="type")]
+STEP_TYPES = {"quantize": QuantizeStep, "prune": PruneStep, "head": HeadStep, "filter-prune": FilterPruneStep}
 
 
 class Recipe(BaseModel):

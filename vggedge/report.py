@@ -65,6 +65,8 @@ def _fmt(value: object, kind: str = "") -> str:
         return f"{value * 100:.2f}%"
     if kind == "mb":
         return f"{value / 1e6:.2f} MB"
+    if kind == "g":
+        return f"{value / 1e9:.3f}"
     if kind == "ms":
         return f"{value:.2f} ms"
     if kind == "x":
@@ -84,11 +86,11 @@ def render_markdown(report: dict) -> str:
         f"Data: {data.get('name')} ({data.get('eval_samples')} eval, {data.get('calibration_samples')} calibration, "
         f"{data.get('skipped')} skipped).",
         "",
-        "| | size | gzip | top-1 | top-5 | agreement | p50 | p90 |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| baseline ({b.get('format')}, {b.get('device')}) | {_fmt(b.get('size_bytes'), 'mb')} | — | "
+        "| | size | gzip | GFLOPs | top-1 | top-5 | agreement | p50 | p90 |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| baseline ({b.get('format')}, {b.get('device')}) | {_fmt(b.get('size_bytes'), 'mb')} | — | {_fmt(b.get('flops'), 'g')} | "
         f"{_fmt(b.get('top1'), 'pct')} | {_fmt(b.get('top5'), 'pct')} | — | {_fmt(bl.get('p50'), 'ms')} | {_fmt(bl.get('p90'), 'ms')} |",
-        f"| {recipe['name']} ({r.get('format')}) | {_fmt(r.get('size_bytes'), 'mb')} | {_fmt(r.get('gzip_bytes'), 'mb')} | "
+        f"| {recipe['name']} ({r.get('format')}) | {_fmt(r.get('size_bytes'), 'mb')} | {_fmt(r.get('gzip_bytes'), 'mb')} | {_fmt(r.get('flops'), 'g')} | "
         f"{_fmt(r.get('top1'), 'pct')} | {_fmt(r.get('top5'), 'pct')} | {_fmt(r.get('agreement'), 'pct')} | "
         f"{_fmt(rl.get('p50'), 'ms')} | {_fmt(rl.get('p90'), 'ms')} |",
         "",

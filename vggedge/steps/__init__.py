@@ -10,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vggedge.keras_env import keras
-from vggedge.recipe import HeadStep, PruneStep, QuantizeStep, Step
+from vggedge.recipe import FilterPruneStep, HeadStep, PruneStep, QuantizeStep, Step
 from vggedge.steps.context import StepContext, StepResult
 
 
 def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResult:
-    from vggedge.steps import head, prune, qat
+    from vggedge.steps import filters, head, prune, qat
 
-    appliers: dict[type, Callable] = {PruneStep: prune.apply, HeadStep: head.apply, QuantizeStep: qat.apply}
+    appliers: dict[type, Callable] = {
+        PruneStep: prune.apply,
+        HeadStep: head.apply,
+        FilterPruneStep: filters.apply,
+        QuantizeStep: qat.apply,
+    }
     return appliers[type(step)](step, model, context)
 
 

@@ -1,0 +1,92 @@
+"""Filter pruning on a tiny VGG16: thinner shapes, weights carried over exactly, FLOPs counted right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vggedge.flops import count_macs, flops
+from vggedge.keras_env import keras
+from vggedge.models.vgg import VGGSpec, build_vgg16
+from vggedge.recipe import FilterPruneStep
+from vggedge.steps import StepContext, apply_step
+from vggedge.steps.filters import filters_to_keep, thin_model
+
+SPEC = VGGSpec(input_size=32, classes=10, width=1 / 8, dense_units=32, preprocess="unit")
+
+
+def test_full_vgg16_flops_match_the_published_figure():
+    model = build_vgg16(VGGSpec(preprocess="none"))
+    assert count_macs(model) == pytest.approx(15.47e9, rel=0.01)  # ~15.5 GMAC, 30.9 GFLOPs
+    assert flops(model) == 2 * count_macs(model)
+
+
+def test_macs_formula_on_a_tiny_model():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)                 # 8*8*3*3*3*4 = 6912
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(5)(x)                                   # 4*4*4*5 = 320
+    assert count_macs(keras.Model(inputs, outputs)) == 6912 + 320
+
+
+def test_filters_to_keep_takes_the_largest_l1_norms():
+    kernel = np.zeros((3, 3, 2, 4), np.float32)
+    kernel[..., 1] = 1.0
+    kernel[..., 3] = -2.0
+    kernel[..., 0] = 0.1
+    np.testing.assert_array_equal(filters_to_keep(kernel, 0.5), [1, 3])
+    assert len(filters_to_keep(kernel, 0.99)) == 1  # never zero filters
+
+
+def test_thin_model_shapes_and_flops():
+    model = build_vgg16(SPEC)
+    thin, widths = thin_model(model, 0.5, r"block[1-5]_conv[0-9]")
+    assert thin.get_layer("block1_conv1").filters == 4 and widths["block1_conv1"] == (8, 4)
+    assert thin.get_layer("block5_conv3").filters == 32
+    assert thin.get_layer("block2_conv1").kernel.shape == (3, 3, 4, 8)  # input channels follow the previous layer
+    assert thin.get_layer("fc1").kernel.shape == (32, 32)  # 1x1x32 flattened
+    assert [layer.name for layer in thin.layers] == [layer.name for layer in model.layers]
+    assert count_macs(thin) / count_macs(model) == pytest.approx(0.25, abs=0.03)
+
+
+def test_removing_dead_filters_changes_nothing(rng):
+    """Zero the weakest filters (kernel and bias): removing them must leave every output identical."""
+    model = build_vgg16(SPEC, initializer="he_normal")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.name != "preprocess":
+            kernel, bias = layer.get_weights()
+            dead = np.argsort(np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(0))[: kernel.shape[-1] // 2]
+            bias = np.where(np.isin(np.arange(len(bias)), dead), 0.0, 0.05).astype(np.float32)  # live biases non-zero
+            kernel[..., dead] = 0.0
+            layer.set_weights([kernel, bias])
+    thin, _ = thin_model(model, 0.5, r"block[1-5]_conv[0-9]")
+    images = rng.integers(0, 256, size=(4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(thin.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
+
+
+def test_flatten_rows_follow_the_kept_channels(rng):
+    """A Flatten over a 2x2 grid: fc1's rows are (h, w, c); the kept channels' rows must be carried over."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="block1_conv1")(inputs)
+    x = keras.layers.MaxPooling2D(4)(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="fc1")(x))
+    kernel, bias = model.get_layer("block1_conv1").get_weights()
+    kernel[..., [0, 2]] = 0.0
+    bias[[0, 2]] = 0.0
+    model.get_layer("block1_conv1").set_weights([kernel, bias])
+    thin, widths = thin_model(model, 0.5, "block1_conv1")
+    assert widths == {"block1_conv1": (4, 2)} and thin.get_layer("fc1").kernel.shape == (8, 3)
+    images = rng.normal(size=(3, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(thin.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_filter_prune_step_fine_tunes_and_records(tiny, digits):
+    model, accuracy = tiny
+    context = StepContext(digits.train.images, digits.train.labels, progress=False)
+    result = apply_step(FilterPruneStep(ratio=0.5, epochs=3, learning_rate=1e-3), model, context)
+    assert result.record["flops_ratio"] < 0.3 and result.record["fine_tuned"]
+    thin_accuracy = np.mean(np.argmax(result.model.predict(digits.eval.images, verbose=0), 1) == digits.eval.labels)
+    assert thin_accuracy >= accuracy - 0.03

@@ -1,0 +1,117 @@
+"""Structured (filter) pruning: remove whole conv filters and rebuild a thinner VGG16.
+
+Unstructured pruning leaves the same dense tensors for the interpreter (XNNPACK has no sparse 3x3
+kernels), so it only helps compressed size. Removing filters removes FLOPs: a conv layer keeping
+a fraction r of its filters, after a layer that also kept r, costs about r^2 of its MACs.
+
+Filters are ranked by the L1 norm of their kernels (Li et al., "Pruning Filters for Efficient
+ConvNets"); the layer after each pruned conv loses the matching input channels, including the
+first dense layer behind a Flatten (whose rows are laid out height x width x channel).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from vggedge.errors import UserError
+from vggedge.flops import count_macs
+from vggedge.keras_env import keras
+from vggedge.recipe import FilterPruneStep
+from vggedge.steps.context import StepContext, StepResult, classifier_loss, float_bytes, training_targets
+from vggedge.training import fit
+
+
+def filters_to_keep(kernel: np.ndarray, ratio: float) -> np.ndarray:
+    """Sorted indices of the filters with the largest L1 norms, keeping ceil((1 - ratio) * n) of n."""
+    n = kernel.shape[-1]
+    keep = max(1, int(np.ceil((1.0 - ratio) * n)))
+    norms = np.abs(kernel).reshape(-1, n).sum(axis=0)
+    return np.sort(np.argsort(-norms, kind="stable")[:keep])
+
+
+def _copy_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:  # noqa: ANN003
+    config = layer.get_config()
+    config.update(overrides)
+    return layer.__class__.from_config(config)
+
+
+def thin_model(model: keras.Model, ratio: float, pattern: str) -> tuple[keras.Model, dict[str, tuple[int, int]]]:
+    """A copy of the chain ``model`` with filters removed from the conv layers matching ``pattern``.
+
+    Returns the thinner model (weights carried over) and {layer: (filters before, after)}.
+    """
+    selector = re.compile(pattern)
+    inputs = keras.Input(model.input_shape[1:], name=model.layers[0].name)
+    x = inputs
+    channels: np.ndarray | None = None  # indices of the previous layer's output channels that survive
+    flatten_grid: tuple[int, int] | None = None
+    widths: dict[str, tuple[int, int]] = {}
+    for layer in model.layers[1:]:
+        if len(layer._inbound_nodes) != 1 or isinstance(layer.input, list):
+            raise UserError(f"filter pruning needs a chain-shaped model; layer {layer.name!r} is not in a chain")
+        weights = layer.get_weights()
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel, rest = weights[0], weights[1:]
+            if channels is not None:
+                kernel = kernel[:, :, channels, :]
+            if selector.fullmatch(layer.name) and layer.name != "preprocess":
+                keep = filters_to_keep(kernel, ratio)
+                kernel, rest = kernel[..., keep], [b[keep] for b in rest]
+                widths[layer.name] = (layer.filters, len(keep))
+                channels = keep
+            else:
+                channels = None
+            new = _copy_layer(layer, filters=kernel.shape[-1])
+            x = new(x)
+            new.set_weights([kernel, *rest])
+            continue
+        if isinstance(layer, keras.layers.Flatten):
+            flatten_grid = tuple(int(d) for d in layer.input_shape[1:3])
+        elif isinstance(layer, keras.layers.Dense) and channels is not None:
+            kernel = weights[0]
+            if flatten_grid is not None:
+                full_channels = kernel.shape[0] // (flatten_grid[0] * flatten_grid[1])
+                kernel = kernel.reshape(*flatten_grid, full_channels, -1)[:, :, channels, :]
+                kernel = kernel.reshape(-1, kernel.shape[-1])
+            else:
+                kernel = kernel[channels]
+            weights = [kernel, *weights[1:]]
+            channels, flatten_grid = None, None
+        elif not isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Activation,
+                                    keras.layers.ReLU, keras.layers.Dropout, keras.layers.Rescaling,
+                                    keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
+                                    keras.layers.Dense, keras.layers.Softmax)):
+            raise UserError(f"filter pruning does not know how layer {layer.name!r} ({type(layer).__name__}) uses channels")
+        new = _copy_layer(layer)
+        x = new(x)
+        if weights:
+            new.set_weights(weights)
+    if not widths:
+        raise UserError(f"filter-prune layers={pattern!r} selects no conv layer")
+    return keras.Model(inputs, x, name=f"{model.name}_thin"), widths
+
+
+def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> StepResult:
+    macs_before = count_macs(model)
+    thin, widths = thin_model(model, step.ratio, step.layers)
+    trained = not context.synthetic and step.epochs > 0
+    targets, are_labels = training_targets(model, context, step.batch_size)
+    if trained:
+        thin.compile(keras.optimizers.Adam(step.learning_rate), classifier_loss(model, are_labels))
+        fit(thin, context.train_images, targets, step.epochs, step.batch_size,
+            f"Fine-tuning after removing {step.ratio:.0%} of the filters", context.progress)
+    macs_after = count_macs(thin)
+    record = {
+        **step.model_dump(mode="json"),
+        "fine_tuned": trained,
+        "targets": ("labels" if are_labels else "distillation") if trained else None,
+        "filters": {name: list(pair) for name, pair in widths.items()},
+        "macs_before": macs_before,
+        "macs_after": macs_after,
+        "flops_ratio": round(macs_after / macs_before, 4),
+        "params": int(thin.count_params()),
+        "float32_bytes": float_bytes(thin),
+    }
+    return StepResult(thin, record)
