@@ -1,0 +1,217 @@
+"""Full-size VGG16 benchmark: every shipped recipe, measured side by side in one run.
+
+    python benchmarks/fullsize.py [--recipes int8 fast ...] [--runs 15] [--out reports/benchmarks]
+
+For the 138M-parameter VGG16 (ImageNet weights when Keras has them cached, random weights
+otherwise: said in the output), each recipe runs in its own `vggedge optimize` process, so its
+wall time and peak memory (ru_maxrss) are its own. Then, in this process, every resulting
+TFLite model and two references (TensorFlow's float32 Keras model and the float32 TFLite model)
+are timed at batch 1 with 1 and 2 threads, interleaved run by run so that machine noise hits all
+rows alike; medians (p50) and p90 are quoted. The table is written as Markdown and CSV whose
+file names name the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+THREADS = (1, 2)
+
+
+def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
+    """One recipe in a child process: wall time and peak resident memory of that process alone."""
+    command = [sys.executable, "-m", "vggedge", "optimize", "--recipe", recipe, "--model", "vgg16",
+               "--out", str(work), "--runs", "1", "--warmup", "0", "-q"]
+    if weights:
+        command += ["--weights", weights]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    row = {"recipe": recipe, "wall_s": round(wall, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
+           "exit": os.waitstatus_to_exitcode(status)}
+    report_path = work / recipe / "report.json"
+    if row["exit"] != 0 or not report_path.exists():
+        row["status"] = "failed: " + (stderr.strip().splitlines() or ["?"])[-1][:120]
+        return row
+    report = json.loads(report_path.read_text())
+    result = report["result"]
+    row.update(status=result["status"], size_mb=round(result["size_bytes"] / 1e6, 2),
+               gzip_mb=round(result["gzip_bytes"] / 1e6, 2), gflops=round((result.get("flops") or 0) / 1e9, 2),
+               convert_s=(result.get("timing") or {}).get("convert_s"), model=str(work / recipe / "model.tflite"),
+               weights=report["model"]["weights"])
+    return row
+
+
+def keras_reference(weights: str | None, threads: int, runs: int) -> dict:
+    """TensorFlow's float32 Keras VGG16 at batch 1 in a child process limited to ``threads`` threads."""
+    code = f"""
+import json, os, sys
+import numpy as np
+from vggedge.keras_env import tf
+tf.config.threading.set_intra_op_parallelism_threads({threads})
+tf.config.threading.set_inter_op_parallelism_threads(1)
+from vggedge.models.loading import load_imagenet_vgg16
+from vggedge.pipeline import measure_keras_latency
+from vggedge.flops import flops
+baseline = load_imagenet_vgg16({weights!r})
+image = np.random.default_rng(0).integers(0, 256, size=(224, 224, 3)).astype(np.uint8)
+latency = measure_keras_latency(baseline.model, image, runs={runs}, warmup=2)
+print(json.dumps({{"latency": latency, "params": baseline.model.count_params(), "flops": flops(baseline.model),
+                   "weights": baseline.weights}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def float32_tflite(weights: str | None, work: Path) -> tuple[Path, dict]:
+    """The float32 TFLite reference, converted in a child process (its time and memory recorded)."""
+    code = f"""
+import time
+from pathlib import Path
+from vggedge.convert import convert
+from vggedge.models.loading import load_imagenet_vgg16
+model = load_imagenet_vgg16({weights!r}).model
+started = time.perf_counter()
+Path({str(work / 'fp32.tflite')!r}).write_bytes(convert(model, "float32"))
+print(round(time.perf_counter() - started, 1))
+"""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    convert_s = float(child.stdout.read().decode().strip().splitlines()[-1])
+    path = work / "fp32.tflite"
+    from vggedge.benchmark import gzip_size
+
+    return path, {"recipe": "float32 TFLite (reference)", "status": "ok", "wall_s": round(time.perf_counter() - started, 1),
+                  "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2), "size_mb": round(path.stat().st_size / 1e6, 2),
+                  "gzip_mb": round(gzip_size(path) / 1e6, 2), "convert_s": convert_s}
+
+
+def time_tflite_interleaved(models: dict[str, Path], runs: int) -> dict[tuple[str, int], list[float]]:
+    """Batch-1 latency of every model at every thread count, one invocation of each per round."""
+    from vggedge.runtime import TFLiteModel
+
+    image = np.random.default_rng(0).integers(0, 256, size=(224, 224, 3)).astype(np.uint8)
+    interpreters = {}
+    for name, path in models.items():
+        for threads in THREADS:
+            model = TFLiteModel(path, threads=threads)
+            model.set_input(image)
+            model.invoke_once()
+            model.invoke_once()  # warm-up
+            interpreters[(name, threads)] = model
+    timings: dict[tuple[str, int], list[float]] = {key: [] for key in interpreters}
+    for _ in range(runs):
+        for key, model in interpreters.items():
+            started = time.perf_counter()
+            model.invoke_once()
+            timings[key].append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def environment_name() -> str:
+    from vggedge.environment import cpu_name
+
+    cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()
+    return f"{platform.machine()}-{cpu}-{os.cpu_count()}cores"[:80]
+
+
+def main() -> None:
+    from vggedge.models.loading import VGG16_WEIGHTS_FILE, keras_cache_dir
+    from vggedge.recipe import shipped_recipes
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="*", default=list(shipped_recipes()))
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    parser.add_argument("--work", type=Path, default=None, help="where models go (default: a temporary folder)")
+    args = parser.parse_args()
+
+    cached = (keras_cache_dir() / VGG16_WEIGHTS_FILE).exists()
+    weights = None if cached else "random"
+    print(f"VGG16 weights: {'ImageNet (Keras cache)' if cached else 'random (ImageNet weights not cached): sizes and latency only'}", flush=True)
+    work = args.work or Path(tempfile.mkdtemp(prefix="vggedge-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    for recipe in args.recipes:
+        print(f"optimize --recipe {recipe} ...", flush=True)
+        rows.append(run_optimize(recipe, work, weights))
+        print(f"  {rows[-1]}", flush=True)
+    fp32_path, fp32_row = float32_tflite(weights, work)
+    print(f"  {fp32_row}", flush=True)
+
+    keras_rows = {threads: keras_reference(weights, threads, args.runs) for threads in THREADS}
+    models = {"float32 TFLite (reference)": fp32_path} | {row["recipe"]: Path(row["model"]) for row in rows if "model" in row}
+    timings = time_tflite_interleaved(models, args.runs)
+
+    keras_row = {"recipe": "TensorFlow Keras float32 (reference)", "status": "ok",
+                 "size_mb": round(keras_rows[2]["params"] * 4 / 1e6, 2), "gflops": round(keras_rows[2]["flops"] / 1e9, 2)}
+    for threads in THREADS:
+        keras_row[f"p50_ms_{threads}t"] = keras_rows[threads]["latency"]["p50"]
+        keras_row[f"p90_ms_{threads}t"] = keras_rows[threads]["latency"]["p90"]
+    fp32_row["gflops"] = keras_row["gflops"]
+    table = [keras_row, fp32_row, *rows]
+    for row in table[1:]:
+        for threads in THREADS:
+            values = timings.get((row["recipe"], threads))
+            if values:
+                row[f"p50_ms_{threads}t"] = round(float(np.percentile(values, 50)), 1)
+                row[f"p90_ms_{threads}t"] = round(float(np.percentile(values, 90)), 1)
+    for row in table:
+        p50 = row.get("p50_ms_2t")
+        row["x_vs_keras_2t"] = round(keras_row["p50_ms_2t"] / p50, 2) if p50 else None
+        row["x_vs_fp32_tflite_2t"] = round(fp32_row["p50_ms_2t"] / p50, 2) if p50 and fp32_row.get("p50_ms_2t") else None
+    write_tables(table, args.out, weights or "imagenet", args.runs)
+
+
+COLUMNS = ["recipe", "status", "size_mb", "gzip_mb", "gflops", "p50_ms_1t", "p90_ms_1t", "p50_ms_2t", "p90_ms_2t",
+           "x_vs_keras_2t", "x_vs_fp32_tflite_2t", "convert_s", "wall_s", "peak_rss_gb"]
+
+
+def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
+    from vggedge.environment import describe_environment
+    from vggedge.runtime import find_runtime
+
+    env = describe_environment(find_runtime(), None)
+    env["tensorflow"] = __import__("vggedge.keras_env", fromlist=["tf"]).tf.__version__
+    stem = f"fullsize-{environment_name()}"
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(table)
+    (out / f"{stem}.csv").write_text(buffer.getvalue())
+    lines = [
+        f"# Full-size VGG16 (224x224, batch 1): every recipe, one run",
+        "",
+        f"Weights: {weights}. Latency: median (p50) and p90 of {runs} interleaved runs after warm-up, 1 and 2 threads.",
+        f"Environment: {', '.join(f'{k}={v}' for k, v in env.items())}.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join("—" if row.get(c) is None else str(row.get(c)) for c in COLUMNS) + " |" for row in table]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
