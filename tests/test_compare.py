@@ -19,7 +19,7 @@ def test_compare_all_recipes_writes_md_csv_html(cli, all_runs, tmp_path):
     rows = list(csv.DictReader((tmp_path / "compare.csv").read_text().splitlines()))
     assert rows[0]["recipe"] == "baseline (float32)" and rows[0]["x_smaller"] == "1.0"
     recipes = {row["recipe"] for row in rows[1:]}
-    assert {"int8", "fp16", "dynamic", "gap", "gap-int8", "prune", "edge", "int8-qat"} <= recipes
+    assert {"int8", "fp16", "dynamic", "gap", "gap-int8", "prune", "edge", "int8-qat", "fast"} <= recipes
     int8 = next(row for row in rows if row["recipe"] == "int8")
     report = json.loads((all_runs / "int8" / "report.json").read_text())
     assert float(int8["size_mb"]) == pytest.approx(report["result"]["size_bytes"] / 1e6, abs=1e-3)

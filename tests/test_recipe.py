@@ -7,7 +7,7 @@ import pytest
 from vggedge.errors import UserError
 from vggedge.recipe import HeadStep, PruneStep, QuantizeStep, Recipe, load_recipe, recipe_from_dict, shipped_recipes
 
-SHIPPED = {"fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge"}
+SHIPPED = {"fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge", "fast"}
 
 
 def test_every_shipped_recipe_loads_and_roundtrips(tmp_path):

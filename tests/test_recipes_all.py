@@ -25,7 +25,7 @@ def tensor_types(path) -> dict[str, int]:  # noqa: ANN001
     return counts
 
 
-@pytest.mark.parametrize("name", ["fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge"])
+@pytest.mark.parametrize("name", ["fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge", "fast"])
 def test_every_recipe_is_verified_and_keeps_accuracy(all_runs, name):
     report = load(all_runs, name)
     assert report["result"]["status"] == "ok", report["notes"]

@@ -18,7 +18,7 @@ def _num(x: float | None, fmt: str) -> str:
 
 
 def print_reports(paths: list[Path]) -> None:
-    table = Table("recipe", "status", "size MB", "× smaller", "top-1", "Δ pts", "agreement", "p50 ms", "speed-up", "report")
+    table = Table("recipe", "status", "size MB", "× smaller", "top-1", "Δ pts", "agreement", "p50 ms", "speed-up")
     baseline = None
     for path in paths:
         report = json.loads(Path(path).read_text())
@@ -27,7 +27,7 @@ def print_reports(paths: list[Path]) -> None:
         table.add_row(
             report["recipe"]["name"], r["status"], _num((r.get("size_bytes") or 0) / 1e6 if r.get("size_bytes") else None, ".2f"),
             _num(x.get("size"), ".2f"), _pct(r.get("top1")), _num(x.get("top1_delta_pts"), "+.2f"), _pct(r.get("agreement")),
-            _num((r.get("latency_ms") or {}).get("p50"), ".2f"), _num(x.get("speedup"), ".2f"), str(path),
+            _num((r.get("latency_ms") or {}).get("p50"), ".2f"), _num(x.get("speedup"), ".2f"),
         )
     console = Console()
     if baseline:
@@ -36,3 +36,5 @@ def print_reports(paths: list[Path]) -> None:
             f"top-1 {_pct(baseline.get('top1'))}, p50 {baseline['latency_ms']['p50']:.2f} ms"
         )
     console.print(table)
+    for path in paths:
+        console.print(f"report: {Path(path).parent / 'report.md'}", highlight=False, soft_wrap=True)
