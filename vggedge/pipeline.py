@@ -197,9 +197,9 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         write_bytes(model_path, flatbuffer)
         result = verify_and_measure(model, model_path, prepared, options)
         result["flops"] = flops(model)
-    result["timing"] = timing
         if result["status"] == STATUS_FAILED_VERIFICATION:
             notes.append(f"verification failed: agreement with the Keras source below {options.min_agreement}")
+    result["timing"] = timing
     write_baseline_predictions(folder, prepared)
     report = build_report(
         recipe={"name": recipe.name, "description": recipe.description, "quantization": recipe.quantization, "steps": records},

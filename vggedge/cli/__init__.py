@@ -36,23 +36,15 @@ _register()
 
 
 def main() -> None:
-    """Entry point: a UserError becomes one line on stderr and exit code 2, with no traceback."""
+    """Entry point: a UserError becomes one line on stderr and exit code 2, with no traceback.
+
+    Usage errors (unknown option, bad value) are the CLI framework's: it prints them and exits 2.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("interrupted: nothing half-written was left behind")
+        err.print("interrupted: files are written atomically, so nothing half-written was left behind")
         sys.exit(130)
-    except (typer.Exit, SystemExit) as done:
-        sys.exit(getattr(done, "exit_code", getattr(done, "code", 0)))
-    except Exception as error:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(1)
-        raise

@@ -2,7 +2,8 @@
 
 tfmot only updates its masks every ``frequency`` steps (default 100): a short fine-tune can end
 with no sparsity at all. The schedule here is sized to the fine-tune actually run (masks updated
-about ten times, the last update exactly at the end step), and the sparsity of every pruned layer
+about ten times over the first half of the fine-tune, the last update exactly at the end step, and
+the second half left to recover), and the sparsity of every pruned layer
 is measured after ``strip_pruning``; falling short of the target is an error, not a silent pass.
 """
 
@@ -80,8 +81,10 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
         schedule = sparsity_api.ConstantSparsity(step.sparsity, begin_step=0, frequency=1)
         learning_rate = 0.0
     else:
-        frequency = max(1, (total_steps * 7 // 10) // 10)
-        end_step = max(frequency, (total_steps * 7 // 10) // frequency * frequency)
+        # Reach the target halfway through, then fine-tune the pruned network for the other half.
+        ramp = max(1, total_steps // 2)
+        frequency = max(1, ramp // 10)
+        end_step = max(frequency, ramp // frequency * frequency)
         schedule = sparsity_api.PolynomialDecay(0.0, step.sparsity, begin_step=0, end_step=end_step, frequency=frequency)
         learning_rate = step.learning_rate
 
