@@ -1,7 +1,7 @@
 """Shared fixtures: an isolated cache, the digits as an image folder, and a tiny trained VGG16.
 
 The tiny model has VGG16's exact topology (13 conv layers in five blocks, Flatten, two Dense, softmax)
-at 1/8 of the width and 128 dense units, so every recipe runs on it in seconds.
+at 1/4 of the width and 256 dense units, so every recipe runs on it in seconds.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def train_tiny(dataset, classes: int = 10, epochs: int = TINY_EPOCHS):  # noqa: 
     from vggedge.models.vgg import VGGSpec, build_vgg16
     from vggedge.sample import TrainingPlan, train_classifier
 
-    spec = VGGSpec(input_size=32, classes=classes, width=1 / 8, dense_units=128, preprocess="unit")
+    spec = VGGSpec(input_size=32, classes=classes, width=1 / 4, dense_units=256, preprocess="unit")
     model = build_vgg16(spec, initializer="he_normal", name="tiny_vgg16")
     accuracy = train_classifier(model, dataset, TrainingPlan(epochs=epochs, learning_rate=1e-3), progress=False)
     return model, accuracy
@@ -114,6 +114,8 @@ def run_cli(*args: str) -> int:
 def all_runs(tiny_h5, digits_dir, tmp_path_factory) -> Path:
     """`vggedge optimize --recipe all` on the tiny VGG16 and the digits: one run folder per shipped recipe."""
     out = tmp_path_factory.mktemp("all-runs")
-    code = run_cli("optimize", "--recipe", "all", "--model", tiny_h5, "--data", digits_dir, "--out", out, "-q", "--runs", "5")
+    # The sample's split sizes, so the evaluation images are exactly the ones the tiny model never trained on.
+    code = run_cli("optimize", "--recipe", "all", "--model", tiny_h5, "--data", digits_dir, "--out", out, "-q", "--runs", "5",
+                   "--eval-samples", "360", "--calibration-samples", "100")
     assert code == 0
     return out

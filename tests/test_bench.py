@@ -48,7 +48,7 @@ def test_bench_without_tensorflow_matches_optimize(all_runs, digits_dir, tmp_pat
     assert device["schema"] == "vggedge.report/1" and device["kind"] == "device"
     assert device["environment"]["tensorflow"] is None
     assert device["environment"]["runtime"] == "ai-edge-litert" and device["environment"]["threads"] == 2
-    assert device["dataset"]["eval_samples"] == workstation["dataset"]["eval_samples"] == 500
+    assert device["dataset"]["eval_samples"] == workstation["dataset"]["eval_samples"] == 360
     assert device["result"]["top1"] == workstation["result"]["top1"]
     assert device["result"]["agreement"] == workstation["result"]["agreement"]
     assert device["result"]["size_bytes"] == workstation["result"]["size_bytes"]

@@ -14,7 +14,7 @@ console = Console(stderr=True)
 
 
 def optimize_command(
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Shipped recipe name (see `vggedge recipes`), a .toml path, or 'all'.")] = "int8",
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Shipped recipe name (see `vggedge recipes`), a .toml path, several separated by commas, or 'all'.")] = "int8",
     model: Annotated[str, typer.Option("--model", "-m", help="'sample' (offline VGG16 trained on scikit-learn digits), 'vgg16' (Keras ImageNet VGG16), or a .keras/.h5 file.")] = "sample",
     weights: Annotated[Optional[str], typer.Option(help="For --model vgg16: a weights .h5 file, or 'random' for a sizes-and-latency-only run.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Labelled images, one subfolder per class (JPEG/PNG). Default: the sample's digits for --model sample.")] = None,
@@ -35,7 +35,7 @@ def optimize_command(
 
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):
         raise UserError(f"--preprocess must be none, unit, tf or caffe. Received: {preprocess!r}")
-    names = list(shipped_recipes()) if recipe == "all" else [recipe]
+    names = list(shipped_recipes()) if recipe == "all" else [name.strip() for name in recipe.split(",") if name.strip()]
     recipes = [load_recipe(name) for name in names]  # validate every recipe before any work
 
     from vggedge.pipeline import OptimizeOptions, optimize
