@@ -130,14 +130,14 @@ class FilterPruneStep(Step):
         type = "filter-prune"
         ratio = 0.5
         layers = "block[1-5]_conv[0-9]"
-        epochs = 3
+        epochs = 6
     """
 
     type: Literal["filter-prune"] = "filter-prune"
     ratio: float = Field(ge=0, lt=1)
     layers: str = r"block[1-5]_conv[0-9]"
-    epochs: int = Field(3, ge=0, le=1000)
-    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    epochs: int = Field(6, ge=0, le=1000)
+    learning_rate: float = Field(2e-4, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
     batch_size: int = Field(32, ge=1, le=4096)
 
 

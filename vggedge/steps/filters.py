@@ -99,7 +99,11 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     trained = not context.synthetic and step.epochs > 0
     targets, are_labels = training_targets(model, context, step.batch_size)
     if trained:
-        thin.compile(keras.optimizers.Adam(step.learning_rate), classifier_loss(model, are_labels))
+        # Removing whole filters is a large perturbation: the thinner network is retrained for a few
+        # epochs with a cosine-decayed rate, like a short training run from a good start.
+        steps = int(np.ceil(len(context.train_images) / step.batch_size)) * step.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(step.learning_rate, decay_steps=steps, alpha=0.1)
+        thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
         fit(thin, context.train_images, targets, step.epochs, step.batch_size,
             f"Fine-tuning after removing {step.ratio:.0%} of the filters", context.progress)
     macs_after = count_macs(thin)
