@@ -52,6 +52,9 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
         return row
     report = json.loads(report_path.read_text())
     result = report["result"]
+    if result["status"] != "ok":
+        row["status"] = f"{result['status']}: {result.get('error', '')[:120]}"
+        return row
     row.update(status=result["status"], size_mb=round(result["size_bytes"] / 1e6, 2),
                gzip_mb=round(result["gzip_bytes"] / 1e6, 2), gflops=round((result.get("flops") or 0) / 1e9, 2),
                convert_s=(result.get("timing") or {}).get("convert_s"), model=str(work / recipe / "model.tflite"),

@@ -40,6 +40,8 @@ def test_with_preprocessing_keeps_layer_names_flat():
     inner = build_vgg16(VGGSpec(input_size=32, classes=3, width=1 / 16, dense_units=8, preprocess="none"))
     outer = with_preprocessing(inner, "unit")
     assert outer.layers[1].name == "preprocess"
-    assert outer.get_layer("fc1") is inner.get_layer("fc1")
+    assert outer.get_layer("fc1") is not inner.get_layer("fc1")  # copied: one graph per layer
+    np.testing.assert_array_equal(outer.get_layer("fc1").kernel.numpy(), inner.get_layer("fc1").kernel.numpy())
+    assert all(len(layer._inbound_nodes) == 1 for layer in outer.layers[1:])
     x = np.full((1, 32, 32, 3), 255.0, np.float32)
     np.testing.assert_allclose(outer(x).numpy(), inner(x / 255.0).numpy(), atol=1e-6)

@@ -121,8 +121,9 @@ def with_preprocessing(model: keras.Model, mode: Preprocess) -> keras.Model:
     """Return a flat model that applies ``mode`` preprocessing to raw pixels before ``model``.
 
     Used for models whose preprocessing lives outside them (Keras' ImageNet VGG16 expects
-    ``preprocess_input`` to be applied by the caller). Layers are re-applied, not nested, so layer
-    names stay addressable by the recipe steps.
+    ``preprocess_input`` to be applied by the caller). The chain's layers are copied (config and
+    weights), not nested and not shared, so layer names stay addressable by the recipe steps and
+    every layer belongs to exactly one graph (a shared layer's ``.input`` would be ambiguous).
     """
     layer = preprocessing_layer(mode)
     if layer is None:
@@ -130,5 +131,8 @@ def with_preprocessing(model: keras.Model, mode: Preprocess) -> keras.Model:
     inputs = keras.Input(model.input_shape[1:], name="pixels")
     x = layer(inputs)
     for inner in model.layers[1:]:
-        x = inner(x)
+        copy = inner.__class__.from_config(inner.get_config())
+        x = copy(x)
+        if inner.get_weights():
+            copy.set_weights(inner.get_weights())
     return keras.Model(inputs, x, name=model.name)
