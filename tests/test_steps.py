@@ -79,3 +79,19 @@ def test_ridge_fit_recovers_a_linear_map(rng):
     fitted_kernel, fitted_bias = ridge_fit(features, features @ kernel + 0.5, strength=1e-8)
     np.testing.assert_allclose(fitted_kernel, kernel, atol=1e-3)
     np.testing.assert_allclose(fitted_bias, 0.5, atol=1e-3)
+
+
+def test_structural_steps_work_on_a_model_with_preprocessing_prepended():
+    """Keras' ImageNet VGG16 arrives without preprocessing; the caffe layer is prepended. Regression:
+    re-applied (shared) layers made `flatten.input` belong to the original graph ("Graph disconnected")."""
+    from vggedge.models.vgg import with_preprocessing
+    from vggedge.recipe import FilterPruneStep
+
+    model = with_preprocessing(build_vgg16(VGGSpec(input_size=64, classes=1000, width=1 / 16, dense_units=16,
+                                                    preprocess="none")), "caffe")
+    synthetic = StepContext.from_dataset(None, False, 64, progress=False)
+    assert synthetic.synthetic
+    swapped = apply_step(HeadStep(), model, synthetic).model
+    assert swapped.output_shape == (None, 1000) and swapped.layers[1].name == "preprocess"
+    thin = apply_step(FilterPruneStep(ratio=0.5), model, synthetic)
+    assert thin.record["fine_tuned"] is False and thin.record["flops_ratio"] < 0.3
