@@ -21,9 +21,14 @@ def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepR
     annotated = clone_with(model, quantize.quantize_annotate_layer, names)
     qat_model = quantize.quantize_apply(annotated)
     targets, are_labels = training_targets(model, context, step.batch_size)
-    if not context.synthetic:
-        qat_model.compile(keras.optimizers.Adam(step.learning_rate), classifier_loss(model, are_labels))
-        fit(qat_model, context.train_images, targets, step.epochs, step.batch_size, "Quantization-aware fine-tuning", context.progress)
+    # The quantizers' ranges are only set by training-mode passes (before one, weight ranges are
+    # tfmot's initial +-6 and small weights all round to zero). Without data to learn from, one
+    # pass at a zero learning rate sets the ranges and leaves the weights as they are.
+    learning_rate = 0.0 if context.synthetic else step.learning_rate
+    epochs = 1 if context.synthetic else step.epochs
+    qat_model.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
+    fit(qat_model, context.train_images, targets, epochs, min(step.batch_size, len(context.train_images)),
+        "Quantization-aware fine-tuning", context.progress)
     record.update(fine_tuned=not context.synthetic, targets="labels" if are_labels else "distillation",
                   params=int(model.count_params()), float32_bytes=float_bytes(model))
     return StepResult(qat_model, record)
