@@ -51,7 +51,7 @@ def test_head_swap_by_distillation_without_labels(tiny, digits):
     names = [layer.name for layer in swapped.layers]
     assert "flatten" not in names and "fc1" not in names and names[-2:] == ["gap", "predictions"]
     assert swapped.output_shape == (None, 10)
-    assert swapped.get_layer("predictions").kernel.shape == (32, 10)  # channels x classes
+    assert swapped.get_layer("predictions").kernel.shape == (128, 10)  # channels x classes
     assert result.record["train"] == "distill" and result.record["train_agreement_with_source"] >= 0.8
     assert model.get_layer("fc1") is not None  # the source model keeps its head
 
