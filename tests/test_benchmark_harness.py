@@ -1,0 +1,39 @@
+"""The full-size harness's own parts, on the tiny model (the full-size run itself is benchmarks/, not CI)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "fullsize.py"
+
+
+@pytest.fixture(scope="module")
+def harness():  # noqa: ANN201
+    spec = importlib.util.spec_from_file_location("fullsize", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_interleaved_timing_covers_every_model_and_thread_count(harness, all_runs):
+    models = {"int8": all_runs / "int8" / "model.tflite", "fp16": all_runs / "fp16" / "model.tflite"}
+    timings = harness.time_tflite_interleaved(models, runs=4)
+    assert set(timings) == {("int8", 1), ("int8", 2), ("fp16", 1), ("fp16", 2)}
+    assert all(len(values) == 4 and min(values) > 0 for values in timings.values())
+
+
+def test_tables_name_the_environment(harness, tmp_path):
+    rows = [{"recipe": "TensorFlow Keras float32 (reference)", "status": "ok", "p50_ms_2t": 200.0},
+            {"recipe": "fast", "status": "ok", "p50_ms_2t": 40.0, "x_vs_keras_2t": 5.0}]
+    harness.write_tables(rows, tmp_path, "random", runs=3)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    name = harness.environment_name()
+    assert written == [f"fullsize-{name}.csv", f"fullsize-{name}.md"]
+    assert "x86_64" in name or "aarch64" in name
+    text = (tmp_path / f"fullsize-{name}.md").read_text()
+    assert "| fast | ok |" in text and "Weights: random" in text and "runtime=ai-edge-litert" in text
