@@ -74,3 +74,22 @@ def test_random_weights_report_sizes_and_null_accuracy(cli, tmp_path, monkeypatc
     assert report["model"]["weights"] == "random"
     assert any("random weights" in note for note in report["notes"])
     assert report["result"]["size_bytes"] < report["baseline"]["size_bytes"] / 3
+
+
+def test_a_failing_step_becomes_a_failed_report_not_a_crash(cli, tiny_h5, digits_dir, tmp_path, monkeypatch):
+    from vggedge import pipeline
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("converter exploded")
+
+    monkeypatch.setattr(pipeline, "convert", broken)
+    (tmp_path / "int8").mkdir()
+    (tmp_path / "int8" / "model.tflite").write_bytes(b"stale model from an earlier run")
+    result = cli("optimize", "--recipe", "int8", "--model", tiny_h5, "--data", digits_dir, "--out", tmp_path, "-q", "--runs", "2")
+    assert result.code == 0, result.err
+    report = json.loads((tmp_path / "int8" / "report.json").read_text())
+    assert report["result"]["status"] == "failed_export"
+    assert report["result"]["error"] == "RuntimeError: converter exploded"
+    assert report["result"]["size_bytes"] is None and report["result"]["top1"] is None
+    assert report["baseline"]["top1"] is not None
+    assert not (tmp_path / "int8" / "model.tflite").exists()

@@ -188,9 +188,15 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
     except UserError:
         raise
     except Exception as error:  # a failed export is a row in the report, not a crash
-        result = {"status": STATUS_FAILED_EXPORT, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"}
+        result = {
+            "status": STATUS_FAILED_EXPORT,
+            "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
+            **dict.fromkeys(("format", "size_bytes", "gzip_bytes", "top1", "top5", "agreement", "max_abs_error",
+                             "latency_ms", "flops")),  # not measured: null, never 0
+        }
         notes.append(traceback.format_exc(limit=3).splitlines()[-1])
         flatbuffer = None
+        (folder / "model.tflite").unlink(missing_ok=True)  # never leave an older run's model beside this report
     write_text(folder / "recipe.toml", recipe.to_toml())
     if flatbuffer is not None:
         model_path = folder / "model.tflite"
