@@ -111,12 +111,12 @@ def time_tflite_interleaved(models: dict[str, Path], runs: int) -> dict[tuple[st
     """Batch-1 latency of every model at every thread count, one invocation of each per round."""
     from vggedge.runtime import TFLiteModel
 
-    image = np.random.default_rng(0).integers(0, 256, size=(224, 224, 3)).astype(np.uint8)
+    rng = np.random.default_rng(0)
     interpreters = {}
     for name, path in models.items():
         for threads in THREADS:
             model = TFLiteModel(path, threads=threads)
-            model.set_input(image)
+            model.set_input(rng.integers(0, 256, size=(model.input_size, model.input_size, 3)).astype(np.uint8))
             model.invoke_once()
             model.invoke_once()  # warm-up
             interpreters[(name, threads)] = model

@@ -24,6 +24,9 @@ def convert(model: keras.Model, mode: str, calibration_images: np.ndarray | None
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # Per-channel dynamic-range FULLY_CONNECTED is op version 12, which tflite-runtime 2.14 (what
+        # many Raspberry Pis run) cannot load; per-tensor dense weights keep the model portable.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     elif mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
