@@ -10,7 +10,7 @@ import typer
 
 def bench_command(
     model: Annotated[Path, typer.Argument(help="A .tflite file, ideally inside a run folder written by `vggedge optimize`.")],
-    data: Annotated[Optional[Path], typer.Option(help="Labelled images, one subfolder per class; every image is evaluated (e.g. reports/sklearn-digits-32-eval).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Labelled images, one subfolder per class (e.g. reports/sklearn-digits-32-eval); when the run folder names its evaluation images, only those are used, else every image.")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
     runs: Annotated[int, typer.Option(min=1, help="Timed batch-1 runs (after warm-up).")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 3,
