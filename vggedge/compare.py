@@ -135,7 +135,10 @@ def plot_png(rows: list[dict], x_key: str, x_label: str) -> str | None:
     points = [(row[x_key], row["top1"], i) for i, row in enumerate(rows) if row.get(x_key) is not None and row.get("top1") is not None]
     if not points:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a device install has no matplotlib: the page keeps its table
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -173,7 +176,7 @@ def to_html(rows: list[dict]) -> str:
             plots.append(f'<figure><img alt="{html.escape(label)} against top-1" src="data:image/png;base64,{png}">'
                          f"<figcaption>{html.escape(label)} against top-1; red: Pareto front</figcaption></figure>")
     if not plots:
-        plots.append("<p>No plots: no report has both top-1 and the plotted figure.</p>")
+        plots.append("<p>No plots: no report has both top-1 and the plotted figure, or matplotlib is not installed.</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
              "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
              "figure{display:inline-block;margin:1em}")
