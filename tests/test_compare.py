@@ -66,3 +66,19 @@ def test_compare_without_reports_is_a_clear_error(cli, tmp_path):
     assert result.code == 2 and "no report.json under" in result.err
     result = cli("compare", tmp_path / "missing")
     assert result.code == 2 and "does not exist" in result.err
+
+
+def test_html_without_matplotlib_keeps_the_table(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib' (a device install)")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    rows = [{"recipe": "int8", "device": "pi", "top1": 0.9, "size_mb": 30.0, "p50_ms": 5.0}]
+    page = to_html(rows)
+    assert "<td>int8</td>" in page and "No plots" in page and "data:image/png" not in page
