@@ -90,3 +90,33 @@ def test_filter_prune_step_fine_tunes_and_records(tiny, digits):
     assert result.record["flops_ratio"] < 0.3 and result.record["fine_tuned"]
     thin_accuracy = np.mean(np.argmax(result.model.predict(digits.eval.images, verbose=0), 1) == digits.eval.labels)
     assert thin_accuracy >= accuracy - 0.03
+
+
+def test_shape_count_matches_the_built_thin_model():
+    model = build_vgg16(SPEC)
+    from vggedge.steps.filters import thin_macs
+
+    for ratio in (0.0, 0.3, 0.5, 0.75):
+        for pattern in (r"block[1-5]_conv[0-9]", r"block[2-5]_conv[0-9]", "block3_conv2"):
+            thin, _ = thin_model(model, ratio, pattern)
+            assert thin_macs(model, ratio, pattern) == count_macs(thin), (ratio, pattern)
+
+
+def test_flops_target_picks_the_smallest_ratio_that_reaches_it():
+    from vggedge.steps.filters import ratio_for_flops
+
+    model = build_vgg16(SPEC)
+    ratio = ratio_for_flops(model, 0.4, r"block[1-5]_conv[0-9]")
+    kept = count_macs(thin_model(model, ratio, r"block[1-5]_conv[0-9]")[0]) / count_macs(model)
+    assert kept <= 0.4
+    looser = count_macs(thin_model(model, max(0.0, ratio - 0.02), r"block[1-5]_conv[0-9]")[0]) / count_macs(model)
+    assert looser > 0.4 * 0.97  # not much more pruning than needed
+    assert ratio_for_flops(model, 1.0, r"block[1-5]_conv[0-9]") == 0.0
+
+
+def test_filter_prune_step_needs_exactly_one_target():
+    with pytest.raises(ValueError, match="either ratio or flops_target"):
+        FilterPruneStep()
+    with pytest.raises(ValueError, match="either ratio or flops_target"):
+        FilterPruneStep(ratio=0.5, flops_target=0.3)
+    assert FilterPruneStep(flops_target=0.3).ratio is None

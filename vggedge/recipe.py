@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -122,7 +122,9 @@ class HeadStep(Step):
 class FilterPruneStep(Step):
     """Structured pruning: remove the ``ratio`` of filters with the smallest L1 norms from each conv
     layer matching ``layers`` (a regular expression), rebuild a thinner VGG16 with the surviving
-    weights, and fine-tune it for ``epochs``. Fewer FLOPs, so real speed on any runtime.
+    weights, and fine-tune it for ``epochs``. Fewer FLOPs, so real speed on any runtime. Instead of
+    ``ratio``, ``flops_target`` (the fraction of the model's FLOPs to keep) picks the smallest
+    uniform ratio that reaches it.
 
     .. code-block:: toml
 
@@ -134,11 +136,18 @@ class FilterPruneStep(Step):
     """
 
     type: Literal["filter-prune"] = "filter-prune"
-    ratio: float = Field(ge=0, lt=1)
+    ratio: Optional[float] = Field(None, ge=0, lt=1)
+    flops_target: Optional[float] = Field(None, gt=0, le=1)
     layers: str = r"block[1-5]_conv[0-9]"
     epochs: int = Field(6, ge=0, le=1000)
     learning_rate: float = Field(2e-4, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
     batch_size: int = Field(32, ge=1, le=4096)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FilterPruneStep:
+        if (self.ratio is None) == (self.flops_target is None):
+            raise ValueError("give either ratio or flops_target")
+        return self
 
 
 AnyStep = Annotated[Union[QuantizeStep, PruneStep, HeadStep, FilterPruneStep], Field(discriminator="type")]
@@ -177,7 +186,7 @@ class Recipe(BaseModel):
         lines.append(f"description = {_toml_value(self.description)}")
         for step in self.steps:
             lines.append("\n[[steps]]")
-            for key, value in step.model_dump(mode="json").items():
+            for key, value in step.model_dump(mode="json", exclude_none=True).items():
                 lines.append(f"{key} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
 

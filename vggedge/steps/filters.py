@@ -93,9 +93,48 @@ def thin_model(model: keras.Model, ratio: float, pattern: str) -> tuple[keras.Mo
     return keras.Model(inputs, x, name=f"{model.name}_thin"), widths
 
 
+def thin_macs(model: keras.Model, ratio: float, pattern: str) -> int:
+    """The MACs ``thin_model(model, ratio, pattern)`` would have, counted from shapes without building it."""
+    selector = re.compile(pattern)
+    total, kept, grid = 0, None, None  # kept: surviving channels of the last pruned conv, if it feeds on
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.Conv2D):
+            in_channels = kept if kept is not None else int(layer.input_shape[-1])
+            out_channels = layer.filters
+            if selector.fullmatch(layer.name) and layer.name != "preprocess":
+                out_channels = max(1, int(np.ceil((1.0 - ratio) * layer.filters)))
+                kept = out_channels
+            else:
+                kept = None
+            out_h, out_w = layer.output_shape[1:3]
+            total += int(out_h) * int(out_w) * layer.kernel_size[0] * layer.kernel_size[1] * in_channels * out_channels
+        elif isinstance(layer, keras.layers.Flatten):
+            grid = int(np.prod(layer.input_shape[1:3]))
+        elif isinstance(layer, keras.layers.Dense):
+            rows = int(layer.kernel.shape[0]) if kept is None else kept * (grid or 1)
+            total += rows * layer.units
+            kept, grid = None, None
+    return total
+
+
+def ratio_for_flops(model: keras.Model, target: float, pattern: str) -> float:
+    """The smallest uniform ratio whose thinner model keeps at most ``target`` of the MACs (bisection)."""
+    full = count_macs(model)
+    if thin_macs(model, 0.0, pattern) <= target * full:
+        return 0.0
+    low, high = 0.0, 0.999
+    if thin_macs(model, high, pattern) > target * full:
+        raise UserError(f"filter-prune flops_target={target} is out of reach by pruning layers={pattern!r}")
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (low, middle) if thin_macs(model, middle, pattern) <= target * full else (middle, high)
+    return float(min(0.999, np.ceil(high * 1e4) / 1e4))  # round up: more pruning never adds MACs
+
+
 def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> StepResult:
     macs_before = count_macs(model)
-    thin, widths = thin_model(model, step.ratio, step.layers)
+    ratio = step.ratio if step.ratio is not None else ratio_for_flops(model, step.flops_target, step.layers)
+    thin, widths = thin_model(model, ratio, step.layers)
     trained = not context.synthetic and step.epochs > 0
     targets, are_labels = training_targets(model, context, step.batch_size)
     if trained:
@@ -105,10 +144,11 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
         schedule = keras.optimizers.schedules.CosineDecay(step.learning_rate, decay_steps=steps, alpha=0.1)
         thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
         fit(thin, context.train_images, targets, step.epochs, step.batch_size,
-            f"Fine-tuning after removing {step.ratio:.0%} of the filters", context.progress)
+            f"Fine-tuning after removing {ratio:.0%} of the filters", context.progress)
     macs_after = count_macs(thin)
     record = {
         **step.model_dump(mode="json"),
+        "ratio_used": ratio,
         "fine_tuned": trained,
         "targets": ("labels" if are_labels else "distillation") if trained else None,
         "filters": {name: list(pair) for name, pair in widths.items()},
