@@ -86,7 +86,7 @@ def test_flatten_rows_follow_the_kept_channels(rng):
 def test_filter_prune_step_fine_tunes_and_records(tiny, digits):
     model, accuracy = tiny
     context = StepContext(digits.train.images, digits.train.labels, progress=False)
-    result = apply_step(FilterPruneStep(ratio=0.5, epochs=3, learning_rate=1e-3), model, context)
+    result = apply_step(FilterPruneStep(ratio=0.5, epochs=6, learning_rate=1e-3), model, context)
     assert result.record["flops_ratio"] < 0.3 and result.record["fine_tuned"]
     thin_accuracy = np.mean(np.argmax(result.model.predict(digits.eval.images, verbose=0), 1) == digits.eval.labels)
     assert thin_accuracy >= accuracy - 0.03
