@@ -34,3 +34,11 @@ def test_metrics_figures():
     sigmoid = as_class_scores(np.array([[0.9], [0.2]]))
     np.testing.assert_allclose(sigmoid, [[0.1, 0.9], [0.8, 0.2]], atol=1e-6)
     assert latency_summary([1.0, 2.0, 3.0, 4.0, 100.0]) == {"p50": 3.0, "p90": 61.6, "runs": 5}
+
+
+def test_bench_agreement_reads_a_sigmoid_output_as_two_classes():
+    from vggedge.device_bench import agreement_with_baseline
+
+    scores = np.array([[0.9], [0.2], [0.7]])  # 1-unit sigmoid: classes 1, 0, 1
+    baseline = {"keys": ["a", "b", "c"], "top1": [1, 0, 0]}
+    assert agreement_with_baseline(["a", "b", "c"], scores, baseline) == pytest.approx(2 / 3)

@@ -19,6 +19,7 @@ from vggedge.benchmark import DEFAULT_RUNS, DEFAULT_WARMUP, measure_tflite
 from vggedge.data import load_all
 from vggedge.environment import describe_environment, device_model
 from vggedge.errors import UserError
+from vggedge.metrics import top1_classes
 from vggedge.report import REPORT_SCHEMA, STATUS_OK, build_report, write_report
 from vggedge.runtime import TFLiteModel, check_tflite_file, find_runtime
 
@@ -62,7 +63,8 @@ def agreement_with_baseline(keys: list[str], scores: np.ndarray, predictions: di
     if not predictions:
         return None
     wanted = dict(zip(predictions.get("keys", []), predictions.get("top1", [])))
-    matched = [(np.argmax(s), wanted[k]) for k, s in zip(keys, scores) if k in wanted]
+    predicted = top1_classes(scores)  # argmax of a 1-unit sigmoid output alone would always be 0
+    matched = [(p, wanted[k]) for k, p in zip(keys, predicted) if k in wanted]
     if not matched:
         return None
     return float(np.mean([a == b for a, b in matched]))

@@ -16,6 +16,11 @@ def as_class_scores(outputs: np.ndarray) -> np.ndarray:
     return outputs
 
 
+def top1_classes(outputs: np.ndarray) -> np.ndarray:
+    """The predicted class per image (a 1-unit sigmoid output counts as two classes)."""
+    return np.argmax(as_class_scores(outputs), axis=1)
+
+
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float | None:
     """Fraction of images whose label is among the k best scores; None when k > classes or no images."""
     scores = as_class_scores(scores)
@@ -29,7 +34,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float | None:
     """Fraction of images on which two models' top-1 classes agree."""
     if len(a) == 0:
         return None
-    return float(np.mean(np.argmax(as_class_scores(a), 1) == np.argmax(as_class_scores(b), 1)))
+    return float(np.mean(top1_classes(a) == top1_classes(b)))
 
 
 def max_abs_error(a: np.ndarray, b: np.ndarray) -> float | None:

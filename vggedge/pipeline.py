@@ -24,7 +24,7 @@ from vggedge.environment import describe_environment
 from vggedge.errors import UserError
 from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
-from vggedge.metrics import accuracy_figures, agreement, latency_summary, max_abs_error, time_calls
+from vggedge.metrics import accuracy_figures, agreement, latency_summary, max_abs_error, time_calls, top1_classes
 from vggedge.models.loading import Baseline, load_baseline
 from vggedge.recipe import QuantizeStep, Recipe
 from vggedge.report import (
@@ -256,7 +256,7 @@ def write_baseline_predictions(folder: Path, prepared: Prepared) -> None:
     """The baseline's top-1 per eval image (by image key), so a device run can report agreement."""
     if not prepared.labels_match:
         return
-    top1 = np.argmax(prepared.scores if prepared.scores.shape[1] > 1 else np.concatenate([1 - prepared.scores, prepared.scores], 1), 1)
+    top1 = top1_classes(prepared.scores)
     payload = {"keys": prepared.eval.keys, "top1": [int(c) for c in top1], "baseline": prepared.figures}
     write_text(folder / "baseline_predictions.json", json.dumps(payload) + "\n")
 
