@@ -93,3 +93,22 @@ def test_a_failing_step_becomes_a_failed_report_not_a_crash(cli, tiny_h5, digits
     assert report["result"]["size_bytes"] is None and report["result"]["top1"] is None
     assert report["baseline"]["top1"] is not None
     assert not (tmp_path / "int8" / "model.tflite").exists()
+
+
+def test_fine_tuning_is_seeded(cli, tiny_h5, digits_dir, tmp_path):
+    # The same seed gives the same fine-tuned model; another seed a different one (shuffling order).
+    recipe = tmp_path / "tune.toml"
+    recipe.write_text('schema = "vggedge.recipe/1"\nname = "tune"\n\n[[steps]]\ntype = "prune"\nsparsity = 0.5\n'
+                      'epochs = 1\nlearning_rate = 1e-4\n\n[[steps]]\ntype = "quantize"\nmode = "float16"\n')
+
+    def outputs(seed: int, out):  # noqa: ANN001, ANN202
+        result = cli("optimize", "--recipe", str(recipe), "--model", tiny_h5, "--data", digits_dir, "--out", out,
+                     "--quiet", "--runs", "1", "--eval-samples", "50", "--seed", str(seed))
+        assert result.code == 0, result.err
+        assert json.loads((out / "tune" / "report.json").read_text())["recipe"]["seed"] == seed
+        interpreter = TFLiteModel(out / "tune" / "model.tflite")
+        return interpreter.predict(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8))
+
+    first, again, other = outputs(0, tmp_path / "a"), outputs(0, tmp_path / "b"), outputs(1, tmp_path / "c")
+    np.testing.assert_allclose(first, again, atol=1e-6)
+    assert np.max(np.abs(first - other)) > 1e-4

@@ -53,6 +53,7 @@ class OptimizeOptions:
     threads: int | None = None
     min_agreement: float = 0.97
     progress: bool = True
+    seed: int = 0
 
 
 @dataclasses.dataclass
@@ -172,7 +173,10 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
     timing = {"steps_s": 0.0, "convert_s": None}
     try:
         started = time.perf_counter()
-        for step in recipe.steps:
+        for index, step in enumerate(recipe.steps):
+            # Each step gets its own seed (shuffling, new layers' init), so a recipe's figures do not
+            # depend on which recipes ran before it in the same invocation.
+            keras.utils.set_random_seed(options.seed + index)
             outcome = apply_step(step, model, context)
             model = outcome.model
             records.append(outcome.record)
@@ -208,7 +212,8 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
     result["timing"] = timing
     write_baseline_predictions(folder, prepared)
     report = build_report(
-        recipe={"name": recipe.name, "description": recipe.description, "quantization": recipe.quantization, "steps": records},
+        recipe={"name": recipe.name, "description": recipe.description, "quantization": recipe.quantization,
+                "seed": options.seed, "steps": records},
         model=baseline.describe(),
         dataset=describe_dataset(prepared),
         environment=describe_environment(result.pop("_runtime", None), result.pop("_threads", None), prepared.figures["device"] if prepared.figures["device"] != "CPU" else None),

@@ -26,6 +26,7 @@ def optimize_command(
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 3,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
     min_agreement: Annotated[float, typer.Option(min=0.0, max=1.0, help="Top-1 agreement with the Keras source below which a result is marked failed.")] = 0.97,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the fine-tuning steps (shuffling, new layers); step i uses seed+i.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Optimize VGG16 with a recipe: measure the float32 baseline, apply the steps, convert to TFLite,
@@ -44,7 +45,7 @@ def optimize_command(
     options = OptimizeOptions(
         model=model, weights=weights, preprocess=preprocess, data=data, out=out, eval_samples=eval_samples,
         calibration_samples=calibration_samples, runs=runs, warmup=warmup, threads=threads,
-        min_agreement=min_agreement, progress=not quiet,
+        min_agreement=min_agreement, progress=not quiet, seed=seed,
     )
     reports = optimize(recipes, options)
     print_reports(reports)
