@@ -45,6 +45,8 @@ def write(tmp_path, text: str):  # noqa: ANN001, ANN201
         ('descripton = "x"\n[[steps]]\ntype = "head"\n', "unknown key 'descripton' (did you mean 'description'?)"),
         ("steps = []\n", "steps: List should have at least 1 item"),
         ("[[steps]\n", "not a valid TOML recipe"),
+        ('[[steps]]\ntype = "quantize"\nmode = "float16"\nepochs = 3\n', "steps.0: epochs does not apply to mode 'float16'"),
+        ('[[steps]]\ntype = "quantize"\nmode = "dynamic"\ncalibration_samples = 9\n', "calibration_samples does not apply to mode 'dynamic'"),
     ],
 )
 def test_bad_recipes_name_file_key_and_fix(tmp_path, body, message):
@@ -72,3 +74,11 @@ def test_step_values_are_range_checked_in_python_too():
         PruneStep(sparsity=-0.1)
     with pytest.raises(ValueError):
         QuantizeStep(mode="int8", calibration_samples=0)
+
+
+def test_quantize_steps_carry_only_what_their_mode_uses():
+    assert QuantizeStep(mode="float16").model_dump(exclude_none=True) == {"type": "quantize", "mode": "float16"}
+    assert QuantizeStep(mode="int8").calibration_samples == 100 and QuantizeStep(mode="int8").epochs is None
+    qat = QuantizeStep(mode="int8-qat", epochs=2)
+    assert (qat.epochs, qat.learning_rate, qat.batch_size, qat.calibration_samples) == (2, 1e-5, 32, 100)
+    assert "epochs" not in load_recipe("int8").to_toml() and "epochs = 1" in load_recipe("int8-qat").to_toml()

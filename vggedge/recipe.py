@@ -46,6 +46,17 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Which optional quantize fields each mode uses, with their defaults. A field given to a mode that
+# ignores it is an error (a silent no-op would mislead), and a resolved recipe shows only what its
+# mode uses.
+QUANTIZE_MODE_FIELDS: dict[str, dict[str, object]] = {
+    "dynamic": {},
+    "float16": {},
+    "int8": {"calibration_samples": 100},
+    "int8-qat": {"calibration_samples": 100, "epochs": 1, "learning_rate": 1e-5, "batch_size": 32},
+}
+
+
 class QuantizeStep(Step):
     """Convert to TFLite with quantization; always the last step.
 
@@ -64,10 +75,21 @@ class QuantizeStep(Step):
 
     type: Literal["quantize"] = "quantize"
     mode: Literal["dynamic", "float16", "int8", "int8-qat"]
-    calibration_samples: int = Field(100, ge=1, le=100_000)
-    epochs: int = Field(1, ge=1, le=1000, description="fine-tuning epochs, int8-qat only")
-    learning_rate: float = Field(1e-5, gt=0, lt=1)
-    batch_size: int = Field(32, ge=1, le=4096)
+    calibration_samples: Optional[int] = Field(None, ge=1, le=100_000, description="int8 and int8-qat only")
+    epochs: Optional[int] = Field(None, ge=1, le=1000, description="fine-tuning epochs, int8-qat only")
+    learning_rate: Optional[float] = Field(None, gt=0, lt=1, description="int8-qat only")
+    batch_size: Optional[int] = Field(None, ge=1, le=4096, description="int8-qat only")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("mode") in QUANTIZE_MODE_FIELDS:
+            unused = [key for key in ("calibration_samples", "epochs", "learning_rate", "batch_size")
+                      if data.get(key) is not None and key not in QUANTIZE_MODE_FIELDS[data["mode"]]]
+            if unused:
+                raise ValueError(f"{', '.join(unused)} does not apply to mode {data['mode']!r}")
+            data = {**QUANTIZE_MODE_FIELDS[data["mode"]], **{k: v for k, v in data.items() if v is not None}}
+        return data
 
 
 class PruneStep(Step):
@@ -221,7 +243,8 @@ def _explain(error: ValidationError, source: str, data: dict) -> str:
         return f"{source}: {where}: each step needs a 'type' ({', '.join(STEP_TYPES)})"
     received = first.get("input")
     shown = f" Received: {received!r}" if not isinstance(received, (dict, list)) else ""
-    return f"{source}: {where}: {first['msg']}.{shown}"
+    message = str(first.get("ctx", {}).get("error", first["msg"])) if kind == "value_error" else first["msg"]
+    return f"{source}: {where}: {message}.{shown}"
 
 
 def _allowed_keys(location: list[str], data: dict) -> set[str]:
