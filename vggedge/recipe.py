@@ -97,8 +97,9 @@ class PruneStep(Step):
 
     ``layers``: ``dense`` (the hidden dense layers fc1, fc2; the output layer stays whole),
     ``conv`` (the 13 conv layers), ``all`` (every Conv2D and Dense layer), or a regular expression
-    matched against layer names. The model is fine-tuned for ``epochs`` on the
-    train split and pruning wrappers are stripped before export.
+    matched against layer names. The model is fine-tuned for ``epochs`` on the train split: the
+    sparsity ramps up over the first half, the second half recovers, and the rate decays (cosine)
+    from ``learning_rate`` to a tenth of it. Pruning wrappers are stripped before export.
 
     .. code-block:: toml
 
@@ -113,7 +114,7 @@ class PruneStep(Step):
     sparsity: float = Field(ge=0, lt=1)
     layers: str = "dense"
     epochs: int = Field(2, ge=1, le=1000)
-    learning_rate: float = Field(1e-5, gt=0, lt=1)
+    learning_rate: float = Field(1e-5, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
     batch_size: int = Field(32, ge=1, le=4096)
 
 
