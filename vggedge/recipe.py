@@ -99,7 +99,8 @@ class PruneStep(Step):
     ``conv`` (the 13 conv layers), ``all`` (every Conv2D and Dense layer), or a regular expression
     matched against layer names. The model is fine-tuned for ``epochs`` on the train split: the
     sparsity ramps up over the first half, the second half recovers, and the rate decays (cosine)
-    from ``learning_rate`` to a tenth of it. Pruning wrappers are stripped before export.
+    from ``learning_rate`` to a tenth of it, or stays at it (``learning_rate_schedule = "constant"``:
+    conv pruning recovered better so on the sample). Pruning wrappers are stripped before export.
 
     .. code-block:: toml
 
@@ -114,7 +115,8 @@ class PruneStep(Step):
     sparsity: float = Field(ge=0, lt=1)
     layers: str = "dense"
     epochs: int = Field(2, ge=1, le=1000)
-    learning_rate: float = Field(1e-5, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
+    learning_rate: float = Field(1e-5, gt=0, lt=1, description="peak rate (cosine) or the rate (constant)")
+    learning_rate_schedule: Literal["cosine", "constant"] = "cosine"
     batch_size: int = Field(32, ge=1, le=4096)
 
 

@@ -3,7 +3,7 @@
 tfmot only updates its masks every ``frequency`` steps (default 100): a short fine-tune can end
 with no sparsity at all. The schedule here is sized to the fine-tune actually run (masks updated
 about ten times over the first half of the fine-tune, the last update exactly at the end step, and
-the second half left to recover at a cosine-decaying rate), and the sparsity of every pruned layer
+the second half left to recover, by default at a cosine-decaying rate), and the sparsity of every pruned layer
 is measured after ``strip_pruning``; falling short of the target is an error, not a silent pass.
 """
 
@@ -87,7 +87,10 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
         end_step = max(frequency, ramp // frequency * frequency)
         schedule = sparsity_api.PolynomialDecay(0.0, step.sparsity, begin_step=0, end_step=end_step, frequency=frequency)
         # The rate decays (cosine, to a tenth) so the recovering half settles instead of ending on a noisy step.
-        learning_rate = keras.optimizers.schedules.CosineDecay(step.learning_rate, decay_steps=total_steps, alpha=0.1)
+        learning_rate = (
+            keras.optimizers.schedules.CosineDecay(step.learning_rate, decay_steps=total_steps, alpha=0.1)
+            if step.learning_rate_schedule == "cosine" else step.learning_rate
+        )
 
     wrapped = clone_with(model, lambda layer: sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule), names)
     wrapped.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
