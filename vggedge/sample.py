@@ -85,11 +85,10 @@ def cache_key(spec, plan: TrainingPlan) -> str:  # noqa: ANN001
 def train_classifier(model, dataset: Dataset, plan: TrainingPlan, progress: bool = True):  # noqa: ANN001, ANN201
     """Train ``model`` on the train split with a progress bar; returns held-out accuracy."""
     from vggedge.keras_env import keras
-    from vggedge.training import fit
+    from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
     keras.utils.set_random_seed(plan.seed)
-    steps = int(np.ceil(len(dataset.train) / plan.batch_size)) * plan.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(plan.learning_rate, decay_steps=steps, alpha=0.1)
+    schedule = cosine_to_a_tenth(plan.learning_rate, total_steps(len(dataset.train), plan.batch_size, plan.epochs))
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
     fit(model, dataset.train.images, dataset.train.labels, plan.epochs, plan.batch_size, "Training sample VGG16", progress)
     return float(model.evaluate(dataset.eval.images, dataset.eval.labels, verbose=0)[1])

@@ -31,6 +31,17 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.stop()
 
 
+def total_steps(samples: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` passes over ``samples`` in batches (the last one partial)."""
+    return int(np.ceil(samples / batch_size)) * epochs
+
+
+def cosine_to_a_tenth(peak: float, steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The rate every vggedge training run decays by: cosine from ``peak`` to a tenth of it over ``steps``,
+    so a short run ends settled rather than on a noisy step."""
+    return keras.optimizers.schedules.CosineDecay(peak, decay_steps=steps, alpha=0.1)
+
+
 def fit(
     model: keras.Model,
     x: np.ndarray,
@@ -43,7 +54,6 @@ def fit(
 ) -> None:
     """``model.fit`` with shuffling, a rich progress bar instead of Keras' own, and extra callbacks."""
     callbacks = list(callbacks or [])
-    steps = int(np.ceil(len(x) / batch_size)) * epochs
     if progress:
-        callbacks.append(RichProgress(description, steps))
+        callbacks.append(RichProgress(description, total_steps(len(x), batch_size, epochs)))
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)

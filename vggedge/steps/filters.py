@@ -20,7 +20,7 @@ from vggedge.flops import count_macs
 from vggedge.keras_env import keras
 from vggedge.recipe import FilterPruneStep
 from vggedge.steps.context import StepContext, StepResult, classifier_loss, float_bytes, training_targets
-from vggedge.training import fit
+from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 
 def filters_to_keep(kernel: np.ndarray, ratio: float) -> np.ndarray:
@@ -140,8 +140,7 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     if trained:
         # Removing whole filters is a large perturbation: the thinner network is retrained for a few
         # epochs with a cosine-decayed rate, like a short training run from a good start.
-        steps = int(np.ceil(len(context.train_images) / step.batch_size)) * step.epochs
-        schedule = keras.optimizers.schedules.CosineDecay(step.learning_rate, decay_steps=steps, alpha=0.1)
+        schedule = cosine_to_a_tenth(step.learning_rate, total_steps(len(context.train_images), step.batch_size, step.epochs))
         thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
         fit(thin, context.train_images, targets, step.epochs, step.batch_size,
             f"Fine-tuning after removing {ratio:.0%} of the filters", context.progress)

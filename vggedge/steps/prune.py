@@ -23,7 +23,7 @@ from vggedge.steps.context import (
     float_bytes,
     training_targets,
 )
-from vggedge.training import fit
+from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 def _is_dense(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, keras.layers.Dense)
@@ -73,23 +73,21 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
     names = set(select_layers(model, step.layers))
     targets, are_labels = training_targets(model, context, step.batch_size)
     batch_size = min(step.batch_size, len(context.train_images))
-    steps_per_epoch = int(np.ceil(len(context.train_images) / batch_size))
     epochs = 1 if context.synthetic else step.epochs
-    total_steps = steps_per_epoch * epochs
+    steps = total_steps(len(context.train_images), batch_size, epochs)
     if context.synthetic:
         # Nothing to learn: prune once, at the first step, with a zero learning rate.
         schedule = sparsity_api.ConstantSparsity(step.sparsity, begin_step=0, frequency=1)
         learning_rate = 0.0
     else:
         # Reach the target halfway through, then fine-tune the pruned network for the other half.
-        ramp = max(1, total_steps // 2)
+        ramp = max(1, steps // 2)
         frequency = max(1, ramp // 10)
         end_step = max(frequency, ramp // frequency * frequency)
         schedule = sparsity_api.PolynomialDecay(0.0, step.sparsity, begin_step=0, end_step=end_step, frequency=frequency)
-        # The rate decays (cosine, to a tenth) so the recovering half settles instead of ending on a noisy step.
+        # By default the rate decays so the recovering half settles (conv pruning did better at a constant rate).
         learning_rate = (
-            keras.optimizers.schedules.CosineDecay(step.learning_rate, decay_steps=total_steps, alpha=0.1)
-            if step.learning_rate_schedule == "cosine" else step.learning_rate
+            cosine_to_a_tenth(step.learning_rate, steps) if step.learning_rate_schedule == "cosine" else step.learning_rate
         )
 
     wrapped = clone_with(model, lambda layer: sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule), names)
