@@ -23,12 +23,16 @@ from vggedge.steps.context import StepContext, StepResult, classifier_loss, floa
 from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 
+def kept_count(filters: int, ratio: float) -> int:
+    """How many of ``filters`` survive removing ``ratio`` of them: ceil((1 - ratio) * n), at least one."""
+    return max(1, int(np.ceil((1.0 - ratio) * filters)))
+
+
 def filters_to_keep(kernel: np.ndarray, ratio: float) -> np.ndarray:
-    """Sorted indices of the filters with the largest L1 norms, keeping ceil((1 - ratio) * n) of n."""
+    """Sorted indices of the filters with the largest L1 norms, :func:`kept_count` of them."""
     n = kernel.shape[-1]
-    keep = max(1, int(np.ceil((1.0 - ratio) * n)))
     norms = np.abs(kernel).reshape(-1, n).sum(axis=0)
-    return np.sort(np.argsort(-norms, kind="stable")[:keep])
+    return np.sort(np.argsort(-norms, kind="stable")[:kept_count(n, ratio)])
 
 
 def _copy_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:  # noqa: ANN003
@@ -102,7 +106,7 @@ def thin_macs(model: keras.Model, ratio: float, pattern: str) -> int:
             in_channels = kept if kept is not None else int(layer.input_shape[-1])
             out_channels = layer.filters
             if selector.fullmatch(layer.name) and layer.name != "preprocess":
-                out_channels = max(1, int(np.ceil((1.0 - ratio) * layer.filters)))
+                out_channels = kept_count(layer.filters, ratio)
                 kept = out_channels
             else:
                 kept = None
