@@ -182,7 +182,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
             records.append(outcome.record)
         timing["steps_s"] = round(time.perf_counter() - started, 2)
         last = recipe.steps[-1]
-        count = last.calibration_samples if isinstance(last, QuantizeStep) and last.mode.startswith("int8") else 0
+        count = (last.calibration_samples or 0) if isinstance(last, QuantizeStep) else 0  # set for int8 modes only
         calibration = calibration_images(prepared, count) if count else None
         if calibration is not None and context.synthetic:
             notes.append(f"int8 calibrated on {len(calibration)} synthetic images (no data)")
