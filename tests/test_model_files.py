@@ -8,6 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import record_figure
+
 pytestmark = pytest.mark.slow
 
 
@@ -15,6 +17,9 @@ def transfer_learning_keras3(path):  # noqa: ANN001, ANN201
     """The tutorials' shape in Keras 3: a frozen conv base (nested model) under a new 1-unit sigmoid head."""
     import keras as keras3
 
+    from conftest import TEST_SEED
+
+    keras3.utils.set_random_seed(TEST_SEED)  # Keras 3 has its own random state
     base = keras3.Sequential([
         keras3.Input((32, 32, 3)),
         keras3.layers.Rescaling(1 / 255.0),
@@ -61,5 +66,7 @@ def test_sigmoid_keras3_model_through_optimize(cli, tmp_path, digits_dir):
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "out" / "int8" / "report.json").read_text())
     assert report["model"]["classes"] == 2 and report["baseline"]["top5"] is None
+    record_figure("keras3 sigmoid: baseline top-1", report["baseline"]["top1"])
+    record_figure("keras3 sigmoid: int8 agreement", report["result"]["agreement"])
     assert report["baseline"]["top1"] >= 0.9
     assert report["result"]["status"] == "ok" and report["result"]["agreement"] >= 0.97

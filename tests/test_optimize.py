@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import files_under
+from conftest import files_under, record_figure
 from vggedge.runtime import TFLiteModel
 
 pytestmark = pytest.mark.slow
@@ -26,6 +26,9 @@ def test_int8_report_states_measured_figures(cli, tiny, tiny_h5, digits_dir, tmp
     assert report["schema"] == "vggedge.report/1"
     baseline, result, ratios = report["baseline"], report["result"], report["ratios"]
     assert baseline["format"] == "keras float32" and baseline["device"] == "CPU"
+    record_figure("optimize int8: baseline top-1", baseline["top1"])
+    record_figure("optimize int8: top-1 delta", result["top1"] - baseline["top1"])
+    record_figure("optimize int8: agreement", result["agreement"])
     assert baseline["top1"] >= 0.85
     assert baseline["top5"] >= baseline["top1"]
     assert baseline["size_bytes"] == report["model"]["params"] * 4

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from conftest import record_figure
+
 pytestmark = pytest.mark.slow
 
 
@@ -28,6 +30,8 @@ def tensor_types(path) -> dict[str, int]:  # noqa: ANN001
 @pytest.mark.parametrize("name", ["fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge", "fast"])
 def test_every_recipe_is_verified_and_keeps_accuracy(all_runs, name):
     report = load(all_runs, name)
+    record_figure(f"all_runs {name}: top-1 delta pts", report["ratios"]["top1_delta_pts"])
+    record_figure(f"all_runs {name}: verification agreement", report["result"]["verification"]["agreement"])
     assert report["result"]["status"] == "ok", report["notes"]
     assert report["result"]["verification"]["agreement"] >= 0.97
     # The bars (1.0 point, 1.5 for edge and fast) are measured on the full-width sample (closing

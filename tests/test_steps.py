@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import record_figure
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
 from vggedge.models.vgg import VGGSpec, build_vgg16
@@ -52,6 +53,7 @@ def test_head_swap_by_distillation_without_labels(tiny, digits):
     assert "flatten" not in names and "fc1" not in names and names[-2:] == ["gap", "predictions"]
     assert swapped.output_shape == (None, 10)
     assert swapped.get_layer("predictions").kernel.shape == (128, 10)  # channels x classes
+    record_figure("head distill: train agreement", result.record["train_agreement_with_source"])
     assert result.record["train"] == "distill" and result.record["train_agreement_with_source"] >= 0.8
     assert model.get_layer("fc1") is not None  # the source model keeps its head
 
@@ -62,6 +64,7 @@ def test_head_swap_training_free_start_imitates_the_old_head(tiny, digits):
     assert result.record["train"] == "none"
     images = digits.eval.images[:200]
     agree = np.mean(np.argmax(result.model.predict(images, verbose=0), 1) == np.argmax(model.predict(images, verbose=0), 1))
+    record_figure("head lstsq: eval agreement", agree)
     assert agree >= 0.7
 
 
@@ -110,4 +113,5 @@ def test_qat_without_data_still_sets_quantizer_ranges():
     import gzip
 
     assert len(gzip.compress(flatbuffer)) > 0.5 * len(flatbuffer)  # weights survived: the file does not collapse
+    record_figure("qat no data: max abs diff", np.max(np.abs(qat_model.predict(images, verbose=0) - model.predict(images, verbose=0))))
     np.testing.assert_allclose(qat_model.predict(images, verbose=0), model.predict(images, verbose=0), atol=0.05)

@@ -47,16 +47,16 @@ def measure_tflite(
     progress: bool = True,
     runtime: Runtime | None = None,
 ) -> TFLiteMeasurement:
-    """Predict every image (batch 1), then time ``runs`` invocations on the first image."""
+    """Predict every image (batch 1), then time ``runs`` invocations on the first image (none: latency null)."""
     model = TFLiteModel(path, threads=threads, runtime=runtime)
     scores = model.predict(images, progress=progress, description=f"Evaluating {Path(path).name}")
     model.set_input(images[0])
-    timings = time_calls(model.invoke_once, warmup=warmup, runs=runs)
+    timings = time_calls(model.invoke_once, warmup=warmup, runs=runs) if runs else []
     figures = {
         "format": model_format(model),
         "size_bytes": Path(path).stat().st_size,
         "gzip_bytes": gzip_size(path),
         **accuracy_figures(scores if labels is not None else None, labels if labels is not None else np.array([])),
-        "latency_ms": latency_summary(timings),
+        "latency_ms": latency_summary(timings) if timings else None,
     }
     return TFLiteMeasurement(figures, scores, model.runtime, model.threads, model.input_dtype)

@@ -17,7 +17,8 @@ import numpy as np
 
 from vggedge.benchmark import DEFAULT_RUNS, DEFAULT_WARMUP, measure_tflite
 from vggedge.data import load_all
-from vggedge.environment import describe_environment, device_model
+from vggedge.atomic import write_text
+from vggedge.environment import describe_environment, device_model, emulation
 from vggedge.errors import UserError
 from vggedge.metrics import top1_classes
 from vggedge.report import REPORT_SCHEMA, STATUS_OK, build_report, write_report
@@ -102,8 +103,13 @@ def bench(options: BenchOptions) -> Path:
         dataset = {"name": None, "classes": None, "train_samples": 0, "eval_samples": 0, "calibration_samples": 0, "skipped": 0}
         notes.append("accuracy not measured: no --data")
     del probe
-    measured = measure_tflite(options.model, images, labels, options.threads, options.runs, options.warmup,
-                              options.progress, runtime)
+    runs, warmup = options.runs, options.warmup
+    emulated = emulation()
+    if emulated:
+        # An emulator's timings describe the emulator, not any device: accuracy only, latency null.
+        runs = warmup = 0
+        notes.append(f"latency not measured: emulated ({emulated})")
+    measured = measure_tflite(options.model, images, labels, options.threads, runs, warmup, options.progress, runtime)
     result = {
         "status": STATUS_OK,
         **measured.figures,
@@ -121,4 +127,11 @@ def bench(options: BenchOptions) -> Path:
     report = build_report(recipe, model, dataset, describe_environment(runtime, measured.threads), baseline, result, notes)
     report["kind"] = "device"
     out = options.out or options.model.parent / f"bench-{device_slug()}"
+    if labels is not None:
+        write_predictions(out / "predictions.json", keys, measured.scores)
     return write_report(report, out)
+
+
+def write_predictions(path: Path, keys: list[str], scores: np.ndarray) -> None:
+    """This device's top-1 per image key, so runs on two devices (or runtimes) can be compared image by image."""
+    write_text(path, json.dumps({"keys": keys, "top1": [int(c) for c in top1_classes(scores)]}) + "\n")

@@ -176,8 +176,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         for index, step in enumerate(recipe.steps):
             # Each step gets its own seed (shuffling, new layers' init), so a recipe's figures do not
             # depend on which recipes ran before it in the same invocation.
-            keras.utils.set_random_seed(options.seed + index)
-            outcome = apply_step(step, model, context)
+            outcome = apply_step(step, model, dataclasses.replace(context, seed=options.seed + index))
             model = outcome.model
             records.append(outcome.record)
         timing["steps_s"] = round(time.perf_counter() - started, 2)

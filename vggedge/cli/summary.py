@@ -30,10 +30,10 @@ def print_reports(paths: list[Path]) -> None:
             _num((r.get("latency_ms") or {}).get("p50"), ".2f"), _num(x.get("speedup"), ".2f"),
         )
     console = Console()
-    if baseline:
+    if baseline and baseline.get("size_bytes") is not None:  # a loose .tflite benched alone has no baseline
         console.print(
             f"Baseline (keras float32 on {baseline['device']}): {baseline['size_bytes'] / 1e6:.1f} MB, "
-            f"top-1 {_pct(baseline.get('top1'))}, p50 {baseline['latency_ms']['p50']:.2f} ms"
+            f"top-1 {_pct(baseline.get('top1'))}, p50 {_num((baseline.get('latency_ms') or {}).get('p50'), '.2f')} ms"
         )
     console.print(table)
     for path in paths:

@@ -15,7 +15,10 @@ from vggedge.steps.context import StepContext, StepResult
 
 
 def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResult:
+    """Apply ``step`` to a copy of ``model``, seeded with ``context.seed`` (Python, numpy and TensorFlow)."""
     from vggedge.steps import filters, head, prune, qat
+
+    keras.utils.set_random_seed(context.seed)
 
     appliers: dict[type, Callable] = {
         PruneStep: prune.apply,

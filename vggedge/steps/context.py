@@ -18,12 +18,15 @@ class StepContext:
     user's model with its own data); otherwise steps train by distillation from the model's outputs.
     ``synthetic`` marks a sizes-only run (random weights, no data): steps do the structural work
     but fine-tune nothing, since there is nothing to learn.
+    ``seed`` seeds everything random in the step (new layers' initial weights, shuffling): the same
+    step on the same model and data gives the same model, whoever calls it and whatever ran before.
     """
 
     train_images: np.ndarray
     train_labels: np.ndarray | None
     progress: bool = True
     synthetic: bool = False
+    seed: int = 0
 
     @classmethod
     def from_dataset(cls, dataset: Dataset | None, labels_match: bool, input_size: int, progress: bool) -> StepContext:
