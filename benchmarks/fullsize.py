@@ -35,8 +35,23 @@ THREADS = (1, 2)
 
 def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
     """One recipe in a child process: wall time and peak resident memory of that process alone."""
-    command = [sys.executable, "-m", "vggedge", "optimize", "--recipe", recipe, "--model", "vgg16",
-               "--out", str(work), "--runs", "1", "--warmup", "0", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "vggedge",
+        "optimize",
+        "--recipe",
+        recipe,
+        "--model",
+        "vgg16",
+        "--out",
+        str(work),
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+    ]
     if weights:
         command += ["--weights", weights]
     started = time.perf_counter()
@@ -44,8 +59,12 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    row = {"recipe": recipe, "wall_s": round(wall, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
-           "exit": os.waitstatus_to_exitcode(status)}
+    row = {
+        "recipe": recipe,
+        "wall_s": round(wall, 1),
+        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
+        "exit": os.waitstatus_to_exitcode(status),
+    }
     report_path = work / recipe / "report.json"
     if row["exit"] != 0 or not report_path.exists():
         row["status"] = "failed: " + (stderr.strip().splitlines() or ["?"])[-1][:120]
@@ -55,10 +74,15 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
     if result["status"] != "ok":
         row["status"] = f"{result['status']}: {result.get('error', '')[:120]}"
         return row
-    row.update(status=result["status"], size_mb=round(result["size_bytes"] / 1e6, 2),
-               gzip_mb=round(result["gzip_bytes"] / 1e6, 2), gflops=round((result.get("flops") or 0) / 1e9, 2),
-               convert_s=(result.get("timing") or {}).get("convert_s"), model=str(work / recipe / "model.tflite"),
-               weights=report["model"]["weights"])
+    row.update(
+        status=result["status"],
+        size_mb=round(result["size_bytes"] / 1e6, 2),
+        gzip_mb=round(result["gzip_bytes"] / 1e6, 2),
+        gflops=round((result.get("flops") or 0) / 1e9, 2),
+        convert_s=(result.get("timing") or {}).get("convert_s"),
+        model=str(work / recipe / "model.tflite"),
+        weights=report["model"]["weights"],
+    )
     return row
 
 
@@ -92,7 +116,7 @@ from vggedge.convert import convert
 from vggedge.models.loading import load_imagenet_vgg16
 model = load_imagenet_vgg16({weights!r}).model
 started = time.perf_counter()
-Path({str(work / 'fp32.tflite')!r}).write_bytes(convert(model, "float32"))
+Path({str(work / "fp32.tflite")!r}).write_bytes(convert(model, "float32"))
 print(round(time.perf_counter() - started, 1))
 """
     started = time.perf_counter()
@@ -102,9 +126,15 @@ print(round(time.perf_counter() - started, 1))
     path = work / "fp32.tflite"
     from vggedge.benchmark import gzip_size
 
-    return path, {"recipe": "float32 TFLite (reference)", "status": "ok", "wall_s": round(time.perf_counter() - started, 1),
-                  "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2), "size_mb": round(path.stat().st_size / 1e6, 2),
-                  "gzip_mb": round(gzip_size(path) / 1e6, 2), "convert_s": convert_s}
+    return path, {
+        "recipe": "float32 TFLite (reference)",
+        "status": "ok",
+        "wall_s": round(time.perf_counter() - started, 1),
+        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
+        "size_mb": round(path.stat().st_size / 1e6, 2),
+        "gzip_mb": round(gzip_size(path) / 1e6, 2),
+        "convert_s": convert_s,
+    }
 
 
 def time_tflite_interleaved(models: dict[str, Path], runs: int) -> dict[tuple[str, int], list[float]]:
@@ -149,7 +179,11 @@ def main() -> None:
 
     cached = (keras_cache_dir() / VGG16_WEIGHTS_FILE).exists()
     weights = None if cached else "random"
-    print(f"VGG16 weights: {'ImageNet (Keras cache)' if cached else 'random (ImageNet weights not cached): sizes and latency only'}", flush=True)
+    print(
+        "VGG16 weights: "
+        + ("ImageNet (Keras cache)" if cached else "random (ImageNet weights not cached): sizes and latency only"),
+        flush=True,
+    )
     work = args.work or Path(tempfile.mkdtemp(prefix="vggedge-bench-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -162,11 +196,17 @@ def main() -> None:
     print(f"  {fp32_row}", flush=True)
 
     keras_rows = {threads: keras_reference(weights, threads, args.runs) for threads in THREADS}
-    models = {"float32 TFLite (reference)": fp32_path} | {row["recipe"]: Path(row["model"]) for row in rows if "model" in row}
+    models = {"float32 TFLite (reference)": fp32_path} | {
+        row["recipe"]: Path(row["model"]) for row in rows if "model" in row
+    }
     timings = time_tflite_interleaved(models, args.runs)
 
-    keras_row = {"recipe": "TensorFlow Keras float32 (reference)", "status": "ok",
-                 "size_mb": round(keras_rows[2]["params"] * 4 / 1e6, 2), "gflops": round(keras_rows[2]["flops"] / 1e9, 2)}
+    keras_row = {
+        "recipe": "TensorFlow Keras float32 (reference)",
+        "status": "ok",
+        "size_mb": round(keras_rows[2]["params"] * 4 / 1e6, 2),
+        "gflops": round(keras_rows[2]["flops"] / 1e9, 2),
+    }
     for threads in THREADS:
         keras_row[f"p50_ms_{threads}t"] = keras_rows[threads]["latency"]["p50"]
         keras_row[f"p90_ms_{threads}t"] = keras_rows[threads]["latency"]["p90"]
@@ -181,12 +221,28 @@ def main() -> None:
     for row in table:
         p50 = row.get("p50_ms_2t")
         row["x_vs_keras_2t"] = round(keras_row["p50_ms_2t"] / p50, 2) if p50 else None
-        row["x_vs_fp32_tflite_2t"] = round(fp32_row["p50_ms_2t"] / p50, 2) if p50 and fp32_row.get("p50_ms_2t") else None
+        row["x_vs_fp32_tflite_2t"] = (
+            round(fp32_row["p50_ms_2t"] / p50, 2) if p50 and fp32_row.get("p50_ms_2t") else None
+        )
     write_tables(table, args.out, weights or "imagenet", args.runs)
 
 
-COLUMNS = ["recipe", "status", "size_mb", "gzip_mb", "gflops", "p50_ms_1t", "p90_ms_1t", "p50_ms_2t", "p90_ms_2t",
-           "x_vs_keras_2t", "x_vs_fp32_tflite_2t", "convert_s", "wall_s", "peak_rss_gb"]
+COLUMNS = [
+    "recipe",
+    "status",
+    "size_mb",
+    "gzip_mb",
+    "gflops",
+    "p50_ms_1t",
+    "p90_ms_1t",
+    "p50_ms_2t",
+    "p90_ms_2t",
+    "x_vs_keras_2t",
+    "x_vs_fp32_tflite_2t",
+    "convert_s",
+    "wall_s",
+    "peak_rss_gb",
+]
 
 
 def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
@@ -203,7 +259,7 @@ def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
     writer.writerows(table)
     (out / f"{stem}.csv").write_text(buffer.getvalue())
     lines = [
-        f"# Full-size VGG16 (224x224, batch 1): every recipe, one run",
+        "# Full-size VGG16 (224x224, batch 1): every recipe, one run",
         "",
         f"Weights: {weights}. Latency: median (p50) and p90 of {runs} interleaved runs after warm-up, 1 and 2 threads.",
         f"Environment: {', '.join(f'{k}={v}' for k, v in env.items())}.",
@@ -211,7 +267,9 @@ def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]
-    lines += ["| " + " | ".join("—" if row.get(c) is None else str(row.get(c)) for c in COLUMNS) + " |" for row in table]
+    lines += [
+        "| " + " | ".join("—" if row.get(c) is None else str(row.get(c)) for c in COLUMNS) + " |" for row in table
+    ]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -32,10 +32,20 @@ from vggedge.environment import cpu_features, cpu_name  # noqa: E402
 
 
 def run_suite(seed: int, onednn: str, log: Path, pytest_args: list[str]) -> tuple[int, str, float]:
-    env = {**os.environ, "VGGEDGE_TEST_SEED": str(seed), "TF_ENABLE_ONEDNN_OPTS": onednn, "VGGEDGE_SPREAD_LOG": str(log)}
+    env = {
+        **os.environ,
+        "VGGEDGE_TEST_SEED": str(seed),
+        "TF_ENABLE_ONEDNN_OPTS": onednn,
+        "VGGEDGE_SPREAD_LOG": str(log),
+    }
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *pytest_args],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *pytest_args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
     return done.returncode, summary, time.perf_counter() - started
 
@@ -66,20 +76,23 @@ def main() -> None:
         "# Spread of the test suite's figures over seeds and oneDNN settings",
         "",
         f"CPU: {cpu}, {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}. "
-        f"Command: `python benchmarks/test_spread.py --seeds {' '.join(map(str, args.seeds))} --onednn {' '.join(args.onednn)}`.",
+        f"Command: `python benchmarks/test_spread.py --seeds {' '.join(map(str, args.seeds))} "
+        f"--onednn {' '.join(args.onednn)}`.",
         "",
         "| run (seed, oneDNN) | pytest summary | s |",
         "|---|---|---|",
         *[f"| {seed}, {onednn} | {summary} | {seconds:.0f} |" for seed, onednn, summary, seconds in runs],
         "",
-        "| figure | n | min | median | max | worst run (seed, oneDNN) |",
+        "| figure | n | min | median | max | min at (seed, oneDNN) |",
         "|---|---|---|---|---|---|",
     ]
     for name in sorted(values):
         numbers = [v for v, _, _ in values[name]]
         worst = min(values[name])
-        lines.append(f"| {name} | {len(numbers)} | {min(numbers):.4f} | {statistics.median(numbers):.4f} | "
-                     f"{max(numbers):.4f} | {worst[1]}, {worst[2]} |")
+        lines.append(
+            f"| {name} | {len(numbers)} | {min(numbers):.4f} | {statistics.median(numbers):.4f} | "
+            f"{max(numbers):.4f} | {worst[1]}, {worst[2]} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     slug = re.sub(r"[^a-z0-9]+", "-", f"{platform.machine()} {cpu_name()} {os.cpu_count()}cores".lower()).strip("-")

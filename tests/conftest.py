@@ -22,6 +22,11 @@ os.environ["VGGEDGE_OFFLINE"] = "1"
 from vggedge.cli import main  # noqa: E402
 
 TINY_EPOCHS = 10
+# The accuracy budget (top-1 points) the tiny fixture's recipes run under. The default budget (1 point)
+# is measured on the full-width sample; on this 1/4-width model removing half the filters (`fast`) lost
+# 2.2 to 13.9 points over seeds 0-4 with oneDNN on and off (reports/benchmarks/test-spread-*.md), while a
+# broken step loses ~90. 30 points: "works", with room for other CPUs' rounding.
+TINY_MAX_DROP = 30.0
 # Every random choice of the suite (weight init, shuffling, the recipes' --seed) derives from this one
 # number, so a run is reproducible whatever the test order, and `benchmarks/test_spread.py` can re-run
 # the suite under other seeds to measure how far each figure moves.
@@ -55,8 +60,17 @@ def record_figure(name: str, value: float) -> None:
         import json
 
         with open(SPREAD_LOG, "a") as log:
-            log.write(json.dumps({"figure": name, "value": float(value), "seed": TEST_SEED,
-                                  "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}) + "\n")
+            log.write(
+                json.dumps(
+                    {
+                        "figure": name,
+                        "value": float(value),
+                        "seed": TEST_SEED,
+                        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+                    }
+                )
+                + "\n"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +101,9 @@ def train_tiny(dataset, classes: int = 10, epochs: int = TINY_EPOCHS):  # noqa: 
 
 @pytest.fixture(scope="session")
 def tiny(digits):  # noqa: ANN001, ANN201
-    """(model, held-out accuracy) of the tiny VGG16 trained on the digits (~12 s; seeds 0-2 gave 97.5-98.9%)."""
+    """(model, held-out accuracy) of the tiny VGG16 trained on the digits.
+
+    ~12 s; 98.3-99.2% over seeds 0-4 with oneDNN on and off."""
     model, accuracy = train_tiny(digits)
     record_figure("tiny: held-out top-1", accuracy)
     assert accuracy >= 0.95, f"the tiny fixture did not train ({accuracy:.3f}): every figure below would be noise"
@@ -153,7 +169,28 @@ def all_runs(tiny_h5, digits_dir, tmp_path_factory) -> Path:
     """`vggedge optimize --recipe all` on the tiny VGG16 and the digits: one run folder per shipped recipe."""
     out = tmp_path_factory.mktemp("all-runs")
     # The sample's split sizes, so the evaluation images are exactly the ones the tiny model never trained on.
-    code = run_cli("optimize", "--recipe", "all", "--model", tiny_h5, "--data", digits_dir, "--out", out, "-q", "--runs", "5",
-                   "--eval-samples", "360", "--calibration-samples", "100", "--seed", str(TEST_SEED))
+    # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
+    code = run_cli(
+        "optimize",
+        "--recipe",
+        "all",
+        "--model",
+        tiny_h5,
+        "--data",
+        digits_dir,
+        "--out",
+        out,
+        "-q",
+        "--runs",
+        "5",
+        "--eval-samples",
+        "360",
+        "--calibration-samples",
+        "100",
+        "--seed",
+        str(TEST_SEED),
+        "--max-drop",
+        str(TINY_MAX_DROP),
+    )
     assert code == 0
     return out

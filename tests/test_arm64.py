@@ -29,8 +29,23 @@ def test_bench_on_aarch64_predicts_exactly_what_x86_predicts(all_runs, digits, c
     images = tmp_path / "eval"
     save_split(digits.eval, digits.class_names, images)  # the 360 images the int8 run was evaluated on
     model = all_runs / "int8" / "model.tflite"
-    done = subprocess.run([ARM64_PYTHON, "-m", "vggedge", "bench", str(model), "--data", str(images),
-                           "--out", str(tmp_path / "arm64"), "-q"], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            ARM64_PYTHON,
+            "-m",
+            "vggedge",
+            "bench",
+            str(model),
+            "--data",
+            str(images),
+            "--out",
+            str(tmp_path / "arm64"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert cli("bench", model, "--data", images, "--out", tmp_path / "x86", "-q", "--runs", "3").code == 0
 

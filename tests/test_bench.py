@@ -35,13 +35,28 @@ NO_TENSORFLOW = textwrap.dedent(
 
 
 def bench_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "bench", *map(str, args)],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW, "bench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=600,
+    )
 
 
 def test_bench_without_tensorflow_matches_optimize(all_runs, digits_dir, tmp_path):
-    done = bench_without_tensorflow(all_runs / "int8" / "model.tflite", "--data", digits_dir, "--runs", "5",
-                                    "--threads", "2", "--out", tmp_path / "pi", "-q")
+    done = bench_without_tensorflow(
+        all_runs / "int8" / "model.tflite",
+        "--data",
+        digits_dir,
+        "--runs",
+        "5",
+        "--threads",
+        "2",
+        "--out",
+        tmp_path / "pi",
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     device = json.loads((tmp_path / "pi" / "report.json").read_text())
     workstation = json.loads((all_runs / "int8" / "report.json").read_text())
@@ -64,10 +79,13 @@ def test_bench_latency_only_without_data(all_runs, tmp_path):
     assert report["result"]["format"] == "tflite (float32 input)"
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda p: p.write_bytes(b"not a model at all"), "is not a TFLite model"),
-    (lambda p: None, "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b"not a model at all"), "is not a TFLite model"),
+        (lambda p: None, "does not exist"),
+    ],
+)
 def test_bench_refuses_bad_files(tmp_path, make, message):
     path = tmp_path / "m.tflite"
     make(path)
@@ -89,6 +107,8 @@ def test_bench_refuses_data_that_does_not_fit(all_runs, tmp_path):
     for name in "ab":
         (tmp_path / "d" / name).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(tmp_path / "d" / name / "x.png")
-    done = bench_without_tensorflow(all_runs / "int8" / "model.tflite", "--data", tmp_path / "d", "--out", tmp_path / "o")
+    done = bench_without_tensorflow(
+        all_runs / "int8" / "model.tflite", "--data", tmp_path / "d", "--out", tmp_path / "o"
+    )
     assert done.returncode == 2 and "the data has 2 classes" in done.stderr
     assert not (tmp_path / "o").exists()

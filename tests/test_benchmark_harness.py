@@ -28,8 +28,10 @@ def test_interleaved_timing_covers_every_model_and_thread_count(harness, all_run
 
 
 def test_tables_name_the_environment(harness, tmp_path):
-    rows = [{"recipe": "TensorFlow Keras float32 (reference)", "status": "ok", "p50_ms_2t": 200.0},
-            {"recipe": "fast", "status": "ok", "p50_ms_2t": 40.0, "x_vs_keras_2t": 5.0}]
+    rows = [
+        {"recipe": "TensorFlow Keras float32 (reference)", "status": "ok", "p50_ms_2t": 200.0},
+        {"recipe": "fast", "status": "ok", "p50_ms_2t": 40.0, "x_vs_keras_2t": 5.0},
+    ]
     harness.write_tables(rows, tmp_path, "random", runs=3)
     written = sorted(p.name for p in tmp_path.iterdir())
     name = harness.environment_name()

@@ -7,9 +7,7 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import files_under
 
@@ -37,35 +35,53 @@ def two_class_folder(root, digits_dir, classes=("0", "1", "2")):  # noqa: ANN001
 
 
 def test_misspelled_recipe(cli, out):
-    assert_clean_failure(cli("optimize", "--recipe", "int9", "--out", out), out, "unknown recipe 'int9'", "did you mean 'int8'?", "available:")
+    assert_clean_failure(
+        cli("optimize", "--recipe", "int9", "--out", out),
+        out,
+        "unknown recipe 'int9'",
+        "did you mean 'int8'?",
+        "available:",
+    )
 
 
 def test_missing_recipe_file(cli, out, tmp_path):
-    assert_clean_failure(cli("optimize", "--recipe", tmp_path / "nope.toml", "--out", out), out, "nope.toml does not exist")
+    assert_clean_failure(
+        cli("optimize", "--recipe", tmp_path / "nope.toml", "--out", out), out, "nope.toml does not exist"
+    )
 
 
 def test_recipe_with_unknown_key(cli, out, tmp_path):
     recipe = tmp_path / "mine.toml"
     recipe.write_text('name = "mine"\n[[steps]]\ntype = "quantize"\nmode = "int8"\ncalibration = 10\n')
-    assert_clean_failure(cli("optimize", "--recipe", recipe, "--out", out), out, "mine.toml", "unknown key 'steps.0.calibration'",
-                         "did you mean 'calibration_samples'?")
+    assert_clean_failure(
+        cli("optimize", "--recipe", recipe, "--out", out),
+        out,
+        "mine.toml",
+        "unknown key 'steps.0.calibration'",
+        "did you mean 'calibration_samples'?",
+    )
 
 
 def test_recipe_with_bad_value(cli, out, tmp_path):
     recipe = tmp_path / "mine.toml"
     recipe.write_text('name = "mine"\n[[steps]]\ntype = "prune"\nsparsity = 1.5\n')
-    assert_clean_failure(cli("optimize", "--recipe", recipe, "--out", out), out, "steps.0.sparsity", "less than 1", "Received: 1.5")
+    assert_clean_failure(
+        cli("optimize", "--recipe", recipe, "--out", out), out, "steps.0.sparsity", "less than 1", "Received: 1.5"
+    )
 
 
 def test_missing_model_file(cli, out, tmp_path):
     assert_clean_failure(cli("optimize", "--model", tmp_path / "m.keras", "--out", out), out, "m.keras does not exist")
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("m.h5", b"\x89HDF garbage", "not a readable HDF5 model file"),
-    ("m.keras", b"PK\x03\x04 truncated zip", "not a readable .keras model file"),
-    ("m.onnx", b"whatever", "unsupported model file type '.onnx'"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("m.h5", b"\x89HDF garbage", "not a readable HDF5 model file"),
+        ("m.keras", b"PK\x03\x04 truncated zip", "not a readable .keras model file"),
+        ("m.onnx", b"whatever", "unsupported model file type '.onnx'"),
+    ],
+)
 def test_corrupt_or_non_keras_model_file(cli, out, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -77,50 +93,75 @@ def test_model_that_is_not_an_image_classifier(cli, out, tmp_path):
 
     path = tmp_path / "tabular.h5"
     keras.Sequential([keras.Input((20,)), keras.layers.Dense(3, activation="softmax")]).save(path)
-    assert_clean_failure(cli("optimize", "--model", path, "--out", out), out, "is not an image classifier", "(None, 20)")
+    assert_clean_failure(
+        cli("optimize", "--model", path, "--out", out), out, "is not an image classifier", "(None, 20)"
+    )
 
 
 def test_model_with_code_is_refused(cli, out, tmp_path):
     from vggedge.keras_env import keras
 
     path = tmp_path / "lambda.h5"
-    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten(),
-                      keras.layers.Dense(2)]).save(path)
+    keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten(), keras.layers.Dense(2)]
+    ).save(path)
     assert_clean_failure(cli("optimize", "--model", path, "--out", out), out, "Lambda", "arbitrary code")
 
 
 def test_missing_data_folder(cli, out, tiny_h5, tmp_path):
-    assert_clean_failure(cli("optimize", "--model", tiny_h5, "--data", tmp_path / "nodata", "--out", out), out,
-                         "nodata does not exist", "--data DIR")
+    assert_clean_failure(
+        cli("optimize", "--model", tiny_h5, "--data", tmp_path / "nodata", "--out", out),
+        out,
+        "nodata does not exist",
+        "--data DIR",
+    )
 
 
 def test_empty_data_folder(cli, out, tiny_h5, tmp_path):
     (tmp_path / "empty").mkdir()
-    assert_clean_failure(cli("optimize", "--model", tiny_h5, "--data", tmp_path / "empty", "--out", out), out, "has no JPEG or PNG images")
+    assert_clean_failure(
+        cli("optimize", "--model", tiny_h5, "--data", tmp_path / "empty", "--out", out),
+        out,
+        "has no JPEG or PNG images",
+    )
 
 
 def test_class_mismatch(cli, out, tiny_h5, digits_dir, tmp_path):
     data = two_class_folder(tmp_path / "three", digits_dir)
-    assert_clean_failure(cli("optimize", "--model", tiny_h5, "--data", data, "--out", out), out,
-                         "the data has 3 classes", "the model outputs 10")
+    assert_clean_failure(
+        cli("optimize", "--model", tiny_h5, "--data", data, "--out", out),
+        out,
+        "the data has 3 classes",
+        "the model outputs 10",
+    )
 
 
 def test_only_corrupt_images(cli, out, tiny_h5, tmp_path):
     for name in "ab":
         (tmp_path / "bad" / name).mkdir(parents=True)
         (tmp_path / "bad" / name / "x.jpg").write_bytes(b"\xff\xd8\xff broken")
-    assert_clean_failure(cli("optimize", "--model", tiny_h5, "--data", tmp_path / "bad", "--out", out), out,
-                         "none of the 2 images", "could be decoded")
+    assert_clean_failure(
+        cli("optimize", "--model", tiny_h5, "--data", tmp_path / "bad", "--out", out),
+        out,
+        "none of the 2 images",
+        "could be decoded",
+    )
 
 
 def test_imagenet_weights_unavailable_offline(cli, out):
-    assert_clean_failure(cli("optimize", "--model", "vgg16", "--out", out), out,
-                         "ImageNet VGG16 weights are not cached", "--weights PATH", "--weights random")
+    assert_clean_failure(
+        cli("optimize", "--model", "vgg16", "--out", out),
+        out,
+        "ImageNet VGG16 weights are not cached",
+        "--weights PATH",
+        "--weights random",
+    )
 
 
 def test_missing_weights_file(cli, out, tmp_path):
-    assert_clean_failure(cli("optimize", "--model", "vgg16", "--weights", tmp_path / "w.h5", "--out", out), out,
-                         "w.h5 does not exist")
+    assert_clean_failure(
+        cli("optimize", "--model", "vgg16", "--weights", tmp_path / "w.h5", "--out", out), out, "w.h5 does not exist"
+    )
 
 
 def test_unwritable_output_folder(cli, tmp_path):
@@ -132,14 +173,22 @@ def test_unwritable_output_folder(cli, tmp_path):
 
 
 def test_bad_preprocess_choice(cli, out, tiny_h5):
-    assert_clean_failure(cli("optimize", "--model", tiny_h5, "--preprocess", "imagenet", "--out", out), out,
-                         "--preprocess must be none, unit, tf or caffe")
+    assert_clean_failure(
+        cli("optimize", "--model", tiny_h5, "--preprocess", "imagenet", "--out", out),
+        out,
+        "--preprocess must be none, unit, tf or caffe",
+    )
 
 
 def test_a_real_process_exits_2_without_traceback(tmp_path):
     env = {**os.environ, "VGGEDGE_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "vggedge", "optimize", "--recipe", "nope", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "vggedge", "optimize", "--recipe", "nope", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: unknown recipe 'nope'") and "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()

@@ -23,18 +23,32 @@ def test_compare_html_renders_with_plots(cli, all_runs, tmp_path):
     assert cli("compare", all_runs, "--out", tmp_path, "--format", "md").code == 0
     shot = tmp_path / "page.png"
     subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", "--window-size=1600,1400",
-         f"--screenshot={shot}", (tmp_path / "compare.html").as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            "--window-size=1600,1400",
+            f"--screenshot={shot}",
+            (tmp_path / "compare.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     # The two plots sit below the table: look for their marks in the lower part of the page.
-    lower = pixels[pixels.shape[0] // 3:]
-    red = (lower[..., 0] > 180) & (lower[..., 1] < 90) & (lower[..., 2] < 90)      # Pareto points and line
-    blue = (lower[..., 2] > 150) & (lower[..., 0] < 80) & (lower[..., 1] < 160)    # other points
-    dark = lower.sum(axis=2) < 200                                                 # axes, ticks, labels
+    lower = pixels[pixels.shape[0] // 3 :]
+    red = (lower[..., 0] > 180) & (lower[..., 1] < 90) & (lower[..., 2] < 90)  # Pareto points and line
+    blue = (lower[..., 2] > 150) & (lower[..., 0] < 80) & (lower[..., 1] < 160)  # other points
+    dark = lower.sum(axis=2) < 200  # axes, ticks, labels
     assert red.sum() > 200, "no Pareto marks visible"
     assert blue.sum() > 50 or red.sum() > 400
     assert dark.sum() > 2000, "no axes or text visible"

@@ -46,7 +46,9 @@ def test_split_is_deterministic_and_disjoint(tmp_path):
 
 
 def test_eval_takes_at_most_half_of_a_small_folder(tmp_path):
-    data = load_folder(make_folder(tmp_path / "d", per_class=3), 16, eval_samples=500, calibration_samples=100, progress=False)
+    data = load_folder(
+        make_folder(tmp_path / "d", per_class=3), 16, eval_samples=500, calibration_samples=100, progress=False
+    )
     assert len(data.eval) == 3 and len(data.calibration) == 3 and len(data.train) == 0
 
 
@@ -62,7 +64,10 @@ def test_sample_split_is_the_documented_one(digits):
         (lambda root: None, "does not exist"),
         (lambda root: root.mkdir(), "has no JPEG or PNG images"),
         (lambda root: (root / "a").mkdir(parents=True), "has no JPEG or PNG images"),
-        (lambda root: ((root / "a").mkdir(parents=True), (root / "a" / "x.png").write_bytes(b"junk")), "could be decoded"),
+        (
+            lambda root: ((root / "a").mkdir(parents=True), (root / "a" / "x.png").write_bytes(b"junk")),
+            "could be decoded",
+        ),
     ],
 )
 def test_bad_folders(tmp_path, setup, message):

@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 from conftest import files_under, record_figure
+from vggedge.environment import SPEED_FEATURES
 from vggedge.runtime import TFLiteModel
 
 pytestmark = pytest.mark.slow
-
-
+SPEED_ORDER = [*SPEED_FEATURES["x86"], *SPEED_FEATURES["arm"]]
 
 
 def run_optimize(cli, model, data, out, recipe="int8", *extra):  # noqa: ANN001, ANN201
-    result = cli("optimize", "--recipe", recipe, "--model", model, "--data", data, "--out", out, "--quiet", "--runs", "5", *extra)
+    result = cli(
+        "optimize", "--recipe", recipe, "--model", model, "--data", data, "--out", out, "--quiet", "--runs", "5", *extra
+    )
     assert result.code == 0, result.err
     return json.loads((out / recipe / "report.json").read_text())
 
@@ -44,11 +46,18 @@ def test_int8_report_states_measured_figures(cli, tiny, tiny_h5, digits_dir, tmp
     assert ratios["size"] == pytest.approx(baseline["size_bytes"] / result["size_bytes"], rel=1e-3)
     assert ratios["top1_delta_pts"] == pytest.approx((result["top1"] - baseline["top1"]) * 100, abs=0.01)
     assert report["dataset"] == {
-        "name": digits_dir.name, "classes": 10, "train_samples": 1197, "eval_samples": 500,
-        "calibration_samples": 100, "skipped": 0,
+        "name": digits_dir.name,
+        "classes": 10,
+        "train_samples": 1197,
+        "eval_samples": 500,
+        "calibration_samples": 100,
+        "skipped": 0,
+        "eval_source": "split",
     }
     env = report["environment"]
     assert env["runtime"] == "ai-edge-litert" and env["tensorflow"].startswith("2.") and env["threads"] >= 1
+    assert env["emulated"] is None and env["machine"] in ("x86_64", "aarch64", "arm64")
+    assert env["cpu_features"] == sorted(env["cpu_features"], key=lambda f: list(SPEED_ORDER).index(f))
     assert report["recipe"]["name"] == "int8" and report["recipe"]["steps"][0]["mode"] == "int8"
     names = {p.name for p in files_under(tmp_path / "int8")}
     assert names == {"model.tflite", "recipe.toml", "report.json", "report.md", "baseline_predictions.json"}
@@ -68,7 +77,20 @@ def test_random_weights_report_sizes_and_null_accuracy(cli, tmp_path, monkeypatc
 
     small = build_vgg16(VGGSpec(input_size=32, classes=1000, width=1 / 16, dense_units=32, preprocess="none"))
     monkeypatch.setattr(loading.keras.applications, "VGG16", lambda weights=None: small)
-    result = cli("optimize", "--recipe", "int8", "--model", "vgg16", "--weights", "random", "--out", tmp_path, "-q", "--runs", "3")
+    result = cli(
+        "optimize",
+        "--recipe",
+        "int8",
+        "--model",
+        "vgg16",
+        "--weights",
+        "random",
+        "--out",
+        tmp_path,
+        "-q",
+        "--runs",
+        "3",
+    )
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "int8" / "report.json").read_text())
     assert report["baseline"]["top1"] is None and report["result"]["top1"] is None
@@ -88,7 +110,9 @@ def test_a_failing_step_becomes_a_failed_report_not_a_crash(cli, tiny_h5, digits
     monkeypatch.setattr(pipeline, "convert", broken)
     (tmp_path / "int8").mkdir()
     (tmp_path / "int8" / "model.tflite").write_bytes(b"stale model from an earlier run")
-    result = cli("optimize", "--recipe", "int8", "--model", tiny_h5, "--data", digits_dir, "--out", tmp_path, "-q", "--runs", "2")
+    result = cli(
+        "optimize", "--recipe", "int8", "--model", tiny_h5, "--data", digits_dir, "--out", tmp_path, "-q", "--runs", "2"
+    )
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "int8" / "report.json").read_text())
     assert report["result"]["status"] == "failed_export"
@@ -101,12 +125,30 @@ def test_a_failing_step_becomes_a_failed_report_not_a_crash(cli, tiny_h5, digits
 def test_fine_tuning_is_seeded(cli, tiny_h5, digits_dir, tmp_path):
     # The same seed gives the same fine-tuned model; another seed a different one (shuffling order).
     recipe = tmp_path / "tune.toml"
-    recipe.write_text('schema = "vggedge.recipe/1"\nname = "tune"\n\n[[steps]]\ntype = "prune"\nsparsity = 0.5\n'
-                      'epochs = 1\nlearning_rate = 1e-4\n\n[[steps]]\ntype = "quantize"\nmode = "float16"\n')
+    recipe.write_text(
+        'schema = "vggedge.recipe/2"\nname = "tune"\n\n[[steps]]\ntype = "prune"\nsparsity = 0.5\n'
+        'epochs = 1\nlearning_rate = 1e-4\n\n[[steps]]\ntype = "quantize"\nmode = "float16"\n'
+    )
 
     def outputs(seed: int, out):  # noqa: ANN001, ANN202
-        result = cli("optimize", "--recipe", str(recipe), "--model", tiny_h5, "--data", digits_dir, "--out", out,
-                     "--quiet", "--runs", "1", "--eval-samples", "50", "--seed", str(seed))
+        result = cli(
+            "optimize",
+            "--recipe",
+            str(recipe),
+            "--model",
+            tiny_h5,
+            "--data",
+            digits_dir,
+            "--out",
+            out,
+            "--quiet",
+            "--runs",
+            "1",
+            "--eval-samples",
+            "50",
+            "--seed",
+            str(seed),
+        )
         assert result.code == 0, result.err
         assert json.loads((out / "tune" / "report.json").read_text())["recipe"]["seed"] == seed
         interpreter = TFLiteModel(out / "tune" / "model.tflite")
@@ -115,3 +157,36 @@ def test_fine_tuning_is_seeded(cli, tiny_h5, digits_dir, tmp_path):
     first, again, other = outputs(0, tmp_path / "a"), outputs(0, tmp_path / "b"), outputs(1, tmp_path / "c")
     np.testing.assert_allclose(first, again, atol=1e-6)
     assert np.max(np.abs(first - other)) > 1e-4
+
+
+def test_a_result_over_its_budget_is_reported_and_exits_1(cli, tiny_h5, digits_dir, tmp_path):
+    """Removing 90% of the filters with no fine-tune costs the tiny model ~80 points (it falls to chance):
+    verified, but over the default 1-point budget. Every report is still written; the exit code says 1."""
+    recipe = tmp_path / "gutted.toml"
+    recipe.write_text(
+        'schema = "vggedge.recipe/2"\nname = "gutted"\n\n[[steps]]\ntype = "filter-prune"\nratio = 0.9\n'
+        'epochs = 0\n\n[[steps]]\ntype = "quantize"\nmode = "dynamic"\n'
+    )
+    result = cli(
+        "optimize",
+        "--recipe",
+        f"{recipe},int8",
+        "--model",
+        tiny_h5,
+        "--data",
+        digits_dir,
+        "--out",
+        tmp_path / "out",
+        "-q",
+        "--runs",
+        "1",
+        "--eval-samples",
+        "100",
+    )
+    assert result.code == 1 and "over_budget" in result.out, result.out
+    gutted = json.loads((tmp_path / "out" / "gutted" / "report.json").read_text())
+    assert gutted["result"]["status"] == "over_budget" and gutted["ratios"]["top1_delta_pts"] < -50
+    assert gutted["result"]["accuracy_budget"] == {"max_drop_pts": 1.0, "source": "default"}
+    assert any(note.startswith("over budget: top-1 fell") for note in gutted["notes"])
+    assert (tmp_path / "out" / "gutted" / "model.tflite").exists()
+    assert json.loads((tmp_path / "out" / "int8" / "report.json").read_text())["result"]["status"] == "ok"

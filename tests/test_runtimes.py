@@ -44,7 +44,9 @@ def test_same_predictions_on_both_runtimes(all_runs, digits_dir):
 
     paths = [str(all_runs / name / "model.tflite") for name in RECIPES if (all_runs / name / "model.tflite").exists()]
     assert len(paths) == len(RECIPES)
-    done = subprocess.run([PI_PYTHON, "-c", PREDICT, str(digits_dir), *paths], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [PI_PYTHON, "-c", PREDICT, str(digits_dir), *paths], capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr
     theirs = json.loads(done.stdout.strip().splitlines()[-1])
     assert theirs.pop("version") == "2.14.0"

@@ -8,11 +8,11 @@ import pytest
 from conftest import record_figure
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
+from vggedge.models.anatomy import find_anatomy
 from vggedge.models.vgg import VGGSpec, build_vgg16
 from vggedge.recipe import HeadStep, PruneStep
 from vggedge.steps import StepContext, apply_step
 from vggedge.steps.head import ridge_fit
-from vggedge.steps.prune import select_layers
 
 pytestmark = pytest.mark.slow
 
@@ -36,13 +36,25 @@ def test_prune_reaches_the_target_on_a_short_fine_tune(digits):
     assert np.mean(result.model.get_layer("block1_conv1").kernel.numpy() == 0) < 0.01  # conv layers left alone
 
 
-def test_prune_layer_selection():
-    model = small_model()
-    assert select_layers(model, "dense") == ["fc1", "fc2"]  # the output layer stays whole
-    assert len(select_layers(model, "conv")) == 13 and "preprocess" not in select_layers(model, "all")
-    assert select_layers(model, "block5_.*") == ["block5_conv1", "block5_conv2", "block5_conv3"]
-    with pytest.raises(ValueError, match="selects no Conv2D/Dense layer"):
-        select_layers(model, "nothing_matches")
+def test_layer_selection_by_anatomy():
+    anatomy = find_anatomy(small_model())
+    assert anatomy.select("dense") == ["fc1", "fc2"]  # the output layer stays whole
+    assert len(anatomy.select("conv")) == 13 and "preprocess" not in anatomy.select("all")
+    assert (
+        anatomy.select("block5") == anatomy.select("name:block5_.*") == ["block5_conv1", "block5_conv2", "block5_conv3"]
+    )
+    assert anatomy.select("block2-3") == [
+        "block2_conv1",
+        "block2_conv2",
+        "block3_conv1",
+        "block3_conv2",
+        "block3_conv3",
+    ]
+    assert anatomy.select("head") == ["fc1", "fc2", "predictions"]
+    with pytest.raises(UserError, match="selects no layer"):
+        anatomy.select("name:nothing_matches")
+    with pytest.raises(UserError, match="selects no layer"):
+        anatomy.select("block6")
 
 
 def test_head_swap_by_distillation_without_labels(tiny, digits):
@@ -63,7 +75,9 @@ def test_head_swap_training_free_start_imitates_the_old_head(tiny, digits):
     result = apply_step(HeadStep(epochs=0, init="lstsq"), model, context(digits, labels=False))
     assert result.record["train"] == "none"
     images = digits.eval.images[:200]
-    agree = np.mean(np.argmax(result.model.predict(images, verbose=0), 1) == np.argmax(model.predict(images, verbose=0), 1))
+    agree = np.mean(
+        np.argmax(result.model.predict(images, verbose=0), 1) == np.argmax(model.predict(images, verbose=0), 1)
+    )
     record_figure("head lstsq: eval agreement", agree)
     assert agree >= 0.7
 
@@ -72,7 +86,7 @@ def test_head_swap_refuses_a_model_without_a_dense_head():
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3)(inputs)
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
-    with pytest.raises(UserError, match="has no Flatten -> Dense head to replace"):
+    with pytest.raises(UserError, match="already global pooling -> one Dense"):
         apply_step(HeadStep(), keras.Model(inputs, outputs), StepContext(np.zeros((2, 32, 32, 3), np.uint8), None))
 
 
@@ -90,9 +104,10 @@ def test_structural_steps_work_on_a_model_with_preprocessing_prepended():
     from vggedge.models.vgg import with_preprocessing
     from vggedge.recipe import FilterPruneStep
 
-    model = with_preprocessing(build_vgg16(VGGSpec(input_size=64, classes=1000, width=1 / 16, dense_units=16,
-                                                    preprocess="none")), "caffe")
-    synthetic = StepContext.from_dataset(None, False, 64, progress=False)
+    model = with_preprocessing(
+        build_vgg16(VGGSpec(input_size=64, classes=1000, width=1 / 16, dense_units=16, preprocess="none")), "caffe"
+    )
+    synthetic = StepContext.synthetic_for(64, progress=False)
     assert synthetic.synthetic
     swapped = apply_step(HeadStep(), model, synthetic).model
     assert swapped.output_shape == (None, 1000) and swapped.layers[1].name == "preprocess"
@@ -106,12 +121,15 @@ def test_qat_without_data_still_sets_quantizer_ranges():
     from vggedge.recipe import QuantizeStep
 
     model = small_model()
-    synthetic = StepContext.from_dataset(None, False, 32, progress=False)
+    synthetic = StepContext.synthetic_for(32, progress=False)
     qat_model = apply_step(QuantizeStep(mode="int8-qat"), model, synthetic).model
     images = synthetic.train_images.astype(np.float32)
     flatbuffer = convert(qat_model, "int8-qat", synthetic.train_images)
     import gzip
 
     assert len(gzip.compress(flatbuffer)) > 0.5 * len(flatbuffer)  # weights survived: the file does not collapse
-    record_figure("qat no data: max abs diff", np.max(np.abs(qat_model.predict(images, verbose=0) - model.predict(images, verbose=0))))
+    record_figure(
+        "qat no data: max abs diff",
+        np.max(np.abs(qat_model.predict(images, verbose=0) - model.predict(images, verbose=0))),
+    )
     np.testing.assert_allclose(qat_model.predict(images, verbose=0), model.predict(images, verbose=0), atol=0.05)

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vggedge import defaults
 from vggedge.metrics import accuracy_figures, latency_summary, time_calls
 from vggedge.runtime import Runtime, TFLiteModel
-
-DEFAULT_RUNS = 30
-DEFAULT_WARMUP = 3
 
 
 @dataclasses.dataclass
@@ -42,8 +40,8 @@ def measure_tflite(
     images: np.ndarray,
     labels: np.ndarray | None,
     threads: int | None = None,
-    runs: int = DEFAULT_RUNS,
-    warmup: int = DEFAULT_WARMUP,
+    runs: int = defaults.RUNS,
+    warmup: int = defaults.WARMUP,
     progress: bool = True,
     runtime: Runtime | None = None,
 ) -> TFLiteMeasurement:

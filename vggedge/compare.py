@@ -17,13 +17,24 @@ from pathlib import Path
 
 from vggedge.atomic import write_text
 from vggedge.errors import UserError
+from vggedge.formatting import fmt
 from vggedge.report import REPORT_SCHEMA
 
 COLUMNS = [
-    ("recipe", "recipe"), ("device", "device"), ("runtime", "runtime"), ("status", "status"),
-    ("size_mb", "size MB"), ("gzip_mb", "gzip MB"), ("x_smaller", "× smaller"), ("top1", "top-1"),
-    ("delta_top1_pts", "Δtop-1 pts"), ("agreement", "agreement"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"),
-    ("speedup", "speed-up"), ("source", "report"),
+    ("recipe", "recipe"),
+    ("device", "device"),
+    ("runtime", "runtime"),
+    ("status", "status"),
+    ("size_mb", "size MB"),
+    ("gzip_mb", "gzip MB"),
+    ("x_smaller", "× smaller"),
+    ("top1", "top-1"),
+    ("delta_top1_pts", "Δtop-1 pts"),
+    ("agreement", "agreement"),
+    ("p50_ms", "p50 ms"),
+    ("p90_ms", "p90 ms"),
+    ("speedup", "speed-up"),
+    ("source", "report"),
 ]
 
 
@@ -38,7 +49,9 @@ def find_reports(paths: list[Path]) -> list[Path]:
         else:
             raise UserError(f"{path} does not exist: pass report.json files or folders that contain them")
     if not found:
-        raise UserError(f"no report.json under {', '.join(map(str, paths))}: run `vggedge optimize` or `vggedge bench` first")
+        raise UserError(
+            f"no report.json under {', '.join(map(str, paths))}: run `vggedge optimize` or `vggedge bench` first"
+        )
     return found
 
 
@@ -55,7 +68,11 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
-        return None, {"recipe": Path(path).parent.name, "status": f"unreadable: {type(error).__name__}", "source": str(path)}
+        return None, {
+            "recipe": Path(path).parent.name,
+            "status": f"unreadable: {type(error).__name__}",
+            "source": str(path),
+        }
     if not isinstance(report, dict) or report.get("schema") != REPORT_SCHEMA:
         schema = report.get("schema") if isinstance(report, dict) else None
         return None, {"recipe": Path(path).parent.name, "status": f"unknown schema {schema!r}", "source": str(path)}
@@ -63,26 +80,49 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
         env, b, r, x = report["environment"], report["baseline"], report["result"], report.get("ratios") or {}
         latency = r.get("latency_ms") or {}
         row = {
-            "recipe": report["recipe"]["name"], "device": env.get("device"), "runtime": f"{env.get('runtime')} {env.get('runtime_version')}",
-            "status": r.get("status"), "size_mb": _mb(r.get("size_bytes")), "gzip_mb": _mb(r.get("gzip_bytes")),
-            "x_smaller": x.get("size"), "top1": _round(r.get("top1")), "delta_top1_pts": x.get("top1_delta_pts"),
-            "agreement": _round(r.get("agreement")), "p50_ms": latency.get("p50"), "p90_ms": latency.get("p90"),
-            "speedup": x.get("speedup"), "source": str(path),
+            "recipe": report["recipe"]["name"],
+            "device": env.get("device"),
+            "runtime": f"{env.get('runtime')} {env.get('runtime_version')}",
+            "status": r.get("status"),
+            "size_mb": _mb(r.get("size_bytes")),
+            "gzip_mb": _mb(r.get("gzip_bytes")),
+            "x_smaller": x.get("size"),
+            "top1": _round(r.get("top1")),
+            "delta_top1_pts": x.get("top1_delta_pts"),
+            "agreement": _round(r.get("agreement")),
+            "p50_ms": latency.get("p50"),
+            "p90_ms": latency.get("p90"),
+            "speedup": x.get("speedup"),
+            "source": str(path),
         }
         baseline = None
         if b.get("format"):
             bl = b.get("latency_ms") or {}
             baseline = {
-                "recipe": "baseline (float32)", "device": b.get("device") if b.get("device") != "CPU" else f"{env.get('device')} (CPU)",
-                "runtime": f"{b.get('format')} / TF {env.get('tensorflow')}" if report.get("kind") != "device" else b.get("format"),
-                "status": "ok", "size_mb": _mb(b.get("size_bytes")), "gzip_mb": None, "x_smaller": 1.0,
-                "top1": _round(b.get("top1")), "delta_top1_pts": 0.0 if b.get("top1") is not None else None,
-                "agreement": 1.0 if b.get("top1") is not None else None, "p50_ms": bl.get("p50"), "p90_ms": bl.get("p90"),
-                "speedup": 1.0, "source": str(path),
+                "recipe": "baseline (float32)",
+                "device": b.get("device") if b.get("device") != "CPU" else f"{env.get('device')} (CPU)",
+                "runtime": f"{b.get('format')} / TF {env.get('tensorflow')}"
+                if report.get("kind") != "device"
+                else b.get("format"),
+                "status": "ok",
+                "size_mb": _mb(b.get("size_bytes")),
+                "gzip_mb": None,
+                "x_smaller": 1.0,
+                "top1": _round(b.get("top1")),
+                "delta_top1_pts": 0.0 if b.get("top1") is not None else None,
+                "agreement": 1.0 if b.get("top1") is not None else None,
+                "p50_ms": bl.get("p50"),
+                "p90_ms": bl.get("p90"),
+                "speedup": 1.0,
+                "source": str(path),
             }
         return baseline, row
     except (KeyError, TypeError, AttributeError) as error:
-        return None, {"recipe": Path(path).parent.name, "status": f"broken report: missing {error}", "source": str(path)}
+        return None, {
+            "recipe": Path(path).parent.name,
+            "status": f"broken report: missing {error}",
+            "source": str(path),
+        }
 
 
 def collect_rows(paths: list[Path]) -> list[dict]:
@@ -98,18 +138,10 @@ def collect_rows(paths: list[Path]) -> list[dict]:
     return [{key: b.get(key) for key, _ in COLUMNS} for b in baselines.values()] + rows
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def to_markdown(rows: list[dict]) -> str:
     header = "| " + " | ".join(label for _, label in COLUMNS) + " |"
     rule = "|" + "---|" * len(COLUMNS)
-    body = ["| " + " | ".join(_cell(row.get(key)).replace("|", "\\|") for key, _ in COLUMNS) + " |" for row in rows]
+    body = ["| " + " | ".join(fmt(row.get(key)).replace("|", "\\|") for key, _ in COLUMNS) + " |" for row in rows]
     return "\n".join([header, rule, *body]) + "\n"
 
 
@@ -132,7 +164,11 @@ def pareto_front(points: list[tuple[float, float, int]]) -> set[int]:
 
 def plot_png(rows: list[dict], x_key: str, x_label: str) -> str | None:
     """A scatter of x against top-1 with the Pareto front marked, as base64 PNG (None when nothing to plot)."""
-    points = [(row[x_key], row["top1"], i) for i, row in enumerate(rows) if row.get(x_key) is not None and row.get("top1") is not None]
+    points = [
+        (row[x_key], row["top1"], i)
+        for i, row in enumerate(rows)
+        if row.get(x_key) is not None and row.get("top1") is not None
+    ]
     if not points:
         return None
     try:
@@ -148,8 +184,13 @@ def plot_png(rows: list[dict], x_key: str, x_label: str) -> str | None:
     for x, y, i in points:
         on_front = i in front
         axis.scatter(x, y * 100, s=60 if on_front else 30, color="tab:red" if on_front else "tab:blue", zorder=3)
-        axis.annotate(f"{rows[i]['recipe']} ({rows[i].get('device') or '?'})"[:40], (x, y * 100), fontsize=7,
-                      xytext=(4, 4), textcoords="offset points")
+        axis.annotate(
+            f"{rows[i]['recipe']} ({rows[i].get('device') or '?'})"[:40],
+            (x, y * 100),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ordered = sorted((p for p in points if p[2] in front), key=lambda p: p[0])
     axis.plot([p[0] for p in ordered], [p[1] * 100 for p in ordered], "--", color="tab:red", label="Pareto front")
     axis.set_xscale("log")
@@ -167,22 +208,30 @@ def plot_png(rows: list[dict], x_key: str, x_label: str) -> str | None:
 def to_html(rows: list[dict]) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(key)))}</td>" for key, _ in COLUMNS) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{html.escape(fmt(row.get(key)))}</td>" for key, _ in COLUMNS) + "</tr>" for row in rows
     )
     plots = []
     for key, label in (("size_mb", "size (MB, log scale)"), ("p50_ms", "latency p50 (ms, log scale)")):
         png = plot_png(rows, key, label)
         if png:
-            plots.append(f'<figure><img alt="{html.escape(label)} against top-1" src="data:image/png;base64,{png}">'
-                         f"<figcaption>{html.escape(label)} against top-1; red: Pareto front</figcaption></figure>")
+            plots.append(
+                f'<figure><img alt="{html.escape(label)} against top-1" src="data:image/png;base64,{png}">'
+                f"<figcaption>{html.escape(label)} against top-1; red: Pareto front</figcaption></figure>"
+            )
     if not plots:
-        plots.append("<p>No plots: no report has both top-1 and the plotted figure, or matplotlib is not installed.</p>")
-    style = ("body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
-             "figure{display:inline-block;margin:1em}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vggedge compare</title><style>{style}</style></head>"
-            f"<body><h1>vggedge compare</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f"{''.join(plots)}</body></html>\n")
+        plots.append(
+            "<p>No plots: no report has both top-1 and the plotted figure, or matplotlib is not installed.</p>"
+        )
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
+        "figure{display:inline-block;margin:1em}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vggedge compare</title><style>{style}</style></head>"
+        f"<body><h1>vggedge compare</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"{''.join(plots)}</body></html>\n"
+    )
 
 
 def print_table(rows: list[dict]) -> None:
@@ -191,7 +240,7 @@ def print_table(rows: list[dict]) -> None:
 
     table = Table(*[label for _, label in COLUMNS if _ != "source"])
     for row in rows:
-        table.add_row(*[_cell(row.get(key)) for key, _ in COLUMNS if key != "source"])
+        table.add_row(*[fmt(row.get(key)) for key, _ in COLUMNS if key != "source"])
     Console().print(table)
 
 

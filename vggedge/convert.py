@@ -13,24 +13,22 @@ from collections.abc import Iterator
 import numpy as np
 
 from vggedge.keras_env import keras, tf
+from vggedge.quantization import Quantization
 
-MODES = ("float32", "dynamic", "float16", "int8", "int8-qat")
 
-
-def convert(model: keras.Model, mode: str, calibration_images: np.ndarray | None = None) -> bytes:
-    """Convert ``model`` to a TFLite flatbuffer; ``calibration_images`` (raw uint8 pixels) for int8 modes."""
-    if mode not in MODES:
-        raise ValueError(f"unknown conversion mode {mode!r}; expected one of {MODES}")
+def convert(model: keras.Model, mode: Quantization | str, calibration_images: np.ndarray | None = None) -> bytes:
+    """Convert ``model`` to a TFLite flatbuffer; ``calibration_images`` (raw uint8 pixels) for calibrated modes."""
+    mode = Quantization(mode)  # ValueError naming the value for an unknown mode
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode == "dynamic":
+    if mode is Quantization.DYNAMIC:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         # Per-channel dynamic-range FULLY_CONNECTED is op version 12, which tflite-runtime 2.14 (what
         # many Raspberry Pis run) cannot load; per-tensor dense weights keep the model portable.
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    elif mode == "float16":
+    elif mode is Quantization.FLOAT16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif mode in ("int8", "int8-qat"):
+    elif mode.calibrated:
         if calibration_images is None or len(calibration_images) == 0:
             raise ValueError("int8 conversion needs calibration images")
 

@@ -3,6 +3,11 @@
 No TensorFlow here: the device-side benchmark uses this module too. Images are decoded with
 Pillow, converted to RGB (grayscale and alpha included) and resized to the model's input size;
 they stay raw uint8 pixels because preprocessing is part of every exported model.
+
+Two layouts: one folder of class subfolders, split by a checksum of each path into evaluation,
+calibration and training images; or separate training and evaluation folders (``--eval-data``, or
+the Keras tutorials' ``DIR/train`` + ``DIR/validation`` or ``DIR/val``), where every evaluation
+image is used and calibration and training come from the training folder.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from vggedge import defaults
 from vggedge.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-DEFAULT_EVAL_SAMPLES = 500
-DEFAULT_CALIBRATION_SAMPLES = 100
+TRAIN_FOLDER = "train"
+EVAL_FOLDERS = ("validation", "val")
 
 
 @dataclasses.dataclass
@@ -32,9 +38,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, n: int) -> Split:
-        return Split(self.images[:n], self.labels[:n], self.keys[:n])
-
 
 @dataclasses.dataclass
 class Dataset:
@@ -44,17 +47,21 @@ class Dataset:
     calibration: Split
     eval: Split
     skipped: int
+    eval_source: str = "split"  # "split": checksum split of one folder; else the evaluation folder's path
 
     def describe(self) -> dict:
         """The report's ``dataset`` section."""
-        return {
-            "name": self.name,
-            "classes": len(self.class_names),
-            "train_samples": len(self.train),
-            "eval_samples": len(self.eval),
-            "calibration_samples": len(self.calibration),
-            "skipped": self.skipped,
-        }
+        from vggedge.report import dataset_section
+
+        return dataset_section(
+            self.name,
+            len(self.class_names),
+            len(self.eval),
+            len(self.train),
+            len(self.calibration),
+            self.skipped,
+            self.eval_source,
+        )
 
 
 def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -99,11 +106,44 @@ def stable_order(keys: list[str]) -> np.ndarray:
     return np.argsort([zlib.crc32(k.encode()) for k in keys], kind="stable")
 
 
+def tutorial_layout(root: Path) -> tuple[Path, Path] | None:
+    """(train, evaluation) folders when ``root`` is laid out as ``train/`` + ``validation/`` (or ``val/``)."""
+    root = Path(root)
+    train = root / TRAIN_FOLDER
+    evaluation = next((root / name for name in EVAL_FOLDERS if (root / name).is_dir()), None)
+    return (train, evaluation) if train.is_dir() and evaluation is not None else None
+
+
+def load_dataset(
+    root: Path,
+    size: int,
+    eval_samples: int = defaults.EVAL_SAMPLES,
+    calibration_samples: int = defaults.CALIBRATION_SAMPLES,
+    eval_root: Path | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """``--data`` (and ``--eval-data``): one folder split by checksum, or training and evaluation folders."""
+    layout = tutorial_layout(root) if eval_root is None else (Path(root), Path(eval_root))
+    if layout is None:
+        return load_folder(root, size, eval_samples, calibration_samples, progress=progress)
+    train_root, eval_root = layout
+    training = load_folder(train_root, size, 0, calibration_samples, progress=progress, name=Path(root).name)
+    names, evaluation, skipped = load_all(eval_root, size, progress=progress)
+    if names != training.class_names:
+        raise UserError(
+            f"the evaluation folder {eval_root} has classes {names} but the training folder {train_root} has "
+            f"{training.class_names}: give both the same class subfolders"
+        )
+    return dataclasses.replace(
+        training, eval=evaluation, skipped=training.skipped + skipped, eval_source=str(eval_root)
+    )
+
+
 def load_folder(
     root: Path,
     size: int,
-    eval_samples: int = DEFAULT_EVAL_SAMPLES,
-    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    eval_samples: int = defaults.EVAL_SAMPLES,
+    calibration_samples: int = defaults.CALIBRATION_SAMPLES,
     name: str | None = None,
     progress: bool = True,
     keep_all: bool = False,
@@ -156,7 +196,7 @@ def load_all(root: Path, size: int, progress: bool = True) -> tuple[list[str], S
 
 def save_split(split: Split, class_names: list[str], root: Path) -> None:
     """Write a split as PNG files in the class-per-folder layout, keeping each image's key."""
-    for pixels, key in zip(split.images, split.keys):
+    for pixels, key in zip(split.images, split.keys, strict=True):
         target = Path(root) / key
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)

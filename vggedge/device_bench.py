@@ -8,6 +8,7 @@ run's recipe, model and baseline, and the baseline's predictions give an agreeme
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vggedge.benchmark import DEFAULT_RUNS, DEFAULT_WARMUP, measure_tflite
-from vggedge.data import load_all
+from vggedge import defaults
 from vggedge.atomic import write_text
+from vggedge.benchmark import measure_tflite
+from vggedge.data import load_all
 from vggedge.environment import describe_environment, device_model, emulation
 from vggedge.errors import UserError
 from vggedge.metrics import top1_classes
-from vggedge.report import REPORT_SCHEMA, STATUS_OK, build_report, write_report
+from vggedge.report import REPORT_SCHEMA, STATUS_OK, build_report, dataset_section, write_report
 from vggedge.runtime import TFLiteModel, check_tflite_file, find_runtime
 
 
@@ -30,8 +32,8 @@ class BenchOptions:
     model: Path
     data: Path | None = None
     threads: int | None = None
-    runs: int = DEFAULT_RUNS
-    warmup: int = DEFAULT_WARMUP
+    runs: int = defaults.RUNS
+    warmup: int = defaults.WARMUP
     out: Path | None = None
     runtime: str | None = None
     progress: bool = True
@@ -53,19 +55,19 @@ def read_run_folder(folder: Path) -> tuple[dict | None, dict | None]:
             report = candidate
     except (OSError, ValueError):
         pass
-    try:
+    with contextlib.suppress(OSError, ValueError):
         predictions = json.loads((folder / "baseline_predictions.json").read_text())
-    except (OSError, ValueError):
-        pass
     return report, predictions
 
 
 def agreement_with_baseline(keys: list[str], scores: np.ndarray, predictions: dict | None) -> float | None:
     if not predictions:
         return None
-    wanted = dict(zip(predictions.get("keys", []), predictions.get("top1", [])))
+    wanted = dict(
+        zip(predictions.get("keys", []), predictions.get("top1", []), strict=False)
+    )  # a file: trust no length
     predicted = top1_classes(scores)  # argmax of a 1-unit sigmoid output alone would always be 0
-    matched = [(p, wanted[k]) for k, p in zip(keys, predicted) if k in wanted]
+    matched = [(p, wanted[k]) for k, p in zip(keys, predicted, strict=True) if k in wanted]
     if not matched:
         return None
     return float(np.mean([a == b for a, b in matched]))
@@ -91,16 +93,19 @@ def bench(options: BenchOptions) -> Path:
             # The run folder names its evaluation images: benchmark on exactly those, as optimize did.
             wanted = set(predictions["keys"])
             chosen = [i for i, key in enumerate(split.keys) if key in wanted]
-            notes.append(f"evaluated the run's {len(chosen)} evaluation images found among {len(split.keys)} in {options.data}")
+            notes.append(
+                f"evaluated the run's {len(chosen)} evaluation images found among {len(split.keys)} in {options.data}"
+            )
             split = type(split)(split.images[chosen], split.labels[chosen], [split.keys[i] for i in chosen])
         images, labels, keys = split.images, split.labels, split.keys
-        dataset = {"name": Path(options.data).name, "classes": len(class_names), "train_samples": 0,
-                   "eval_samples": len(keys), "calibration_samples": 0, "skipped": skipped}
+        dataset = dataset_section(
+            Path(options.data).name, len(class_names), len(keys), skipped=skipped, eval_source=str(options.data)
+        )
     else:
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, size=(1, size, size, 3), dtype=np.uint8)
         labels, keys = None, []
-        dataset = {"name": None, "classes": None, "train_samples": 0, "eval_samples": 0, "calibration_samples": 0, "skipped": 0}
+        dataset = dataset_section(None, None, 0)
         notes.append("accuracy not measured: no --data")
     del probe
     runs, warmup = options.runs, options.warmup
@@ -124,7 +129,9 @@ def bench(options: BenchOptions) -> Path:
         model = {"source": str(options.model), "input_shape": [size, size, 3], "classes": classes, "params": None}
         baseline = {"format": None, "device": None, "size_bytes": None, "top1": None, "top5": None, "latency_ms": None}
         notes.append("no optimize report beside the model: ratios against the baseline are not available")
-    report = build_report(recipe, model, dataset, describe_environment(runtime, measured.threads), baseline, result, notes)
+    report = build_report(
+        recipe, model, dataset, describe_environment(runtime, measured.threads), baseline, result, notes
+    )
     report["kind"] = "device"
     out = options.out or options.model.parent / f"bench-{device_slug()}"
     if labels is not None:

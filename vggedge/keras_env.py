@@ -22,7 +22,9 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "import vggedge before tensorflow, or set TF_USE_LEGACY_KERAS=1"
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter (no-GPU notices) off the terminal
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "3"
+)  # keep TensorFlow's C++ start-up chatter (no-GPU notices) off the terminal
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402

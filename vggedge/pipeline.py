@@ -16,25 +16,28 @@ from pathlib import Path
 
 import numpy as np
 
+from vggedge import defaults
 from vggedge.atomic import write_bytes, write_text
-from vggedge.benchmark import DEFAULT_RUNS, DEFAULT_WARMUP, measure_tflite
+from vggedge.benchmark import TFLiteMeasurement, measure_tflite
 from vggedge.convert import convert
-from vggedge.data import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES, Dataset, Split, load_folder, save_split
+from vggedge.data import Dataset, Split, load_dataset, save_split
 from vggedge.environment import describe_environment
 from vggedge.errors import UserError
 from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
 from vggedge.metrics import accuracy_figures, agreement, latency_summary, max_abs_error, time_calls, top1_classes
 from vggedge.models.loading import Baseline, load_baseline
-from vggedge.recipe import QuantizeStep, Recipe
+from vggedge.recipe import Recipe
 from vggedge.report import (
     STATUS_FAILED_EXPORT,
     STATUS_FAILED_VERIFICATION,
     STATUS_OK,
+    STATUS_OVER_BUDGET,
     build_report,
+    dataset_section,
     write_report,
 )
-from vggedge.steps import StepContext, apply_step
+from vggedge.steps import DataCounts, StepContext, apply_step, check_recipe
 
 SYNTHETIC_IMAGES = 8  # verification/latency images when there is no labelled data (sizes-only runs)
 
@@ -45,15 +48,18 @@ class OptimizeOptions:
     weights: str | None = None
     preprocess: str | None = None
     data: Path | None = None
+    eval_data: Path | None = None
     out: Path = Path("reports")
-    eval_samples: int = DEFAULT_EVAL_SAMPLES
-    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
-    runs: int = DEFAULT_RUNS
-    warmup: int = DEFAULT_WARMUP
+    eval_samples: int = defaults.EVAL_SAMPLES
+    calibration_samples: int = defaults.CALIBRATION_SAMPLES
+    runs: int = defaults.RUNS
+    warmup: int = defaults.WARMUP
     threads: int | None = None
-    min_agreement: float = 0.97
+    min_agreement: float = defaults.MIN_AGREEMENT
+    max_drop: float | None = None  # None: the recipe's own budget, else defaults.MAX_DROP_PTS
+    skip_inapplicable: bool = False  # `--recipe all`: leave out recipes that cannot apply to this model
     progress: bool = True
-    seed: int = 0
+    seed: int = defaults.SEED
 
 
 @dataclasses.dataclass
@@ -64,9 +70,12 @@ class Prepared:
     dataset: Dataset | None
     eval: Split
     labels_match: bool
+    counts: DataCounts
     figures: dict
     scores: np.ndarray
     notes: list[str]
+    recipes: list[Recipe]  # the recipes that passed their checks, in order
+    skipped: list[str]  # one line per recipe left out (only with skip_inapplicable)
 
 
 def check_writable(folder: Path) -> None:
@@ -76,7 +85,9 @@ def check_writable(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         reason = "a file is in the way" if not existing.is_dir() else "permission denied"
-        raise UserError(f"cannot write to output folder {folder} ({reason} at {existing}): pass --out DIR to a writable folder")
+        raise UserError(
+            f"cannot write to output folder {folder} ({reason} at {existing}): pass --out DIR to a writable folder"
+        )
 
 
 def synthetic_split(size: int, count: int = SYNTHETIC_IMAGES) -> Split:
@@ -86,6 +97,8 @@ def synthetic_split(size: int, count: int = SYNTHETIC_IMAGES) -> Split:
 
 
 def load_data(options: OptimizeOptions, baseline: Baseline | None) -> Dataset | None:
+    if options.eval_data is not None and options.data is None:
+        raise UserError("--eval-data names the evaluation images; also give --data DIR with the training images")
     if options.data is None:
         if options.model == "sample":
             from vggedge.sample import load_sample_dataset
@@ -93,7 +106,14 @@ def load_data(options: OptimizeOptions, baseline: Baseline | None) -> Dataset | 
             return load_sample_dataset(progress=options.progress)
         return None
     size = int(baseline.model.input_shape[1]) if baseline else 32
-    return load_folder(options.data, size, options.eval_samples, options.calibration_samples, progress=options.progress)
+    return load_dataset(
+        options.data,
+        size,
+        options.eval_samples,
+        options.calibration_samples,
+        options.eval_data,
+        progress=options.progress,
+    )
 
 
 def check_classes(baseline: Baseline, dataset: Dataset) -> None:
@@ -108,6 +128,24 @@ def check_classes(baseline: Baseline, dataset: Dataset) -> None:
         )
 
 
+def check_recipes(
+    recipes: list[Recipe], baseline: Baseline, counts: DataCounts, skip: bool
+) -> tuple[list[Recipe], list[str]]:
+    """Every step of every recipe checked before any work: refuse the run, or (``skip``) leave recipes out."""
+    runnable, skipped = [], []
+    for recipe in recipes:
+        try:
+            check_recipe(recipe, baseline.anatomy, counts)
+            runnable.append(recipe)
+        except UserError as error:
+            if not skip:
+                raise
+            skipped.append(str(error))
+    if not runnable:
+        raise UserError(f"no recipe applies to this model and data: {skipped[0]}")
+    return runnable, skipped
+
+
 def keras_predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return model.predict(images.astype(np.float32), batch_size=32, verbose=0)
 
@@ -119,8 +157,8 @@ def measure_keras_latency(model: keras.Model, image: np.ndarray, runs: int, warm
     return latency_summary(time_calls(lambda: forward(batch).numpy(), warmup=warmup, runs=runs))
 
 
-def prepare(options: OptimizeOptions) -> Prepared:
-    """Load model and data (validating both), then measure the float32 Keras baseline once."""
+def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
+    """Load model and data (validating both), check every recipe, then measure the float32 Keras baseline once."""
     check_writable(options.out)
     notes: list[str] = []
     if options.model == "sample":
@@ -131,12 +169,23 @@ def prepare(options: OptimizeOptions) -> Prepared:
         dataset = load_data(options, baseline) if baseline.accuracy_measurable else None
         if options.data and not baseline.accuracy_measurable:
             notes.append("--data ignored: random weights make accuracy meaningless")
+    if baseline.preprocess_note:
+        notes.append(f"preprocessing: {baseline.preprocess_note}")
     if dataset is not None:
         check_classes(baseline, dataset)
         eval_split = dataset.eval
     else:
         eval_split = synthetic_split(int(baseline.model.input_shape[1]))
-        notes.append("accuracy not measured: " + ("random weights" if not baseline.accuracy_measurable else "no labelled data (--data)"))
+        notes.append(
+            "accuracy not measured: "
+            + ("random weights" if not baseline.accuracy_measurable else "no labelled data (--data)")
+        )
+    counts = DataCounts(
+        train=len(dataset.train) if dataset else 0,
+        calibration=len(dataset.calibration) if dataset else 0,
+        synthetic=not baseline.accuracy_measurable,
+    )
+    runnable, skipped = check_recipes(recipes, baseline, counts, options.skip_inapplicable)
     labels_match = dataset is not None
     device = best_device()
     with tf.device("/GPU:0" if device.startswith("GPU") else "/CPU:0"):
@@ -151,13 +200,33 @@ def prepare(options: OptimizeOptions) -> Prepared:
         **accuracy,
         "latency_ms": latency,
     }
-    return Prepared(baseline, dataset, eval_split, labels_match, figures, scores, notes)
+    return Prepared(baseline, dataset, eval_split, labels_match, counts, figures, scores, notes, runnable, skipped)
+
+
+def step_context(prepared: Prepared, progress: bool) -> StepContext:
+    """The images steps learn from: the training split, or noise for a sizes-only (random weights) run."""
+    size = int(prepared.baseline.model.input_shape[1])
+    if prepared.counts.synthetic:
+        return StepContext.synthetic_for(size, progress)
+    if prepared.dataset is None:  # no --data: only steps that learn nothing passed their checks
+        return StepContext(np.zeros((0, size, size, 3), np.uint8), None, progress)
+    return StepContext.from_dataset(prepared.dataset, prepared.labels_match, progress)
 
 
 def calibration_images(prepared: Prepared, count: int) -> np.ndarray:
+    """The calibration split (checked non-empty up front), or the synthetic evaluation images of a sizes-only run."""
     if prepared.dataset is not None and len(prepared.dataset.calibration):
         return prepared.dataset.calibration.images[:count]
     return prepared.eval.images[:count]
+
+
+def accuracy_budget(recipe: Recipe, options: OptimizeOptions) -> dict:
+    """The budget this recipe's result is held to: --max-drop, else the recipe's own, else the default."""
+    if options.max_drop is not None:
+        return {"max_drop_pts": options.max_drop, "source": "--max-drop"}
+    if recipe.max_drop is not None:
+        return {"max_drop_pts": recipe.max_drop, "source": "recipe"}
+    return {"max_drop_pts": defaults.MAX_DROP_PTS, "source": "default"}
 
 
 def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> Path:
@@ -165,11 +234,8 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
     folder = options.out / recipe.name
     baseline = prepared.baseline
     notes = list(prepared.notes)
-    context = StepContext.from_dataset(
-        prepared.dataset if baseline.accuracy_measurable else None, prepared.labels_match,
-        int(baseline.model.input_shape[1]), options.progress,
-    )
-    model, records, result = baseline.model, [], {"status": STATUS_OK}
+    context = step_context(prepared, options.progress)
+    model, records, result, measured = baseline.model, [], {"status": STATUS_OK}, None
     timing = {"steps_s": 0.0, "convert_s": None}
     try:
         started = time.perf_counter()
@@ -180,42 +246,69 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
             model = outcome.model
             records.append(outcome.record)
         timing["steps_s"] = round(time.perf_counter() - started, 2)
-        last = recipe.steps[-1]
-        count = (last.calibration_samples or 0) if isinstance(last, QuantizeStep) else 0  # set for int8 modes only
-        calibration = calibration_images(prepared, count) if count else None
+        calibration = calibration_images(prepared, recipe.calibration_samples) if recipe.calibration_samples else None
         if calibration is not None and context.synthetic:
-            notes.append(f"int8 calibrated on {len(calibration)} synthetic images (no data)")
+            notes.append(
+                f"int8 calibrated on {len(calibration)} synthetic images (random weights: no data to learn from)"
+            )
         started = time.perf_counter()
         flatbuffer = convert(model, recipe.quantization, calibration)
         timing["convert_s"] = round(time.perf_counter() - started, 2)
-    except UserError:
-        raise
-    except Exception as error:  # a failed export is a row in the report, not a crash
+    except Exception as error:  # a failed step or export is a row in the report (checks ran up front), not a crash
         result = {
             "status": STATUS_FAILED_EXPORT,
             "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
-            **dict.fromkeys(("format", "size_bytes", "gzip_bytes", "top1", "top5", "agreement", "max_abs_error",
-                             "latency_ms", "flops")),  # not measured: null, never 0
+            **dict.fromkeys(
+                (
+                    "format",
+                    "size_bytes",
+                    "gzip_bytes",
+                    "top1",
+                    "top5",
+                    "agreement",
+                    "max_abs_error",
+                    "latency_ms",
+                    "flops",
+                )
+            ),  # not measured: null, never 0
         }
         notes.append(traceback.format_exc(limit=3).splitlines()[-1])
         flatbuffer = None
         (folder / "model.tflite").unlink(missing_ok=True)  # never leave an older run's model beside this report
     write_text(folder / "recipe.toml", recipe.to_toml())
+    budget = accuracy_budget(recipe, options)
     if flatbuffer is not None:
         model_path = folder / "model.tflite"
         write_bytes(model_path, flatbuffer)
-        result = verify_and_measure(model, model_path, prepared, options)
+        result, measured = verify_and_measure(model, model_path, prepared, options)
         result["flops"] = flops(model)
         if result["status"] == STATUS_FAILED_VERIFICATION:
             notes.append(f"verification failed: agreement with the Keras source below {options.min_agreement}")
+        drop = top1_drop_pts(prepared.figures.get("top1"), result.get("top1"))
+        if result["status"] == STATUS_OK and drop is not None and drop > budget["max_drop_pts"]:
+            result["status"] = STATUS_OVER_BUDGET
+            notes.append(
+                f"over budget: top-1 fell {drop:.2f} points, more than the {budget['max_drop_pts']} allowed "
+                f"({budget['source']})"
+            )
+    result["accuracy_budget"] = budget
     result["timing"] = timing
     write_baseline_predictions(folder, prepared)
     report = build_report(
-        recipe={"name": recipe.name, "description": recipe.description, "quantization": recipe.quantization,
-                "seed": options.seed, "steps": records},
+        recipe={
+            "name": recipe.name,
+            "description": recipe.description,
+            "quantization": recipe.quantization.value,
+            "seed": options.seed,
+            "steps": records,
+        },
         model=baseline.describe(),
         dataset=describe_dataset(prepared),
-        environment=describe_environment(result.pop("_runtime", None), result.pop("_threads", None), prepared.figures["device"] if prepared.figures["device"] != "CPU" else None),
+        environment=describe_environment(
+            measured.runtime if measured else None,
+            measured.threads if measured else None,
+            prepared.figures["device"] if prepared.figures["device"] != "CPU" else None,
+        ),
         baseline=prepared.figures,
         result=result,
         notes=notes,
@@ -223,18 +316,28 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
     return write_report(report, folder)
 
 
+def top1_drop_pts(baseline_top1: float | None, result_top1: float | None) -> float | None:
+    """How many top-1 points the result lost against the baseline (negative: it gained); None if unmeasured."""
+    if baseline_top1 is None or result_top1 is None:
+        return None
+    return round((baseline_top1 - result_top1) * 100, 2)
+
+
 def describe_dataset(prepared: Prepared) -> dict:
     if prepared.dataset is not None:
         return prepared.dataset.describe()
-    return {"name": "synthetic", "classes": None, "train_samples": 0, "eval_samples": len(prepared.eval),
-            "calibration_samples": 0, "skipped": 0}
+    return dataset_section("synthetic", None, len(prepared.eval))
 
 
-def verify_and_measure(source: keras.Model, model_path: Path, prepared: Prepared, options: OptimizeOptions) -> dict:
+def verify_and_measure(
+    source: keras.Model, model_path: Path, prepared: Prepared, options: OptimizeOptions
+) -> tuple[dict, TFLiteMeasurement]:
     """TFLite against its Keras source (verification) and against the baseline (agreement), plus figures."""
     images = prepared.eval.images
     labels = prepared.eval.labels if prepared.labels_match else None
-    measured = measure_tflite(model_path, images, labels, options.threads, options.runs, options.warmup, options.progress)
+    measured = measure_tflite(
+        model_path, images, labels, options.threads, options.runs, options.warmup, options.progress
+    )
     source_scores = keras_predict(source, images)
     gated = prepared.baseline.accuracy_measurable
     verify_agreement = agreement(measured.scores, source_scores)
@@ -250,10 +353,8 @@ def verify_and_measure(source: keras.Model, model_path: Path, prepared: Prepared
             "min_agreement": options.min_agreement,
             "gated": gated,
         },
-        "_runtime": measured.runtime,
-        "_threads": measured.threads,
     }
-    return result
+    return result, measured
 
 
 def write_baseline_predictions(folder: Path, prepared: Prepared) -> None:
@@ -274,9 +375,13 @@ def export_eval_images(prepared: Prepared, out: Path) -> Path | None:
     return target
 
 
-def optimize(recipes: list[Recipe], options: OptimizeOptions) -> list[Path]:
-    prepared = prepare(options)
-    reports = [run_recipe(recipe, prepared, options) for recipe in recipes]
+def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> list[Path]:  # noqa: ANN001
+    """Run ``recipes`` against one baseline measurement; ``on_skip(line)`` hears of recipes left out."""
+    prepared = prepare(options, recipes)
+    for line in prepared.skipped:
+        if on_skip:
+            on_skip(line)
+    reports = [run_recipe(recipe, prepared, options) for recipe in prepared.recipes]
     if options.model == "sample" and options.data is None:
         export_eval_images(prepared, options.out)
     return reports

@@ -2,9 +2,10 @@
 
 A recipe file (TOML) is a serialization of :class:`Recipe`::
 
-    schema = "vggedge.recipe/1"
+    schema = "vggedge.recipe/2"
     name = "gap-int8"
     description = "Swap the dense head for global average pooling, then full-integer quantization."
+    max_drop = 1.0          # optional: this recipe's accuracy budget, in top-1 points
 
     [[steps]]
     type = "head"
@@ -15,48 +16,85 @@ A recipe file (TOML) is a serialization of :class:`Recipe`::
     mode = "int8"
 
 Every step is validated when it is built (unknown keys rejected with a "did you mean", values
-range-checked), so a bad recipe fails before any model is loaded. What each step *does* lives in
-:mod:`vggedge.steps`; this module only describes.
+range-checked, layer selectors parsed), so a bad recipe fails before any model is loaded. What each
+step *does* lives in the module its class names (``implementation``, under :mod:`vggedge.steps`);
+this module only describes. A step type is one class here with ``@register_step`` above it.
+
+Schema history: ``vggedge.recipe/1`` selected layers by Keras name (a regular expression); ``/2``
+selects them by model anatomy (``conv``, ``block2-5``, ``dense``, ``head``, ``all``, ``name:REGEX``)
+and adds ``max_drop``. Version-1 files are still read: their expressions become ``name:`` selectors.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vggedge.errors import UserError, did_you_mean
+from vggedge.quantization import Quantization
+from vggedge.selectors import migrate_v1_selector, parse_selector
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-RECIPE_SCHEMA = "vggedge.recipe/1"
+RECIPE_SCHEMA = "vggedge.recipe/2"
+READABLE_SCHEMAS = ("vggedge.recipe/1", RECIPE_SCHEMA)
 # In a wheel the recipes are packaged inside vggedge/; in a source checkout they are at the top level.
 _PACKAGED = Path(__file__).resolve().parent / "recipes"
 RECIPES_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "recipes"
 
+STEP_TYPES: dict[str, type[Step]] = {}
+
+
+def register_step(cls: type[Step]) -> type[Step]:
+    """The one registration point of a step type: the recipe format, `recipes show`, the dispatch in
+    :func:`vggedge.steps.apply_step` and the step contract test all read :data:`STEP_TYPES`."""
+    STEP_TYPES[cls.model_fields["type"].default] = cls
+    return cls
+
 
 class Step(BaseModel):
-    """Base of every step: frozen, strict about unknown keys."""
+    """Base of every step: frozen, strict about unknown keys.
+
+    ``implementation`` names the module under :mod:`vggedge.steps` that defines
+    ``check(step, anatomy, data) -> anatomy`` (refuse before any work; the anatomy after the step) and
+    ``apply(step, model, context) -> StepResult`` (the work, on a copy of the model).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    implementation: ClassVar[str]
+
+    @classmethod
+    def example(cls) -> Step:
+        """The step in its docstring's TOML block: every step documents one, and the contract test runs it."""
+        import textwrap
+
+        block = (cls.__doc__ or "").split(".. code-block:: toml", 1)[1]
+        return cls.model_validate(tomllib.loads(textwrap.dedent(block))["steps"][0])
+
+
+def _selector(value: str) -> str:
+    parse_selector(value)  # ValueError -> a recipe error naming the key
+    return value
 
 
 # Which optional quantize fields each mode uses, with their defaults. A field given to a mode that
 # ignores it is an error (a silent no-op would mislead), and a resolved recipe shows only what its
 # mode uses.
-QUANTIZE_MODE_FIELDS: dict[str, dict[str, object]] = {
-    "dynamic": {},
-    "float16": {},
-    "int8": {"calibration_samples": 100},
-    "int8-qat": {"calibration_samples": 100, "epochs": 1, "learning_rate": 1e-5, "batch_size": 32},
+QUANTIZE_MODE_FIELDS: dict[Quantization, dict[str, object]] = {
+    Quantization.DYNAMIC: {},
+    Quantization.FLOAT16: {},
+    Quantization.INT8: {"calibration_samples": 100},
+    Quantization.INT8_QAT: {"calibration_samples": 100, "epochs": 1, "learning_rate": 1e-5, "batch_size": 32},
 }
 
 
+@register_step
 class QuantizeStep(Step):
     """Convert to TFLite with quantization; always the last step.
 
@@ -73,8 +111,9 @@ class QuantizeStep(Step):
         calibration_samples = 100
     """
 
+    implementation: ClassVar[str] = "qat"
     type: Literal["quantize"] = "quantize"
-    mode: Literal["dynamic", "float16", "int8", "int8-qat"]
+    mode: Literal[Quantization.recipe_modes()]
     calibration_samples: Optional[int] = Field(None, ge=1, le=100_000, description="int8 and int8-qat only")
     epochs: Optional[int] = Field(None, ge=1, le=1000, description="fine-tuning epochs, int8-qat only")
     learning_rate: Optional[float] = Field(None, gt=0, lt=1, description="int8-qat only")
@@ -83,22 +122,32 @@ class QuantizeStep(Step):
     @model_validator(mode="before")
     @classmethod
     def _mode_defaults(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("mode") in QUANTIZE_MODE_FIELDS:
-            unused = [key for key in ("calibration_samples", "epochs", "learning_rate", "batch_size")
-                      if data.get(key) is not None and key not in QUANTIZE_MODE_FIELDS[data["mode"]]]
+        if isinstance(data, dict) and data.get("mode") in Quantization.recipe_modes():
+            fields = QUANTIZE_MODE_FIELDS[Quantization(data["mode"])]
+            unused = [
+                key
+                for key in ("calibration_samples", "epochs", "learning_rate", "batch_size")
+                if data.get(key) is not None and key not in fields
+            ]
             if unused:
                 raise ValueError(f"{', '.join(unused)} does not apply to mode {data['mode']!r}")
-            data = {**QUANTIZE_MODE_FIELDS[data["mode"]], **{k: v for k, v in data.items() if v is not None}}
+            data = {**fields, **{k: v for k, v in data.items() if v is not None}}
         return data
 
+    @property
+    def quantization(self) -> Quantization:
+        return Quantization(self.mode)
 
+
+@register_step
 class PruneStep(Step):
     """Magnitude pruning (tensorflow-model-optimization) to ``sparsity`` on a polynomial schedule.
 
-    ``layers``: ``dense`` (the hidden dense layers fc1, fc2; the output layer stays whole),
-    ``conv`` (the 13 conv layers), ``all`` (every Conv2D and Dense layer), or a regular expression
-    matched against layer names. The model is fine-tuned for ``epochs`` on the train split: the
-    sparsity ramps up over the first half, the second half recovers, and the rate decays (cosine)
+    ``layers``: a selector on the model's anatomy: ``dense`` (the hidden dense layers, fc1 and fc2 in
+    VGG16; the output layer stays whole), ``conv`` (every convolution), ``block2-5`` (the convolutions
+    of blocks 2 to 5), ``head``, ``all``, or ``name:REGEX`` (Keras layer names). The model is
+    fine-tuned for ``epochs`` on the train split: the sparsity ramps up over the first half, the
+    second half recovers, and the rate decays (cosine)
     from ``learning_rate`` to a tenth of it, or stays at it (``learning_rate_schedule = "constant"``:
     conv pruning recovered better so on the sample). Pruning wrappers are stripped before export.
 
@@ -111,6 +160,7 @@ class PruneStep(Step):
         epochs = 2
     """
 
+    implementation: ClassVar[str] = "prune"
     type: Literal["prune"] = "prune"
     sparsity: float = Field(ge=0, lt=1)
     layers: str = "dense"
@@ -119,9 +169,13 @@ class PruneStep(Step):
     learning_rate_schedule: Literal["cosine", "constant"] = "cosine"
     batch_size: int = Field(32, ge=1, le=4096)
 
+    _layers = field_validator("layers")(_selector)
 
+
+@register_step
 class HeadStep(Step):
-    """Replace Flatten -> Dense -> Dense -> output by GlobalAveragePooling2D -> Dense(classes).
+    """Replace the dense head (Flatten or global pooling -> hidden Dense... -> output) by
+    GlobalAveragePooling2D -> one Dense(classes) with the old output's activation.
 
     ``train``: ``labels`` (cross-entropy on the train split's labels) or ``distill`` (match the
     original model's outputs, so no labels are needed). ``init``: ``lstsq`` starts the new layer as
@@ -136,6 +190,7 @@ class HeadStep(Step):
         epochs = 5
     """
 
+    implementation: ClassVar[str] = "head"
     type: Literal["head"] = "head"
     train: Literal["labels", "distill"] = "distill"
     init: Literal["lstsq", "random"] = "lstsq"
@@ -144,9 +199,10 @@ class HeadStep(Step):
     batch_size: int = Field(32, ge=1, le=4096)
 
 
+@register_step
 class FilterPruneStep(Step):
     """Structured pruning: remove the ``ratio`` of filters with the smallest L1 norms from each conv
-    layer matching ``layers`` (a regular expression), rebuild a thinner VGG16 with the surviving
+    layer ``layers`` selects (``conv``, ``block2-5``, ``name:REGEX``…), rebuild a thinner VGG16 with the surviving
     weights, and fine-tune it for ``epochs``. Fewer FLOPs, so real speed on any runtime. Instead of
     ``ratio``, ``flops_target`` (the fraction of the model's FLOPs to keep) picks the smallest
     uniform ratio that reaches it.
@@ -156,17 +212,20 @@ class FilterPruneStep(Step):
         [[steps]]
         type = "filter-prune"
         ratio = 0.5
-        layers = "block[1-5]_conv[0-9]"
+        layers = "conv"
         epochs = 6
     """
 
+    implementation: ClassVar[str] = "filters"
     type: Literal["filter-prune"] = "filter-prune"
     ratio: Optional[float] = Field(None, ge=0, lt=1)
     flops_target: Optional[float] = Field(None, gt=0, le=1)
-    layers: str = r"block[1-5]_conv[0-9]"
+    layers: str = "conv"
     epochs: int = Field(6, ge=0, le=1000)
     learning_rate: float = Field(2e-4, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
     batch_size: int = Field(32, ge=1, le=4096)
+
+    _layers = field_validator("layers")(_selector)
 
     @model_validator(mode="after")
     def _one_target(self) -> FilterPruneStep:
@@ -175,8 +234,8 @@ class FilterPruneStep(Step):
         return self
 
 
-AnyStep = Annotated[Union[QuantizeStep, PruneStep, HeadStep, FilterPruneStep], Field(discriminator="type")]
-STEP_TYPES = {"quantize": QuantizeStep, "prune": PruneStep, "head": HeadStep, "filter-prune": FilterPruneStep}
+# Derived from the registry: a new step type needs no edit here.
+AnyStep = Annotated[Union[tuple(STEP_TYPES.values())], Field(discriminator="type")]
 
 
 class Recipe(BaseModel):
@@ -184,9 +243,10 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_: Literal["vggedge.recipe/1"] = Field(RECIPE_SCHEMA, alias="schema")
+    schema_: Literal["vggedge.recipe/2"] = Field(RECIPE_SCHEMA, alias="schema")
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
+    max_drop: Optional[float] = Field(None, ge=0, le=100, description="accuracy budget in top-1 points")
     steps: list[AnyStep] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -197,10 +257,18 @@ class Recipe(BaseModel):
         return self
 
     @property
-    def quantization(self) -> str:
+    def quantization(self) -> Quantization:
         """The TFLite conversion mode: the final quantize step's mode, else float32."""
         last = self.steps[-1]
-        return last.mode if isinstance(last, QuantizeStep) else "float32"
+        return last.quantization if isinstance(last, QuantizeStep) else Quantization.FLOAT32
+
+    @property
+    def calibration_samples(self) -> int:
+        """Calibration images the conversion needs (0 unless the mode is calibrated)."""
+        last = self.steps[-1]
+        return (
+            int(last.calibration_samples or 0) if isinstance(last, QuantizeStep) and self.quantization.calibrated else 0
+        )
 
     def to_dict(self) -> dict:
         return self.model_dump(by_alias=True, mode="json")
@@ -209,6 +277,8 @@ class Recipe(BaseModel):
         """Serialize back to the recipe file format (saved beside every model it produced)."""
         lines = [f'schema = "{RECIPE_SCHEMA}"', f"name = {_toml_value(self.name)}"]
         lines.append(f"description = {_toml_value(self.description)}")
+        if self.max_drop is not None:
+            lines.append(f"max_drop = {_toml_value(self.max_drop)}")
         for step in self.steps:
             lines.append("\n[[steps]]")
             for key, value in step.model_dump(mode="json", exclude_none=True).items():
@@ -241,7 +311,8 @@ def _explain(error: ValidationError, source: str, data: dict) -> str:
         return f"{source}: unknown key {where!r}{did_you_mean(key, allowed)}; allowed: {', '.join(sorted(allowed))}"
     if kind == "union_tag_invalid":
         tag = first.get("input", {}).get("type") if isinstance(first.get("input"), dict) else None
-        return f"{source}: {where}: unknown step type {tag!r}{did_you_mean(str(tag), STEP_TYPES)}; known: {', '.join(STEP_TYPES)}"
+        hint = did_you_mean(str(tag), STEP_TYPES)
+        return f"{source}: {where}: unknown step type {tag!r}{hint}; known: {', '.join(STEP_TYPES)}"
     if kind == "union_tag_not_found":
         return f"{source}: {where}: each step needs a 'type' ({', '.join(STEP_TYPES)})"
     received = first.get("input")
@@ -257,7 +328,7 @@ def _allowed_keys(location: list[str], data: dict) -> set[str]:
             return set(STEP_TYPES[step_type].model_fields)
         except (KeyError, IndexError, ValueError, TypeError):
             pass
-    return {"schema", "name", "description", "steps"}
+    return {"schema", "name", "description", "max_drop", "steps"}
 
 
 def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:
@@ -265,12 +336,28 @@ def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:
     if not isinstance(data, dict):
         raise UserError(f"{source}: a recipe must be a table of keys")
     schema = data.get("schema", RECIPE_SCHEMA)
+    if schema not in READABLE_SCHEMAS:
+        raise UserError(
+            f"{source}: unsupported recipe schema {schema!r}; this vggedge reads {', '.join(READABLE_SCHEMAS)}"
+        )
     if schema != RECIPE_SCHEMA:
-        raise UserError(f"{source}: unsupported recipe schema {schema!r}; this vggedge reads {RECIPE_SCHEMA!r}")
+        data = _migrate_v1(data)
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:
         raise UserError(_explain(error, source, data)) from None
+
+
+def _migrate_v1(data: dict) -> dict:
+    """A ``vggedge.recipe/1`` document as ``/2``: layer-name expressions become ``name:`` selectors."""
+    steps = []
+    for step in data.get("steps", []):
+        if isinstance(step, dict) and isinstance(step.get("layers"), str):
+            step = {**step, "layers": migrate_v1_selector(step["layers"])}
+        elif isinstance(step, dict) and step.get("type") == "filter-prune":
+            step = {**step, "layers": "conv"}  # version 1's default matched every block{n}_conv{m}
+        steps.append(step)
+    return {**data, "schema": RECIPE_SCHEMA, "steps": steps}
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -297,6 +384,3 @@ def load_recipe(name_or_path: str) -> Recipe:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not a valid TOML recipe: {error}") from None
     return recipe_from_dict(data, source=str(path))
-
-
-STEP_ADAPTER = TypeAdapter(AnyStep)

@@ -10,11 +10,36 @@ import json
 from pathlib import Path
 
 from vggedge.atomic import write_text
+from vggedge.formatting import fmt
 
 REPORT_SCHEMA = "vggedge.report/1"
+# A result's status. "ok" is a promise: exported, verified against its Keras source, and within the
+# accuracy budget. The others say which promise broke.
 STATUS_OK = "ok"
-STATUS_FAILED_VERIFICATION = "failed_verification"
-STATUS_FAILED_EXPORT = "failed_export"
+STATUS_OVER_BUDGET = "over_budget"  # verified, but top-1 fell more than the budget allows
+STATUS_FAILED_VERIFICATION = "failed_verification"  # the TFLite model disagrees with its Keras source
+STATUS_FAILED_EXPORT = "failed_export"  # a step or the conversion failed: no model
+
+
+def dataset_section(
+    name: str | None,
+    classes: int | None,
+    eval_samples: int,
+    train_samples: int = 0,
+    calibration_samples: int = 0,
+    skipped: int = 0,
+    eval_source: str | None = None,
+) -> dict:
+    """The report's ``dataset`` section, built here only (optimize, bench and sizes-only runs alike)."""
+    return {
+        "name": name,
+        "classes": classes,
+        "train_samples": train_samples,
+        "eval_samples": eval_samples,
+        "calibration_samples": calibration_samples,
+        "skipped": skipped,
+        "eval_source": eval_source,
+    }
 
 
 def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -> float | None:
@@ -58,26 +83,11 @@ def write_report(report: dict, folder: Path) -> Path:
     return folder / "report.json"
 
 
-def _fmt(value: object, kind: str = "") -> str:
-    if value is None:
-        return "—"
-    if kind == "pct":
-        return f"{value * 100:.2f}%"
-    if kind == "mb":
-        return f"{value / 1e6:.2f} MB"
-    if kind == "g":
-        return f"{value / 1e9:.3f}"
-    if kind == "ms":
-        return f"{value:.2f} ms"
-    if kind == "x":
-        return f"{value:.2f}×"
-    return str(value)
-
-
 def render_markdown(report: dict) -> str:
     b, r, x = report["baseline"], report["result"], report["ratios"]
     env, recipe, model, data = report["environment"], report["recipe"], report["model"], report["dataset"]
     bl, rl = b.get("latency_ms") or {}, r.get("latency_ms") or {}
+    verification = r.get("verification") or {}
     lines = [
         f"# vggedge report: `{recipe['name']}`",
         "",
@@ -88,17 +98,19 @@ def render_markdown(report: dict) -> str:
         "",
         "| | size | gzip | GFLOPs | top-1 | top-5 | agreement | p50 | p90 |",
         "|---|---|---|---|---|---|---|---|---|",
-        f"| baseline ({b.get('format')}, {b.get('device')}) | {_fmt(b.get('size_bytes'), 'mb')} | — | {_fmt(b.get('flops'), 'g')} | "
-        f"{_fmt(b.get('top1'), 'pct')} | {_fmt(b.get('top5'), 'pct')} | — | {_fmt(bl.get('p50'), 'ms')} | {_fmt(bl.get('p90'), 'ms')} |",
-        f"| {recipe['name']} ({r.get('format')}) | {_fmt(r.get('size_bytes'), 'mb')} | {_fmt(r.get('gzip_bytes'), 'mb')} | {_fmt(r.get('flops'), 'g')} | "
-        f"{_fmt(r.get('top1'), 'pct')} | {_fmt(r.get('top5'), 'pct')} | {_fmt(r.get('agreement'), 'pct')} | "
-        f"{_fmt(rl.get('p50'), 'ms')} | {_fmt(rl.get('p90'), 'ms')} |",
+        f"| baseline ({b.get('format')}, {b.get('device')}) | {fmt(b.get('size_bytes'), 'mb')} | — | "
+        f"{fmt(b.get('flops'), 'g')} | {fmt(b.get('top1'), 'pct')} | {fmt(b.get('top5'), 'pct')} | — | "
+        f"{fmt(bl.get('p50'), 'ms')} | {fmt(bl.get('p90'), 'ms')} |",
+        f"| {recipe['name']} ({r.get('format')}) | {fmt(r.get('size_bytes'), 'mb')} | "
+        f"{fmt(r.get('gzip_bytes'), 'mb')} | {fmt(r.get('flops'), 'g')} | {fmt(r.get('top1'), 'pct')} | "
+        f"{fmt(r.get('top5'), 'pct')} | {fmt(r.get('agreement'), 'pct')} | "
+        f"{fmt(rl.get('p50'), 'ms')} | {fmt(rl.get('p90'), 'ms')} |",
         "",
-        f"**{_fmt(x.get('size'), 'x')} smaller**, **{_fmt(x.get('speedup'), 'x')} speed-up**, "
-        f"top-1 change {_fmt(x.get('top1_delta_pts'))} points.",
+        f"**{fmt(x.get('size'), 'x')} smaller**, **{fmt(x.get('speedup'), 'x')} speed-up**, "
+        f"top-1 change {fmt(x.get('top1_delta_pts'))} points.",
         "",
-        f"Verification against the Keras source: top-1 agreement {_fmt(r.get('verification', {}).get('agreement'), 'pct')}, "
-        f"max abs error {_fmt(r.get('max_abs_error'))} on {r.get('verification', {}).get('images', '—')} images.",
+        f"Verification against the Keras source: top-1 agreement {fmt(verification.get('agreement'), 'pct')}, "
+        f"max abs error {fmt(r.get('max_abs_error'))} on {verification.get('images', '—')} images.",
         "",
         "## Steps",
         "",

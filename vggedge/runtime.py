@@ -34,7 +34,6 @@ class Runtime:
 
 def find_runtime(preferred: str | None = None) -> Runtime:
     """The first importable runtime (or ``preferred``, by distribution name, e.g. ``tflite-runtime``)."""
-    preferred = preferred or os.environ.get("VGGEDGE_RUNTIME")
     candidates = [r for r in RUNTIMES if preferred in (None, r[1])]
     if not candidates:
         raise UserError(f"unknown runtime {preferred!r}; choose one of {', '.join(r[1] for r in RUNTIMES)}")
@@ -48,7 +47,9 @@ def find_runtime(preferred: str | None = None) -> Runtime:
         except metadata.PackageNotFoundError:
             version = "unknown"
         return Runtime(dist, version, module.Interpreter)
-    raise UserError("no TFLite interpreter is installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)")
+    raise UserError(
+        "no TFLite interpreter is installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)"
+    )
 
 
 def default_threads() -> int:
@@ -71,7 +72,9 @@ class TFLiteModel:
             self.interpreter = self.runtime.interpreter_class(model_path=str(self.path), num_threads=self.threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise UserError(f"{self.path} could not be loaded by {self.runtime.name}: {str(error).splitlines()[0][:160]}") from None
+            raise UserError(
+                f"{self.path} could not be loaded by {self.runtime.name}: {str(error).splitlines()[0][:160]}"
+            ) from None
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise UserError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")

@@ -56,7 +56,7 @@ def sample_images_dir() -> Path:
 
     digits = load_digits()
     pixels = np.clip(digits.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
-    for index, (image, label) in enumerate(zip(pixels, digits.target)):
+    for index, (image, label) in enumerate(zip(pixels, digits.target, strict=True)):
         target = root / str(label) / f"{index:04d}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         rgb = Image.fromarray(image).resize((SAMPLE_SIZE, SAMPLE_SIZE), Image.Resampling.BILINEAR).convert("RGB")
@@ -90,7 +90,15 @@ def train_classifier(model, dataset: Dataset, plan: TrainingPlan, progress: bool
     keras.utils.set_random_seed(plan.seed)
     schedule = cosine_to_a_tenth(plan.learning_rate, total_steps(len(dataset.train), plan.batch_size, plan.epochs))
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    fit(model, dataset.train.images, dataset.train.labels, plan.epochs, plan.batch_size, "Training sample VGG16", progress)
+    fit(
+        model,
+        dataset.train.images,
+        dataset.train.labels,
+        plan.epochs,
+        plan.batch_size,
+        "Training sample VGG16",
+        progress,
+    )
     return float(model.evaluate(dataset.eval.images, dataset.eval.labels, verbose=0)[1])
 
 
@@ -112,7 +120,8 @@ def load_or_train_sample(dataset: Dataset, spec=None, plan: TrainingPlan | None 
         from rich.console import Console
 
         Console(stderr=True).print(
-            f"Trained the sample VGG16 in {time.perf_counter() - started:.0f} s: held-out top-1 {accuracy:.3f}; cached at {path}"
+            f"Trained the sample VGG16 in {time.perf_counter() - started:.0f} s: "
+            f"held-out top-1 {accuracy:.3f}; cached at {path}"
         )
     from vggedge.atomic import atomic_path
 

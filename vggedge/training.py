@@ -51,9 +51,14 @@ def fit(
     description: str,
     progress: bool = True,
     callbacks: list | None = None,
-) -> None:
-    """``model.fit`` with shuffling, a rich progress bar instead of Keras' own, and extra callbacks."""
+) -> list[float]:
+    """``model.fit`` with shuffling, a rich progress bar instead of Keras' own, and extra callbacks.
+
+    Returns the mean training loss of each epoch (rounded), which steps put in their record: a
+    reader sees whether a fine-tune converged, and tests check that it learned.
+    """
     callbacks = list(callbacks or [])
     if progress:
         callbacks.append(RichProgress(description, total_steps(len(x), batch_size, epochs)))
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+    return [round(float(loss), 5) for loss in history.history.get("loss", [])]

@@ -24,9 +24,10 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
-    from vggedge.cli import bench, compare, optimize, recipes
+    from vggedge.cli import bench, compare, inspect, optimize, recipes
 
     app.command(name="optimize")(optimize.optimize_command)
+    app.command(name="inspect")(inspect.inspect_command)
     app.add_typer(recipes.app, name="recipes")
     app.command(name="bench")(bench.bench_command)
     app.command(name="compare")(compare.compare_command)

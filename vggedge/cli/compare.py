@@ -11,7 +11,9 @@ import typer
 def compare_command(
     paths: Annotated[list[Path], typer.Argument(help="report.json files or folders (searched recursively).")],
     format: Annotated[str, typer.Option("--format", help="Terminal output: table, md, csv or json.")] = "table",
-    out: Annotated[Optional[Path], typer.Option(help="Also write compare.md, compare.csv and compare.html here.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Also write compare.md, compare.csv and compare.html here.")
+    ] = None,
 ) -> None:
     """Compare reports across recipes and devices: size, accuracy, agreement, latency and speed-up."""
     from vggedge.compare import run_compare

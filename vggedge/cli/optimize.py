@@ -8,44 +8,139 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from vggedge import defaults
 from vggedge.errors import UserError
-
-console = Console(stderr=True)
 
 
 def optimize_command(
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Shipped recipe name (see `vggedge recipes`), a .toml path, several separated by commas, or 'all'.")] = "int8",
-    model: Annotated[str, typer.Option("--model", "-m", help="'sample' (offline VGG16 trained on scikit-learn digits), 'vgg16' (Keras ImageNet VGG16), or a .keras/.h5 file.")] = "sample",
-    weights: Annotated[Optional[str], typer.Option(help="For --model vgg16: a weights .h5 file, or 'random' for a sizes-and-latency-only run.")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Labelled images, one subfolder per class (JPEG/PNG). Default: the sample's digits for --model sample.")] = None,
-    preprocess: Annotated[Optional[str], typer.Option(help="Preprocessing to bake into a user model: none, unit (x/255), tf (x/127.5-1), caffe (VGG16 ImageNet).")] = None,
+    recipe: Annotated[
+        str,
+        typer.Option(
+            "--recipe",
+            "-r",
+            help=(
+                "Shipped recipe name (see `vggedge recipes`), a .toml path, several "
+                "separated by commas, or 'all' (every shipped recipe that applies to "
+                "the model)."
+            ),
+        ),
+    ] = "int8",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help=(
+                "'sample' (offline VGG16 trained on scikit-learn digits), 'vgg16' "
+                "(Keras ImageNet VGG16), or a .keras/.h5 file (Keras 3 or 2)."
+            ),
+        ),
+    ] = "sample",
+    weights: Annotated[
+        Optional[str],
+        typer.Option(help="For --model vgg16: a weights .h5 file, or 'random' for a sizes-and-latency-only run."),
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            help=(
+                "Labelled images, one subfolder per class (JPEG/PNG), split into "
+                "evaluation, calibration and training images; a folder with train/ and "
+                "validation/ (or val/) uses those. Default: the sample's digits for "
+                "--model sample."
+            )
+        ),
+    ] = None,
+    eval_data: Annotated[
+        Optional[Path],
+        typer.Option(
+            help=(
+                "Evaluation images (one subfolder per class): all of them are the "
+                "evaluation set, and --data is only for calibration and training."
+            )
+        ),
+    ] = None,
+    preprocess: Annotated[
+        Optional[str],
+        typer.Option(
+            help=(
+                "What a user model expects, baked into it: none, unit (x/255), tf "
+                "(x/127.5-1), caffe (VGG16 ImageNet). Default: none; refused when the "
+                "model has its own Rescaling/Normalization."
+            )
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for the run folders (one per recipe).")] = Path("reports"),
-    eval_samples: Annotated[int, typer.Option(min=1, help="Evaluation images taken from --data.")] = 500,
-    calibration_samples: Annotated[int, typer.Option(min=1, help="Calibration images taken from --data.")] = 100,
-    runs: Annotated[int, typer.Option(min=1, help="Timed batch-1 runs for latency (after warm-up).")] = 30,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 3,
+    eval_samples: Annotated[
+        int, typer.Option(min=1, help="Evaluation images taken from --data (at most half of it).")
+    ] = defaults.EVAL_SAMPLES,
+    calibration_samples: Annotated[
+        int, typer.Option(min=1, help="Calibration images taken from --data.")
+    ] = defaults.CALIBRATION_SAMPLES,
+    max_drop: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            max=100.0,
+            help=(
+                f"Accuracy budget: top-1 points a result may lose before its status is "
+                f"over_budget. Default: the recipe's own, else {defaults.MAX_DROP_PTS}."
+            ),
+        ),
+    ] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Timed batch-1 runs for latency (after warm-up).")] = defaults.RUNS,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = defaults.WARMUP,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
-    min_agreement: Annotated[float, typer.Option(min=0.0, max=1.0, help="Top-1 agreement with the Keras source below which a result is marked failed.")] = 0.97,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for the fine-tuning steps (shuffling, new layers); step i uses seed+i.")] = 0,
+    min_agreement: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Top-1 agreement with the Keras source below which a result fails verification."
+        ),
+    ] = defaults.MIN_AGREEMENT,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed for the fine-tuning steps (shuffling, new layers); step i uses seed+i.")
+    ] = defaults.SEED,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Optimize VGG16 with a recipe: measure the float32 baseline, apply the steps, convert to TFLite,
     verify it against its Keras source, benchmark it, and write reports/<recipe>/ (model.tflite,
-    recipe.toml, report.json, report.md)."""
+    recipe.toml, report.json, report.md).
+
+    Exit code: 0 when every result is ok (verified, within the accuracy budget), 1 when any is not
+    (every report is still written), 2 for bad input (nothing written)."""
     from vggedge.recipe import load_recipe, shipped_recipes
 
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):
         raise UserError(f"--preprocess must be none, unit, tf or caffe. Received: {preprocess!r}")
     names = list(shipped_recipes()) if recipe == "all" else [name.strip() for name in recipe.split(",") if name.strip()]
-    recipes = [load_recipe(name) for name in names]  # validate every recipe before any work
+    recipes = [load_recipe(name) for name in names]  # validate every recipe file before any work
 
-    from vggedge.pipeline import OptimizeOptions, optimize
     from vggedge.cli.summary import print_reports
+    from vggedge.pipeline import OptimizeOptions, optimize
+    from vggedge.report import STATUS_OK
 
     options = OptimizeOptions(
-        model=model, weights=weights, preprocess=preprocess, data=data, out=out, eval_samples=eval_samples,
-        calibration_samples=calibration_samples, runs=runs, warmup=warmup, threads=threads,
-        min_agreement=min_agreement, progress=not quiet, seed=seed,
+        model=model,
+        weights=weights,
+        preprocess=preprocess,
+        data=data,
+        eval_data=eval_data,
+        out=out,
+        eval_samples=eval_samples,
+        calibration_samples=calibration_samples,
+        runs=runs,
+        warmup=warmup,
+        threads=threads,
+        min_agreement=min_agreement,
+        max_drop=max_drop,
+        skip_inapplicable=recipe == "all",
+        progress=not quiet,
+        seed=seed,
     )
-    reports = optimize(recipes, options)
-    print_reports(reports)
+    stderr = Console(stderr=True)
+    reports = optimize(
+        recipes, options, on_skip=lambda line: stderr.print(f"skipped {line}", highlight=False, soft_wrap=True)
+    )
+    statuses = print_reports(reports)
+    if any(status != STATUS_OK for status in statuses):
+        raise typer.Exit(1)

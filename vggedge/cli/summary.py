@@ -5,36 +5,52 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from vggedge.formatting import fmt
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:.2f}%"
+LEGEND = (
+    "MB: model file; ×small, ×fast: against the float32 Keras baseline (size, p50 latency); "
+    "Δ pts: top-1 change in points; agree: top-1 agreement with the baseline"
+)
 
 
-def _num(x: float | None, fmt: str) -> str:
-    return "—" if x is None else format(x, fmt)
-
-
-def print_reports(paths: list[Path]) -> None:
-    table = Table("recipe", "status", "size MB", "× smaller", "top-1", "Δ pts", "agreement", "p50 ms", "speed-up")
+def print_reports(paths: list[Path]) -> list[str]:
+    """Print the reports' table; return their result statuses."""
+    statuses = []
+    # Short headers and no vertical rules: the table fits 80 columns (CI logs, ssh to a Pi) uncut.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=LEGEND, caption_justify="left")
+    table.add_column("recipe", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for header in ("MB", "×small", "top-1", "Δ pts", "agree", "p50 ms", "×fast"):
+        table.add_column(header, justify="right", no_wrap=True)
     baseline = None
     for path in paths:
         report = json.loads(Path(path).read_text())
         baseline = report["baseline"]
         r, x = report["result"], report["ratios"]
+        statuses.append(r["status"])
         table.add_row(
-            report["recipe"]["name"], r["status"], _num((r.get("size_bytes") or 0) / 1e6 if r.get("size_bytes") else None, ".2f"),
-            _num(x.get("size"), ".2f"), _pct(r.get("top1")), _num(x.get("top1_delta_pts"), "+.2f"), _pct(r.get("agreement")),
-            _num((r.get("latency_ms") or {}).get("p50"), ".2f"), _num(x.get("speedup"), ".2f"),
+            report["recipe"]["name"],
+            r["status"],
+            fmt((r.get("size_bytes") or 0) / 1e6 if r.get("size_bytes") else None, ".2f"),
+            fmt(x.get("size"), ".2f"),
+            fmt(r.get("top1"), "pct"),
+            fmt(x.get("top1_delta_pts"), "+.2f"),
+            fmt(r.get("agreement"), "pct"),
+            fmt((r.get("latency_ms") or {}).get("p50"), ".2f"),
+            fmt(x.get("speedup"), ".2f"),
         )
     console = Console()
     if baseline and baseline.get("size_bytes") is not None:  # a loose .tflite benched alone has no baseline
         console.print(
             f"Baseline (keras float32 on {baseline['device']}): {baseline['size_bytes'] / 1e6:.1f} MB, "
-            f"top-1 {_pct(baseline.get('top1'))}, p50 {_num((baseline.get('latency_ms') or {}).get('p50'), '.2f')} ms"
+            f"top-1 {fmt(baseline.get('top1'), 'pct')}, "
+            f"p50 {fmt((baseline.get('latency_ms') or {}).get('p50'), '.2f')} ms"
         )
     console.print(table)
     for path in paths:
         console.print(f"report: {Path(path).parent / 'report.md'}", highlight=False, soft_wrap=True)
+    return statuses

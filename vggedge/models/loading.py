@@ -1,19 +1,27 @@
 """Load the float32 baseline: the offline sample, Keras' ImageNet VGG16, or a user's model file.
 
-Whatever the source, the result is a Keras 2 model that takes raw RGB pixels in [0, 255] (its
-preprocessing is one of its layers) and outputs class scores, plus what the report needs to
-know about it.
+Whatever the source, the result is a flat (no nested sub-models) Keras 2 model that takes raw RGB
+pixels in [0, 255] (its preprocessing is one of its layers) and outputs class scores, its
+:class:`~vggedge.models.anatomy.Anatomy`, and what the report needs to know about it. Keras 3 files
+(``.keras``, and ``.h5`` written by Keras 3) are translated to Keras 2; Keras 2 ``.h5`` files load as
+they are.
+
+Preprocessing: a model that starts with its own Rescaling/Normalization needs none added (``none``
+is its default, and asking for more would scale twice: refused). A model without it gets
+``--preprocess`` as given, else ``none`` (raw 0-255 pixels), which the report states.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
 
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
+from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
 from vggedge.models.translate import TRANSLATORS, keras3_to_keras2
 from vggedge.models.vgg import Preprocess, with_preprocessing
 
@@ -28,6 +36,12 @@ class Baseline:
     source: str
     weights: str
     class_names: list[str] | None = None
+    preprocess: str = "none"  # what vggedge prepended ("none": the model's own layers, or raw pixels)
+    preprocess_note: str | None = None  # how that was decided, for the report
+
+    @functools.cached_property
+    def anatomy(self) -> Anatomy:
+        return find_anatomy(self.model)
 
     @property
     def accuracy_measurable(self) -> bool:
@@ -46,6 +60,8 @@ class Baseline:
             "input_shape": list(self.model.input_shape[1:]),
             "classes": self.classes,
             "params": int(self.model.count_params()),
+            "preprocess": self.preprocess,
+            "anatomy": self.anatomy.describe(),
         }
 
 
@@ -61,7 +77,10 @@ def load_imagenet_vgg16(weights: str | None) -> Baseline:
     elif weights:
         path = Path(weights)
         if not path.is_file():
-            raise UserError(f"weights file {path} does not exist: pass --weights PATH to a VGG16 .h5 weights file, or --weights random")
+            raise UserError(
+                f"weights file {path} does not exist: "
+                "pass --weights PATH to a VGG16 .h5 weights file, or --weights random"
+            )
         model = keras.applications.VGG16(weights=None)
         try:
             model.load_weights(path)
@@ -79,7 +98,13 @@ def load_imagenet_vgg16(weights: str | None) -> Baseline:
                 raise UserError(_offline_message(cached)) from None
             raise
         label = "imagenet"
-    return Baseline(with_preprocessing(model, "caffe"), source="vgg16", weights=label)
+    return Baseline(
+        with_preprocessing(model, "caffe"),
+        source="vgg16",
+        weights=label,
+        preprocess="caffe",
+        preprocess_note="caffe: Keras' VGG16 preprocess_input, baked in",
+    )
 
 
 def _offline_message(cached: Path) -> str:
@@ -106,7 +131,11 @@ def _classes_in_config(config: object) -> set[str]:
 
 def _refuse_unsafe(classes: set[str], path: Path) -> None:
     layer_like = {c for c in classes if c[:1].isupper()}
-    unsafe = sorted(c for c in layer_like - SAFE_CLASSES if not c.endswith(("Initializer", "Regularizer", "Constraint")) and c not in _CONFIG_HELPERS)
+    unsafe = sorted(
+        c
+        for c in layer_like - SAFE_CLASSES
+        if not c.endswith(("Initializer", "Regularizer", "Constraint")) and c not in _CONFIG_HELPERS
+    )
     if unsafe:
         raise UserError(
             f"{path} contains layers vggedge will not load ({', '.join(unsafe)}): they can run arbitrary code or are "
@@ -115,28 +144,54 @@ def _refuse_unsafe(classes: set[str], path: Path) -> None:
 
 
 _CONFIG_HELPERS = {
-    "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "Zeros", "Ones", "RandomNormal", "RandomUniform",
-    "TruncatedNormal", "Constant", "VarianceScaling", "Orthogonal", "L1", "L2", "L1L2", "DTypePolicy",
-    "Policy", "FloatDTypePolicy", "__tensor__", "__numpy__",
+    "GlorotUniform",
+    "GlorotNormal",
+    "HeNormal",
+    "HeUniform",
+    "Zeros",
+    "Ones",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "Constant",
+    "VarianceScaling",
+    "Orthogonal",
+    "L1",
+    "L2",
+    "L1L2",
+    "DTypePolicy",
+    "Policy",
+    "FloatDTypePolicy",
+    "__tensor__",
+    "__numpy__",
 }
 
 
 def _load_h5(path: Path) -> keras.Model:
+    """A Keras 2 .h5 file as it is; one written by Keras 3 (TensorFlow >= 2.16's ``model.save("m.h5")``)
+    through Keras 3 and the translation, like a .keras file."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
             raw = handle.attrs.get("model_config")
+            version = handle.attrs.get("keras_version")
     except OSError:
         raise UserError(f"{path} is not a readable HDF5 model file (corrupt or truncated?)") from None
     if raw is None:
         raise UserError(f"{path} holds no model architecture (a weights-only file?): save the whole model")
     config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     _refuse_unsafe(_classes_in_config(config), path)
+    version = version.decode() if isinstance(version, bytes) else str(version or "")
+    if version.startswith("3"):
+        return _keras3_to_keras2(path, f"a Keras {version} .h5 file")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except (ValueError, TypeError, KeyError, OSError) as error:
-        raise UserError(f"cannot load {path} as a Keras 2 model: {str(error).splitlines()[0][:160]}") from None
+        raise UserError(
+            f"cannot load {path} (Keras {version or 'version unknown'}) as a Keras 2 model ({type(error).__name__}); "
+            "re-save it with model.save('model.keras') and pass that file"
+        ) from None
 
 
 def _load_keras3(path: Path) -> keras.Model:
@@ -148,12 +203,19 @@ def _load_keras3(path: Path) -> keras.Model:
     except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError):
         raise UserError(f"{path} is not a readable .keras model file (corrupt or truncated?)") from None
     _refuse_unsafe(_classes_in_config(config), path)
+    return _keras3_to_keras2(path, "a .keras file")
+
+
+def _keras3_to_keras2(path: Path, what: str) -> keras.Model:
     import keras as keras3
 
     try:
         model3 = keras3.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # Keras 3 raises many types for a bad file
-        raise UserError(f"cannot load {path} with Keras 3: {str(error).splitlines()[0][:160]}") from None
+    except Exception as error:  # Keras 3 raises many types for a bad file; its messages dump configs
+        raise UserError(
+            f"cannot load {path} ({what}) with Keras 3 ({type(error).__name__}): "
+            "check that the file is complete and was saved by Keras 3"
+        ) from None
     return keras3_to_keras2(model3)
 
 
@@ -168,7 +230,25 @@ def check_classifier(model: keras.Model, path: Path | str) -> None:
         raise UserError(f"{path} is not an image classifier: its output is {out_shape}, expected (None, classes)")
 
 
-def load_model_file(path: Path, preprocess: Preprocess) -> Baseline:
+def resolve_preprocess(anatomy: Anatomy, requested: Preprocess | None, path: Path | str) -> tuple[Preprocess, str]:
+    """(what to prepend, why) for a user model; refuses a --preprocess that would scale pixels twice."""
+    if anatomy.preprocessing:
+        own = ", ".join(anatomy.preprocessing)
+        if requested not in (None, "none"):
+            raise UserError(
+                f"{path} already preprocesses its input ({own}); --preprocess {requested} would scale the pixels "
+                "twice: leave --preprocess out (or pass none)"
+            )
+        return "none", f"none: the model's own {own}"
+    if requested is None:
+        return "none", (
+            "none (default): the model has no Rescaling/Normalization layer, so it gets raw 0-255 "
+            "pixels; pass --preprocess caffe|unit|tf if it expects preprocessed input"
+        )
+    return requested, f"{requested}: --preprocess, baked in"
+
+
+def load_model_file(path: Path, preprocess: Preprocess | None) -> Baseline:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} does not exist: pass --model sample, --model vgg16 or a .keras/.h5 path")
@@ -179,10 +259,16 @@ def load_model_file(path: Path, preprocess: Preprocess) -> Baseline:
     else:
         raise UserError(f"{path}: unsupported model file type {path.suffix!r}; use .keras (Keras 3) or .h5 (Keras 2)")
     check_classifier(model, path)
-    return Baseline(with_preprocessing(model, preprocess), source=str(path), weights="file")
+    model = flatten_chain(model)
+    chosen, note = resolve_preprocess(find_anatomy(model), preprocess, path)
+    return Baseline(
+        with_preprocessing(model, chosen), source=str(path), weights="file", preprocess=chosen, preprocess_note=note
+    )
 
 
-def load_baseline(model: str, weights: str | None, preprocess: Preprocess | None, dataset=None, progress: bool = True) -> Baseline:  # noqa: ANN001
+def load_baseline(
+    model: str, weights: str | None, preprocess: Preprocess | None, dataset=None, progress: bool = True
+) -> Baseline:  # noqa: ANN001
     """Resolve ``--model``: ``sample``, ``vgg16`` or a path."""
     if weights and model != "vgg16":
         raise UserError("--weights only applies to --model vgg16")
@@ -190,7 +276,13 @@ def load_baseline(model: str, weights: str | None, preprocess: Preprocess | None
         from vggedge.sample import load_or_train_sample
 
         keras_model = load_or_train_sample(dataset, progress=progress)
-        return Baseline(keras_model, source="sample", weights="trained", class_names=[str(i) for i in range(10)])
+        return Baseline(
+            keras_model,
+            source="sample",
+            weights="trained",
+            class_names=[str(i) for i in range(10)],
+            preprocess_note="unit: the sample model's own x/255 layer",
+        )
     if model == "vgg16":
         return load_imagenet_vgg16(weights)
-    return load_model_file(Path(model), preprocess or "none")
+    return load_model_file(Path(model), preprocess)

@@ -23,8 +23,14 @@ def _activation(layer) -> str:  # noqa: ANN001
 
 def _conv2d(layer):  # noqa: ANN001, ANN202
     return keras.layers.Conv2D(
-        layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
-        dilation_rate=layer.dilation_rate, activation=_activation(layer), use_bias=layer.use_bias, name=layer.name,
+        layer.filters,
+        layer.kernel_size,
+        strides=layer.strides,
+        padding=layer.padding,
+        dilation_rate=layer.dilation_rate,
+        activation=_activation(layer),
+        use_bias=layer.use_bias,
+        name=layer.name,
     )
 
 
@@ -45,9 +51,17 @@ def _rescaling(layer):  # noqa: ANN001, ANN202
 
 def _batch_norm(layer):  # noqa: ANN001, ANN202
     return keras.layers.BatchNormalization(
-        axis=layer.axis, momentum=layer.momentum, epsilon=layer.epsilon,
-        center=layer.center, scale=layer.scale, name=layer.name,
+        axis=layer.axis,
+        momentum=layer.momentum,
+        epsilon=layer.epsilon,
+        center=layer.center,
+        scale=layer.scale,
+        name=layer.name,
     )
+
+
+def _normalization(layer):  # noqa: ANN001, ANN202
+    return keras.layers.Normalization(axis=layer.axis, name=layer.name)
 
 
 TRANSLATORS: dict[str, Callable] = {
@@ -64,22 +78,24 @@ TRANSLATORS: dict[str, Callable] = {
     "Softmax": lambda layer: keras.layers.Softmax(name=layer.name),
     "Rescaling": _rescaling,
     "BatchNormalization": _batch_norm,
+    "Normalization": _normalization,
 }
 
 
-def _chain(model) -> list:  # noqa: ANN001
-    """The model's layers in order, nested models flattened; refuse anything that is not a chain."""
+def _chain(model, trainable: bool = True) -> list:  # noqa: ANN001
+    """(layer, trainable) in order, nested models flattened (a layer of a frozen sub-model stays frozen);
+    refuse anything that is not a chain."""
     layers = []
     for layer in model.layers:
         kind = type(layer).__name__
         if kind == "InputLayer":
             continue
         if hasattr(layer, "layers") and kind in ("Functional", "Sequential", "Model"):
-            layers.extend(_chain(layer))
+            layers.extend(_chain(layer, trainable and layer.trainable))
             continue
         if len(getattr(layer, "_inbound_nodes", [None])) > 1 and kind not in TRANSLATORS:
             raise UserError(f"layer {layer.name!r} is shared; vggedge handles chain-shaped classifiers only")
-        layers.append(layer)
+        layers.append((layer, trainable and layer.trainable))
     return layers
 
 
@@ -88,7 +104,7 @@ def keras3_to_keras2(model) -> keras.Model:  # noqa: ANN001
     input_shape = tuple(model.inputs[0].shape[1:])
     inputs = keras.Input(input_shape, name="pixels")
     x = inputs
-    for layer in _chain(model):
+    for layer, trainable in _chain(model):
         kind = type(layer).__name__
         if kind not in TRANSLATORS:
             known = ", ".join(sorted(TRANSLATORS))
@@ -98,4 +114,5 @@ def keras3_to_keras2(model) -> keras.Model:  # noqa: ANN001
         weights = layer.get_weights()
         if weights:
             twin.set_weights(weights)
+        twin.trainable = trainable
     return keras.Model(inputs, x, name=model.name)

@@ -10,8 +10,6 @@ head swaps and layer selections are addressable by name.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from typing import Literal
 
 import numpy as np
@@ -54,11 +52,6 @@ class VGGSpec:
     def filters(self) -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(max(1, round(f * self.width)) for f in block) for block in VGG16_BLOCKS)
 
-    def fingerprint(self) -> str:
-        """Stable short hash of the definition, used to key caches (a changed definition retrains)."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
 
 def preprocessing_layer(mode: Preprocess) -> keras.layers.Layer | None:
     """Preprocessing as a standard layer, so it is part of the exported model.
@@ -90,7 +83,11 @@ def conv_base(x, filters: tuple[tuple[int, ...], ...], initializer: str = "gloro
     for block, block_filters in enumerate(filters, start=1):
         for conv, n in enumerate(block_filters, start=1):
             x = keras.layers.Conv2D(
-                n, 3, padding="same", activation="relu", kernel_initializer=initializer,
+                n,
+                3,
+                padding="same",
+                activation="relu",
+                kernel_initializer=initializer,
                 name=f"block{block}_conv{conv}",
             )(x)
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)

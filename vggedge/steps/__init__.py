@@ -1,32 +1,52 @@
-"""What recipe steps do to a Keras model. One module per step type; :func:`apply_step` dispatches.
+"""What recipe steps do to a Keras model. One module per step type, named by the step's class.
 
-A new step type: describe it in :mod:`vggedge.recipe` (a pydantic model), implement
-``apply(step, model, context) -> StepResult`` in a module here, and register it in ``APPLIERS``.
-The quantize step is not applied here: it selects the TFLite conversion mode (:mod:`vggedge.convert`).
+Each step class in :mod:`vggedge.recipe` names its module here (``implementation``); the module
+defines two functions:
+
+- ``check(step, anatomy, data) -> Anatomy``: refuse (``UserError``) a model or data the step cannot
+  handle, before any work, and say what the model's anatomy is after the step. :func:`check_recipe`
+  runs it for every step of every recipe of a run before the first one starts.
+- ``apply(step, model, context) -> StepResult``: the work, on a copy of the model.
+
+The quantize step's module only fine-tunes for ``int8-qat``; the conversion itself is
+:mod:`vggedge.convert`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from types import ModuleType
 
+from vggedge.errors import UserError
 from vggedge.keras_env import keras
-from vggedge.recipe import FilterPruneStep, HeadStep, PruneStep, QuantizeStep, Step
-from vggedge.steps.context import StepContext, StepResult
+from vggedge.models.anatomy import Anatomy
+from vggedge.recipe import Recipe, Step
+from vggedge.steps.context import DataCounts, StepContext, StepResult
+
+
+def implementation(step: Step) -> ModuleType:
+    """The module that checks and applies ``step`` (``vggedge.steps.<implementation>``)."""
+    return importlib.import_module(f"vggedge.steps.{type(step).implementation}")
+
+
+def check_step(step: Step, anatomy: Anatomy, data: DataCounts) -> Anatomy:
+    """Refuse what ``step`` cannot handle (UserError, no work done); return the anatomy after it."""
+    return implementation(step).check(step, anatomy, data)
+
+
+def check_recipe(recipe: Recipe, anatomy: Anatomy, data: DataCounts) -> None:
+    """Check every step in order on the anatomy each earlier step leaves; one line naming recipe and step."""
+    for index, step in enumerate(recipe.steps):
+        try:
+            anatomy = check_step(step, anatomy, data)
+        except UserError as error:
+            raise UserError(f"recipe {recipe.name!r}, step {index + 1} ({step.type}): {error}") from None
 
 
 def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResult:
     """Apply ``step`` to a copy of ``model``, seeded with ``context.seed`` (Python, numpy and TensorFlow)."""
-    from vggedge.steps import filters, head, prune, qat
-
     keras.utils.set_random_seed(context.seed)
-
-    appliers: dict[type, Callable] = {
-        PruneStep: prune.apply,
-        HeadStep: head.apply,
-        FilterPruneStep: filters.apply,
-        QuantizeStep: qat.apply,
-    }
-    return appliers[type(step)](step, model, context)
+    return implementation(step).apply(step, model, context)
 
 
-__all__ = ["apply_step", "StepContext", "StepResult"]
+__all__ = ["apply_step", "check_recipe", "check_step", "implementation", "DataCounts", "StepContext", "StepResult"]

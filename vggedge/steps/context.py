@@ -7,7 +7,36 @@ import dataclasses
 import numpy as np
 
 from vggedge.data import Dataset
+from vggedge.errors import UserError
 from vggedge.keras_env import keras
+
+# Fewer training images than one default batch cannot fine-tune or fit anything worth reporting (a
+# 120-image folder once left 0 after evaluation and calibration, and a head fitted on 4 noise images
+# lost 50 points): steps that learn refuse such data before any work.
+MIN_TRAINING_IMAGES = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class DataCounts:
+    """What a step's ``check`` needs to know about the data before any is loaded into a model."""
+
+    train: int
+    calibration: int
+    synthetic: bool = False  # a sizes-only run (random weights): steps do structural work only
+
+    def require_training_images(self, what: str) -> None:
+        if not self.synthetic and self.train < MIN_TRAINING_IMAGES:
+            raise UserError(
+                f"{what} needs at least {MIN_TRAINING_IMAGES} training images and the data leaves {self.train} "
+                "after the evaluation and calibration images: add images, lower --eval-samples / "
+                "--calibration-samples, or give --eval-data DIR (or DIR/train + DIR/validation)"
+            )
+
+    def require_calibration_images(self, what: str) -> None:
+        if not self.synthetic and self.calibration < 1:
+            raise UserError(
+                f"{what} needs calibration images and the data leaves none: add images or lower --eval-samples"
+            )
 
 
 @dataclasses.dataclass
@@ -29,12 +58,15 @@ class StepContext:
     seed: int = 0
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset | None, labels_match: bool, input_size: int, progress: bool) -> StepContext:
-        if dataset is None or len(dataset.train) == 0:
-            rng = np.random.default_rng(0)
-            images = rng.integers(0, 256, size=(4, input_size, input_size, 3), dtype=np.uint8)
-            return cls(images, None, progress, synthetic=True)
+    def from_dataset(cls, dataset: Dataset, labels_match: bool, progress: bool) -> StepContext:
         return cls(dataset.train.images, dataset.train.labels if labels_match else None, progress)
+
+    @classmethod
+    def synthetic_for(cls, input_size: int, progress: bool) -> StepContext:
+        """A sizes-only run (random weights): a few noise images so steps can trace shapes; nothing is learned."""
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, size=(4, input_size, input_size, 3), dtype=np.uint8)
+        return cls(images, None, progress, synthetic=True)
 
 
 @dataclasses.dataclass
@@ -63,16 +95,41 @@ def clone_with(model: keras.Model, wrap, names: set[str]) -> keras.Model:  # noq
     return copy
 
 
+def frozen_layers(model: keras.Model) -> list[str]:
+    """Layers with weights that the user froze (e.g. a transfer-learning base); preprocessing stays fixed."""
+    from vggedge.models.anatomy import find_anatomy
+
+    fixed = set(find_anatomy(model).preprocessing)
+    return [layer.name for layer in model.layers if layer.weights and not layer.trainable and layer.name not in fixed]
+
+
+def set_trainable(model: keras.Model, names: list[str], trainable: bool) -> None:
+    """Set ``trainable`` on the named layers, pruning wrappers (named after their layer's name) included."""
+    for layer in model.layers:
+        if layer.name in names or getattr(getattr(layer, "layer", None), "name", None) in names:
+            layer.trainable = trainable
+
+
 def float_bytes(model: keras.Model) -> int:
     """Size of the model's weights as float32: the 'size after' a step, before conversion."""
     return int(model.count_params()) * 4
 
 
-def classifier_loss(model: keras.Model, use_labels: bool) -> str:
-    """Cross-entropy against labels, or against soft targets (distillation), for softmax or sigmoid outputs."""
-    if int(model.output_shape[-1]) == 1:
-        return "binary_crossentropy"
-    return "sparse_categorical_crossentropy" if use_labels else "categorical_crossentropy"
+def classifier_loss(model: keras.Model, use_labels: bool) -> str | keras.losses.Loss:
+    """The fine-tuning loss for the model's output kind: cross-entropy against labels or against the
+    teacher's probabilities (distillation); for linear logits, cross-entropy from logits against labels
+    and squared error against the teacher's logits."""
+    from vggedge.models.anatomy import find_anatomy
+
+    anatomy = find_anatomy(model)
+    logits = anatomy.activation not in ("softmax", "sigmoid")
+    if logits and not use_labels:
+        return "mean_squared_error"
+    if anatomy.units == 1:
+        return keras.losses.BinaryCrossentropy(from_logits=logits)
+    if use_labels:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+    return "categorical_crossentropy"
 
 
 def training_targets(teacher: keras.Model, context: StepContext, batch_size: int = 32) -> tuple[np.ndarray, bool]:

@@ -11,15 +11,25 @@ first dense layer behind a Flatten (whose rows are laid out height x width x cha
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 
 import numpy as np
 
 from vggedge.errors import UserError
 from vggedge.flops import count_macs
 from vggedge.keras_env import keras
+from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.recipe import FilterPruneStep
-from vggedge.steps.context import StepContext, StepResult, classifier_loss, float_bytes, training_targets
+from vggedge.steps.context import (
+    DataCounts,
+    StepContext,
+    StepResult,
+    classifier_loss,
+    float_bytes,
+    frozen_layers,
+    set_trainable,
+    training_targets,
+)
 from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 
@@ -32,7 +42,7 @@ def filters_to_keep(kernel: np.ndarray, ratio: float) -> np.ndarray:
     """Sorted indices of the filters with the largest L1 norms, :func:`kept_count` of them."""
     n = kernel.shape[-1]
     norms = np.abs(kernel).reshape(-1, n).sum(axis=0)
-    return np.sort(np.argsort(-norms, kind="stable")[:kept_count(n, ratio)])
+    return np.sort(np.argsort(-norms, kind="stable")[: kept_count(n, ratio)])
 
 
 def _copy_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:  # noqa: ANN003
@@ -41,12 +51,14 @@ def _copy_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:  
     return layer.__class__.from_config(config)
 
 
-def thin_model(model: keras.Model, ratio: float, pattern: str) -> tuple[keras.Model, dict[str, tuple[int, int]]]:
-    """A copy of the chain ``model`` with filters removed from the conv layers matching ``pattern``.
+def thin_model(
+    model: keras.Model, ratio: float, names: Collection[str]
+) -> tuple[keras.Model, dict[str, tuple[int, int]]]:
+    """A copy of the chain ``model`` with filters removed from the conv layers ``names``.
 
-    Returns the thinner model (weights carried over) and {layer: (filters before, after)}.
+    Returns the thinner model (weights carried over) and {layer: (filters before, after)}. A
+    BatchNormalization after a thinned convolution keeps the statistics of the surviving channels.
     """
-    selector = re.compile(pattern)
     inputs = keras.Input(model.input_shape[1:], name=model.layers[0].name)
     x = inputs
     channels: np.ndarray | None = None  # indices of the previous layer's output channels that survive
@@ -60,7 +72,7 @@ def thin_model(model: keras.Model, ratio: float, pattern: str) -> tuple[keras.Mo
             kernel, rest = weights[0], weights[1:]
             if channels is not None:
                 kernel = kernel[:, :, channels, :]
-            if selector.fullmatch(layer.name) and layer.name != "preprocess":
+            if layer.name in names:
                 keep = filters_to_keep(kernel, ratio)
                 kernel, rest = kernel[..., keep], [b[keep] for b in rest]
                 widths[layer.name] = (layer.filters, len(keep))
@@ -71,7 +83,9 @@ def thin_model(model: keras.Model, ratio: float, pattern: str) -> tuple[keras.Mo
             x = new(x)
             new.set_weights([kernel, *rest])
             continue
-        if isinstance(layer, keras.layers.Flatten):
+        if isinstance(layer, keras.layers.BatchNormalization) and channels is not None:
+            weights = [w[channels] for w in weights]
+        elif isinstance(layer, keras.layers.Flatten):
             flatten_grid = tuple(int(d) for d in layer.input_shape[1:3])
         elif isinstance(layer, keras.layers.Dense) and channels is not None:
             kernel = weights[0]
@@ -83,29 +97,43 @@ def thin_model(model: keras.Model, ratio: float, pattern: str) -> tuple[keras.Mo
                 kernel = kernel[channels]
             weights = [kernel, *weights[1:]]
             channels, flatten_grid = None, None
-        elif not isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Activation,
-                                    keras.layers.ReLU, keras.layers.Dropout, keras.layers.Rescaling,
-                                    keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
-                                    keras.layers.Dense, keras.layers.Softmax)):
-            raise UserError(f"filter pruning does not know how layer {layer.name!r} ({type(layer).__name__}) uses channels")
+        elif not isinstance(
+            layer,
+            (
+                keras.layers.MaxPooling2D,
+                keras.layers.AveragePooling2D,
+                keras.layers.Activation,
+                keras.layers.ReLU,
+                keras.layers.Dropout,
+                keras.layers.Rescaling,
+                keras.layers.Normalization,
+                keras.layers.GlobalAveragePooling2D,
+                keras.layers.GlobalMaxPooling2D,
+                keras.layers.Dense,
+                keras.layers.Softmax,
+                keras.layers.BatchNormalization,
+            ),
+        ):
+            raise UserError(
+                f"filter pruning does not know how layer {layer.name!r} ({type(layer).__name__}) uses channels"
+            )
         new = _copy_layer(layer)
         x = new(x)
         if weights:
             new.set_weights(weights)
     if not widths:
-        raise UserError(f"filter-prune layers={pattern!r} selects no conv layer")
+        raise UserError(f"filter-prune: none of {sorted(names)} is a convolution of {model.name!r}")
     return keras.Model(inputs, x, name=f"{model.name}_thin"), widths
 
 
-def thin_macs(model: keras.Model, ratio: float, pattern: str) -> int:
-    """The MACs ``thin_model(model, ratio, pattern)`` would have, counted from shapes without building it."""
-    selector = re.compile(pattern)
+def thin_macs(model: keras.Model, ratio: float, names: Collection[str]) -> int:
+    """The MACs ``thin_model(model, ratio, names)`` would have, counted from shapes without building it."""
     total, kept, grid = 0, None, None  # kept: surviving channels of the last pruned conv, if it feeds on
     for layer in model.layers[1:]:
         if isinstance(layer, keras.layers.Conv2D):
             in_channels = kept if kept is not None else int(layer.input_shape[-1])
             out_channels = layer.filters
-            if selector.fullmatch(layer.name) and layer.name != "preprocess":
+            if layer.name in names:
                 out_channels = kept_count(layer.filters, ratio)
                 kept = out_channels
             else:
@@ -121,44 +149,74 @@ def thin_macs(model: keras.Model, ratio: float, pattern: str) -> int:
     return total
 
 
-def ratio_for_flops(model: keras.Model, target: float, pattern: str) -> float:
+def ratio_for_flops(model: keras.Model, target: float, names: Collection[str]) -> float:
     """The smallest uniform ratio whose thinner model keeps at most ``target`` of the MACs (bisection)."""
     full = count_macs(model)
-    if thin_macs(model, 0.0, pattern) <= target * full:
+    if thin_macs(model, 0.0, names) <= target * full:
         return 0.0
     low, high = 0.0, 0.999
-    if thin_macs(model, high, pattern) > target * full:
-        raise UserError(f"filter-prune flops_target={target} is out of reach by pruning layers={pattern!r}")
+    if thin_macs(model, high, names) > target * full:
+        raise ValueError(f"filter-prune flops_target={target} is out of reach by thinning {len(names)} layers only")
     for _ in range(30):
         middle = (low + high) / 2
-        low, high = (low, middle) if thin_macs(model, middle, pattern) <= target * full else (middle, high)
+        low, high = (low, middle) if thin_macs(model, middle, names) <= target * full else (middle, high)
     return float(min(0.999, np.ceil(high * 1e4) / 1e4))  # round up: more pruning never adds MACs
+
+
+def check(step: FilterPruneStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
+    """The selector picks convolutions only, and there are images to fine-tune on."""
+    chosen = anatomy.select(step.layers)
+    dense = [name for name in chosen if name not in anatomy.convs]
+    if dense:
+        raise UserError(
+            f"filter-prune removes conv filters, but layers={step.layers!r} selects dense layers "
+            f"({', '.join(dense)}): use conv, blockN-M or a name: selector of convolutions"
+        )
+    if step.epochs:
+        data.require_training_images(f"filter pruning with a {step.epochs}-epoch fine-tune")
+    return anatomy
 
 
 def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> StepResult:
     macs_before = count_macs(model)
-    ratio = step.ratio if step.ratio is not None else ratio_for_flops(model, step.flops_target, step.layers)
-    thin, widths = thin_model(model, ratio, step.layers)
+    names = set(find_anatomy(model).select(step.layers))
+    ratio = step.ratio if step.ratio is not None else ratio_for_flops(model, step.flops_target, names)
+    thin, widths = thin_model(model, ratio, names)
     trained = not context.synthetic and step.epochs > 0
+    frozen = frozen_layers(model)
     targets, are_labels = training_targets(model, context, step.batch_size)
+    losses: list[float] = []
     if trained:
         # Removing whole filters is a large perturbation: the thinner network is retrained for a few
         # epochs with a cosine-decayed rate, like a short training run from a good start.
-        schedule = cosine_to_a_tenth(step.learning_rate, total_steps(len(context.train_images), step.batch_size, step.epochs))
+        schedule = cosine_to_a_tenth(
+            step.learning_rate, total_steps(len(context.train_images), step.batch_size, step.epochs)
+        )
+        set_trainable(thin, frozen, True)  # a frozen base cannot recover from losing filters: it trains here only
         thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
-        fit(thin, context.train_images, targets, step.epochs, step.batch_size,
-            f"Fine-tuning after removing {ratio:.0%} of the filters", context.progress)
+        losses = fit(
+            thin,
+            context.train_images,
+            targets,
+            step.epochs,
+            step.batch_size,
+            f"Fine-tuning after removing {ratio:.0%} of the filters",
+            context.progress,
+        )
+    set_trainable(thin, frozen, False)
     macs_after = count_macs(thin)
     record = {
         **step.model_dump(mode="json"),
         "ratio_used": ratio,
         "fine_tuned": trained,
         "targets": ("labels" if are_labels else "distillation") if trained else None,
+        "loss_per_epoch": losses,
         "filters": {name: list(pair) for name, pair in widths.items()},
         "macs_before": macs_before,
         "macs_after": macs_after,
         "flops_ratio": round(macs_after / macs_before, 4),
         "params": int(thin.count_params()),
         "float32_bytes": float_bytes(thin),
+        "unfrozen_for_fine_tune": frozen if trained else [],
     }
     return StepResult(thin, record)

@@ -1,8 +1,11 @@
-"""Swap VGG16's dense head (Flatten -> fc1 -> fc2 -> output) for GlobalAveragePooling2D -> Dense.
+"""Swap VGG16's dense head for GlobalAveragePooling2D -> one Dense, whatever head the model has.
 
-The dense head holds ~124M of VGG16's 138M parameters but <1% of its compute; a GAP head keeps
-the conv features and needs only channels x classes weights. The conv base is kept frozen, so the
-new head is trained on pooled features computed once: fast even for the full-size model.
+The dense head (Flatten -> fc1 -> fc2 -> output) holds ~124M of VGG16's 138M parameters but <1% of
+its compute; a GAP head keeps the conv features and needs only channels x classes weights. Heads
+that already pool globally but keep hidden dense layers (GAP -> Dense(4096) -> Dense(4096) -> output)
+lose those layers the same way. The output keeps its units and activation (softmax, sigmoid or
+linear logits). The conv base is kept frozen, so the new head is trained on pooled features
+computed once: fast even for the full-size model.
 
 Training-free start (``init = "lstsq"``): a ridge regression from the pooled features to the old
 model's logits, so the new head begins by imitating the old one. It is then fine-tuned on labels
@@ -12,29 +15,38 @@ swapped with unlabelled images).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
+from vggedge.metrics import top1_classes
+from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.recipe import HeadStep
-from vggedge.steps.context import StepContext, StepResult, classifier_loss, clone_with, float_bytes
+from vggedge.steps.context import DataCounts, StepContext, StepResult, classifier_loss, clone_with, float_bytes
 from vggedge.training import fit
 
+NEW_OUTPUT = "predictions"
 
-def find_flatten(model: keras.Model) -> keras.layers.Layer:
-    flattens = [layer for layer in model.layers if isinstance(layer, keras.layers.Flatten)]
-    dense_after = isinstance(model.layers[-1], keras.layers.Dense)
-    if not flattens or not dense_after:
+
+def check(step: HeadStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
+    """There is a head to replace and images to fit the new one on; the anatomy after is GAP -> one Dense."""
+    if anatomy.head_kind != "flatten" and not anatomy.hidden:
         raise UserError(
-            f"model {model.name!r} has no Flatten -> Dense head to replace (its last layers are "
-            f"{', '.join(type(layer).__name__ for layer in model.layers[-3:])}); drop the head step from the recipe"
+            f"the head of {anatomy.name!r} is already global pooling -> one Dense ({anatomy.output}): "
+            "nothing to swap; drop the head step from the recipe"
         )
-    return flattens[-1]
+    data.require_training_images("the head swap (its least-squares start and fine-tune)")
+    return dataclasses.replace(anatomy, head_kind="gap", head_pool="gap", hidden=(), output=NEW_OUTPUT)
 
 
-def _logits(probabilities: np.ndarray) -> np.ndarray:
-    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    if p.shape[1] == 1:
+def _logits(outputs: np.ndarray, activation: str) -> np.ndarray:
+    """The pre-activation values the new Dense must produce to give ``outputs`` (what lstsq fits to)."""
+    if activation not in ("softmax", "sigmoid"):
+        return outputs  # linear logits (or another activation, fitted as is)
+    p = np.clip(outputs, 1e-7, 1 - 1e-7)
+    if activation == "sigmoid":
         return np.log(p / (1 - p))
     logits = np.log(p)
     return logits - logits.mean(axis=1, keepdims=True)
@@ -50,37 +62,47 @@ def ridge_fit(features: np.ndarray, targets: np.ndarray, strength: float = 1e-3)
 
 
 def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResult:
-    flatten = find_flatten(model)
-    old_output = model.layers[-1]
-    units = int(old_output.units)
-    activation = keras.activations.serialize(old_output.activation)
-    features_model = keras.Model(model.input, flatten.input)
+    anatomy = find_anatomy(model)
+    check(step, anatomy, DataCounts(len(context.train_images), 0, synthetic=True))
+    features = model.get_layer(anatomy.head_pool).input  # the last conv block's output (after its pooling)
+    features_model = keras.Model(model.input, features)
     teacher = model.predict(context.train_images, batch_size=step.batch_size, verbose=0)
     pooled = features_model.predict(context.train_images, batch_size=step.batch_size, verbose=0).mean(axis=(1, 2))
 
     head_input = keras.Input(pooled.shape[1:])
-    new_dense = keras.layers.Dense(units, activation=activation, name="predictions")
+    new_dense = keras.layers.Dense(anatomy.units, activation=anatomy.activation, name=NEW_OUTPUT)
     head = keras.Model(head_input, new_dense(head_input))
     if step.init == "lstsq":
-        new_dense.set_weights(list(ridge_fit(pooled, _logits(teacher))))
+        new_dense.set_weights(list(ridge_fit(pooled, _logits(teacher, anatomy.activation))))
 
     use_labels = step.train == "labels" and context.train_labels is not None
     trained = step.epochs > 0 and not context.synthetic
+    losses: list[float] = []
     if trained:
         targets = context.train_labels if use_labels else teacher
         head.compile(keras.optimizers.Adam(step.learning_rate), classifier_loss(model, use_labels))
-        fit(head, pooled, targets, step.epochs, step.batch_size, f"Training the GAP head ({'labels' if use_labels else 'distillation'})", context.progress)
+        losses = fit(
+            head,
+            pooled,
+            targets,
+            step.epochs,
+            step.batch_size,
+            f"Training the GAP head ({'labels' if use_labels else 'distillation'})",
+            context.progress,
+        )
 
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(flatten.input)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(features)
     swapped = keras.Model(model.input, new_dense(x), name=f"{model.name}_gap")
     swapped = clone_with(swapped, lambda layer: layer, set())  # own copy: share no layer with the source
-    agreement = float(np.mean(np.argmax(head.predict(pooled, verbose=0), 1) == np.argmax(teacher, 1))) if units > 1 else None
+    agreement = float(np.mean(top1_classes(head.predict(pooled, verbose=0)) == top1_classes(teacher)))
     record = {
         **step.model_dump(mode="json"),
+        "replaced": {"kind": anatomy.head_kind, "hidden": list(anatomy.hidden), "output": anatomy.output},
         "train": ("labels" if use_labels else "distill") if trained else "none",
+        "loss_per_epoch": losses,
         "removed_params": int(model.count_params() - swapped.count_params()),
         "params": int(swapped.count_params()),
-        "train_agreement_with_source": round(agreement, 4) if agreement is not None else None,
+        "train_agreement_with_source": round(agreement, 4),
         "float32_bytes": float_bytes(swapped),
     }
     return StepResult(swapped, record)

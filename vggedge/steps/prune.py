@@ -9,58 +9,34 @@ is measured after ``strip_pruning``; falling short of the target is an error, no
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from vggedge.keras_env import keras, tfmot
+from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.recipe import PruneStep
 from vggedge.steps.context import (
+    DataCounts,
     StepContext,
     StepResult,
     classifier_loss,
     clone_with,
     float_bytes,
+    frozen_layers,
+    set_trainable,
     training_targets,
 )
 from vggedge.training import cosine_to_a_tenth, fit, total_steps
-
-def _is_dense(layer: keras.layers.Layer) -> bool:
-    return isinstance(layer, keras.layers.Dense)
-
-
-def _is_conv(layer: keras.layers.Layer) -> bool:
-    return isinstance(layer, keras.layers.Conv2D) and layer.name != "preprocess"
-
-
-# "dense" is the hidden dense layers (fc1, fc2: 98% of VGG16's dense weights); the output layer
-# stays whole, since pruning it removes class evidence directly and saves little.
-GROUPS = {
-    "dense": lambda layer, output: _is_dense(layer) and layer is not output,
-    "conv": lambda layer, output: _is_conv(layer),
-    "all": lambda layer, output: _is_dense(layer) or _is_conv(layer),
-}
 
 
 class PruningError(RuntimeError):
     """Pruning ran but did not reach the target sparsity."""
 
 
-def select_layers(model: keras.Model, selector: str) -> list[str]:
-    """Names of the layers a ``layers`` value selects: a group name or a regular expression."""
-    output = model.layers[-1]
-    if selector in GROUPS:
-        chosen = [layer.name for layer in model.layers if GROUPS[selector](layer, output)]
-    else:
-        pattern = re.compile(selector)
-        chosen = [
-            layer.name for layer in model.layers
-            if pattern.fullmatch(layer.name) and GROUPS["all"](layer, output)
-        ]
-    if not chosen:
-        names = ", ".join(layer.name for layer in model.layers if GROUPS["all"](layer, output))
-        raise ValueError(f"prune layers={selector!r} selects no Conv2D/Dense layer; layers: {names}")
-    return chosen
+def check(step: PruneStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
+    """The selector picks layers of this model, and there are images to fine-tune on."""
+    anatomy.select(step.layers)
+    data.require_training_images(f"pruning with a {step.epochs}-epoch fine-tune")
+    return anatomy
 
 
 def layer_sparsity(model: keras.Model, names: list[str]) -> dict[str, float]:
@@ -70,7 +46,7 @@ def layer_sparsity(model: keras.Model, names: list[str]) -> dict[str, float]:
 
 def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResult:
     sparsity_api = tfmot().sparsity.keras
-    names = set(select_layers(model, step.layers))
+    names = set(find_anatomy(model).select(step.layers))
     targets, are_labels = training_targets(model, context, step.batch_size)
     batch_size = min(step.batch_size, len(context.train_images))
     epochs = 1 if context.synthetic else step.epochs
@@ -84,20 +60,33 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
         ramp = max(1, steps // 2)
         frequency = max(1, ramp // 10)
         end_step = max(frequency, ramp // frequency * frequency)
-        schedule = sparsity_api.PolynomialDecay(0.0, step.sparsity, begin_step=0, end_step=end_step, frequency=frequency)
+        schedule = sparsity_api.PolynomialDecay(
+            0.0, step.sparsity, begin_step=0, end_step=end_step, frequency=frequency
+        )
         # By default the rate decays so the recovering half settles (conv pruning did better at a constant rate).
         learning_rate = (
-            cosine_to_a_tenth(step.learning_rate, steps) if step.learning_rate_schedule == "cosine" else step.learning_rate
+            cosine_to_a_tenth(step.learning_rate, steps)
+            if step.learning_rate_schedule == "cosine"
+            else step.learning_rate
         )
 
     wrapped = clone_with(model, lambda layer: sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule), names)
+    # A frozen base (transfer learning) cannot recover from pruning: it trains during this fine-tune only.
+    frozen = frozen_layers(model) if not context.synthetic else []
+    set_trainable(wrapped, frozen, True)
     wrapped.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
-    fit(
-        wrapped, context.train_images, targets, epochs, batch_size,
-        f"Pruning {step.layers} to {step.sparsity:.0%}", context.progress,
+    losses = fit(
+        wrapped,
+        context.train_images,
+        targets,
+        epochs,
+        batch_size,
+        f"Pruning {step.layers} to {step.sparsity:.0%}",
+        context.progress,
         callbacks=[sparsity_api.UpdatePruningStep()],
     )
     pruned = sparsity_api.strip_pruning(wrapped)
+    set_trainable(pruned, frozen, False)
     per_layer = layer_sparsity(pruned, sorted(names))
     short = {name: s for name, s in per_layer.items() if s < step.sparsity - 0.01}
     if short:
@@ -108,10 +97,12 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
         **step.model_dump(mode="json"),
         "fine_tuned": not context.synthetic,
         "targets": "labels" if are_labels else "distillation",
+        "loss_per_epoch": losses if not context.synthetic else [],
         "sparsity_reached": round(zeros / pruned_weights, 4),
         "layer_sparsity": per_layer,
         "params": int(pruned.count_params()),
         "nonzero_params": int(pruned.count_params()) - zeros,
         "float32_bytes": float_bytes(pruned),
+        "unfrozen_for_fine_tune": frozen,
     }
     return StepResult(pruned, record)

@@ -7,14 +7,32 @@ default QAT registry, and the converter quantizes it from calibration data like 
 from __future__ import annotations
 
 from vggedge.keras_env import keras, tfmot
+from vggedge.models.anatomy import Anatomy
 from vggedge.recipe import QuantizeStep
-from vggedge.steps.context import StepContext, StepResult, classifier_loss, clone_with, float_bytes, training_targets
+from vggedge.steps.context import (
+    DataCounts,
+    StepContext,
+    StepResult,
+    classifier_loss,
+    clone_with,
+    float_bytes,
+    training_targets,
+)
 from vggedge.training import fit
+
+
+def check(step: QuantizeStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
+    """Calibrated modes need calibration images; quantization-aware training needs training images."""
+    if step.quantization.trains:
+        data.require_training_images("quantization-aware fine-tuning")
+    if step.quantization.calibrated:
+        data.require_calibration_images(f"{step.mode} conversion")
+    return anatomy
 
 
 def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepResult:
     record = {**step.model_dump(mode="json")}
-    if step.mode != "int8-qat":
+    if not step.quantization.trains:
         return StepResult(model, record)
     quantize = tfmot().quantization.keras
     names = {layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))}
@@ -27,8 +45,20 @@ def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepR
     learning_rate = 0.0 if context.synthetic else step.learning_rate
     epochs = 1 if context.synthetic else step.epochs
     qat_model.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
-    fit(qat_model, context.train_images, targets, epochs, min(step.batch_size, len(context.train_images)),
-        "Quantization-aware fine-tuning", context.progress)
-    record.update(fine_tuned=not context.synthetic, targets="labels" if are_labels else "distillation",
-                  params=int(model.count_params()), float32_bytes=float_bytes(model))
+    losses = fit(
+        qat_model,
+        context.train_images,
+        targets,
+        epochs,
+        min(step.batch_size, len(context.train_images)),
+        "Quantization-aware fine-tuning",
+        context.progress,
+    )
+    record.update(
+        fine_tuned=not context.synthetic,
+        targets="labels" if are_labels else "distillation",
+        loss_per_epoch=losses if not context.synthetic else [],
+        params=int(model.count_params()),
+        float32_bytes=float_bytes(model),
+    )
     return StepResult(qat_model, record)

@@ -1,0 +1,127 @@
+"""The VGG16s users build, as small Keras 3 models: the forms every feature is tested on.
+
+Each has VGG16's conv layout (2, 2, 3, 3, 3 convolutions in five blocks) at a small width, so a
+recipe runs on it in seconds, built the way a popular tutorial builds it:
+
+- ``sequential_autonamed``: a ``Sequential`` clone with auto names (``conv2d_7``), its own
+  ``Rescaling(1/255)``, a Flatten -> Dense -> ``Dense(1, sigmoid)`` head.
+- ``gap_dense_functional``: a functional builder ending MaxPool -> GlobalAvgPool -> Dense -> Dense ->
+  Dense(classes, softmax), auto names, no preprocessing layer (it expects x/255: ``--preprocess unit``).
+- ``nested_frozen``: transfer learning: a VGG16-named conv base as one nested model, frozen, under
+  Flatten -> Dense -> Dense(1, sigmoid); no preprocessing layer (``--preprocess unit``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+WIDTHS = (16, 32, 64, 128, 128)  # VGG16's 64..512 at 1/4, like the tiny Keras-2 fixture
+LAYOUT = (2, 2, 3, 3, 3)
+HIDDEN = 128
+
+
+def _keras3():  # noqa: ANN202
+    import keras as keras3
+
+    return keras3
+
+
+def conv_blocks(named: bool = False) -> list:
+    """The 13 convolutions and 5 poolings, auto-named or with Keras Applications' names."""
+    keras3 = _keras3()
+    layers = []
+    for block, (width, count) in enumerate(zip(WIDTHS, LAYOUT, strict=True), start=1):
+        for conv in range(1, count + 1):
+            name = f"block{block}_conv{conv}" if named else None
+            layers.append(
+                keras3.layers.Conv2D(
+                    width, 3, padding="same", activation="relu", kernel_initializer="he_normal", name=name
+                )
+            )
+        layers.append(keras3.layers.MaxPooling2D(2, name=f"block{block}_pool" if named else None))
+    return layers
+
+
+def sequential_autonamed():  # noqa: ANN201
+    keras3 = _keras3()
+    return keras3.Sequential(
+        [
+            keras3.Input((32, 32, 3)),
+            keras3.layers.Rescaling(1 / 255.0),
+            *conv_blocks(),
+            keras3.layers.Flatten(),
+            keras3.layers.Dense(HIDDEN, activation="relu"),
+            keras3.layers.Dropout(0.2),
+            keras3.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+def gap_dense_functional(classes: int = 10):  # noqa: ANN201
+    keras3 = _keras3()
+    inputs = keras3.Input((32, 32, 3))
+    x = inputs
+    for layer in conv_blocks():
+        x = layer(x)
+    x = keras3.layers.GlobalAveragePooling2D()(x)
+    x = keras3.layers.Dense(HIDDEN, activation="relu")(x)
+    x = keras3.layers.Dense(HIDDEN, activation="relu")(x)
+    return keras3.Model(inputs, keras3.layers.Dense(classes, activation="softmax")(x))
+
+
+def nested_frozen():  # noqa: ANN201
+    keras3 = _keras3()
+    base = keras3.Sequential([keras3.Input((32, 32, 3)), *conv_blocks(named=True)], name="vgg16")
+    return keras3.Sequential(
+        [
+            keras3.Input((32, 32, 3)),
+            base,
+            keras3.layers.Flatten(name="flatten"),
+            keras3.layers.Dense(HIDDEN, activation="relu", name="dense"),
+            keras3.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+# name -> (builder, binary task?, --preprocess the form needs)
+FORMS = {
+    "sequential_autonamed": (sequential_autonamed, True, None),
+    "gap_dense_functional": (gap_dense_functional, False, "unit"),
+    "nested_frozen": (nested_frozen, True, "unit"),
+}
+
+
+def binary_digits(digits_dir: Path, target: Path) -> Path:
+    """The digits as two classes, 'low' (0-4) and 'high' (5-9): a sigmoid model's task."""
+    if not target.exists():
+        for folder in sorted(Path(digits_dir).iterdir()):
+            if folder.is_dir():
+                label = "low" if int(folder.name) < 5 else "high"
+                for image in folder.iterdir():
+                    destination = target / label / f"{folder.name}_{image.name}"
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(image, destination)
+    return target
+
+
+def train_form(name: str, dataset, seed: int, epochs: int = 10):  # noqa: ANN001, ANN201
+    """Build and train a form on the train split of ``dataset`` (a vggedge Dataset); returns the Keras 3 model.
+
+    ``nested_frozen`` is trained whole, then its base frozen and the head trained once more: the
+    transfer-learning recipe in two steps.
+    """
+    keras3 = _keras3()
+    keras3.utils.set_random_seed(seed)
+    builder, binary, preprocess = FORMS[name]
+    model = builder()
+    x = dataset.train.images.astype("float32") / (255.0 if preprocess == "unit" else 1.0)
+    y = dataset.train.labels
+    loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
+    model.compile(keras3.optimizers.Adam(1e-3), loss, metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    if name == "nested_frozen":
+        model.layers[0].trainable = False
+        model.compile(keras3.optimizers.Adam(1e-4), loss)
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    return model

@@ -1,0 +1,72 @@
+"""``vggedge inspect MODEL``: the model's anatomy and which shipped recipes apply to it (and why not)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def inspect_command(
+    model: Annotated[str, typer.Argument(help="'sample', 'vgg16' (with --weights) or a .keras/.h5 file.")],
+    weights: Annotated[Optional[str], typer.Option(help="For vgg16: a weights .h5 file, or 'random'.")] = None,
+    preprocess: Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf or caffe.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the anatomy and the recipe checks as JSON.")] = False,
+) -> None:
+    """Show how vggedge reads a model: preprocessing, conv blocks, head, output, parameters, FLOPs, and for
+    every shipped recipe whether it applies (checked exactly as `optimize` checks before any work)."""
+    from vggedge.flops import flops
+    from vggedge.models.loading import load_baseline
+    from vggedge.recipe import load_recipe, shipped_recipes
+    from vggedge.steps import DataCounts, check_recipe
+
+    if model == "sample":
+        from vggedge.sample import load_sample_dataset
+
+        baseline = load_baseline("sample", None, None, load_sample_dataset(progress=False), progress=False)
+    else:
+        baseline = load_baseline(model, weights, preprocess, progress=False)
+    anatomy = baseline.anatomy
+    enough = DataCounts(train=10**9, calibration=10**9)  # the model alone decides here; optimize also checks the data
+    recipes = {}
+    for name in shipped_recipes():
+        try:
+            check_recipe(load_recipe(name), anatomy, enough)
+            recipes[name] = None
+        except Exception as error:  # noqa: BLE001 - a refusal is what this command reports
+            recipes[name] = str(error)
+    facts = {
+        "model": baseline.source,
+        "input_shape": list(baseline.model.input_shape[1:]),
+        "params": int(baseline.model.count_params()),
+        "flops": flops(baseline.model),
+        "preprocess": baseline.preprocess_note,
+        "anatomy": anatomy.describe(),
+        "recipes": {name: {"applies": why is None, "why_not": why} for name, why in recipes.items()},
+    }
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    console = Console()
+    console.print(
+        f"[bold]{baseline.source}[/]: {facts['params']:,} params, {facts['flops'] / 1e9:.3f} GFLOPs, "
+        f"input {facts['input_shape']}",
+        highlight=False,
+    )
+    console.print(f"preprocessing: {baseline.preprocess_note}", highlight=False)
+    for number, block in enumerate(anatomy.blocks, start=1):
+        console.print(f"block {number}: {len(block)} conv ({', '.join(block)})", highlight=False)
+    hidden = ", ".join(anatomy.hidden) or "none"
+    console.print(f"head: {anatomy.head_kind} ({anatomy.head_pool}), hidden dense: {hidden}", highlight=False)
+    console.print(
+        f"output: {anatomy.output}, {anatomy.activation}, {anatomy.classes} classes"
+        + ("" if anatomy.is_vgg16 else "  (not VGG16's 2-2-3-3-3 conv layout: VGG-like)"),
+        highlight=False,
+    )
+    table = Table("recipe", "applies", "why not", show_lines=False)
+    for name, why in recipes.items():
+        table.add_row(name, "yes" if why is None else "no", why or "")
+    console.print(table)
