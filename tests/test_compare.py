@@ -24,6 +24,8 @@ def test_compare_all_recipes_writes_md_csv_html(cli, all_runs, tmp_path):
     report = json.loads((all_runs / "int8" / "report.json").read_text())
     assert float(int8["size_mb"]) == pytest.approx(report["result"]["size_bytes"] / 1e6, abs=1e-3)
     assert float(int8["x_smaller"]) == report["ratios"]["size"]
+    features = report["environment"]["cpu_features"]
+    assert int8["cpu"] == f"{report['environment']['machine']}: {', '.join(features) or 'no listed speed features'}"
     assert result.out == (tmp_path / "compare.csv").read_text()
     assert (tmp_path / "compare.md").read_text().startswith("| recipe | device |")
     page = (tmp_path / "compare.html").read_text()

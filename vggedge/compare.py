@@ -20,9 +20,19 @@ from vggedge.errors import UserError
 from vggedge.formatting import fmt
 from vggedge.report import REPORT_SCHEMA
 
+
+def cpu_label(environment: dict) -> str | None:
+    """'x86_64: avx2, avx512_vnni' (+ ', emulated'): what a latency depends on, per device. None in old reports."""
+    if "cpu_features" not in environment:
+        return None
+    features = ", ".join(environment.get("cpu_features") or []) or "no listed speed features"
+    return f"{environment.get('machine')}: {features}" + (", emulated" if environment.get("emulated") else "")
+
+
 COLUMNS = [
     ("recipe", "recipe"),
     ("device", "device"),
+    ("cpu", "CPU (speed features)"),
     ("runtime", "runtime"),
     ("status", "status"),
     ("size_mb", "size MB"),
@@ -82,6 +92,7 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
         row = {
             "recipe": report["recipe"]["name"],
             "device": env.get("device"),
+            "cpu": cpu_label(env),
             "runtime": f"{env.get('runtime')} {env.get('runtime_version')}",
             "status": r.get("status"),
             "size_mb": _mb(r.get("size_bytes")),
@@ -101,6 +112,7 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
             baseline = {
                 "recipe": "baseline (float32)",
                 "device": b.get("device") if b.get("device") != "CPU" else f"{env.get('device')} (CPU)",
+                "cpu": cpu_label(env),
                 "runtime": f"{b.get('format')} / TF {env.get('tensorflow')}"
                 if report.get("kind") != "device"
                 else b.get("format"),
