@@ -151,10 +151,13 @@ def keras_predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
 
 
 def measure_keras_latency(model: keras.Model, image: np.ndarray, runs: int, warmup: int) -> dict:
-    """Batch-1 latency of the float32 Keras model through a compiled tf.function (no Python overhead)."""
+    """Batch-1 latency of the float32 Keras model through a compiled tf.function (no Python overhead).
+
+    At least one untimed call even with ``--warmup 0``: the first call traces the graph (seconds), which
+    is compilation, not inference (with --runs 1 it once made every recipe look 4,000x faster)."""
     forward = tf.function(lambda x: model(x, training=False))
     batch = tf.constant(image[None].astype(np.float32))
-    return latency_summary(time_calls(lambda: forward(batch).numpy(), warmup=warmup, runs=runs))
+    return latency_summary(time_calls(lambda: forward(batch).numpy(), warmup=max(1, warmup), runs=runs))
 
 
 def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
