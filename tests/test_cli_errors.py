@@ -44,6 +44,10 @@ def test_misspelled_recipe(cli, out):
     )
 
 
+def test_empty_recipe_list(cli, out):
+    assert_clean_failure(cli("optimize", "--recipe", " , ", "--out", out), out, "names no recipe")
+
+
 def test_missing_recipe_file(cli, out, tmp_path):
     assert_clean_failure(
         cli("optimize", "--recipe", tmp_path / "nope.toml", "--out", out), out, "nope.toml does not exist"

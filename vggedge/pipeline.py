@@ -142,7 +142,7 @@ def check_recipes(
                 raise
             skipped.append(str(error))
     if not runnable:
-        raise UserError(f"no recipe applies to this model and data: {skipped[0]}")
+        raise UserError(f"no recipe applies to this model and data: {skipped[0] if skipped else 'none given'}")
     return runnable, skipped
 
 

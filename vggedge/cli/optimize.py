@@ -113,6 +113,8 @@ def optimize_command(
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):
         raise UserError(f"--preprocess must be none, unit, tf or caffe. Received: {preprocess!r}")
     names = list(shipped_recipes()) if recipe == "all" else [name.strip() for name in recipe.split(",") if name.strip()]
+    if not names:
+        raise UserError(f"--recipe {recipe!r} names no recipe: give a name (see `vggedge recipes`), a path or 'all'")
     recipes = [load_recipe(name) for name in names]  # validate every recipe file before any work
 
     from vggedge.cli.summary import print_reports
