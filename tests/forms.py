@@ -78,7 +78,7 @@ def nested_frozen():  # noqa: ANN201
             keras3.Input((32, 32, 3)),
             base,
             keras3.layers.Flatten(name="flatten"),
-            keras3.layers.Dense(HIDDEN, activation="relu", name="dense"),
+            keras3.layers.Dense(HIDDEN, activation="relu", name="fc"),
             keras3.layers.Dense(1, activation="sigmoid"),
         ]
     )

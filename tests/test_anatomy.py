@@ -69,7 +69,7 @@ def test_nested_base_is_flattened_and_stays_frozen(form_files, tmp_path):
     assert not any(isinstance(layer, keras.Model) for layer in baseline.model.layers)
     assert baseline.anatomy.convs[0] == "block1_conv1"
     frozen = {layer.name: layer.trainable for layer in baseline.model.layers}
-    assert not frozen["block1_conv1"] and not frozen["block5_conv3"] and frozen["dense"]
+    assert not frozen["block1_conv1"] and not frozen["block5_conv3"] and frozen["fc"]
     assert isinstance(keras3.saving.load_model(tmp_path / "frozen.keras").layers[0], keras3.Model)  # it was nested
 
 
