@@ -23,9 +23,9 @@ import dataclasses
 
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
+from vggedge.models.vgg import PREPROCESS_NAME, append_copies
 from vggedge.selectors import SELECTOR_HELP, parse_selector
 
-PREPROCESS_NAME = "preprocess"  # the layer vggedge prepends for --preprocess (see models.vgg)
 PREPROCESSING_TYPES = (keras.layers.Rescaling, keras.layers.Normalization)
 POOLING_TYPES = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
 HEAD_POOLS = {
@@ -56,7 +56,6 @@ class Anatomy:
     input_size: int
     preprocessing: tuple[str, ...]
     blocks: tuple[tuple[str, ...], ...]
-    pools: tuple[str, ...]
     head_kind: str  # flatten | gap | gmp
     head_pool: str
     hidden: tuple[str, ...]
@@ -178,7 +177,6 @@ def find_anatomy(model: keras.Model) -> Anatomy:
         index += 1
 
     blocks: list[tuple[str, ...]] = []
-    pools: list[str] = []
     current: list[str] = []
     while index < len(layers):
         layer = layers[index]
@@ -188,7 +186,6 @@ def find_anatomy(model: keras.Model) -> Anatomy:
             if not current:
                 raise refuse(f"pooling layer {layer.name!r} has no convolution before it")
             blocks.append(tuple(current))
-            pools.append(layer.name)
             current = []
         elif isinstance(layer, tuple(HEAD_POOLS)):
             break
@@ -197,7 +194,6 @@ def find_anatomy(model: keras.Model) -> Anatomy:
         index += 1
     if current:  # a last block without its own pooling (global pooling right after the convs)
         blocks.append(tuple(current))
-        pools.append("")
     if not blocks:
         raise refuse("it has no convolution blocks")
     if index >= len(layers):
@@ -220,7 +216,6 @@ def find_anatomy(model: keras.Model) -> Anatomy:
         input_size=int(model.input_shape[1]),
         preprocessing=tuple(preprocessing),
         blocks=tuple(blocks),
-        pools=tuple(pools),
         head_kind=HEAD_POOLS[type(head_pool)],
         head_pool=head_pool.name,
         hidden=tuple(layer.name for layer in dense[:-1]),
@@ -239,24 +234,20 @@ def flatten_chain(model: keras.Model) -> keras.Model:
     if not any(isinstance(layer, keras.Model) for layer in model.layers):
         return model
     chain_layers(model, nested=True)
-
-    def leaves(container: keras.Model, trainable: bool) -> list[tuple[keras.layers.Layer, bool]]:
-        found = []
-        for layer in container.layers:
-            if isinstance(layer, keras.layers.InputLayer):
-                continue
-            if isinstance(layer, keras.Model):
-                found += leaves(layer, trainable and layer.trainable)
-            else:
-                found.append((layer, trainable and layer.trainable))
-        return found
-
     inputs = keras.Input(model.input_shape[1:], name="pixels")
-    x = inputs
-    for layer, trainable in leaves(model, model.trainable):
-        copy = layer.__class__.from_config(layer.get_config())
-        x = copy(x)
-        if layer.get_weights():
-            copy.set_weights(layer.get_weights())
-        copy.trainable = trainable
-    return keras.Model(inputs, x, name=model.name)
+    return keras.Model(inputs, append_copies(inputs, leaf_layers(model)), name=model.name)
+
+
+def leaf_layers(container, trainable: bool = True) -> list:  # noqa: ANN001
+    """(layer, trainable) for every non-model layer of ``container`` in order, nested models inlined; a layer
+    inside a frozen sub-model counts as frozen. Duck-typed, so it walks Keras 3 models (translation) too."""
+    found = []
+    for layer in container.layers:
+        kind = type(layer).__name__
+        if kind == "InputLayer":
+            continue
+        if hasattr(layer, "layers") and kind in ("Functional", "Sequential", "Model"):
+            found += leaf_layers(layer, trainable and layer.trainable)
+        else:
+            found.append((layer, trainable and layer.trainable))
+    return found

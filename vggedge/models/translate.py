@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
+from vggedge.models.anatomy import leaf_layers
 
 
 def _activation(layer) -> str:  # noqa: ANN001
@@ -82,20 +83,12 @@ TRANSLATORS: dict[str, Callable] = {
 }
 
 
-def _chain(model, trainable: bool = True) -> list:  # noqa: ANN001
-    """(layer, trainable) in order, nested models flattened (a layer of a frozen sub-model stays frozen);
-    refuse anything that is not a chain."""
-    layers = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind == "InputLayer":
-            continue
-        if hasattr(layer, "layers") and kind in ("Functional", "Sequential", "Model"):
-            layers.extend(_chain(layer, trainable and layer.trainable))
-            continue
-        if len(getattr(layer, "_inbound_nodes", [None])) > 1 and kind not in TRANSLATORS:
+def _chain(model) -> list:  # noqa: ANN001
+    """(layer, trainable) in order, nested models flattened (see ``leaf_layers``); refuse a shared layer."""
+    layers = leaf_layers(model)
+    for layer, _ in layers:
+        if len(getattr(layer, "_inbound_nodes", [None])) > 1 and type(layer).__name__ not in TRANSLATORS:
             raise UserError(f"layer {layer.name!r} is shared; vggedge handles chain-shaped classifiers only")
-        layers.append((layer, trainable and layer.trainable))
     return layers
 
 

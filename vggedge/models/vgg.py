@@ -26,6 +26,7 @@ VGG16_BLOCKS: tuple[tuple[int, ...], ...] = (
 )
 
 Preprocess = Literal["caffe", "unit", "tf", "none"]
+PREPROCESS_NAME = "preprocess"  # the layer --preprocess prepends; model anatomy recognises it by this name
 # ImageNet channel means in BGR order, as Keras' `preprocess_input(mode="caffe")` subtracts them.
 CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 
@@ -63,12 +64,12 @@ def preprocessing_layer(mode: Preprocess) -> keras.layers.Layer | None:
     if mode == "none":
         return None
     if mode == "unit":
-        return keras.layers.Rescaling(1.0 / 255, name="preprocess")
+        return keras.layers.Rescaling(1.0 / 255, name=PREPROCESS_NAME)
     if mode == "tf":
-        return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
+        return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=PREPROCESS_NAME)
     if mode == "caffe":
         # RGB -> BGR and mean subtraction as one exact 1x1 convolution with a permutation matrix.
-        layer = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
+        layer = keras.layers.Conv2D(3, 1, name=PREPROCESS_NAME, trainable=False)
         layer.build((None, None, None, 3))
         kernel = np.zeros((1, 1, 3, 3), dtype=np.float32)
         for out_channel, in_channel in enumerate((2, 1, 0)):
@@ -126,10 +127,17 @@ def with_preprocessing(model: keras.Model, mode: Preprocess) -> keras.Model:
     if layer is None:
         return model
     inputs = keras.Input(model.input_shape[1:], name="pixels")
-    x = layer(inputs)
-    for inner in model.layers[1:]:
-        copy = inner.__class__.from_config(inner.get_config())
-        x = copy(x)
-        if inner.get_weights():
-            copy.set_weights(inner.get_weights())
+    x = append_copies(layer(inputs), [(inner, inner.trainable) for inner in model.layers[1:]])
     return keras.Model(inputs, x, name=model.name)
+
+
+def append_copies(x, layers: list[tuple[keras.layers.Layer, bool]]):  # noqa: ANN001, ANN201
+    """Apply a fresh copy (config and weights, nothing shared) of each layer to ``x`` in turn, with the
+    given ``trainable`` flag; returns the output tensor."""
+    for layer, trainable in layers:
+        copy = layer.__class__.from_config(layer.get_config())
+        x = copy(x)
+        if layer.get_weights():
+            copy.set_weights(layer.get_weights())
+        copy.trainable = trainable
+    return x

@@ -30,13 +30,17 @@ from vggedge.training import fit
 NEW_OUTPUT = "predictions"
 
 
-def check(step: HeadStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
-    """There is a head to replace and images to fit the new one on; the anatomy after is GAP -> one Dense."""
+def require_a_head_to_swap(anatomy: Anatomy) -> None:
     if anatomy.head_kind != "flatten" and not anatomy.hidden:
         raise UserError(
             f"the head of {anatomy.name!r} is already global pooling -> one Dense ({anatomy.output}): "
             "nothing to swap; drop the head step from the recipe"
         )
+
+
+def check(step: HeadStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
+    """There is a head to replace and images to fit the new one on; the anatomy after is GAP -> one Dense."""
+    require_a_head_to_swap(anatomy)
     data.require_training_images("the head swap (its least-squares start and fine-tune)")
     return dataclasses.replace(anatomy, head_kind="gap", head_pool="gap", hidden=(), output=NEW_OUTPUT)
 
@@ -63,7 +67,7 @@ def ridge_fit(features: np.ndarray, targets: np.ndarray, strength: float = 1e-3)
 
 def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResult:
     anatomy = find_anatomy(model)
-    check(step, anatomy, DataCounts(len(context.train_images), 0, synthetic=True))
+    require_a_head_to_swap(anatomy)
     features = model.get_layer(anatomy.head_pool).input  # the last conv block's output (after its pooling)
     features_model = keras.Model(model.input, features)
     teacher = model.predict(context.train_images, batch_size=step.batch_size, verbose=0)
