@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -29,6 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # peers.py, also when this file is loaded by path (tests)
 
 THREADS = (1, 2)
 
@@ -89,7 +91,7 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
 def keras_reference(weights: str | None, threads: int, runs: int) -> dict:
     """TensorFlow's float32 Keras VGG16 at batch 1 in a child process limited to ``threads`` threads."""
     code = f"""
-import json, os, sys
+import dataclasses, json, os, sys
 import numpy as np
 from vggedge.keras_env import tf
 tf.config.threading.set_intra_op_parallelism_threads({threads})
@@ -100,8 +102,8 @@ from vggedge.flops import flops
 baseline = load_imagenet_vgg16({weights!r})
 image = np.random.default_rng(0).integers(0, 256, size=(224, 224, 3)).astype(np.uint8)
 latency = measure_keras_latency(baseline.model, image, runs={runs}, warmup=2)
-print(json.dumps({{"latency": latency, "params": baseline.model.count_params(), "flops": flops(baseline.model),
-                   "weights": baseline.weights}}))
+print(json.dumps({{"latency": dataclasses.asdict(latency), "params": baseline.model.count_params(),
+                   "flops": flops(baseline.model), "weights": baseline.weights}}))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -137,16 +139,20 @@ print(round(time.perf_counter() - started, 1))
     }
 
 
-def time_tflite_interleaved(models: dict[str, Path], runs: int) -> dict[tuple[str, int], list[float]]:
-    """Batch-1 latency of every model at every thread count, one invocation of each per round."""
+def time_interleaved(models: dict[str, Path], runs: int) -> dict[tuple[str, int], list[float]]:
+    """Batch-1 latency of every model (TFLite, or a peer's) at every thread count, one invocation of each
+    per round, so machine noise hits every row alike."""
+    from peers import Runner
+
     from vggedge.runtime import TFLiteModel
 
     rng = np.random.default_rng(0)
     interpreters = {}
     for name, path in models.items():
         for threads in THREADS:
-            model = TFLiteModel(path, threads=threads)
-            model.set_input(rng.integers(0, 256, size=(model.input_size, model.input_size, 3)).astype(np.uint8))
+            model = TFLiteModel(path, threads=threads) if path.suffix == ".tflite" else Runner(path, threads)
+            size = model.input_size if isinstance(model, TFLiteModel) else 224
+            model.set_input(rng.integers(0, 256, size=(size, size, 3)).astype(np.uint8))
             model.invoke_once()
             model.invoke_once()  # warm-up
             interpreters[(name, threads)] = model
@@ -175,6 +181,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     parser.add_argument("--work", type=Path, default=None, help="where models go (default: a temporary folder)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out OpenVINO and ONNX Runtime")
+    parser.add_argument("--calibration", type=int, default=8, help="calibration images for the peers' int8")
     args = parser.parse_args()
 
     cached = (keras_cache_dir() / VGG16_WEIGHTS_FILE).exists()
@@ -194,12 +202,13 @@ def main() -> None:
         print(f"  {rows[-1]}", flush=True)
     fp32_path, fp32_row = float32_tflite(weights, work)
     print(f"  {fp32_row}", flush=True)
+    peer_rows = [] if args.no_peers else measure_peers(weights, work, args.calibration)
 
     keras_rows = {threads: keras_reference(weights, threads, args.runs) for threads in THREADS}
     models = {"float32 TFLite (reference)": fp32_path} | {
-        row["recipe"]: Path(row["model"]) for row in rows if "model" in row
+        row["recipe"]: Path(row["model"]) for row in rows + peer_rows if "model" in row
     }
-    timings = time_tflite_interleaved(models, args.runs)
+    timings = time_interleaved(models, args.runs)
 
     keras_row = {
         "recipe": "TensorFlow Keras float32 (reference)",
@@ -211,7 +220,9 @@ def main() -> None:
         keras_row[f"p50_ms_{threads}t"] = keras_rows[threads]["latency"]["p50"]
         keras_row[f"p90_ms_{threads}t"] = keras_rows[threads]["latency"]["p90"]
     fp32_row["gflops"] = keras_row["gflops"]
-    table = [keras_row, fp32_row, *rows]
+    for row in peer_rows:
+        row["gflops"] = keras_row["gflops"]  # the unpruned model's graph
+    table = [keras_row, fp32_row, *rows, *peer_rows]
     for row in table[1:]:
         for threads in THREADS:
             values = timings.get((row["recipe"], threads))
@@ -224,7 +235,24 @@ def main() -> None:
         row["x_vs_fp32_tflite_2t"] = (
             round(fp32_row["p50_ms_2t"] / p50, 2) if p50 and fp32_row.get("p50_ms_2t") else None
         )
+        # Multiply-accumulates per second (FLOPs / 2): how much of the CPU's arithmetic a row uses.
+        row["gmac_per_s_2t"] = round(row["gflops"] / 2 / (p50 / 1000), 1) if p50 and row.get("gflops") else None
     write_tables(table, args.out, weights or "imagenet", args.runs)
+
+
+def measure_peers(weights: str | None, work: Path, calibration: int) -> list[dict]:
+    """OpenVINO (+NNCF) and ONNX Runtime on the same VGG16, each conversion in its own child process."""
+    import peers
+
+    savedmodel = work / "peers-savedmodel"
+    print("peers: writing the shared SavedModel ...", flush=True)
+    peers.save_savedmodel(weights, savedmodel)
+    rows = []
+    for make in (peers.openvino_rows, peers.onnx_rows):
+        for row in make(savedmodel, work, calibration):
+            print(f"  {row}", flush=True)
+            rows.append(row)
+    return rows
 
 
 COLUMNS = [
@@ -239,6 +267,7 @@ COLUMNS = [
     "p90_ms_2t",
     "x_vs_keras_2t",
     "x_vs_fp32_tflite_2t",
+    "gmac_per_s_2t",
     "convert_s",
     "wall_s",
     "peak_rss_gb",
@@ -249,8 +278,7 @@ def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
     from vggedge.environment import describe_environment
     from vggedge.runtime import find_runtime
 
-    env = describe_environment(find_runtime(), None)
-    env["tensorflow"] = __import__("vggedge.keras_env", fromlist=["tf"]).tf.__version__
+    env = dataclasses.asdict(describe_environment(find_runtime(), None))
     stem = f"fullsize-{environment_name()}"
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()

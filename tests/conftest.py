@@ -18,6 +18,9 @@ _SESSION_TMP = Path(os.environ.get("PYTEST_VGGEDGE_TMP", "/tmp")) / f"vggedge-te
 os.environ["VGGEDGE_CACHE"] = str(_SESSION_TMP / "cache")
 os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
 os.environ["VGGEDGE_OFFLINE"] = "1"
+# In-process CLI calls must not point the test process's own descriptor 2 at /dev/null (tests/test_quiet.py
+# runs the quiet default in a child process).
+os.environ["VGGEDGE_VERBOSE"] = "1"
 
 from vggedge.cli import main  # noqa: E402
 
@@ -77,14 +80,14 @@ def record_figure(name: str, value: float) -> None:
 def digits_dir() -> Path:
     from vggedge.sample import sample_images_dir
 
-    return sample_images_dir()
+    return sample_images_dir(Path(os.environ["VGGEDGE_CACHE"]))
 
 
 @pytest.fixture(scope="session")
 def digits(digits_dir):  # noqa: ANN001, ANN201
     from vggedge.sample import load_sample_dataset
 
-    return load_sample_dataset(progress=False)
+    return load_sample_dataset(Path(os.environ["VGGEDGE_CACHE"]), progress=False)
 
 
 def train_tiny(dataset, classes: int = 10, epochs: int = TINY_EPOCHS):  # noqa: ANN001, ANN201

@@ -22,7 +22,7 @@ def harness():  # noqa: ANN201
 
 def test_interleaved_timing_covers_every_model_and_thread_count(harness, all_runs):
     models = {"int8": all_runs / "int8" / "model.tflite", "fp16": all_runs / "fp16" / "model.tflite"}
-    timings = harness.time_tflite_interleaved(models, runs=4)
+    timings = harness.time_interleaved(models, runs=4)
     assert set(timings) == {("int8", 1), ("int8", 2), ("fp16", 1), ("fp16", 2)}
     assert all(len(values) == 4 and min(values) > 0 for values in timings.values())
 
@@ -39,3 +39,16 @@ def test_tables_name_the_environment(harness, tmp_path):
     assert "x86_64" in name or "aarch64" in name
     text = (tmp_path / f"fullsize-{name}.md").read_text()
     assert "| fast | ok |" in text and "Weights: random" in text and "runtime=ai-edge-litert" in text
+
+
+def test_a_peer_conversion_is_measured_or_says_why(harness, tmp_path, monkeypatch):
+    """Each peer conversion is a child process: its figures, its failure, or the memory cap, as a row."""
+    import peers  # importable once the harness module put benchmarks/ on the path
+
+    ok = peers.run_child("import json; print(json.dumps({'convert_s': 1.5}))", tmp_path)
+    assert ok["status"] == "ok" and ok["convert_s"] == 1.5 and ok["wall_s"] > 0 and ok["peak_rss_gb"] > 0
+    failed = peers.run_child("raise SystemExit('export exploded')", tmp_path)
+    assert failed["status"] == "failed: export exploded"
+    monkeypatch.setattr(peers, "MEMORY_CAP_GB", 0.2)
+    capped = peers.run_child("import time; b = bytearray(400 * 10**6); time.sleep(30)", tmp_path)
+    assert capped["status"].startswith("not measured: conversion passed 0 GB") and capped["wall_s"] < 20

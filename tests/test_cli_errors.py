@@ -152,9 +152,13 @@ def test_only_corrupt_images(cli, out, tiny_h5, tmp_path):
     )
 
 
-def test_imagenet_weights_unavailable_offline(cli, out):
+@pytest.mark.parametrize("how", ["VGGEDGE_OFFLINE=1", "--offline"])
+def test_imagenet_weights_unavailable_offline(cli, out, monkeypatch, how):
+    """The environment variable is read by the CLI only, as the option's source (conftest sets it)."""
+    if how == "--offline":
+        monkeypatch.delenv("VGGEDGE_OFFLINE")
     assert_clean_failure(
-        cli("optimize", "--model", "vgg16", "--out", out),
+        cli("optimize", "--model", "vgg16", "--out", out, *(["--offline"] if how == "--offline" else [])),
         out,
         "ImageNet VGG16 weights are not cached",
         "--weights PATH",

@@ -73,10 +73,17 @@ def test_int8_report_states_measured_figures(cli, tiny, tiny_h5, digits_dir, tmp
 def test_random_weights_report_sizes_and_null_accuracy(cli, tmp_path, monkeypatch):
     # The sizes-only path on a small VGG16 (the full-size run is in benchmarks/): accuracy is null, not 0.
     from vggedge.models import loading
-    from vggedge.models.vgg import VGGSpec, build_vgg16
+    from vggedge.models.vgg import VGGSpec, append_copies, build_vgg16
 
-    small = build_vgg16(VGGSpec(input_size=32, classes=1000, width=1 / 16, dense_units=32, preprocess="none"))
-    monkeypatch.setattr(loading.keras.applications, "VGG16", lambda weights=None: small)
+    keras = loading.keras
+    small = build_vgg16(VGGSpec(input_size=224, classes=1000, width=1 / 16, dense_units=32, preprocess="none"))
+
+    def fake_vgg16(weights=None, input_tensor=None):  # noqa: ANN001, ANN202 - keras.applications.VGG16's contract
+        """A 1/16-width VGG16 built on ``input_tensor``, as Keras builds its own on the tensor it is given."""
+        outputs = append_copies(input_tensor, [(layer, True) for layer in small.layers[1:]])
+        return keras.Model(keras.utils.get_source_inputs(input_tensor), outputs, name="vgg16")
+
+    monkeypatch.setattr(loading.keras.applications, "VGG16", fake_vgg16)
     result = cli(
         "optimize",
         "--recipe",
@@ -99,6 +106,9 @@ def test_random_weights_report_sizes_and_null_accuracy(cli, tmp_path, monkeypatc
     assert report["model"]["weights"] == "random"
     assert any("random weights" in note for note in report["notes"])
     assert report["result"]["size_bytes"] < report["baseline"]["size_bytes"] / 3
+    # Built on the raw-pixel input with the caffe preprocessing first, and one copy of the weights.
+    assert report["model"]["anatomy"]["preprocessing"] == ["preprocess"] and report["model"]["preprocess"] == "caffe"
+    assert 0 <= report["model"]["params"] - small.count_params() < 100  # + the preprocessing constants only
 
 
 def test_a_failing_step_becomes_a_failed_report_not_a_crash(cli, tiny_h5, digits_dir, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import pytest
 
 from vggedge.errors import UserError
 from vggedge.metrics import agreement, as_class_scores, latency_summary, top_k_accuracy
+from vggedge.report import Latency
 from vggedge.runtime import check_tflite_file, find_runtime
 
 
@@ -33,7 +34,7 @@ def test_metrics_figures():
     assert agreement(scores, scores[:, ::-1]) == pytest.approx(1 / 3)
     sigmoid = as_class_scores(np.array([[0.9], [0.2]]))
     np.testing.assert_allclose(sigmoid, [[0.1, 0.9], [0.8, 0.2]], atol=1e-6)
-    assert latency_summary([1.0, 2.0, 3.0, 4.0, 100.0]) == {"p50": 3.0, "p90": 61.6, "runs": 5}
+    assert latency_summary([1.0, 2.0, 3.0, 4.0, 100.0]) == Latency(p50=3.0, p90=61.6, runs=5)
 
 
 def test_bench_agreement_reads_a_sigmoid_output_as_two_classes():

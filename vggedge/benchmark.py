@@ -14,12 +14,13 @@ import numpy as np
 
 from vggedge import defaults
 from vggedge.metrics import accuracy_figures, latency_summary, time_calls
+from vggedge.report import Result
 from vggedge.runtime import Runtime, TFLiteModel
 
 
 @dataclasses.dataclass
 class TFLiteMeasurement:
-    figures: dict
+    result: Result  # the figures this module measures; callers add agreement, verification, status
     scores: np.ndarray | None
     runtime: Runtime
     threads: int
@@ -50,11 +51,11 @@ def measure_tflite(
     scores = model.predict(images, progress=progress, description=f"Evaluating {Path(path).name}")
     model.set_input(images[0])
     timings = time_calls(model.invoke_once, warmup=warmup, runs=runs) if runs else []
-    figures = {
-        "format": model_format(model),
-        "size_bytes": Path(path).stat().st_size,
-        "gzip_bytes": gzip_size(path),
+    result = Result(
+        format=model_format(model),
+        size_bytes=Path(path).stat().st_size,
+        gzip_bytes=gzip_size(path),
         **accuracy_figures(scores if labels is not None else None, labels if labels is not None else np.array([])),
-        "latency_ms": latency_summary(timings) if timings else None,
-    }
-    return TFLiteMeasurement(figures, scores, model.runtime, model.threads, model.input_dtype)
+        latency_ms=latency_summary(timings) if timings else None,
+    )
+    return TFLiteMeasurement(result, scores, model.runtime, model.threads, model.input_dtype)

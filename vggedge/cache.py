@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 
-def cache_dir() -> Path:
-    """``$VGGEDGE_CACHE``, else ``$XDG_CACHE_HOME/vggedge``, else ``~/.cache/vggedge``."""
-    if os.environ.get("VGGEDGE_CACHE"):
-        return Path(os.environ["VGGEDGE_CACHE"])
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/vggedge``, else ``~/.cache/vggedge``: the default of the CLI's ``--cache-dir``.
+
+    The CLI is the one place that reads the environment (``VGGEDGE_CACHE`` sets ``--cache-dir``);
+    everything below it is handed the folder, so a library caller or a test picks its own."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "vggedge"

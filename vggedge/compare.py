@@ -18,15 +18,15 @@ from pathlib import Path
 from vggedge.atomic import write_text
 from vggedge.errors import UserError
 from vggedge.formatting import fmt
-from vggedge.report import REPORT_SCHEMA
+from vggedge.report import Environment, Latency, Report
 
 
-def cpu_label(environment: dict) -> str | None:
+def cpu_label(environment: Environment) -> str | None:
     """'x86_64: avx2, avx512_vnni' (+ ', emulated'): what a latency depends on, per device. None in old reports."""
-    if "cpu_features" not in environment:
+    if environment.cpu_features is None:
         return None
-    features = ", ".join(environment.get("cpu_features") or []) or "no listed speed features"
-    return f"{environment.get('machine')}: {features}" + (", emulated" if environment.get("emulated") else "")
+    features = ", ".join(environment.cpu_features) or "no listed speed features"
+    return f"{environment.machine}: {features}" + (", emulated" if environment.emulated else "")
 
 
 COLUMNS = [
@@ -76,65 +76,57 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 def rows_from_report(path: Path) -> tuple[dict | None, dict]:
     """(baseline row or None, result row) for one report file; unreadable files give an error row."""
     try:
-        report = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
+        report = Report.load(path)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         return None, {
             "recipe": Path(path).parent.name,
             "status": f"unreadable: {type(error).__name__}",
             "source": str(path),
         }
-    if not isinstance(report, dict) or report.get("schema") != REPORT_SCHEMA:
-        schema = report.get("schema") if isinstance(report, dict) else None
-        return None, {"recipe": Path(path).parent.name, "status": f"unknown schema {schema!r}", "source": str(path)}
-    try:
-        env, b, r, x = report["environment"], report["baseline"], report["result"], report.get("ratios") or {}
-        latency = r.get("latency_ms") or {}
-        row = {
-            "recipe": report["recipe"]["name"],
-            "device": env.get("device"),
+    except ValueError as error:  # another schema
+        return None, {"recipe": Path(path).parent.name, "status": str(error), "source": str(path)}
+    except (TypeError, KeyError, AttributeError) as error:
+        return None, {"recipe": Path(path).parent.name, "status": f"broken report: {error}", "source": str(path)}
+    env, b, r, x = report.environment, report.baseline, report.result, report.ratios
+    latency = r.latency_ms or Latency()
+    row = {
+        "recipe": report.recipe.name,
+        "device": env.device,
+        "cpu": cpu_label(env),
+        "runtime": f"{env.runtime} {env.runtime_version}",
+        "status": r.status,
+        "size_mb": _mb(r.size_bytes),
+        "gzip_mb": _mb(r.gzip_bytes),
+        "x_smaller": x.size,
+        "top1": _round(r.top1),
+        "delta_top1_pts": x.top1_delta_pts,
+        "agreement": _round(r.agreement),
+        "p50_ms": latency.p50,
+        "p90_ms": latency.p90,
+        "speedup": x.speedup,
+        "source": str(path),
+    }
+    baseline = None
+    if b.format:
+        bl = b.latency_ms or Latency()
+        baseline = {
+            "recipe": "baseline (float32)",
+            "device": b.device if b.device != "CPU" else f"{env.device} (CPU)",
             "cpu": cpu_label(env),
-            "runtime": f"{env.get('runtime')} {env.get('runtime_version')}",
-            "status": r.get("status"),
-            "size_mb": _mb(r.get("size_bytes")),
-            "gzip_mb": _mb(r.get("gzip_bytes")),
-            "x_smaller": x.get("size"),
-            "top1": _round(r.get("top1")),
-            "delta_top1_pts": x.get("top1_delta_pts"),
-            "agreement": _round(r.get("agreement")),
-            "p50_ms": latency.get("p50"),
-            "p90_ms": latency.get("p90"),
-            "speedup": x.get("speedup"),
+            "runtime": f"{b.format} / TF {env.tensorflow}" if report.kind != "device" else b.format,
+            "status": "ok",
+            "size_mb": _mb(b.size_bytes),
+            "gzip_mb": None,
+            "x_smaller": 1.0,
+            "top1": _round(b.top1),
+            "delta_top1_pts": 0.0 if b.top1 is not None else None,
+            "agreement": 1.0 if b.top1 is not None else None,
+            "p50_ms": bl.p50,
+            "p90_ms": bl.p90,
+            "speedup": 1.0,
             "source": str(path),
         }
-        baseline = None
-        if b.get("format"):
-            bl = b.get("latency_ms") or {}
-            baseline = {
-                "recipe": "baseline (float32)",
-                "device": b.get("device") if b.get("device") != "CPU" else f"{env.get('device')} (CPU)",
-                "cpu": cpu_label(env),
-                "runtime": f"{b.get('format')} / TF {env.get('tensorflow')}"
-                if report.get("kind") != "device"
-                else b.get("format"),
-                "status": "ok",
-                "size_mb": _mb(b.get("size_bytes")),
-                "gzip_mb": None,
-                "x_smaller": 1.0,
-                "top1": _round(b.get("top1")),
-                "delta_top1_pts": 0.0 if b.get("top1") is not None else None,
-                "agreement": 1.0 if b.get("top1") is not None else None,
-                "p50_ms": bl.get("p50"),
-                "p90_ms": bl.get("p90"),
-                "speedup": 1.0,
-                "source": str(path),
-            }
-        return baseline, row
-    except (KeyError, TypeError, AttributeError) as error:
-        return None, {
-            "recipe": Path(path).parent.name,
-            "status": f"broken report: missing {error}",
-            "source": str(path),
-        }
+    return baseline, row
 
 
 def collect_rows(paths: list[Path]) -> list[dict]:

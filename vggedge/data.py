@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vggedge import defaults
 from vggedge.errors import UserError
+from vggedge.report import DatasetSection
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 TRAIN_FOLDER = "train"
@@ -49,18 +50,16 @@ class Dataset:
     skipped: int
     eval_source: str = "split"  # "split": checksum split of one folder; else the evaluation folder's path
 
-    def describe(self) -> dict:
+    def describe(self) -> DatasetSection:
         """The report's ``dataset`` section."""
-        from vggedge.report import dataset_section
-
-        return dataset_section(
-            self.name,
-            len(self.class_names),
-            len(self.eval),
-            len(self.train),
-            len(self.calibration),
-            self.skipped,
-            self.eval_source,
+        return DatasetSection(
+            name=self.name,
+            classes=len(self.class_names),
+            train_samples=len(self.train),
+            eval_samples=len(self.eval),
+            calibration_samples=len(self.calibration),
+            skipped=self.skipped,
+            eval_source=self.eval_source,
         )
 
 

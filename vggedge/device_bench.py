@@ -23,7 +23,7 @@ from vggedge.data import load_all
 from vggedge.environment import describe_environment, device_model, emulation
 from vggedge.errors import UserError
 from vggedge.metrics import top1_classes
-from vggedge.report import REPORT_SCHEMA, STATUS_OK, build_report, dataset_section, write_report
+from vggedge.report import BaselineFigures, DatasetSection, ModelSection, RecipeSection, Report
 from vggedge.runtime import TFLiteModel, check_tflite_file, find_runtime
 
 
@@ -46,15 +46,11 @@ def device_slug() -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:48] or "device"
 
 
-def read_run_folder(folder: Path) -> tuple[dict | None, dict | None]:
+def read_run_folder(folder: Path) -> tuple[Report | None, dict | None]:
     """The optimize report and baseline predictions beside the model, when they are there and readable."""
     report = predictions = None
-    try:
-        candidate = json.loads((folder / "report.json").read_text())
-        if candidate.get("schema") == REPORT_SCHEMA:
-            report = candidate
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        report = Report.load(folder / "report.json")
     with contextlib.suppress(OSError, ValueError):
         predictions = json.loads((folder / "baseline_predictions.json").read_text())
     return report, predictions
@@ -98,14 +94,18 @@ def bench(options: BenchOptions) -> Path:
             )
             split = type(split)(split.images[chosen], split.labels[chosen], [split.keys[i] for i in chosen])
         images, labels, keys = split.images, split.labels, split.keys
-        dataset = dataset_section(
-            Path(options.data).name, len(class_names), len(keys), skipped=skipped, eval_source=str(options.data)
+        dataset = DatasetSection(
+            name=Path(options.data).name,
+            classes=len(class_names),
+            eval_samples=len(keys),
+            skipped=skipped,
+            eval_source=str(options.data),
         )
     else:
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, size=(1, size, size, 3), dtype=np.uint8)
         labels, keys = None, []
-        dataset = dataset_section(None, None, 0)
+        dataset = DatasetSection()
         notes.append("accuracy not measured: no --data")
     del probe
     runs, warmup = options.runs, options.warmup
@@ -115,28 +115,22 @@ def bench(options: BenchOptions) -> Path:
         runs = warmup = 0
         notes.append(f"latency not measured: emulated ({emulated})")
     measured = measure_tflite(options.model, images, labels, options.threads, runs, warmup, options.progress, runtime)
-    result = {
-        "status": STATUS_OK,
-        **measured.figures,
-        "agreement": agreement_with_baseline(keys, measured.scores, predictions) if labels is not None else None,
-        "max_abs_error": None,
-    }
+    result = measured.result
+    result.agreement = agreement_with_baseline(keys, measured.scores, predictions) if labels is not None else None
     if source_report:
-        recipe, model, baseline = source_report["recipe"], source_report["model"], source_report["baseline"]
-        result["flops"] = source_report["result"].get("flops")  # a property of the graph, not of the device
+        recipe, model, baseline = source_report.recipe, source_report.model, source_report.baseline
+        result.flops = source_report.result.flops  # a property of the graph, not of the device
     else:
-        recipe = {"name": options.model.stem, "description": "", "quantization": None, "steps": []}
-        model = {"source": str(options.model), "input_shape": [size, size, 3], "classes": classes, "params": None}
-        baseline = {"format": None, "device": None, "size_bytes": None, "top1": None, "top5": None, "latency_ms": None}
+        recipe = RecipeSection(name=options.model.stem)
+        model = ModelSection(source=str(options.model), input_shape=[size, size, 3], classes=classes)
+        baseline = BaselineFigures()
         notes.append("no optimize report beside the model: ratios against the baseline are not available")
-    report = build_report(
-        recipe, model, dataset, describe_environment(runtime, measured.threads), baseline, result, notes
-    )
-    report["kind"] = "device"
+    environment = describe_environment(runtime, measured.threads)
+    report = Report(recipe, model, dataset, environment, baseline, result, notes, kind="device")
     out = options.out or options.model.parent / f"bench-{device_slug()}"
     if labels is not None:
         write_predictions(out / "predictions.json", keys, measured.scores)
-    return write_report(report, out)
+    return report.write(out)
 
 
 def write_predictions(path: Path, keys: list[str], scores: np.ndarray) -> None:

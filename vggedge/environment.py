@@ -12,6 +12,7 @@ import platform
 import sys
 from pathlib import Path
 
+from vggedge.report import Environment
 from vggedge.runtime import Runtime, default_threads
 
 # The instruction-set features that decide float and integer (int8) speed, as /proc/cpuinfo spells them.
@@ -102,23 +103,23 @@ def device_model() -> str | None:
     return _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
 
 
-def describe_environment(runtime: Runtime | None, threads: int | None, gpu: str | None = None) -> dict:
+def describe_environment(runtime: Runtime | None, threads: int | None, gpu: str | None = None) -> Environment:
     """The report's ``environment`` section."""
     tensorflow = sys.modules.get("tensorflow")
     info = _read("/proc/cpuinfo") or ""
-    return {
-        "device": device_model() or platform.node(),
-        "cpu": cpu_name(),
-        "cpu_features": cpu_features(info),
-        "cpu_mhz": cpu_mhz(info),
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
-        "emulated": emulation(info),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": getattr(tensorflow, "__version__", None),
-        "runtime": runtime.name if runtime else None,
-        "runtime_version": runtime.version if runtime else None,
-        "threads": threads or default_threads(),
-        "gpu": gpu,
-    }
+    return Environment(
+        device=device_model() or platform.node(),
+        cpu=cpu_name(),
+        cpu_features=cpu_features(info),
+        cpu_mhz=cpu_mhz(info),
+        cores=os.cpu_count(),
+        machine=platform.machine(),
+        emulated=emulation(info),
+        os=platform.platform(),
+        python=platform.python_version(),
+        tensorflow=getattr(tensorflow, "__version__", None),
+        runtime=runtime.name if runtime else None,
+        runtime_version=runtime.version if runtime else None,
+        threads=threads or default_threads(),
+        gpu=gpu,
+    )

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from vggedge.report import Latency
+
 
 def as_class_scores(outputs: np.ndarray) -> np.ndarray:
     """(N, C) scores; a 1-unit sigmoid output becomes the two columns [1 - p, p]."""
@@ -55,14 +57,14 @@ def time_calls(call: Callable[[], object], warmup: int, runs: int) -> list[float
     return timings
 
 
-def latency_summary(timings_ms: list[float]) -> dict:
+def latency_summary(timings_ms: list[float]) -> Latency:
     """The report's ``latency_ms`` section: p50/p90 (and the raw count) of per-image latency."""
     values = np.asarray(timings_ms)
-    return {
-        "p50": round(float(np.percentile(values, 50)), 3),
-        "p90": round(float(np.percentile(values, 90)), 3),
-        "runs": int(len(values)),
-    }
+    return Latency(
+        p50=round(float(np.percentile(values, 50)), 3),
+        p90=round(float(np.percentile(values, 90)), 3),
+        runs=int(len(values)),
+    )
 
 
 def accuracy_figures(scores: np.ndarray | None, labels: np.ndarray) -> dict:

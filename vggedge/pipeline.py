@@ -19,6 +19,7 @@ import numpy as np
 from vggedge import defaults
 from vggedge.atomic import write_bytes, write_text
 from vggedge.benchmark import TFLiteMeasurement, measure_tflite
+from vggedge.cache import default_cache_dir
 from vggedge.convert import convert
 from vggedge.data import Dataset, Split, load_dataset, save_split
 from vggedge.environment import describe_environment
@@ -33,9 +34,14 @@ from vggedge.report import (
     STATUS_FAILED_VERIFICATION,
     STATUS_OK,
     STATUS_OVER_BUDGET,
-    build_report,
-    dataset_section,
-    write_report,
+    AccuracyBudget,
+    BaselineFigures,
+    DatasetSection,
+    Latency,
+    RecipeSection,
+    Report,
+    Result,
+    Verification,
 )
 from vggedge.steps import DataCounts, StepContext, apply_step, check_recipe
 
@@ -60,6 +66,8 @@ class OptimizeOptions:
     skip_inapplicable: bool = False  # `--recipe all`: leave out recipes that cannot apply to this model
     progress: bool = True
     seed: int = defaults.SEED
+    cache: Path = dataclasses.field(default_factory=default_cache_dir)  # the sample's images and model
+    offline: bool = False  # no download attempts (Keras' ImageNet weights): fail at once instead
 
 
 @dataclasses.dataclass
@@ -71,7 +79,7 @@ class Prepared:
     eval: Split
     labels_match: bool
     counts: DataCounts
-    figures: dict
+    figures: BaselineFigures
     scores: np.ndarray
     notes: list[str]
     recipes: list[Recipe]  # the recipes that passed their checks, in order
@@ -103,7 +111,7 @@ def load_data(options: OptimizeOptions, baseline: Baseline | None) -> Dataset | 
         if options.model == "sample":
             from vggedge.sample import load_sample_dataset
 
-            return load_sample_dataset(progress=options.progress)
+            return load_sample_dataset(options.cache, progress=options.progress)
         return None
     size = int(baseline.model.input_shape[1]) if baseline else 32
     return load_dataset(
@@ -150,7 +158,7 @@ def keras_predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return model.predict(images.astype(np.float32), batch_size=32, verbose=0)
 
 
-def measure_keras_latency(model: keras.Model, image: np.ndarray, runs: int, warmup: int) -> dict:
+def measure_keras_latency(model: keras.Model, image: np.ndarray, runs: int, warmup: int) -> Latency:
     """Batch-1 latency of the float32 Keras model through a compiled tf.function (no Python overhead).
 
     At least one untimed call even with ``--warmup 0``: the first call traces the graph (seconds), which
@@ -166,9 +174,11 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
     notes: list[str] = []
     if options.model == "sample":
         dataset = load_data(options, None)
-        baseline = load_baseline("sample", None, None, dataset, progress=options.progress)
+        baseline = load_baseline("sample", None, None, dataset, progress=options.progress, cache=options.cache)
     else:
-        baseline = load_baseline(options.model, options.weights, options.preprocess, progress=options.progress)
+        baseline = load_baseline(
+            options.model, options.weights, options.preprocess, progress=options.progress, offline=options.offline
+        )
         dataset = load_data(options, baseline) if baseline.accuracy_measurable else None
         if options.data and not baseline.accuracy_measurable:
             notes.append("--data ignored: random weights make accuracy meaningless")
@@ -195,14 +205,14 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
         scores = keras_predict(baseline.model, eval_split.images)
         latency = measure_keras_latency(baseline.model, eval_split.images[0], options.runs, options.warmup)
     accuracy = accuracy_figures(scores if labels_match else None, eval_split.labels)
-    figures = {
-        "format": "keras float32",
-        "device": device,
-        "size_bytes": int(baseline.model.count_params()) * 4,
-        "flops": flops(baseline.model),
+    figures = BaselineFigures(
+        format="keras float32",
+        device=device,
+        size_bytes=int(baseline.model.count_params()) * 4,
+        flops=flops(baseline.model),
         **accuracy,
-        "latency_ms": latency,
-    }
+        latency_ms=latency,
+    )
     return Prepared(baseline, dataset, eval_split, labels_match, counts, figures, scores, notes, runnable, skipped)
 
 
@@ -223,13 +233,13 @@ def calibration_images(prepared: Prepared, count: int) -> np.ndarray:
     return prepared.eval.images[:count]
 
 
-def accuracy_budget(recipe: Recipe, options: OptimizeOptions) -> dict:
+def accuracy_budget(recipe: Recipe, options: OptimizeOptions) -> AccuracyBudget:
     """The budget this recipe's result is held to: --max-drop, else the recipe's own, else the default."""
     if options.max_drop is not None:
-        return {"max_drop_pts": options.max_drop, "source": "--max-drop"}
+        return AccuracyBudget(options.max_drop, "--max-drop")
     if recipe.max_drop is not None:
-        return {"max_drop_pts": recipe.max_drop, "source": "recipe"}
-    return {"max_drop_pts": defaults.MAX_DROP_PTS, "source": "default"}
+        return AccuracyBudget(recipe.max_drop, "recipe")
+    return AccuracyBudget(defaults.MAX_DROP_PTS, "default")
 
 
 def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> Path:
@@ -238,7 +248,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
     baseline = prepared.baseline
     notes = list(prepared.notes)
     context = step_context(prepared, options.progress)
-    model, records, result, measured = baseline.model, [], {"status": STATUS_OK}, None
+    model, records, result, measured = baseline.model, [], Result(), None
     timing = {"steps_s": 0.0, "convert_s": None}
     try:
         started = time.perf_counter()
@@ -255,26 +265,14 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
                 f"int8 calibrated on {len(calibration)} synthetic images (random weights: no data to learn from)"
             )
         started = time.perf_counter()
-        flatbuffer = convert(model, recipe.quantization, calibration)
+        options.out.mkdir(parents=True, exist_ok=True)  # the converter's scratch SavedModel goes beside the runs
+        flatbuffer = convert(model, recipe.quantization, calibration, scratch=options.out)
         timing["convert_s"] = round(time.perf_counter() - started, 2)
     except Exception as error:  # a failed step or export is a row in the report (checks ran up front), not a crash
-        result = {
-            "status": STATUS_FAILED_EXPORT,
-            "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
-            **dict.fromkeys(
-                (
-                    "format",
-                    "size_bytes",
-                    "gzip_bytes",
-                    "top1",
-                    "top5",
-                    "agreement",
-                    "max_abs_error",
-                    "latency_ms",
-                    "flops",
-                )
-            ),  # not measured: null, never 0
-        }
+        # Every figure stays null (not measured), never 0.
+        result = Result(
+            status=STATUS_FAILED_EXPORT, error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        )
         notes.append(traceback.format_exc(limit=3).splitlines()[-1])
         flatbuffer = None
         (folder / "model.tflite").unlink(missing_ok=True)  # never leave an older run's model beside this report
@@ -284,39 +282,39 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         model_path = folder / "model.tflite"
         write_bytes(model_path, flatbuffer)
         result, measured = verify_and_measure(model, model_path, prepared, options)
-        result["flops"] = flops(model)
-        if result["status"] == STATUS_FAILED_VERIFICATION:
+        result.flops = flops(model)
+        if result.status == STATUS_FAILED_VERIFICATION:
             notes.append(f"verification failed: agreement with the Keras source below {options.min_agreement}")
-        drop = top1_drop_pts(prepared.figures.get("top1"), result.get("top1"))
-        if result["status"] == STATUS_OK and drop is not None and drop > budget["max_drop_pts"]:
-            result["status"] = STATUS_OVER_BUDGET
+        drop = top1_drop_pts(prepared.figures.top1, result.top1)
+        if result.status == STATUS_OK and drop is not None and drop > budget.max_drop_pts:
+            result.status = STATUS_OVER_BUDGET
             notes.append(
-                f"over budget: top-1 fell {drop:.2f} points, more than the {budget['max_drop_pts']} allowed "
-                f"({budget['source']})"
+                f"over budget: top-1 fell {drop:.2f} points, more than the {budget.max_drop_pts} allowed "
+                f"({budget.source})"
             )
-    result["accuracy_budget"] = budget
-    result["timing"] = timing
+    result.accuracy_budget = budget
+    result.timing = timing
     write_baseline_predictions(folder, prepared)
-    report = build_report(
-        recipe={
-            "name": recipe.name,
-            "description": recipe.description,
-            "quantization": recipe.quantization.value,
-            "seed": options.seed,
-            "steps": records,
-        },
+    report = Report(
+        recipe=RecipeSection(
+            name=recipe.name,
+            description=recipe.description,
+            quantization=recipe.quantization.value,
+            seed=options.seed,
+            steps=records,
+        ),
         model=baseline.describe(),
         dataset=describe_dataset(prepared),
         environment=describe_environment(
             measured.runtime if measured else None,
             measured.threads if measured else None,
-            prepared.figures["device"] if prepared.figures["device"] != "CPU" else None,
+            prepared.figures.device if prepared.figures.device != "CPU" else None,
         ),
         baseline=prepared.figures,
         result=result,
         notes=notes,
     )
-    return write_report(report, folder)
+    return report.write(folder)
 
 
 def top1_drop_pts(baseline_top1: float | None, result_top1: float | None) -> float | None:
@@ -326,15 +324,15 @@ def top1_drop_pts(baseline_top1: float | None, result_top1: float | None) -> flo
     return round((baseline_top1 - result_top1) * 100, 2)
 
 
-def describe_dataset(prepared: Prepared) -> dict:
+def describe_dataset(prepared: Prepared) -> DatasetSection:
     if prepared.dataset is not None:
         return prepared.dataset.describe()
-    return dataset_section("synthetic", None, len(prepared.eval))
+    return DatasetSection(name="synthetic", eval_samples=len(prepared.eval))
 
 
 def verify_and_measure(
     source: keras.Model, model_path: Path, prepared: Prepared, options: OptimizeOptions
-) -> tuple[dict, TFLiteMeasurement]:
+) -> tuple[Result, TFLiteMeasurement]:
     """TFLite against its Keras source (verification) and against the baseline (agreement), plus figures."""
     images = prepared.eval.images
     labels = prepared.eval.labels if prepared.labels_match else None
@@ -345,18 +343,13 @@ def verify_and_measure(
     gated = prepared.baseline.accuracy_measurable
     verify_agreement = agreement(measured.scores, source_scores)
     passed = verify_agreement is not None and verify_agreement >= options.min_agreement
-    result = {
-        "status": STATUS_OK if passed or not gated else STATUS_FAILED_VERIFICATION,
-        **measured.figures,
-        "agreement": agreement(measured.scores, prepared.scores) if prepared.labels_match else None,
-        "max_abs_error": round(max_abs_error(measured.scores, source_scores), 6),
-        "verification": {
-            "images": len(images),
-            "agreement": verify_agreement,
-            "min_agreement": options.min_agreement,
-            "gated": gated,
-        },
-    }
+    result = dataclasses.replace(
+        measured.result,
+        status=STATUS_OK if passed or not gated else STATUS_FAILED_VERIFICATION,
+        agreement=agreement(measured.scores, prepared.scores) if prepared.labels_match else None,
+        max_abs_error=round(max_abs_error(measured.scores, source_scores), 6),
+        verification=Verification(len(images), verify_agreement, options.min_agreement, gated),
+    )
     return result, measured
 
 
@@ -365,7 +358,11 @@ def write_baseline_predictions(folder: Path, prepared: Prepared) -> None:
     if not prepared.labels_match:
         return
     top1 = top1_classes(prepared.scores)
-    payload = {"keys": prepared.eval.keys, "top1": [int(c) for c in top1], "baseline": prepared.figures}
+    payload = {
+        "keys": prepared.eval.keys,
+        "top1": [int(c) for c in top1],
+        "baseline": dataclasses.asdict(prepared.figures),
+    }
     write_text(folder / "baseline_predictions.json", json.dumps(payload) + "\n")
 
 

@@ -1,13 +1,25 @@
 """The report: one JSON document per recipe run (read by ``compare``) and its Markdown rendering.
 
-Schema ``vggedge.report/1``. Accuracies are fractions in [0, 1]; a figure not measured is null,
-never 0 and never invented. No TensorFlow here: ``bench`` writes the same reports on a device.
+Schema ``vggedge.report/1``. The report is a tree of small stdlib dataclasses, written and read by one
+path (:meth:`Report.to_dict` / :meth:`Report.from_dict`), so ``optimize``, ``bench``, ``compare`` and the
+terminal summary cannot disagree on a key. Accuracies are fractions in [0, 1]; a figure not measured is
+null, never 0 and never invented. No TensorFlow here, no pydantic: ``bench`` writes the same reports on a
+device with only the standard library and numpy.
+
+Readers are lenient the way JSON readers of an evolving format must be: a key a report lacks reads as
+its default (null), a key this version does not know is ignored. Keys are only ever added, as nullable
+fields, within ``/1``; renaming or removing one is a new schema version.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vggedge.atomic import write_text
 from vggedge.formatting import fmt
@@ -21,25 +33,122 @@ STATUS_FAILED_VERIFICATION = "failed_verification"  # the TFLite model disagrees
 STATUS_FAILED_EXPORT = "failed_export"  # a step or the conversion failed: no model
 
 
-def dataset_section(
-    name: str | None,
-    classes: int | None,
-    eval_samples: int,
-    train_samples: int = 0,
-    calibration_samples: int = 0,
-    skipped: int = 0,
-    eval_source: str | None = None,
-) -> dict:
-    """The report's ``dataset`` section, built here only (optimize, bench and sizes-only runs alike)."""
-    return {
-        "name": name,
-        "classes": classes,
-        "train_samples": train_samples,
-        "eval_samples": eval_samples,
-        "calibration_samples": calibration_samples,
-        "skipped": skipped,
-        "eval_source": eval_source,
-    }
+@dataclass
+class Latency:
+    """Per-image latency at batch 1: median and 90th percentile of ``runs`` timed invocations, in ms."""
+
+    p50: float | None = None
+    p90: float | None = None
+    runs: int = 0
+
+
+@dataclass
+class Verification:
+    """How the TFLite model agreed with the Keras model it came from (its own source, not the baseline)."""
+
+    images: int = 0
+    agreement: float | None = None
+    min_agreement: float | None = None
+    gated: bool = False  # False: random weights, nothing to agree on, so not held to min_agreement
+
+
+@dataclass
+class AccuracyBudget:
+    max_drop_pts: float | None = None
+    source: str | None = None  # "--max-drop", "recipe" or "default"
+
+
+@dataclass
+class DatasetSection:
+    """What the figures were measured on. Built only here (optimize, bench and sizes-only runs alike)."""
+
+    name: str | None = None
+    classes: int | None = None
+    train_samples: int = 0
+    eval_samples: int = 0
+    calibration_samples: int = 0
+    skipped: int = 0
+    eval_source: str | None = None
+
+
+@dataclass
+class RecipeSection:
+    name: str = ""
+    description: str = ""
+    quantization: str | None = None
+    seed: int | None = None
+    steps: list[dict] = field(default_factory=list)  # each step's own record (type + parameters + what it did)
+
+
+@dataclass
+class ModelSection:
+    source: str = ""
+    weights: str | None = None
+    input_shape: list[int] = field(default_factory=list)
+    classes: int | None = None
+    params: int | None = None
+    preprocess: str | None = None
+    anatomy: dict | None = None
+
+
+@dataclass
+class Environment:
+    """The machine and software every figure depends on (a latency means nothing without its CPU)."""
+
+    device: str | None = None
+    cpu: str | None = None
+    cpu_features: list[str] | None = None
+    cpu_mhz: float | None = None
+    cores: int | None = None
+    machine: str | None = None
+    emulated: str | None = None
+    os: str | None = None
+    python: str | None = None
+    tensorflow: str | None = None
+    runtime: str | None = None
+    runtime_version: str | None = None
+    threads: int | None = None
+    gpu: str | None = None
+
+
+@dataclass
+class BaselineFigures:
+    """The float32 Keras model every result is measured against (or, for a loose .tflite, nothing)."""
+
+    format: str | None = None
+    device: str | None = None
+    size_bytes: int | None = None
+    flops: int | None = None
+    top1: float | None = None
+    top5: float | None = None
+    latency_ms: Latency | None = None
+
+
+@dataclass
+class Result:
+    """One recipe's TFLite model, measured. Fields not measured stay null."""
+
+    status: str = STATUS_OK
+    format: str | None = None
+    size_bytes: int | None = None
+    gzip_bytes: int | None = None
+    top1: float | None = None
+    top5: float | None = None
+    latency_ms: Latency | None = None
+    agreement: float | None = None  # top-1 agreement with the baseline, image by image
+    max_abs_error: float | None = None
+    verification: Verification | None = None
+    flops: int | None = None
+    accuracy_budget: AccuracyBudget | None = None
+    timing: dict[str, float | None] | None = None  # seconds (and peak memory) per phase of the run
+    error: str | None = None  # failed_export: the exception, one line
+
+
+@dataclass
+class Ratios:
+    size: float | None = None  # × smaller
+    speedup: float | None = None  # p50 against p50
+    top1_delta_pts: float | None = None
 
 
 def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -> float | None:
@@ -48,78 +157,126 @@ def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -
     return round(numerator / denominator, digits)
 
 
-def compute_ratios(baseline: dict, result: dict) -> dict:
+def compute_ratios(baseline: BaselineFigures, result: Result) -> Ratios:
     """× smaller, × faster (p50 against p50) and the top-1 change in points, against the baseline."""
     top1_delta = None
-    if baseline.get("top1") is not None and result.get("top1") is not None:
-        top1_delta = round((result["top1"] - baseline["top1"]) * 100, 2)
-    return {
-        "size": ratio(baseline.get("size_bytes"), result.get("size_bytes")),
-        "speedup": ratio((baseline.get("latency_ms") or {}).get("p50"), (result.get("latency_ms") or {}).get("p50")),
-        "top1_delta_pts": top1_delta,
-    }
+    if baseline.top1 is not None and result.top1 is not None:
+        top1_delta = round((result.top1 - baseline.top1) * 100, 2)
+    return Ratios(
+        size=ratio(baseline.size_bytes, result.size_bytes),
+        speedup=ratio(
+            baseline.latency_ms.p50 if baseline.latency_ms else None,
+            result.latency_ms.p50 if result.latency_ms else None,
+        ),
+        top1_delta_pts=top1_delta,
+    )
 
 
-def build_report(
-    recipe: dict, model: dict, dataset: dict, environment: dict, baseline: dict, result: dict, notes: list[str]
-) -> dict:
-    return {
-        "schema": REPORT_SCHEMA,
-        "recipe": recipe,
-        "model": model,
-        "dataset": dataset,
-        "environment": environment,
-        "baseline": baseline,
-        "result": result,
-        "ratios": compute_ratios(baseline, result),
-        "notes": notes,
-    }
+@dataclass
+class Report:
+    recipe: RecipeSection
+    model: ModelSection
+    dataset: DatasetSection
+    environment: Environment
+    baseline: BaselineFigures
+    result: Result
+    notes: list[str] = field(default_factory=list)
+    kind: str | None = None  # "device" for `vggedge bench`; null for `optimize`
+    ratios: Ratios = field(default_factory=Ratios)
+    schema: str = REPORT_SCHEMA
+
+    def __post_init__(self) -> None:
+        self.ratios = compute_ratios(self.baseline, self.result)  # derived, never stored independently
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        schema = data.pop("schema")
+        return {"schema": schema, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Report:
+        """Read a report dict; raises ``ValueError`` for another schema, ``TypeError`` for a malformed one."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a report is a JSON object, not {type(data).__name__}")
+        if data.get("schema") != REPORT_SCHEMA:
+            raise ValueError(f"unknown schema {data.get('schema')!r}")
+        return _build(cls, data)
+
+    @classmethod
+    def load(cls, path: Path) -> Report:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def write(self, folder: Path) -> Path:
+        """``report.json`` and ``report.md`` in ``folder`` (each written atomically); returns the JSON path."""
+        folder = Path(folder)
+        write_text(folder / "report.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text(folder / "report.md", render_markdown(self))
+        return folder / "report.json"
 
 
-def write_report(report: dict, folder: Path) -> Path:
-    folder = Path(folder)
-    write_text(folder / "report.json", json.dumps(report, indent=2) + "\n")
-    write_text(folder / "report.md", render_markdown(report))
-    return folder / "report.json"
+def _build(kind: Any, value: Any) -> Any:  # noqa: ANN401 - a JSON value typed by the dataclass field
+    """A JSON value as ``kind`` (a dataclass, ``X | None``, ``list[...]`` or a plain type)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        return _build(options[0], value) if len(options) == 1 else value
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise TypeError(f"{kind.__name__} must be an object, not {type(value).__name__}")
+        hints = typing.get_type_hints(kind)
+        fields = [f for f in dataclasses.fields(kind) if f.init]
+        required = [f.name for f in fields if f.default is f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in value]
+        if missing:
+            raise TypeError(f"missing {', '.join(missing)}")
+        known = {f.name for f in fields}
+        return kind(**{name: _build(hints[name], v) for name, v in value.items() if name in known})
+    if origin is list and not isinstance(value, list):
+        raise TypeError(f"expected a list, not {type(value).__name__}")
+    return value
 
 
-def render_markdown(report: dict) -> str:
-    b, r, x = report["baseline"], report["result"], report["ratios"]
-    env, recipe, model, data = report["environment"], report["recipe"], report["model"], report["dataset"]
-    bl, rl = b.get("latency_ms") or {}, r.get("latency_ms") or {}
-    verification = r.get("verification") or {}
+def render_markdown(report: Report) -> str:
+    b, r, x = report.baseline, report.result, report.ratios
+    env, recipe, model, data = report.environment, report.recipe, report.model, report.dataset
+    bl, rl = b.latency_ms or Latency(), r.latency_ms or Latency()
+    verification = r.verification or Verification()
     lines = [
-        f"# vggedge report: `{recipe['name']}`",
+        f"# vggedge report: `{recipe.name}`",
         "",
-        f"Status: **{r['status']}**. Model: {model['source']} ({model.get('params', '—')} params, "
-        f"input {model.get('input_shape')}, {model.get('classes')} classes). "
-        f"Data: {data.get('name')} ({data.get('eval_samples')} eval, {data.get('calibration_samples')} calibration, "
-        f"{data.get('skipped')} skipped).",
+        f"Status: **{r.status}**. Model: {model.source} ({fmt(model.params)} params, "
+        f"input {model.input_shape}, {model.classes} classes). "
+        f"Data: {data.name} ({data.eval_samples} eval, {data.calibration_samples} calibration, "
+        f"{data.skipped} skipped).",
         "",
         "| | size | gzip | GFLOPs | top-1 | top-5 | agreement | p50 | p90 |",
         "|---|---|---|---|---|---|---|---|---|",
-        f"| baseline ({b.get('format')}, {b.get('device')}) | {fmt(b.get('size_bytes'), 'mb')} | — | "
-        f"{fmt(b.get('flops'), 'g')} | {fmt(b.get('top1'), 'pct')} | {fmt(b.get('top5'), 'pct')} | — | "
-        f"{fmt(bl.get('p50'), 'ms')} | {fmt(bl.get('p90'), 'ms')} |",
-        f"| {recipe['name']} ({r.get('format')}) | {fmt(r.get('size_bytes'), 'mb')} | "
-        f"{fmt(r.get('gzip_bytes'), 'mb')} | {fmt(r.get('flops'), 'g')} | {fmt(r.get('top1'), 'pct')} | "
-        f"{fmt(r.get('top5'), 'pct')} | {fmt(r.get('agreement'), 'pct')} | "
-        f"{fmt(rl.get('p50'), 'ms')} | {fmt(rl.get('p90'), 'ms')} |",
+        f"| baseline ({b.format}, {b.device}) | {fmt(b.size_bytes, 'mb')} | — | "
+        f"{fmt(b.flops, 'g')} | {fmt(b.top1, 'pct')} | {fmt(b.top5, 'pct')} | — | "
+        f"{fmt(bl.p50, 'ms')} | {fmt(bl.p90, 'ms')} |",
+        f"| {recipe.name} ({r.format}) | {fmt(r.size_bytes, 'mb')} | "
+        f"{fmt(r.gzip_bytes, 'mb')} | {fmt(r.flops, 'g')} | {fmt(r.top1, 'pct')} | "
+        f"{fmt(r.top5, 'pct')} | {fmt(r.agreement, 'pct')} | "
+        f"{fmt(rl.p50, 'ms')} | {fmt(rl.p90, 'ms')} |",
         "",
-        f"**{fmt(x.get('size'), 'x')} smaller**, **{fmt(x.get('speedup'), 'x')} speed-up**, "
-        f"top-1 change {fmt(x.get('top1_delta_pts'))} points.",
+        f"**{fmt(x.size, 'x')} smaller**, **{fmt(x.speedup, 'x')} speed-up**, "
+        f"top-1 change {fmt(x.top1_delta_pts)} points.",
         "",
-        f"Verification against the Keras source: top-1 agreement {fmt(verification.get('agreement'), 'pct')}, "
-        f"max abs error {fmt(r.get('max_abs_error'))} on {verification.get('images', '—')} images.",
+        f"Verification against the Keras source: top-1 agreement {fmt(verification.agreement, 'pct')}, "
+        f"max abs error {fmt(r.max_abs_error)} on {verification.images or '—'} images.",
         "",
         "## Steps",
         "",
     ]
-    for i, step in enumerate(recipe.get("steps", []), start=1):
+    for i, step in enumerate(recipe.steps, start=1):
         details = ", ".join(f"{k}={v}" for k, v in step.items() if k not in ("type", "layer_sparsity"))
         lines.append(f"{i}. `{step.get('type')}`: {details}")
     lines += ["", "## Environment", ""]
-    lines += [f"- {key}: {value}" for key, value in env.items()]
-    if report.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
+    lines += [f"- {key}: {value}" for key, value in dataclasses.asdict(env).items()]
+    if r.timing:
+        lines += ["", "## Timing", ""] + [f"- {key}: {value}" for key, value in r.timing.items()]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"

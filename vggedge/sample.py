@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vggedge.cache import cache_dir
 from vggedge.data import Dataset, load_folder
 
 SAMPLE_SIZE = 32
@@ -46,9 +45,9 @@ class TrainingPlan:
     seed: int = 0
 
 
-def sample_images_dir() -> Path:
-    """Write the digits as PNG files (once) and return the folder."""
-    root = cache_dir() / "data" / f"digits-{SAMPLE_SIZE}"
+def sample_images_dir(cache: Path) -> Path:
+    """Write the digits as PNG files (once, under ``cache``) and return the folder."""
+    root = cache / "data" / f"digits-{SAMPLE_SIZE}"
     marker = root / ".complete"
     if marker.exists():
         return root
@@ -65,9 +64,14 @@ def sample_images_dir() -> Path:
     return root
 
 
-def load_sample_dataset(progress: bool = True) -> Dataset:
+def load_sample_dataset(cache: Path, progress: bool = True) -> Dataset:
     return load_folder(
-        sample_images_dir(), SAMPLE_SIZE, SAMPLE_EVAL, SAMPLE_CALIBRATION, name="sklearn-digits-32", progress=progress
+        sample_images_dir(cache),
+        SAMPLE_SIZE,
+        SAMPLE_EVAL,
+        SAMPLE_CALIBRATION,
+        name="sklearn-digits-32",
+        progress=progress,
     )
 
 
@@ -102,14 +106,20 @@ def train_classifier(model, dataset: Dataset, plan: TrainingPlan, progress: bool
     return float(model.evaluate(dataset.eval.images, dataset.eval.labels, verbose=0)[1])
 
 
-def load_or_train_sample(dataset: Dataset, spec=None, plan: TrainingPlan | None = None, progress: bool = True):  # noqa: ANN001, ANN201
-    """The trained sample model from the cache, training it first when the definition changed."""
+def load_or_train_sample(  # noqa: ANN201
+    dataset: Dataset,
+    cache: Path,
+    spec=None,  # noqa: ANN001
+    plan: TrainingPlan | None = None,
+    progress: bool = True,
+):
+    """The trained sample model from ``cache``, training it first when the definition changed."""
     from vggedge.keras_env import keras
     from vggedge.models.vgg import build_vgg16
 
     spec = spec or sample_spec()
     plan = plan or TrainingPlan()
-    path = cache_dir() / "models" / f"sample-vgg16-{cache_key(spec, plan)}.h5"
+    path = cache / "models" / f"sample-vgg16-{cache_key(spec, plan)}.h5"
     if path.exists():
         return keras.models.load_model(path, compile=False)
     keras.utils.set_random_seed(plan.seed)

@@ -9,12 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vggedge.cache import default_cache_dir
+from vggedge.cli.options import CacheDirOption, OfflineOption
+
 
 def inspect_command(
     model: Annotated[str, typer.Argument(help="'sample', 'vgg16' (with --weights) or a .keras/.h5 file.")],
     weights: Annotated[Optional[str], typer.Option(help="For vgg16: a weights .h5 file, or 'random'.")] = None,
     preprocess: Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf or caffe.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the anatomy and the recipe checks as JSON.")] = False,
+    cache_dir: CacheDirOption = None,
+    offline: OfflineOption = False,
 ) -> None:
     """Show how vggedge reads a model: preprocessing, conv blocks, head, output, parameters, FLOPs, and for
     every shipped recipe whether it applies (checked exactly as `optimize` checks before any work)."""
@@ -26,9 +31,10 @@ def inspect_command(
     if model == "sample":
         from vggedge.sample import load_sample_dataset
 
-        baseline = load_baseline("sample", None, None, load_sample_dataset(progress=False), progress=False)
+        cache = cache_dir or default_cache_dir()
+        baseline = load_baseline("sample", None, None, load_sample_dataset(cache, progress=False), False, cache)
     else:
-        baseline = load_baseline(model, weights, preprocess, progress=False)
+        baseline = load_baseline(model, weights, preprocess, progress=False, offline=offline)
     anatomy = baseline.anatomy
     enough = DataCounts(train=10**9, calibration=10**9)  # the model alone decides here; optimize also checks the data
     recipes = {}

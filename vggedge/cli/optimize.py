@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from vggedge import defaults
+from vggedge.cache import default_cache_dir
+from vggedge.cli.options import CacheDirOption, OfflineOption
 from vggedge.errors import UserError
 
 
@@ -101,6 +103,8 @@ def optimize_command(
         int, typer.Option(min=0, help="Seed for the fine-tuning steps (shuffling, new layers); step i uses seed+i.")
     ] = defaults.SEED,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    cache_dir: CacheDirOption = None,
+    offline: OfflineOption = False,
 ) -> None:
     """Optimize VGG16 with a recipe: measure the float32 baseline, apply the steps, convert to TFLite,
     verify it against its Keras source, benchmark it, and write reports/<recipe>/ (model.tflite,
@@ -138,6 +142,8 @@ def optimize_command(
         skip_inapplicable=recipe == "all",
         progress=not quiet,
         seed=seed,
+        cache=cache_dir or default_cache_dir(),
+        offline=offline,
     )
     stderr = Console(stderr=True)
     reports = optimize(

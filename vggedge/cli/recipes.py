@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -13,16 +15,36 @@ console = Console()
 
 
 @app.callback()
-def list_recipes(context: typer.Context) -> None:
-    """List the shipped recipes with one line each."""
+def list_recipes(
+    context: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the recipes, resolved, as JSON.")] = False,
+) -> None:
+    """List the shipped recipes with one line each (`vggedge recipes show NAME` prints one in full)."""
     if context.invoked_subcommand:
         return
     from vggedge.recipe import load_recipe, shipped_recipes
 
-    table = Table("recipe", "conversion", "steps", "description")
-    for name in shipped_recipes():
-        recipe = load_recipe(name)
-        table.add_row(name, recipe.quantization, " → ".join(s.type for s in recipe.steps), recipe.description)
+    recipes = [load_recipe(name) for name in shipped_recipes()]
+    if as_json:
+        typer.echo(json.dumps([recipe.to_dict() for recipe in recipes], indent=2))
+        return
+    # One line per recipe at any width: the description is cut with an ellipsis, never wrapped.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    width = max(len(recipe.name) for recipe in recipes)
+    table.add_column("recipe", no_wrap=True, min_width=width)
+    table.add_column("conversion", no_wrap=True, min_width=len("conversion"))
+    table.add_column("steps", no_wrap=True, overflow="ellipsis", max_width=24)
+    # The description takes what is left (rich would otherwise squeeze every column to fit it).
+    left = console.width - width - len("conversion") - 24 - 2 * 4
+    left = max(12, left)
+    table.add_column("description", no_wrap=True, max_width=left)
+    for recipe in recipes:
+        table.add_row(
+            recipe.name,
+            recipe.quantization,
+            " → ".join(s.type for s in recipe.steps),
+            recipe.description if len(recipe.description) <= left else recipe.description[: left - 1] + "…",
+        )
     console.print(table)
 
 

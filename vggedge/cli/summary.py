@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich import box
@@ -10,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vggedge.formatting import fmt
+from vggedge.report import Report
 
 LEGEND = (
     "MB: model file; ×small, ×fast: against the float32 Keras baseline (size, p50 latency); "
@@ -28,27 +28,27 @@ def print_reports(paths: list[Path]) -> list[str]:
         table.add_column(header, justify="right", no_wrap=True)
     baseline = None
     for path in paths:
-        report = json.loads(Path(path).read_text())
-        baseline = report["baseline"]
-        r, x = report["result"], report["ratios"]
-        statuses.append(r["status"])
+        report = Report.load(path)
+        baseline = report.baseline
+        r, x = report.result, report.ratios
+        statuses.append(r.status)
         table.add_row(
-            report["recipe"]["name"],
-            r["status"],
-            fmt((r.get("size_bytes") or 0) / 1e6 if r.get("size_bytes") else None, ".2f"),
-            fmt(x.get("size"), ".2f"),
-            fmt(r.get("top1"), "pct"),
-            fmt(x.get("top1_delta_pts"), "+.2f"),
-            fmt(r.get("agreement"), "pct"),
-            fmt((r.get("latency_ms") or {}).get("p50"), ".2f"),
-            fmt(x.get("speedup"), ".2f"),
+            report.recipe.name,
+            r.status,
+            fmt(r.size_bytes / 1e6 if r.size_bytes else None, ".2f"),
+            fmt(x.size, ".2f"),
+            fmt(r.top1, "pct"),
+            fmt(x.top1_delta_pts, "+.2f"),
+            fmt(r.agreement, "pct"),
+            fmt(r.latency_ms.p50 if r.latency_ms else None, ".2f"),
+            fmt(x.speedup, ".2f"),
         )
     console = Console()
-    if baseline and baseline.get("size_bytes") is not None:  # a loose .tflite benched alone has no baseline
+    if baseline and baseline.size_bytes is not None:  # a loose .tflite benched alone has no baseline
         console.print(
-            f"Baseline (keras float32 on {baseline['device']}): {baseline['size_bytes'] / 1e6:.1f} MB, "
-            f"top-1 {fmt(baseline.get('top1'), 'pct')}, "
-            f"p50 {fmt((baseline.get('latency_ms') or {}).get('p50'), '.2f')} ms"
+            f"Baseline (keras float32 on {baseline.device}): {baseline.size_bytes / 1e6:.1f} MB, "
+            f"top-1 {fmt(baseline.top1, 'pct')}, "
+            f"p50 {fmt(baseline.latency_ms.p50 if baseline.latency_ms else None, '.2f')} ms"
         )
     console.print(table)
     for path in paths:

@@ -23,7 +23,8 @@ from vggedge.errors import UserError
 from vggedge.keras_env import keras
 from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
 from vggedge.models.translate import TRANSLATORS, keras3_to_keras2
-from vggedge.models.vgg import Preprocess, with_preprocessing
+from vggedge.models.vgg import Preprocess, preprocessing_layer, with_preprocessing
+from vggedge.report import ModelSection
 
 VGG16_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 # Layer classes a model file may contain: anything else (Lambda, custom classes) could run code.
@@ -52,27 +53,34 @@ class Baseline:
         units = int(self.model.output_shape[-1])
         return 2 if units == 1 else units
 
-    def describe(self) -> dict:
+    def describe(self) -> ModelSection:
         """The report's ``model`` section."""
-        return {
-            "source": self.source,
-            "weights": self.weights,
-            "input_shape": list(self.model.input_shape[1:]),
-            "classes": self.classes,
-            "params": int(self.model.count_params()),
-            "preprocess": self.preprocess,
-            "anatomy": self.anatomy.describe(),
-        }
+        return ModelSection(
+            source=self.source,
+            weights=self.weights,
+            input_shape=[int(d) for d in self.model.input_shape[1:]],
+            classes=self.classes,
+            params=int(self.model.count_params()),
+            preprocess=self.preprocess,
+            anatomy=self.anatomy.describe(),
+        )
 
 
 def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
 
-def load_imagenet_vgg16(weights: str | None) -> Baseline:
-    """Keras' VGG16 with ImageNet weights (cache or download), a weights file, or random weights."""
+def load_imagenet_vgg16(weights: str | None, offline: bool = False) -> Baseline:
+    """Keras' VGG16 with ImageNet weights (cache or download), a weights file, or random weights.
+
+    ``offline``: fail at once with the way out when the weights are not in Keras' cache, instead of
+    waiting for a download that cannot succeed."""
+    # Built on top of the preprocessing layer in one go (input_tensor): no second copy of the 138M
+    # weights, as copying the layers behind a new input would make.
+    pixels = keras.Input((224, 224, 3), name="pixels")
+    on_pixels = {"input_tensor": preprocessing_layer("caffe")(pixels)}
     if weights == "random":
-        model = keras.applications.VGG16(weights=None)
+        model = keras.applications.VGG16(weights=None, **on_pixels)
         label = "random"
     elif weights:
         path = Path(weights)
@@ -81,7 +89,7 @@ def load_imagenet_vgg16(weights: str | None) -> Baseline:
                 f"weights file {path} does not exist: "
                 "pass --weights PATH to a VGG16 .h5 weights file, or --weights random"
             )
-        model = keras.applications.VGG16(weights=None)
+        model = keras.applications.VGG16(weights=None, **on_pixels)
         try:
             model.load_weights(path)
         except (OSError, ValueError) as error:
@@ -89,17 +97,17 @@ def load_imagenet_vgg16(weights: str | None) -> Baseline:
         label = str(path)
     else:
         cached = keras_cache_dir() / VGG16_WEIGHTS_FILE
-        if not cached.exists() and os.environ.get("VGGEDGE_OFFLINE") == "1":
+        if not cached.exists() and offline:
             raise UserError(_offline_message(cached))
         try:
-            model = keras.applications.VGG16(weights="imagenet")
+            model = keras.applications.VGG16(weights="imagenet", **on_pixels)
         except Exception as error:  # Keras raises a bare Exception for a failed download
             if "URL fetch failure" in str(error) or isinstance(error, OSError):
                 raise UserError(_offline_message(cached)) from None
             raise
         label = "imagenet"
     return Baseline(
-        with_preprocessing(model, "caffe"),
+        model,
         source="vgg16",
         weights=label,
         preprocess="caffe",
@@ -267,15 +275,23 @@ def load_model_file(path: Path, preprocess: Preprocess | None) -> Baseline:
 
 
 def load_baseline(
-    model: str, weights: str | None, preprocess: Preprocess | None, dataset=None, progress: bool = True
-) -> Baseline:  # noqa: ANN001
-    """Resolve ``--model``: ``sample``, ``vgg16`` or a path."""
+    model: str,
+    weights: str | None,
+    preprocess: Preprocess | None,
+    dataset=None,  # noqa: ANN001 - the sample's Dataset, for --model sample
+    progress: bool = True,
+    cache: Path | None = None,
+    offline: bool = False,
+) -> Baseline:
+    """Resolve ``--model``: ``sample`` (trained once, kept in ``cache``), ``vgg16`` or a path."""
     if weights and model != "vgg16":
         raise UserError("--weights only applies to --model vgg16")
     if model == "sample":
         from vggedge.sample import load_or_train_sample
 
-        keras_model = load_or_train_sample(dataset, progress=progress)
+        if cache is None:
+            raise ValueError("--model sample needs a cache folder")
+        keras_model = load_or_train_sample(dataset, cache, progress=progress)
         return Baseline(
             keras_model,
             source="sample",
@@ -284,5 +300,5 @@ def load_baseline(
             preprocess_note="unit: the sample model's own x/255 layer",
         )
     if model == "vgg16":
-        return load_imagenet_vgg16(weights)
+        return load_imagenet_vgg16(weights, offline)
     return load_model_file(Path(model), preprocess)

@@ -1,0 +1,198 @@
+"""The peer toolchains beside vggedge's recipes in the full-size benchmark: OpenVINO (+ NNCF) and ONNX Runtime.
+
+Each conversion runs in its own child process, so its wall time and peak memory are its own (the
+same treatment the recipes get), from one SavedModel of the same VGG16 (preprocessing baked in, raw
+pixels in). A peer that is not installed, or whose conversion fails or outgrows the memory cap, is a
+row that says why. Install them with ``pip install -e ".[peers]"``.
+
+Latency is measured by ``fullsize.py`` in the same interleaved loop as the TFLite models, through
+the small ``Runner`` objects made here (``set_input`` / ``invoke_once``, as ``TFLiteModel``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+MEMORY_CAP_GB = 12.0  # a conversion above this is stopped and reported (the 24 GB machine must survive)
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def run_child(code: str, cwd: Path) -> dict:
+    """Run ``code`` in a child Python; its wall time, peak RSS (capped) and its last stdout line (JSON)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:  # files: a full pipe cannot block it
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err, cwd=cwd)
+        sampled, killed = 0.0, False
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            sampled = max(sampled, _rss_gb(child.pid))
+            if sampled > MEMORY_CAP_GB:
+                child.kill()
+                _, status, usage = os.wait4(child.pid, 0)
+                killed = True
+                break
+            time.sleep(0.05)
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    row = {
+        "wall_s": round(time.perf_counter() - started, 1),
+        "peak_rss_gb": round(max(sampled, usage.ru_maxrss / 1024**2), 2),
+    }
+    if killed:
+        row["status"] = f"not measured: conversion passed {MEMORY_CAP_GB:.0f} GB after {row['wall_s']} s, stopped"
+    elif child.returncode != 0:
+        row["status"] = "failed: " + ((stderr.strip().splitlines() or ["?"])[-1][:140])
+    else:
+        row.update(json.loads(stdout.strip().splitlines()[-1]))
+        row.setdefault("status", "ok")
+    return row
+
+
+def _rss_gb(pid: int) -> float:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def save_savedmodel(weights: str | None, folder: Path) -> None:
+    """The VGG16 every peer converts, as vggedge loads it (preprocessing baked in)."""
+    code = f"""
+from vggedge.keras_env import tf
+from vggedge.models.loading import load_imagenet_vgg16
+tf.saved_model.save(load_imagenet_vgg16({weights!r}).model, {str(folder)!r})
+print("{{}}")
+"""
+    row = run_child(code, Path.cwd())
+    if row.get("status") != "ok":
+        raise RuntimeError(f"cannot write the peers' SavedModel: {row['status']}")
+
+
+def openvino_rows(savedmodel: Path, work: Path, calibration: int) -> list[dict]:
+    """OpenVINO float32 (convert_model) and int8 (NNCF post-training quantization)."""
+    if not installed("openvino"):
+        return [{"recipe": "OpenVINO fp32 (peer)", "status": "not measured: openvino not installed (extra 'peers')"}]
+    fp32_xml, int8_xml = work / "openvino-fp32.xml", work / "openvino-int8.xml"
+    convert = f"""
+import json, time
+import openvino as ov
+started = time.perf_counter()
+model = ov.convert_model({str(savedmodel)!r})
+ov.save_model(model, {str(fp32_xml)!r}, compress_to_fp16=False)
+print(json.dumps({{"convert_s": round(time.perf_counter() - started, 1)}}))
+"""
+    fp32 = {"recipe": "OpenVINO fp32 (peer)", **run_child(convert, work)}
+    rows = [fp32]
+    if fp32["status"] != "ok":
+        return rows
+    fp32["model"] = str(fp32_xml)
+    fp32["size_mb"] = round((fp32_xml.with_suffix(".bin")).stat().st_size / 1e6, 2)
+    if not installed("nncf"):
+        rows.append({"recipe": "OpenVINO int8 (NNCF, peer)", "status": "not measured: nncf not installed"})
+        return rows
+    quantize = f"""
+import json, time
+import numpy as np
+import nncf, openvino as ov
+started = time.perf_counter()
+model = ov.Core().read_model({str(fp32_xml)!r})
+images = np.random.default_rng(0).integers(0, 256, size=({calibration}, 1, 224, 224, 3)).astype(np.float32)
+quantized = nncf.quantize(model, nncf.Dataset(list(images)), subset_size={calibration})
+ov.save_model(quantized, {str(int8_xml)!r})
+print(json.dumps({{"convert_s": round(time.perf_counter() - started, 1)}}))
+"""
+    int8 = {"recipe": "OpenVINO int8 (NNCF, peer)", **run_child(quantize, work)}
+    if int8["status"] == "ok":
+        int8["model"] = str(int8_xml)
+        int8["size_mb"] = round(int8_xml.with_suffix(".bin").stat().st_size / 1e6, 2)
+    rows.append(int8)
+    return rows
+
+
+def onnx_rows(savedmodel: Path, work: Path, calibration: int) -> list[dict]:
+    """ONNX Runtime float32 (tf2onnx export) and int8 (static QDQ quantization), when the export fits."""
+    if not (installed("tf2onnx") and installed("onnxruntime")):
+        return [{"recipe": "ONNX Runtime fp32 (peer)", "status": "not measured: tf2onnx/onnxruntime not installed"}]
+    fp32_path, int8_path = work / "model.onnx", work / "model-int8.onnx"
+    export = f"""
+import json, subprocess, sys, time
+started = time.perf_counter()
+subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", {str(savedmodel)!r},
+                "--output", {str(fp32_path)!r}, "--opset", "17"], check=True, capture_output=True)
+print(json.dumps({{"convert_s": round(time.perf_counter() - started, 1)}}))
+"""
+    fp32 = {"recipe": "ONNX Runtime fp32 (peer)", **run_child(export, work)}
+    rows = [fp32]
+    if fp32["status"] != "ok":
+        rows.append({"recipe": "ONNX Runtime int8 (peer)", "status": "not measured: no ONNX export"})
+        return rows
+    fp32["model"] = str(fp32_path)
+    fp32["size_mb"] = round(fp32_path.stat().st_size / 1e6, 2)
+    quantize = f"""
+import json, time
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+name = ort.InferenceSession({str(fp32_path)!r}).get_inputs()[0].name
+images = np.random.default_rng(0).integers(0, 256, size=({calibration}, 1, 224, 224, 3)).astype(np.float32)
+class Reader(CalibrationDataReader):
+    def __init__(self): self.items = iter([{{name: image}} for image in images])
+    def get_next(self): return next(self.items, None)
+started = time.perf_counter()
+quantize_static({str(fp32_path)!r}, {str(int8_path)!r}, Reader(), per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+print(json.dumps({{"convert_s": round(time.perf_counter() - started, 1)}}))
+"""
+    int8 = {"recipe": "ONNX Runtime int8 (peer)", **run_child(quantize, work)}
+    if int8["status"] == "ok":
+        int8["model"] = str(int8_path)
+        int8["size_mb"] = round(int8_path.stat().st_size / 1e6, 2)
+    rows.append(int8)
+    return rows
+
+
+class Runner:
+    """One peer model compiled for ``threads`` threads, driven like ``TFLiteModel`` (set_input, invoke_once)."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        path = Path(path)
+        if path.suffix == ".xml":
+            import openvino as ov
+
+            config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+            if "fp32" in path.name:
+                config["INFERENCE_PRECISION_HINT"] = "f32"  # else bf16 on CPUs that have it: not float32
+            self._request = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
+            self._run = lambda x: self._request.infer([x])
+        else:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            name = session.get_inputs()[0].name
+            self._run = lambda x: session.run(None, {name: x})
+        self._input = None
+
+    def set_input(self, pixels: np.ndarray) -> None:
+        self._input = pixels[None].astype(np.float32)
+
+    def invoke_once(self) -> None:
+        self._run(self._input)

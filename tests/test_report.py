@@ -1,0 +1,92 @@
+"""The report's one JSON path: every report written reads back to the same objects, old ones too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vggedge.report import (
+    REPORT_SCHEMA,
+    BaselineFigures,
+    DatasetSection,
+    Environment,
+    Latency,
+    ModelSection,
+    RecipeSection,
+    Report,
+    Result,
+    Verification,
+    render_markdown,
+)
+
+EXAMPLE = Path(__file__).parents[1] / "reports" / "examples" / "sample-int8" / "report.json"
+
+
+def small_report() -> Report:
+    return Report(
+        recipe=RecipeSection(name="int8", quantization="int8", steps=[{"type": "quantize", "mode": "int8"}]),
+        model=ModelSection(source="sample", input_shape=[32, 32, 3], classes=10, params=1000),
+        dataset=DatasetSection(name="digits", classes=10, eval_samples=360),
+        environment=Environment(device="vm", cpu_features=["avx2"], machine="x86_64"),
+        baseline=BaselineFigures(format="keras float32", size_bytes=4000, top1=0.98, latency_ms=Latency(10.0, 12.0, 5)),
+        result=Result(
+            size_bytes=1000,
+            top1=0.97,
+            latency_ms=Latency(2.0, 3.0, 5),
+            verification=Verification(360, 0.99, 0.97, True),
+        ),
+    )
+
+
+def test_round_trip_through_json_is_lossless(tmp_path):
+    report = small_report()
+    path = report.write(tmp_path)
+    again = Report.load(path)
+    assert again == report
+    assert (tmp_path / "report.md").read_text() == render_markdown(report)
+
+
+def test_ratios_are_derived_not_stored():
+    report = small_report()
+    assert (report.ratios.size, report.ratios.speedup, report.ratios.top1_delta_pts) == (4.0, 5.0, -1.0)
+    data = report.to_dict()
+    data["ratios"] = {"size": 99.0, "speedup": 99.0, "top1_delta_pts": 99.0}  # a hand-edited file cannot lie
+    assert Report.from_dict(data).ratios.size == 4.0
+
+
+def test_the_committed_example_reads_with_every_key_kept():
+    """A report written by an earlier version of /1 reads; writing it again keeps every key it had."""
+    data = json.loads(EXAMPLE.read_text())
+    report = Report.from_dict(data)
+    assert report.result.latency_ms.p50 == data["result"]["latency_ms"]["p50"]
+    assert report.environment.cpu_features == data["environment"]["cpu_features"]
+
+    def keys(tree: object, prefix: str = "") -> set[str]:
+        if not isinstance(tree, dict) or prefix.endswith(("anatomy", "steps")):
+            return set()
+        return {prefix + k for k in tree} | {x for k, v in tree.items() for x in keys(v, f"{prefix}{k}.")}
+
+    assert keys(data) <= keys(report.to_dict())
+
+
+def test_missing_keys_read_as_null_and_unknown_keys_are_ignored():
+    data = small_report().to_dict()
+    del data["result"]["gzip_bytes"]
+    data["result"]["from_the_future"] = 1
+    report = Report.from_dict(data)
+    assert report.result.gzip_bytes is None and not hasattr(report.result, "from_the_future")
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"schema": "vggedge.report/0"}, ValueError),
+        ([], TypeError),
+        ({"schema": REPORT_SCHEMA, "recipe": "int8"}, TypeError),
+    ],
+)
+def test_foreign_or_malformed_reports_raise(data, error):
+    with pytest.raises(error):
+        Report.from_dict(data)

@@ -1,0 +1,29 @@
+"""Options shared by several commands, each with the environment variable that sets it.
+
+The CLI is the one place vggedge reads its own environment variables; below it, every function is
+handed the value. (``VGGEDGE_RUNTIME`` sets ``bench --runtime`` the same way, in ``cli/bench.py``.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+CacheDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        envvar="VGGEDGE_CACHE",
+        help="Where the sample's images and trained model are kept. Default: $XDG_CACHE_HOME/vggedge or "
+        "~/.cache/vggedge.",
+        show_default=False,
+    ),
+]
+OfflineOption = Annotated[
+    bool,
+    typer.Option(
+        envvar="VGGEDGE_OFFLINE",
+        help="Never try to download (Keras' ImageNet weights): fail at once with the way out instead.",
+    ),
+]
