@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from vggedge.compare import collect_rows, pareto_front, to_html
+from vggedge.compare import collect_rows, recommend
+from vggedge.compare_html import pareto_front, to_html
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +28,11 @@ def test_compare_all_recipes_writes_md_csv_html(cli, all_runs, tmp_path):
     features = report["environment"]["cpu_features"]
     assert int8["cpu"] == f"{report['environment']['machine']}: {', '.join(features) or 'no listed speed features'}"
     assert result.out == (tmp_path / "compare.csv").read_text()
-    assert (tmp_path / "compare.md").read_text().startswith("| recipe | device |")
+    markdown = (tmp_path / "compare.md").read_text()
+    assert markdown.startswith("## Recommended") and "| recipe | device |" in markdown
     page = (tmp_path / "compare.html").read_text()
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 2  # one device: size and latency plots
+    assert page.index("Recommended") < page.index("data:image/png") < page.index("<table")
 
 
 def test_broken_and_foreign_reports_become_rows(all_runs, tmp_path):
@@ -53,8 +56,9 @@ def test_html_escapes_everything_from_reports(all_runs, tmp_path):
     report["environment"]["device"] = '"><img src=x onerror=alert(2)>'
     (tmp_path / "evil").mkdir()
     (tmp_path / "evil" / "report.json").write_text(json.dumps(report))
-    page = to_html(collect_rows([tmp_path]))
-    assert "<script>" not in page and "<img src=x" not in page
+    rows = collect_rows([tmp_path])
+    page = to_html(rows, recommend(rows), "budget")
+    assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
@@ -81,6 +85,87 @@ def test_html_without_matplotlib_keeps_the_table(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    rows = [{"recipe": "int8", "device": "pi", "top1": 0.9, "size_mb": 30.0, "p50_ms": 5.0}]
-    page = to_html(rows)
-    assert "<td>int8</td>" in page and "No plots" in page and "data:image/png" not in page
+    rows = [{"recipe": "int8", "device": "pi", "status": "ok", "top1": 0.9, "size_mb": 30.0, "p50_ms": 5.0}]
+    page = to_html(rows, recommend(rows), "budget")
+    assert "<td data-sort=''>int8</td>" in page and "No plots" in page and "data:image/png" not in page
+    assert "90.00%" in page  # percent, as in the plots
+
+
+def row(recipe, status="ok", size=10.0, p50=5.0, top1=0.95, delta=0.0, device="pi", budget=1.0):  # noqa: ANN001, ANN201
+    return {
+        "recipe": recipe,
+        "status": status,
+        "size_mb": size,
+        "p50_ms": p50,
+        "top1": top1,
+        "delta_top1_pts": delta,
+        "device": device,
+        "budget_pts": budget,
+    }
+
+
+def test_recommendations_per_device_and_goal_within_the_budget():
+    rows = [
+        {
+            "recipe": "baseline (float32)",
+            "status": "ok",
+            "size_mb": 500.0,
+            "p50_ms": 50.0,
+            "top1": 0.96,
+            "device": "pi",
+        },
+        row("int8", size=138.0, p50=40.0, top1=0.96),
+        row("fast", size=4.0, p50=10.0, top1=0.94, delta=-2.0, status="over_budget"),
+        row("edge", size=15.0, p50=30.0, top1=0.955, delta=-0.5),
+        row("broken", status="failed_export", size=None, p50=None, top1=None, delta=None),
+        row("int8", size=138.0, p50=80.0, top1=0.96, device="laptop"),
+    ]
+    picks = {(r.device, r.goal): r.recipe for r in recommend(rows)}
+    assert picks == {
+        ("pi", "smallest"): "edge",  # fast is smaller but lost 2 points against a 1-point budget
+        ("pi", "fastest"): "edge",
+        ("pi", "most accurate"): "int8",
+        ("laptop", "smallest"): "int8",
+        ("laptop", "fastest"): "int8",
+        ("laptop", "most accurate"): "int8",
+    }
+    relaxed = {(r.device, r.goal): r.recipe for r in recommend(rows, max_drop=3.0)}
+    assert relaxed[("pi", "smallest")] == "fast" and relaxed[("pi", "fastest")] == "fast"
+
+
+def test_baselines_of_the_same_model_data_and_device_are_one_row(all_runs, tmp_path):
+    for copy, p50 in (("a", 8.0), ("b", 9.0), ("c", 10.0)):
+        report = json.loads((all_runs / "int8" / "report.json").read_text())
+        report["baseline"]["latency_ms"]["p50"] = p50
+        (tmp_path / copy).mkdir()
+        (tmp_path / copy / "report.json").write_text(json.dumps(report))
+    rows = collect_rows([tmp_path])
+    baselines = [r for r in rows if r["recipe"] == "baseline (float32)"]
+    assert len(baselines) == 1 and len(rows) == 4
+    assert baselines[0]["p50_ms"] == 9.0 and baselines[0]["source"] == "3 runs; p50 8.00–10.00 ms"
+
+
+def test_plot_labels_never_overlap(all_runs):
+    """Every recipe of `--recipe all` on one plot: each spot gets a label and no two labels' boxes meet."""
+    from vggedge.compare_html import _overlaps, clusters, scatter_png
+
+    rows = collect_rows([all_runs])
+    for key in ("size_mb", "p50_ms"):
+        png, boxes = scatter_png(rows, key, key, key)
+        usable = [r for r in rows if r.get(key) and r.get("top1") is not None]
+        spots = clusters([(r[key], r["top1"] * 100, r["recipe"]) for r in usable])
+        assert png and len(boxes) == len(spots) >= 5, (key, len(boxes), len(spots))
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not _overlaps(a, b, pad=0), (key, a, b)
+
+
+def test_compare_fits_80_columns(cli, all_runs):
+    result = cli("compare", all_runs)  # not a terminal: rich lays out for 80 columns
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    table = [line for line in lines if "ok" in line.split()]
+    assert len(table) >= 10 and not any("…" in line for line in table)  # no cut cell
+    assert any(line.startswith("  smallest: ") for line in lines)
+    assert json.loads(cli("compare", all_runs, "--json").out)["recommendations"][0]["goal"] == "smallest"

@@ -42,7 +42,6 @@ def test_optimize_and_bench_show_no_foreign_log_line(tiny_h5, digits_dir, tmp_pa
 
 def test_verbose_keeps_them_so_the_check_above_can_fail(tiny_h5, digits_dir, tmp_path):
     done = run_vggedge(
-        "--verbose",
         "optimize",
         "--recipe",
         "int8",
@@ -55,6 +54,7 @@ def test_verbose_keeps_them_so_the_check_above_can_fail(tiny_h5, digits_dir, tmp
         "--runs",
         "2",
         "--quiet",
+        "--verbose",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert FOREIGN.search(done.stdout + done.stderr)

@@ -1,24 +1,34 @@
-"""``vggedge compare``: read reports from anywhere (recipes, devices) and put them in one table.
+"""``vggedge compare``: read reports from anywhere (recipes, devices), put them in one table, and answer
+"which recipe for my device and my accuracy budget?".
 
-A report that cannot be read, or has another schema version, becomes a row with that status
-instead of a crash. Writes ``compare.md``, ``compare.csv`` and a single-file ``compare.html`` whose
-plots (size vs top-1, latency vs top-1, Pareto front marked) are embedded PNGs. Everything taken
-from a report into HTML is escaped. No TensorFlow here; matplotlib is needed only for the HTML.
+A report that cannot be read, or has another schema version, becomes a row with that status instead
+of a crash. Baselines of the same model, data and device are one row (their latency spread said, not
+repeated). For each device, the recommendation names the smallest, the fastest and the most accurate
+result within the accuracy budget (each report's own, or ``--max-drop``). Writes ``compare.md``,
+``compare.csv``, ``compare.json`` and a single-file ``compare.html`` (see :mod:`vggedge.compare_html`).
+No TensorFlow here: a device compares too.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
+import statistics
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from vggedge import defaults
 from vggedge.atomic import write_text
 from vggedge.errors import UserError
 from vggedge.formatting import fmt
-from vggedge.report import Environment, Latency, Report
+from vggedge.report import STATUS_OK, STATUS_OVER_BUDGET, Environment, Latency, Report
+
+BASELINE = "baseline (float32)"
 
 
 def cpu_label(environment: Environment) -> str | None:
@@ -29,6 +39,7 @@ def cpu_label(environment: Environment) -> str | None:
     return f"{environment.machine}: {features}" + (", emulated" if environment.emulated else "")
 
 
+# (key, header in md/csv/html). Fractions stay fractions in csv/json (for machines); people see percent.
 COLUMNS = [
     ("recipe", "recipe"),
     ("device", "device"),
@@ -40,12 +51,19 @@ COLUMNS = [
     ("x_smaller", "× smaller"),
     ("top1", "top-1"),
     ("delta_top1_pts", "Δtop-1 pts"),
+    ("budget_pts", "budget pts"),
     ("agreement", "agreement"),
     ("p50_ms", "p50 ms"),
     ("p90_ms", "p90 ms"),
     ("speedup", "speed-up"),
     ("source", "report"),
 ]
+PERCENT = {"top1", "agreement"}
+
+
+def cell(row: dict, key: str) -> str:
+    """A row's figure as a person reads it: percent for accuracies, "—" for not measured."""
+    return fmt(row.get(key), "pct" if key in PERCENT else "")
 
 
 def find_reports(paths: list[Path]) -> list[Path]:
@@ -73,22 +91,23 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def _error_row(path: Path, status: str) -> dict:
+    return {"recipe": Path(path).parent.name, "status": status, "source": str(path)}
+
+
 def rows_from_report(path: Path) -> tuple[dict | None, dict]:
     """(baseline row or None, result row) for one report file; unreadable files give an error row."""
     try:
         report = Report.load(path)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        return None, {
-            "recipe": Path(path).parent.name,
-            "status": f"unreadable: {type(error).__name__}",
-            "source": str(path),
-        }
+        return None, _error_row(path, f"unreadable: {type(error).__name__}")
     except ValueError as error:  # another schema
-        return None, {"recipe": Path(path).parent.name, "status": str(error), "source": str(path)}
+        return None, _error_row(path, str(error))
     except (TypeError, KeyError, AttributeError) as error:
-        return None, {"recipe": Path(path).parent.name, "status": f"broken report: {error}", "source": str(path)}
+        return None, _error_row(path, f"broken report: {error}")
     env, b, r, x = report.environment, report.baseline, report.result, report.ratios
     latency = r.latency_ms or Latency()
+    identity = f"{report.model.source}|{report.dataset.name}|{report.dataset.eval_samples}"
     row = {
         "recipe": report.recipe.name,
         "device": env.device,
@@ -100,167 +119,216 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
         "x_smaller": x.size,
         "top1": _round(r.top1),
         "delta_top1_pts": x.top1_delta_pts,
+        "budget_pts": r.accuracy_budget.max_drop_pts if r.accuracy_budget else None,
         "agreement": _round(r.agreement),
         "p50_ms": latency.p50,
         "p90_ms": latency.p90,
         "speedup": x.speedup,
         "source": str(path),
+        "model": identity,
     }
-    baseline = None
-    if b.format:
-        bl = b.latency_ms or Latency()
-        baseline = {
-            "recipe": "baseline (float32)",
-            "device": b.device if b.device != "CPU" else f"{env.device} (CPU)",
-            "cpu": cpu_label(env),
-            "runtime": f"{b.format} / TF {env.tensorflow}" if report.kind != "device" else b.format,
-            "status": "ok",
-            "size_mb": _mb(b.size_bytes),
-            "gzip_mb": None,
-            "x_smaller": 1.0,
-            "top1": _round(b.top1),
-            "delta_top1_pts": 0.0 if b.top1 is not None else None,
-            "agreement": 1.0 if b.top1 is not None else None,
-            "p50_ms": bl.p50,
-            "p90_ms": bl.p90,
-            "speedup": 1.0,
-            "source": str(path),
-        }
+    if not b.format:
+        return None, row
+    bl = b.latency_ms or Latency()
+    baseline = {
+        "recipe": BASELINE,
+        # On the CPU the baseline ran on the report's own device (one plot, one recommendation block);
+        # on a GPU it is a device of its own.
+        "device": env.device if b.device in (None, "CPU") else b.device,
+        "cpu": cpu_label(env),
+        "runtime": f"{b.format} / TF {env.tensorflow} ({b.device or '?'})" if report.kind != "device" else b.format,
+        "status": STATUS_OK,
+        "size_mb": _mb(b.size_bytes),
+        "gzip_mb": None,
+        "x_smaller": 1.0,
+        "top1": _round(b.top1),
+        "delta_top1_pts": 0.0 if b.top1 is not None else None,
+        "budget_pts": None,
+        "agreement": 1.0 if b.top1 is not None else None,
+        "p50_ms": bl.p50,
+        "p90_ms": bl.p90,
+        "speedup": 1.0,
+        "source": str(path),
+        "model": identity,
+    }
     return baseline, row
 
 
+def merge_baselines(baselines: list[dict]) -> list[dict]:
+    """One row per baseline of the same model, data, device and runtime: the median latency, and the
+    spread over the runs said in the row's source instead of repeating near-identical rows."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in baselines:
+        groups.setdefault((row["model"], row["device"], row["runtime"], row["size_mb"]), []).append(row)
+    merged = []
+    for rows in groups.values():
+        first = dict(rows[0])
+        latencies = [r["p50_ms"] for r in rows if r["p50_ms"] is not None]
+        if len(rows) > 1:
+            first["p50_ms"] = round(statistics.median(latencies), 3) if latencies else None
+            p90s = [r["p90_ms"] for r in rows if r["p90_ms"] is not None]
+            first["p90_ms"] = round(statistics.median(p90s), 3) if p90s else None
+            spread = f"; p50 {min(latencies):.2f}–{max(latencies):.2f} ms" if latencies else ""
+            first["source"] = f"{len(rows)} runs{spread}"
+        merged.append(first)
+    return merged
+
+
 def collect_rows(paths: list[Path]) -> list[dict]:
-    """Baselines first (one per distinct baseline measurement), then one row per report."""
-    baselines: dict[tuple, dict] = {}
-    rows = []
+    """Baselines first (one per model, data, device and runtime), then one row per report."""
+    baselines, rows = [], []
     for path in find_reports(paths):
         baseline, row = rows_from_report(path)
         if baseline:
-            key = (baseline["device"], baseline["size_mb"], baseline["top1"], baseline["p50_ms"])
-            baselines.setdefault(key, baseline)
-        rows.append({key: row.get(key) for key, _ in COLUMNS})
-    return [{key: b.get(key) for key, _ in COLUMNS} for b in baselines.values()] + rows
+            baselines.append(baseline)
+        rows.append(row)
+    return merge_baselines(baselines) + rows
 
 
-def to_markdown(rows: list[dict]) -> str:
-    header = "| " + " | ".join(label for _, label in COLUMNS) + " |"
-    rule = "|" + "---|" * len(COLUMNS)
-    body = ["| " + " | ".join(fmt(row.get(key)).replace("|", "\\|") for key, _ in COLUMNS) + " |" for row in rows]
-    return "\n".join([header, rule, *body]) + "\n"
+def within_budget(row: dict, max_drop: float | None) -> bool:
+    """Verified, and top-1 fell no more than the budget (``max_drop``, else the report's own, else the default).
+
+    A result whose accuracy was not measured (random weights, no data) counts when its status is ok."""
+    if row.get("recipe") == BASELINE or row.get("status") not in (STATUS_OK, STATUS_OVER_BUDGET):
+        return False
+    delta = row.get("delta_top1_pts")
+    if delta is None:
+        return row["status"] == STATUS_OK
+    budget = max_drop if max_drop is not None else (row.get("budget_pts") or defaults.MAX_DROP_PTS)
+    return -delta <= budget
+
+
+@dataclass
+class Recommendation:
+    device: str
+    goal: str  # "smallest", "fastest", "most accurate"
+    recipe: str | None  # None: no result within the budget on this device
+    figure: str  # the figure that decided it, as a person reads it
+
+
+# (goal, figure, +1: lower is better / -1: higher is better, how the figure is said)
+GOALS = (
+    ("smallest", "size_mb", 1, lambda row: fmt(row["size_mb"], ".2f") + " MB"),
+    ("fastest", "p50_ms", 1, lambda row: "p50 " + fmt(row["p50_ms"], ".2f") + " ms"),
+    ("most accurate", "top1", -1, lambda row: "top-1 " + fmt(row["top1"], "pct")),
+)
+
+
+def recommend(rows: list[dict], max_drop: float | None = None) -> list[Recommendation]:
+    """Per device, the recipe that best meets each goal among the results within the accuracy budget."""
+    devices = list(dict.fromkeys(row.get("device") or "?" for row in rows if row.get("recipe") != BASELINE))
+    found = []
+    for device in devices:
+        eligible = [row for row in rows if (row.get("device") or "?") == device and within_budget(row, max_drop)]
+        for goal, key, sign, describe in GOALS:
+            measured = [row for row in eligible if row.get(key) is not None]
+            if not measured:
+                found.append(Recommendation(device, goal, None, "no result within the budget measured it"))
+                continue
+            # A tie (two results with the same top-1, say) goes to the smaller file.
+            choice = min(measured, key=lambda row, key=key, sign=sign: (sign * row[key], row.get("size_mb") or 0))
+            found.append(Recommendation(device, goal, choice["recipe"], describe(choice)))
+    return found
+
+
+def budget_sentence(max_drop: float | None) -> str:
+    if max_drop is not None:
+        return f"within {max_drop} top-1 points of the baseline (--max-drop)"
+    return "within each report's accuracy budget, verified"
+
+
+def to_markdown(rows: list[dict], recommendations: list[Recommendation], max_drop: float | None = None) -> str:
+    lines = [f"## Recommended ({budget_sentence(max_drop)})", ""]
+    lines += ["| device | goal | recipe | figure |", "|---|---|---|---|"]
+    lines += [f"| {r.device} | {r.goal} | {r.recipe or '—'} | {r.figure} |" for r in recommendations]
+    lines += ["", "## All results", ""]
+    lines.append("| " + " | ".join(label for _, label in COLUMNS) + " |")
+    lines.append("|" + "---|" * len(COLUMNS))
+    lines += ["| " + " | ".join(cell(row, key).replace("|", "\\|") for key, _ in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[key for key, _ in COLUMNS], lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[key for key, _ in COLUMNS], lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
 
 
-def pareto_front(points: list[tuple[float, float, int]]) -> set[int]:
-    """Indices of points not dominated (lower x is better, higher y is better)."""
-    front = set()
-    for x, y, i in points:
-        if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for x2, y2, _ in points):
-            front.add(i)
-    return front
-
-
-def plot_png(rows: list[dict], x_key: str, x_label: str) -> str | None:
-    """A scatter of x against top-1 with the Pareto front marked, as base64 PNG (None when nothing to plot)."""
-    points = [
-        (row[x_key], row["top1"], i)
-        for i, row in enumerate(rows)
-        if row.get(x_key) is not None and row.get("top1") is not None
-    ]
-    if not points:
-        return None
-    try:
-        import matplotlib
-    except ImportError:  # a device install has no matplotlib: the page keeps its table
-        return None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    front = pareto_front(points)
-    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for x, y, i in points:
-        on_front = i in front
-        axis.scatter(x, y * 100, s=60 if on_front else 30, color="tab:red" if on_front else "tab:blue", zorder=3)
-        axis.annotate(
-            f"{rows[i]['recipe']} ({rows[i].get('device') or '?'})"[:40],
-            (x, y * 100),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
-    ordered = sorted((p for p in points if p[2] in front), key=lambda p: p[0])
-    axis.plot([p[0] for p in ordered], [p[1] * 100 for p in ordered], "--", color="tab:red", label="Pareto front")
-    axis.set_xscale("log")
-    axis.set_xlabel(x_label)
-    axis.set_ylabel("top-1 (%)")
-    axis.grid(alpha=0.3)
-    axis.legend(loc="lower right")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def to_html(rows: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(row.get(key)))}</td>" for key, _ in COLUMNS) + "</tr>" for row in rows
-    )
-    plots = []
-    for key, label in (("size_mb", "size (MB, log scale)"), ("p50_ms", "latency p50 (ms, log scale)")):
-        png = plot_png(rows, key, label)
-        if png:
-            plots.append(
-                f'<figure><img alt="{html.escape(label)} against top-1" src="data:image/png;base64,{png}">'
-                f"<figcaption>{html.escape(label)} against top-1; red: Pareto front</figcaption></figure>"
-            )
-    if not plots:
-        plots.append(
-            "<p>No plots: no report has both top-1 and the plotted figure, or matplotlib is not installed.</p>"
-        )
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
-        "figure{display:inline-block;margin:1em}"
-    )
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vggedge compare</title><style>{style}</style></head>"
-        f"<body><h1>vggedge compare</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"{''.join(plots)}</body></html>\n"
+def to_json(rows: list[dict], recommendations: list[Recommendation]) -> str:
+    return json.dumps(
+        {
+            "recommendations": [asdict(r) for r in recommendations],
+            "rows": [{key: row.get(key) for key, _ in COLUMNS} for row in rows],
+        },
+        indent=2,
     )
 
 
-def print_table(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+TERMINAL_LEGEND = (
+    "MB: model file; ×small, ×fast: against the float32 baseline (size, p50 latency); Δ pts: top-1 change "
+    "in points. Full table: --out DIR (compare.md/csv/html) or --format md."
+)
 
-    table = Table(*[label for _, label in COLUMNS if _ != "source"])
+
+def print_table(rows: list[dict], recommendations: list[Recommendation], max_drop: float | None = None) -> None:
+    """The terminal view: readable at 80 columns (short headers, a legend, devices named once)."""
+    console = Console()
+    devices = list(dict.fromkeys(row.get("device") or "?" for row in rows))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=TERMINAL_LEGEND, caption_justify="left")
+    table.add_column("recipe", overflow="fold")
+    if len(devices) > 1:
+        table.add_column("dev", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    for header in ("MB", "×small", "top-1", "Δ pts", "p50 ms", "×fast"):
+        table.add_column(header, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(*[fmt(row.get(key)) for key, _ in COLUMNS if key != "source"])
-    Console().print(table)
+        cells = [row.get("recipe") or "?"]
+        if len(devices) > 1:
+            cells.append(str(devices.index(row.get("device") or "?") + 1))
+        cells += [
+            row.get("status") or "?",
+            fmt(row.get("size_mb"), ".2f"),
+            fmt(row.get("x_smaller"), ".2f"),
+            cell(row, "top1"),
+            fmt(row.get("delta_top1_pts"), "+.2f"),
+            fmt(row.get("p50_ms"), ".2f"),
+            fmt(row.get("speedup"), ".2f"),
+        ]
+        table.add_row(*cells)
+    for number, device in enumerate(devices, start=1):
+        cpu = next((row.get("cpu") for row in rows if (row.get("device") or "?") == device and row.get("cpu")), None)
+        prefix = f"dev {number}: " if len(devices) > 1 else "device: "
+        console.print(f"{prefix}{device}" + (f" ({cpu})" if cpu else ""), highlight=False, soft_wrap=True)
+    console.print(table)
+    console.print(f"Recommended, {budget_sentence(max_drop)}:", highlight=False)
+    for r in recommendations:
+        where = f"{r.device}, " if len(devices) > 1 else ""
+        console.print(f"  {where}{r.goal}: {r.recipe or '—'} ({r.figure})", highlight=False, soft_wrap=True)
 
 
-def run_compare(paths: list[Path], fmt: str, out: Path | None) -> list[dict]:
-    if fmt not in ("table", "md", "csv", "json"):
-        raise UserError(f"--format must be table, md, csv or json. Received: {fmt!r}")
+def run_compare(paths: list[Path], fmt_: str, out: Path | None, max_drop: float | None = None) -> list[dict]:
+    if fmt_ not in ("table", "md", "csv", "json"):
+        raise UserError(f"--format must be table, md, csv or json. Received: {fmt_!r}")
     rows = collect_rows(paths)
+    recommendations = recommend(rows, max_drop)
     if out is not None:
+        from vggedge.compare_html import to_html
+
         try:
-            write_text(Path(out) / "compare.md", to_markdown(rows))
+            write_text(Path(out) / "compare.md", to_markdown(rows, recommendations, max_drop))
             write_text(Path(out) / "compare.csv", to_csv(rows))
-            write_text(Path(out) / "compare.html", to_html(rows))
+            write_text(Path(out) / "compare.json", to_json(rows, recommendations) + "\n")
+            write_text(Path(out) / "compare.html", to_html(rows, recommendations, budget_sentence(max_drop)))
         except OSError as error:
             raise UserError(f"cannot write to {out} ({error.strerror}): pass --out DIR to a writable folder") from None
-    if fmt == "table":
-        print_table(rows)
+    if fmt_ == "table":
+        print_table(rows, recommendations, max_drop)
+    elif fmt_ == "md":
+        print(to_markdown(rows, recommendations, max_drop), end="")
+    elif fmt_ == "csv":
+        print(to_csv(rows), end="")
     else:
-        print({"md": to_markdown, "csv": to_csv, "json": lambda r: json.dumps(r, indent=2)}[fmt](rows), end="")
+        print(to_json(rows, recommendations))
     return rows

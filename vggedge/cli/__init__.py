@@ -7,7 +7,6 @@ never imports TensorFlow and ``vggedge --help`` is instant.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,24 +21,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-
-
-@app.callback()
-def _global_options(
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose",
-            "-v",
-            envvar="VGGEDGE_VERBOSE",
-            help="Also show TensorFlow's, the converter's and the interpreter's own log lines (hidden by default).",
-        ),
-    ] = False,
-) -> None:
-    if not verbose:
-        from vggedge.quiet import silence_native_stderr
-
-        silence_native_stderr()
 
 
 def _register() -> None:

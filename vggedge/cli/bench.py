@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vggedge import defaults
+from vggedge.cli.options import VerboseOption, apply_verbosity
 
 
 def bench_command(
@@ -35,9 +36,11 @@ def bench_command(
         typer.Option(envvar="VGGEDGE_RUNTIME", help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Benchmark a TFLite model on this device (accuracy, agreement with the baseline, latency p50/p90)
     and write a report.json in the same schema as `optimize`."""
+    apply_verbosity(verbose)
     from vggedge.cli.summary import print_reports
     from vggedge.device_bench import BenchOptions, bench
 

@@ -1,4 +1,4 @@
-"""``vggedge compare PATH...``: one table of every recipe and device."""
+"""``vggedge compare PATH...``: one table of every recipe and device, and the recommendation per device."""
 
 from __future__ import annotations
 
@@ -13,10 +13,20 @@ def compare_command(
     format: Annotated[str, typer.Option("--format", help="Terminal output: table, md, csv or json.")] = "table",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json (for scripts).")] = False,
     out: Annotated[
-        Optional[Path], typer.Option(help="Also write compare.md, compare.csv and compare.html here.")
+        Optional[Path], typer.Option(help="Also write compare.md, compare.csv, compare.json and compare.html here.")
+    ] = None,
+    max_drop: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            max=100.0,
+            help="Accuracy budget for the recommendations: top-1 points a result may lose. "
+            "Default: each report's own budget (its status).",
+        ),
     ] = None,
 ) -> None:
-    """Compare reports across recipes and devices: size, accuracy, agreement, latency and speed-up."""
+    """Compare reports across recipes and devices (size, accuracy, latency, speed-up) and recommend, per
+    device, the smallest, the fastest and the most accurate result within the accuracy budget."""
     from vggedge.compare import run_compare
 
-    run_compare(paths, "json" if as_json else format, out)
+    run_compare(paths, "json" if as_json else format, out, max_drop)

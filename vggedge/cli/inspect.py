@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vggedge.cache import default_cache_dir
-from vggedge.cli.options import CacheDirOption, OfflineOption
+from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
 
 
 def inspect_command(
@@ -20,9 +20,11 @@ def inspect_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the anatomy and the recipe checks as JSON.")] = False,
     cache_dir: CacheDirOption = None,
     offline: OfflineOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Show how vggedge reads a model: preprocessing, conv blocks, head, output, parameters, FLOPs, and for
     every shipped recipe whether it applies (checked exactly as `optimize` checks before any work)."""
+    apply_verbosity(verbose)
     from vggedge.flops import flops
     from vggedge.models.loading import load_baseline
     from vggedge.recipe import load_recipe, shipped_recipes

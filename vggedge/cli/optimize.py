@@ -10,7 +10,7 @@ from rich.console import Console
 
 from vggedge import defaults
 from vggedge.cache import default_cache_dir
-from vggedge.cli.options import CacheDirOption, OfflineOption
+from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
 from vggedge.errors import UserError
 
 
@@ -105,6 +105,7 @@ def optimize_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache_dir: CacheDirOption = None,
     offline: OfflineOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Optimize VGG16 with a recipe: measure the float32 baseline, apply the steps, convert to TFLite,
     verify it against its Keras source, benchmark it, and write reports/<recipe>/ (model.tflite,
@@ -112,6 +113,7 @@ def optimize_command(
 
     Exit code: 0 when every result is ok (verified, within the accuracy budget), 1 when any is not
     (every report is still written), 2 for bad input (nothing written)."""
+    apply_verbosity(verbose)
     from vggedge.recipe import load_recipe, shipped_recipes
 
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):

@@ -27,3 +27,20 @@ OfflineOption = Annotated[
         help="Never try to download (Keras' ImageNet weights): fail at once with the way out instead.",
     ),
 ]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        envvar="VGGEDGE_VERBOSE",
+        help="Also show TensorFlow's, the converter's and the interpreter's own log lines (hidden by default).",
+    ),
+]
+
+
+def apply_verbosity(verbose: bool) -> None:
+    """Called first by every command that loads TensorFlow or an interpreter, before either is imported."""
+    if not verbose:
+        from vggedge.quiet import silence_native_stderr
+
+        silence_native_stderr()
