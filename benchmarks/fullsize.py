@@ -274,6 +274,24 @@ COLUMNS = [
 ]
 
 
+def peer_sentence(table: list[dict]) -> list[str]:
+    """How vggedge's int8 and fast stand against the fastest peer int8 on this machine, from the table."""
+    by_name = {row["recipe"]: row for row in table}
+    peers = [row for row in table if "peer" in row["recipe"] and "int8" in row["recipe"] and row.get("p50_ms_2t")]
+    if not peers or not by_name.get("int8", {}).get("p50_ms_2t"):
+        return []
+    best = min(peers, key=lambda row: row["p50_ms_2t"])
+    int8, peer = by_name["int8"]["p50_ms_2t"], best["p50_ms_2t"]
+    sentence = (
+        f"At 2 threads, vggedge `int8` takes {int8} ms per image against {peer} ms for the fastest peer int8 "
+        f"({best['recipe']}): {peer / int8:.2f}× its speed"
+    )
+    fast = by_name.get("fast", {}).get("p50_ms_2t")
+    if fast:
+        sentence += f"; `fast` takes {fast} ms, {peer / fast:.2f}× faster than that peer"
+    return [sentence + ".", ""]
+
+
 def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
     from vggedge.environment import describe_environment
     from vggedge.runtime import find_runtime
@@ -289,6 +307,7 @@ def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
     lines = [
         "# Full-size VGG16 (224x224, batch 1): every recipe, one run",
         "",
+        *peer_sentence(table),
         f"Weights: {weights}. Latency: median (p50) and p90 of {runs} interleaved runs after warm-up, 1 and 2 threads.",
         f"Environment: {', '.join(f'{k}={v}' for k, v in env.items())}.",
         "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,8 @@ def run_child(code: str, cwd: Path) -> dict:
     """Run ``code`` in a child Python; its wall time, peak RSS (capped) and its last stdout line (JSON)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:  # files: a full pipe cannot block it
-        child = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err, cwd=cwd)
+        # Its own process group, so the cap stops a converter that runs as a grandchild too.
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err, cwd=cwd, start_new_session=True)
         sampled, killed = 0.0, False
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
@@ -41,7 +43,7 @@ def run_child(code: str, cwd: Path) -> dict:
                 break
             sampled = max(sampled, _rss_gb(child.pid))
             if sampled > MEMORY_CAP_GB:
-                child.kill()
+                os.killpg(child.pid, signal.SIGKILL)
                 _, status, usage = os.wait4(child.pid, 0)
                 killed = True
                 break
@@ -65,10 +67,23 @@ def run_child(code: str, cwd: Path) -> dict:
 
 
 def _rss_gb(pid: int) -> float:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    """Resident memory of ``pid`` and all its descendants (a converter may run as a grandchild)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
 
 
 def save_savedmodel(weights: str | None, folder: Path) -> None:

@@ -50,5 +50,20 @@ def test_a_peer_conversion_is_measured_or_says_why(harness, tmp_path, monkeypatc
     failed = peers.run_child("raise SystemExit('export exploded')", tmp_path)
     assert failed["status"] == "failed: export exploded"
     monkeypatch.setattr(peers, "MEMORY_CAP_GB", 0.2)
-    capped = peers.run_child("import time; b = bytearray(400 * 10**6); time.sleep(30)", tmp_path)
+    hog = "import time; b = bytearray(400 * 10**6); time.sleep(30)"
+    grandchild = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {hog!r}])"
+    capped = peers.run_child(grandchild, tmp_path)  # the memory of a converter run as a grandchild counts
     assert capped["status"].startswith("not measured: conversion passed 0 GB") and capped["wall_s"] < 20
+
+
+def test_the_peer_sentence_is_computed_from_the_table(harness):
+    table = [
+        {"recipe": "int8", "p50_ms_2t": 20.0},
+        {"recipe": "fast", "p50_ms_2t": 5.0},
+        {"recipe": "OpenVINO int8 (NNCF, peer)", "p50_ms_2t": 18.0},
+        {"recipe": "ONNX Runtime int8 (peer)", "status": "not measured: no ONNX export"},
+    ]
+    (sentence, _) = harness.peer_sentence(table)
+    assert "20.0 ms per image against 18.0 ms" in sentence and "0.90× its speed" in sentence
+    assert "`fast` takes 5.0 ms, 3.60× faster" in sentence
+    assert harness.peer_sentence(table[:2]) == []  # no peer measured: nothing claimed
