@@ -6,6 +6,7 @@ at 1/4 of the width and 256 dense units, so every recipe runs on it in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -87,7 +88,10 @@ def digits_dir() -> Path:
 def digits(digits_dir):  # noqa: ANN001, ANN201
     from vggedge.sample import load_sample_dataset
 
-    return load_sample_dataset(Path(os.environ["VGGEDGE_CACHE"]), progress=False)
+    # Decoded once for the session: tests that train on the digits directly slice arrays. The streamed
+    # path (FileSplit) is what every CLI run in the suite takes, and tests/test_streaming.py checks it.
+    dataset = load_sample_dataset(Path(os.environ["VGGEDGE_CACHE"]), progress=False)
+    return dataclasses.replace(dataset, train=dataset.train.decoded())
 
 
 def train_tiny(dataset, classes: int = 10, epochs: int = TINY_EPOCHS):  # noqa: ANN001, ANN201

@@ -115,8 +115,9 @@ def train_form(name: str, dataset, seed: int, epochs: int = 10):  # noqa: ANN001
     keras3.utils.set_random_seed(seed)
     builder, binary, preprocess = FORMS[name]
     model = builder()
-    x = dataset.train.images.astype("float32") / (255.0 if preprocess == "unit" else 1.0)
-    y = dataset.train.labels
+    train = dataset.train.decoded() if hasattr(dataset.train, "decoded") else dataset.train
+    x = train.images.astype("float32") / (255.0 if preprocess == "unit" else 1.0)
+    y = train.labels
     loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
     model.compile(keras3.optimizers.Adam(1e-3), loss, metrics=["accuracy"])
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)

@@ -94,7 +94,7 @@ def test_filter_prune_step_fine_tunes_and_records(tiny, digits):
     on and off); fine-tuning brings it back to within 0 to 3.1 points of the source (recovering 96.6-100% of the
     loss). Asserted: at least 85% recovered, and the fine-tune's loss falls."""
     model, accuracy = tiny
-    context = StepContext(digits.train.images, digits.train.labels, progress=False)
+    context = StepContext(digits.train, digits.train.labels, progress=False)
     result = apply_step(FilterPruneStep(ratio=0.5, epochs=6, learning_rate=1e-3), model, context)
     assert result.record["flops_ratio"] < 0.3 and result.record["fine_tuned"]
     losses = result.record["loss_per_epoch"]

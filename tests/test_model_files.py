@@ -69,7 +69,8 @@ def test_sigmoid_keras3_model_through_optimize(cli, tmp_path, digits_dir):
     from vggedge.data import load_folder
 
     data = load_folder(tmp_path / "data", 32, progress=False)
-    model.fit(data.train.images, data.train.labels, epochs=15, verbose=0)
+    train = data.train.decoded()
+    model.fit(train.images, train.labels, epochs=15, verbose=0)
     keras3.saving.save_model(model, tmp_path / "tl.keras")
     result = cli(
         "optimize",

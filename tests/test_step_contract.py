@@ -33,7 +33,7 @@ def test_step_contract(step_type, digits):
 
     before = [w.copy() for w in model.get_weights()]
     names = [layer.name for layer in model.layers]
-    context = StepContext(digits.train.images[:64], digits.train.labels[:64], progress=False)
+    context = StepContext(digits.train.first(64), digits.train.labels[:64], progress=False)
     result = apply_step(step, model, context)
     assert result.record["type"] == step_type
     assert [layer.name for layer in model.layers] == names

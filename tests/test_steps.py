@@ -22,7 +22,7 @@ def small_model(classes: int = 10):  # noqa: ANN201
 
 
 def context(digits, labels: bool = True) -> StepContext:  # noqa: ANN001
-    return StepContext(digits.train.images[:256], digits.train.labels[:256] if labels else None, progress=False)
+    return StepContext(digits.train.first(256), digits.train.labels[:256] if labels else None, progress=False)
 
 
 def test_prune_reaches_the_target_on_a_short_fine_tune(digits):
@@ -123,8 +123,8 @@ def test_qat_without_data_still_sets_quantizer_ranges():
     model = small_model()
     synthetic = StepContext.synthetic_for(32, progress=False)
     qat_model = apply_step(QuantizeStep(mode="int8-qat"), model, synthetic).model
-    images = synthetic.train_images.astype(np.float32)
-    flatbuffer = convert(qat_model, "int8-qat", synthetic.train_images)
+    images = synthetic.train.images.astype(np.float32)
+    flatbuffer = convert(qat_model, "int8-qat", synthetic.train.images)
     import gzip
 
     assert len(gzip.compress(flatbuffer)) > 0.5 * len(flatbuffer)  # weights survived: the file does not collapse

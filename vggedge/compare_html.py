@@ -21,7 +21,7 @@ STATUS_COLOURS = {"ok": "#1a7f37", "over_budget": "#b35900"}  # anything else (f
 FAILED_COLOUR = "#c62828"
 # Offsets (points) tried in turn around a point for its label: close first, then farther (with a leader).
 OFFSETS = [(6, 5), (6, -13), (-6, 5), (-6, -13), (0, 12), (0, -20)] + sorted(
-    ((dx, dy) for dy in range(-150, 151, 11) for dx in (24, -24, 70, -70, 0)),
+    ((dx, dy) for dy in range(-220, 221, 8) for dx in (0, 16, -16, 40, -40, 80, -80, 130, -130)),
     key=lambda offset: math.hypot(*offset),
 )
 
@@ -67,6 +67,7 @@ def scatter_png(rows: list[dict], x_key: str, x_label: str, title: str) -> tuple
         return None, []
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     figure, axis = plt.subplots(figsize=(6.2, 4.4), dpi=110)
     points = [(row[x_key], row["top1"] * 100, i) for i, row in enumerate(usable)]
@@ -87,6 +88,9 @@ def scatter_png(rows: list[dict], x_key: str, x_label: str, title: str) -> tuple
     ordered = sorted((p for p in points if p[2] in front), key=lambda p: p[0])
     axis.plot([p[0] for p in ordered], [p[1] for p in ordered], "--", color="#d62728", lw=1, label="Pareto front")
     axis.set_xscale("log")
+    # Plain numbers (0.5, 2, 30), not 2×10⁻¹, and no minor-tick labels to collide with each other.
+    axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.set_xlabel(x_label)
     axis.set_ylabel("top-1 (%)")
     axis.set_title(title, fontsize=10)
@@ -103,15 +107,18 @@ def scatter_png(rows: list[dict], x_key: str, x_label: str, title: str) -> tuple
 
 def place_labels(figure, axis, groups: list[tuple[float, float, list[str]]]) -> list[tuple]:  # noqa: ANN001
     """Annotate each group at the first offset where its label overlaps no other label and no point."""
+    from matplotlib.text import Text
     renderer = figure.canvas.get_renderer()
     to_pixels = axis.transData.transform
     taken = [(px - 5, py - 5, px + 5, py + 5) for px, py in (to_pixels((x, y)) for x, y, _ in groups)]
-    inside = axis.get_window_extent(renderer)
+    inside = figure.bbox  # a label may sit in the margin, never off the picture
     placed = []
     for x, y, names in groups:
         text = ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} +{len(names) - 3}"
         for dx, dy in OFFSETS:
             far = abs(dx) > 8 or abs(dy) > 20
+            if far and abs(dx) < 16 and abs(dy) < 30:
+                continue  # too close for a leader line to read, too far to be next to the point
             note = axis.annotate(
                 text,
                 (x, y),
@@ -122,7 +129,8 @@ def place_labels(figure, axis, groups: list[tuple[float, float, list[str]]]) -> 
                 arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.6} if far else None,
                 zorder=4,
             )
-            extent = note.get_window_extent(renderer)
+            note.update_positions(renderer)  # where the words go for this offset
+            extent = Text.get_window_extent(note, renderer)  # the words only (an Annotation adds its leader)
             box = (extent.x0, extent.y0, extent.x1, extent.y1)
             fits = inside.x0 <= box[0] and box[2] <= inside.x1 and inside.y0 <= box[1] and box[3] <= inside.y1
             if fits and not any(_overlaps(box, other) for other in taken):

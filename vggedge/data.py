@@ -39,12 +39,47 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def load(self, index: int) -> np.ndarray | None:
+        return self.images[index]
+
+    def first(self, count: int) -> Split:
+        return Split(self.images[:count], self.labels[:count], self.keys[:count])
+
+
+@dataclasses.dataclass
+class FileSplit:
+    """Images left on disk, decoded when a batch needs them (the training split): memory does not grow
+    with the number of images. Same keys, labels and decoding rule as :class:`Split`; a file that turns
+    out not to decode is counted in ``failed`` and left out of training (the run's notes say how many)."""
+
+    paths: list[Path]
+    labels: np.ndarray
+    keys: list[str]
+    size: int
+    failed: set[int] = dataclasses.field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, index: int) -> np.ndarray | None:
+        pixels = decode_image(self.paths[index], self.size)
+        if pixels is None:
+            self.failed.add(index)
+        return pixels
+
+    def decoded(self) -> Split:
+        """Every image decoded into memory (small data sets and tests; training streams instead)."""
+        loaded = [(self.load(i), i) for i in range(len(self))]
+        kept = [(pixels, i) for pixels, i in loaded if pixels is not None]
+        images = np.stack([p for p, _ in kept]) if kept else np.zeros((0, self.size, self.size, 3), np.uint8)
+        return Split(images, self.labels[[i for _, i in kept]], [self.keys[i] for _, i in kept])
+
 
 @dataclasses.dataclass
 class Dataset:
     name: str
     class_names: list[str]
-    train: Split
+    train: Split | FileSplit
     calibration: Split
     eval: Split
     skipped: int
@@ -138,6 +173,15 @@ def load_dataset(
     )
 
 
+def has_image_header(path: Path) -> bool:
+    """Whether Pillow recognises the file as an image (reads the header only: ~0.1 ms, no decoding)."""
+    try:
+        with Image.open(path) as image:
+            return image.size[0] > 0
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return False
+
+
 def load_folder(
     root: Path,
     size: int,
@@ -153,6 +197,10 @@ def load_folder(
     their path, the first ``eval_samples`` (at most half of them) are for evaluation, the next
     ``calibration_samples`` for int8 calibration, the rest for fine-tuning. ``keep_all`` puts every
     image in the evaluation split (a device benchmark on a folder of evaluation images).
+
+    Only the evaluation and calibration images are decoded here; the training images stay on disk
+    (:class:`FileSplit`) and are decoded batch by batch, so memory does not grow with the data set.
+    Files Pillow cannot recognise are skipped up front (counted in ``skipped``), as before.
     """
     from vggedge.progress import track
 
@@ -160,30 +208,52 @@ def load_folder(
     class_names, files = list_images(root)
     keys = [f.relative_to(root).as_posix() for f, _ in files]
     order = stable_order(keys)
-    images, labels, kept = [], [], []
-    for i in track(order, "Reading images", total=len(order), enabled=progress):
+    if keep_all:
+        readable = list(order)  # every image is decoded anyway: no separate header pass
+    else:
+        readable = [
+            i
+            for i in track(order, "Checking images", total=len(order), enabled=progress)
+            if has_image_header(files[i][0])
+        ]
+    wanted = len(readable) if keep_all else None
+    if wanted is None:
+        n_eval = min(eval_samples, max(1, len(readable) // 2))
+        wanted = n_eval + min(calibration_samples, len(readable) - n_eval)
+    images, labels, kept, position = [], [], [], 0
+    with_progress = track(readable, "Reading evaluation images", total=wanted, enabled=progress)
+    for position, i in enumerate(with_progress, start=1):  # noqa: B007 - position is read after the loop
         pixels = decode_image(files[i][0], size)
         if pixels is not None:
             images.append(pixels)
             labels.append(files[i][1])
             kept.append(keys[i])
+        if len(kept) == wanted:
+            break
     if not images:
         raise UserError(f"none of the {len(files)} images in {root} could be decoded: check the files")
     all_images = np.stack(images)
     all_labels = np.array(labels, dtype=np.int64)
-    n_eval = len(kept) if keep_all else min(eval_samples, max(1, len(kept) // 2))
-    n_cal = min(calibration_samples, len(kept) - n_eval)
+    n_eval = len(kept) if keep_all else min(eval_samples, max(1, len(readable) // 2), len(kept))
+    n_cal = len(kept) - n_eval
+    rest = readable[position:] if not keep_all else []
 
     def part(start: int, stop: int) -> Split:
         return Split(all_images[start:stop], all_labels[start:stop], kept[start:stop])
 
+    train = FileSplit(
+        [files[i][0] for i in rest],
+        np.array([files[i][1] for i in rest], dtype=np.int64),
+        [keys[i] for i in rest],
+        size,
+    )
     return Dataset(
         name=name or root.name,
         class_names=class_names,
         eval=part(0, n_eval),
         calibration=part(n_eval, n_eval + n_cal),
-        train=part(n_eval + n_cal, len(kept)),
-        skipped=len(files) - len(kept),
+        train=train,
+        skipped=len(files) - len(readable) + position - len(kept),
     )
 
 

@@ -222,7 +222,7 @@ def step_context(prepared: Prepared, progress: bool) -> StepContext:
     if prepared.counts.synthetic:
         return StepContext.synthetic_for(size, progress)
     if prepared.dataset is None:  # no --data: only steps that learn nothing passed their checks
-        return StepContext(np.zeros((0, size, size, 3), np.uint8), None, progress)
+        return StepContext(Split(np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64), []), None, progress)
     return StepContext.from_dataset(prepared.dataset, prepared.labels_match, progress)
 
 
@@ -259,6 +259,9 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
             model = outcome.model
             records.append(outcome.record)
         timing["steps_s"] = round(time.perf_counter() - started, 2)
+        unreadable = getattr(context.train, "failed", set())
+        if unreadable:  # said, never a silently shorter training set
+            notes.append(f"{len(unreadable)} training images could not be decoded and were left out of fine-tuning")
         calibration = calibration_images(prepared, recipe.calibration_samples) if recipe.calibration_samples else None
         if calibration is not None and context.synthetic:
             notes.append(

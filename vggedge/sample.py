@@ -82,7 +82,8 @@ def sample_spec():  # noqa: ANN201 - VGGSpec
 
 
 def cache_key(spec, plan: TrainingPlan) -> str:  # noqa: ANN001
-    text = json.dumps({"spec": dataclasses.asdict(spec), "plan": dataclasses.asdict(plan), "v": 1}, sort_keys=True)
+    """The cached model's name: its definition and training plan (v2: trained through the streamed input)."""
+    text = json.dumps({"spec": dataclasses.asdict(spec), "plan": dataclasses.asdict(plan), "v": 2}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -96,7 +97,7 @@ def train_classifier(model, dataset: Dataset, plan: TrainingPlan, progress: bool
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
     fit(
         model,
-        dataset.train.images,
+        dataset.train,
         dataset.train.labels,
         plan.epochs,
         plan.batch_size,

@@ -1,11 +1,63 @@
-"""Training loops shared by the sample model and the fine-tuning steps, with a progress bar."""
+"""Training loops shared by the sample model and the fine-tuning steps, with a progress bar, and the
+``tf.data`` input pipeline that streams images from disk into them.
+
+Images come from a :class:`~vggedge.data.Split` (decoded arrays: the sample, synthetic images) or a
+:class:`~vggedge.data.FileSplit` (files on disk: a user's training folder of any size). Both go
+through the same pipeline: an index dataset, shuffled per epoch, mapped to pixels by the data module's
+own decoder (Pillow, the same RGB conversion and resize as evaluation, so figures do not depend on the
+path taken) on parallel threads, batched and prefetched. Memory holds a few batches, not the data set.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from vggedge.keras_env import keras
+from vggedge.data import FileSplit, Split
+from vggedge.keras_env import keras, tf
 from vggedge.progress import make_progress
+
+Images = Split | FileSplit
+
+
+def image_size(images: Images) -> int:
+    return images.size if isinstance(images, FileSplit) else int(images.images.shape[1])
+
+
+def image_dataset(images: Images, targets: np.ndarray | None, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    """Batches of uint8 pixels (and targets), decoded on parallel threads; shuffled per epoch when asked
+    (seeded by the caller's global seed). With targets, images that fail to decode are left out; without
+    (prediction), they are a black image so outputs stay aligned with the file list."""
+    size = image_size(images)
+
+    def load(index: np.int64) -> tuple[np.ndarray, np.bool_]:
+        pixels = images.load(int(index))
+        if pixels is None:
+            return np.zeros((size, size, 3), np.uint8), np.bool_(False)
+        return pixels, np.bool_(True)
+
+    def fetch(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        pixels, ok = tf.numpy_function(load, [index], (tf.uint8, tf.bool), stateful=False)
+        pixels.set_shape((size, size, 3))
+        ok.set_shape(())
+        return pixels, ok, index
+
+    indices = tf.data.Dataset.range(len(images))
+    if shuffle:
+        indices = indices.shuffle(len(images), reshuffle_each_iteration=True)
+    decoded = indices.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if targets is None:
+        batches = decoded.map(lambda pixels, ok, index: pixels)
+    else:
+        table = tf.constant(targets)
+        batches = decoded.filter(lambda pixels, ok, index: ok).map(
+            lambda pixels, ok, index: (pixels, tf.gather(table, index))
+        )
+    return batches.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def predict_images(model: keras.Model, images: Images, batch_size: int = 32) -> np.ndarray:
+    """``model``'s outputs for every image, in order, streamed from ``images``."""
+    return model.predict(image_dataset(images, None, batch_size, shuffle=False), verbose=0)
 
 
 class RichProgress(keras.callbacks.Callback):
@@ -44,7 +96,7 @@ def cosine_to_a_tenth(peak: float, steps: int) -> keras.optimizers.schedules.Lea
 
 def fit(
     model: keras.Model,
-    x: np.ndarray,
+    x: np.ndarray | Images,
     y: np.ndarray,
     epochs: int,
     batch_size: int,
@@ -60,5 +112,9 @@ def fit(
     callbacks = list(callbacks or [])
     if progress:
         callbacks.append(RichProgress(description, total_steps(len(x), batch_size, epochs)))
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+    if isinstance(x, np.ndarray):  # features already in memory (the GAP head's pooled features)
+        history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+    else:
+        data = image_dataset(x, y, batch_size, shuffle=True)
+        history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks)
     return [round(float(loss), 5) for loss in history.history.get("loss", [])]

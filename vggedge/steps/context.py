@@ -6,9 +6,10 @@ import dataclasses
 
 import numpy as np
 
-from vggedge.data import Dataset
+from vggedge.data import Dataset, FileSplit, Split
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
+from vggedge.training import predict_images
 
 # Fewer training images than one default batch cannot fine-tune or fit anything worth reporting (a
 # 120-image folder once left 0 after evaluation and calibration, and a head fitted on 4 noise images
@@ -51,7 +52,7 @@ class StepContext:
     step on the same model and data gives the same model, whoever calls it and whatever ran before.
     """
 
-    train_images: np.ndarray
+    train: Split | FileSplit  # decoded arrays, or files streamed batch by batch (vggedge.training)
     train_labels: np.ndarray | None
     progress: bool = True
     synthetic: bool = False
@@ -59,14 +60,14 @@ class StepContext:
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, labels_match: bool, progress: bool) -> StepContext:
-        return cls(dataset.train.images, dataset.train.labels if labels_match else None, progress)
+        return cls(dataset.train, dataset.train.labels if labels_match else None, progress)
 
     @classmethod
     def synthetic_for(cls, input_size: int, progress: bool) -> StepContext:
         """A sizes-only run (random weights): a few noise images so steps can trace shapes; nothing is learned."""
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, size=(4, input_size, input_size, 3), dtype=np.uint8)
-        return cls(images, None, progress, synthetic=True)
+        return cls(Split(images, np.zeros(4, np.int64), [f"synthetic/{i}" for i in range(4)]), None, progress, True)
 
 
 @dataclasses.dataclass
@@ -136,4 +137,4 @@ def training_targets(teacher: keras.Model, context: StepContext, batch_size: int
     """(targets, are_labels): the true labels when they index the model's outputs, else the teacher's outputs."""
     if context.train_labels is not None:
         return context.train_labels, True
-    return teacher.predict(context.train_images, batch_size=batch_size, verbose=0), False
+    return predict_images(teacher, context.train, batch_size), False

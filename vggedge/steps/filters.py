@@ -189,14 +189,12 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     if trained:
         # Removing whole filters is a large perturbation: the thinner network is retrained for a few
         # epochs with a cosine-decayed rate, like a short training run from a good start.
-        schedule = cosine_to_a_tenth(
-            step.learning_rate, total_steps(len(context.train_images), step.batch_size, step.epochs)
-        )
+        schedule = cosine_to_a_tenth(step.learning_rate, total_steps(len(context.train), step.batch_size, step.epochs))
         set_trainable(thin, frozen, True)  # a frozen base cannot recover from losing filters: it trains here only
         thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
         losses = fit(
             thin,
-            context.train_images,
+            context.train,
             targets,
             step.epochs,
             step.batch_size,

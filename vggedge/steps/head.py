@@ -25,7 +25,7 @@ from vggedge.metrics import top1_classes
 from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.recipe import HeadStep
 from vggedge.steps.context import DataCounts, StepContext, StepResult, classifier_loss, clone_with, float_bytes
-from vggedge.training import fit
+from vggedge.training import fit, predict_images
 
 NEW_OUTPUT = "predictions"
 
@@ -69,9 +69,10 @@ def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResul
     anatomy = find_anatomy(model)
     require_a_head_to_swap(anatomy)
     features = model.get_layer(anatomy.head_pool).input  # the last conv block's output (after its pooling)
-    features_model = keras.Model(model.input, features)
-    teacher = model.predict(context.train_images, batch_size=step.batch_size, verbose=0)
-    pooled = features_model.predict(context.train_images, batch_size=step.batch_size, verbose=0).mean(axis=(1, 2))
+    # Pooled inside the model: one C-vector per image in memory, not the H×W×C feature maps.
+    pooled_model = keras.Model(model.input, keras.layers.GlobalAveragePooling2D()(features))
+    teacher = predict_images(model, context.train, step.batch_size)
+    pooled = predict_images(pooled_model, context.train, step.batch_size)
 
     head_input = keras.Input(pooled.shape[1:])
     new_dense = keras.layers.Dense(anatomy.units, activation=anatomy.activation, name=NEW_OUTPUT)

@@ -48,9 +48,9 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
     sparsity_api = tfmot().sparsity.keras
     names = set(find_anatomy(model).select(step.layers))
     targets, are_labels = training_targets(model, context, step.batch_size)
-    batch_size = min(step.batch_size, len(context.train_images))
+    batch_size = min(step.batch_size, len(context.train))
     epochs = 1 if context.synthetic else step.epochs
-    steps = total_steps(len(context.train_images), batch_size, epochs)
+    steps = total_steps(len(context.train), batch_size, epochs)
     if context.synthetic:
         # Nothing to learn: prune once, at the first step, with a zero learning rate.
         schedule = sparsity_api.ConstantSparsity(step.sparsity, begin_step=0, frequency=1)
@@ -77,7 +77,7 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
     wrapped.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
     losses = fit(
         wrapped,
-        context.train_images,
+        context.train,
         targets,
         epochs,
         batch_size,

@@ -47,10 +47,10 @@ def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepR
     qat_model.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
     losses = fit(
         qat_model,
-        context.train_images,
+        context.train,
         targets,
         epochs,
-        min(step.batch_size, len(context.train_images)),
+        min(step.batch_size, len(context.train)),
         "Quantization-aware fine-tuning",
         context.progress,
     )

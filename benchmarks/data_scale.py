@@ -1,0 +1,184 @@
+"""Data at scale: does `optimize`'s memory stay flat as the training folder grows, and how fast is decoding?
+
+    python benchmarks/data_scale.py [--sizes 2000 20000] [--out reports/benchmarks]
+
+Generates folders of 224x224 JPEG images (10 classes), builds a narrow VGG16-topology model at 224x224
+input, and runs `vggedge optimize --recipe gap-int8` on each folder in its own process: peak RSS
+(ru_maxrss of that process) and wall time. Then decode throughput on the same files, side by side in
+one run: the single-threaded reader (`data.decode_image` in a loop, what `optimize` did for every image
+before streaming) against the streamed `tf.data` pipeline (`training.image_dataset`). Writes
+`data-scale-<environment>.md` with the environment of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CLASSES = 10
+SIZE = 224
+
+
+def make_folder(root: Path, count: int) -> Path:
+    """``count`` JPEGs (quality 90) of class-tinted noise, ~100-150 KB each like camera crops; made once."""
+    from PIL import Image
+
+    marker = root / ".complete"
+    if marker.exists():
+        return root
+    rng = np.random.default_rng(count)
+    for index in range(count):
+        label = index % CLASSES
+        target = root / f"class{label}" / f"{index:06d}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        noise = rng.integers(0, 160, (SIZE, SIZE, 3), dtype=np.uint8)
+        noise[..., label % 3] += np.uint8(80)
+        Image.fromarray(noise).save(target, quality=90)
+    marker.touch()
+    return root
+
+
+def make_model(path: Path) -> Path:
+    """A 1/8-width VGG16 topology at 224x224 (same blocks and head kind as the real one), untrained."""
+    if not path.exists():
+        code = f"""
+from vggedge.models.vgg import VGGSpec, build_vgg16
+build_vgg16(VGGSpec(input_size={SIZE}, classes={CLASSES}, width=1 / 8, dense_units=64, preprocess="unit")).save({
+            str(path)!r
+        })
+"""
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+    return path
+
+
+def run_optimize(model: Path, data: Path, out: Path) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "vggedge",
+        "optimize",
+        "--recipe",
+        "gap-int8",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "-q",
+        "--runs",
+        "3",
+        "--max-drop",
+        "100",
+    ]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    row = {
+        "wall_s": round(wall, 1),
+        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
+        "exit": os.waitstatus_to_exitcode(status),
+    }
+    report = out / "gap-int8" / "report.json"
+    if report.exists():
+        data_section = json.loads(report.read_text())["dataset"]
+        row["train_images"] = data_section["train_samples"]
+        row["status"] = json.loads(report.read_text())["result"]["status"]
+    else:
+        row["status"] = "failed: " + (stderr.strip().splitlines() or ["?"])[-1][:160]
+    return row
+
+
+def decode_throughput(folder: Path, count: int) -> dict:
+    """Images per second over the same ``count`` files: one thread with Pillow, then the streamed pipeline."""
+    code = f"""
+import json, time
+from pathlib import Path
+import numpy as np
+from vggedge.data import FileSplit, decode_image
+from vggedge.training import image_dataset
+paths = sorted(Path({str(folder)!r}).rglob("*.jpg"))[:{count}]
+started = time.perf_counter()
+for path in paths:
+    decode_image(path, {SIZE})
+single = len(paths) / (time.perf_counter() - started)
+split = FileSplit(paths, np.zeros(len(paths), np.int64), [p.name for p in paths], {SIZE})
+started = time.perf_counter()
+seen = sum(len(batch) for batch in image_dataset(split, None, 32, shuffle=False).as_numpy_iterator())
+streamed = seen / (time.perf_counter() - started)
+print(json.dumps({{"single_thread_img_s": round(single, 1), "streamed_img_s": round(streamed, 1)}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "vggedge-data-scale")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    parser.add_argument("--decode-images", type=int, default=1000)
+    args = parser.parse_args()
+
+    model = make_model(args.work / "narrow-vgg16-224.h5")
+    rows = []
+    for size in args.sizes:
+        print(f"generating {size} JPEGs ...", flush=True)
+        folder = make_folder(args.work / f"images-{size}", size)
+        print(f"optimize --recipe gap-int8 on {size} images ...", flush=True)
+        rows.append({"images": size, **run_optimize(model, folder, args.work / f"out-{size}")})
+        print(f"  {rows[-1]}", flush=True)
+    throughput = decode_throughput(args.work / f"images-{max(args.sizes)}", args.decode_images)
+    print(f"  decode: {throughput}", flush=True)
+    write_table(rows, throughput, args)
+
+
+def write_table(rows: list[dict], throughput: dict, args: argparse.Namespace) -> None:
+    from fullsize import environment_name
+
+    from vggedge.environment import describe_environment
+
+    env = dataclasses.asdict(describe_environment(None, None))
+    ratio = throughput["streamed_img_s"] / throughput["single_thread_img_s"]
+    growth = rows[-1]["peak_rss_gb"] - rows[0]["peak_rss_gb"]
+    lines = [
+        "# Data at scale: `optimize --recipe gap-int8` as the training folder grows",
+        "",
+        f"Model: 1/8-width VGG16 topology at {SIZE}x{SIZE}, {CLASSES} classes. Data: generated JPEGs (quality 90).",
+        f"Environment: {', '.join(f'{k}={v}' for k, v in env.items() if k not in ('runtime', 'runtime_version'))}.",
+        "",
+        "| images | training images | status | peak RSS GB | wall s |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['images']} | {r.get('train_images', '—')} | {r['status']} | {r['peak_rss_gb']} | {r['wall_s']} |"
+            for r in rows
+        ],
+        "",
+        f"Peak RSS grew {growth:+.2f} GB from {rows[0]['images']} to {rows[-1]['images']} images "
+        "(goal: within 0.5 GB).",
+        f"Decoding {args.decode_images} of the JPEGs: single-threaded reader {throughput['single_thread_img_s']} "
+        f"images/s, streamed pipeline {throughput['streamed_img_s']} images/s: {ratio:.2f}x (goal: 1.5x on 2 cores).",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"data-scale-{environment_name()}.md"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    main()
