@@ -108,6 +108,7 @@ def scatter_png(rows: list[dict], x_key: str, x_label: str, title: str) -> tuple
 def place_labels(figure, axis, groups: list[tuple[float, float, list[str]]]) -> list[tuple]:  # noqa: ANN001
     """Annotate each group at the first offset where its label overlaps no other label and no point."""
     from matplotlib.text import Text
+
     renderer = figure.canvas.get_renderer()
     to_pixels = axis.transData.transform
     taken = [(px - 5, py - 5, px + 5, py + 5) for px, py in (to_pixels((x, y)) for x, y, _ in groups)]
