@@ -42,6 +42,9 @@ class Split:
     def load(self, index: int) -> np.ndarray | None:
         return self.images[index]
 
+    def load_many(self, indices: list[int]) -> list[np.ndarray | None]:
+        return [self.images[index] for index in indices]
+
     def first(self, count: int) -> Split:
         return Split(self.images[:count], self.labels[:count], self.keys[:count])
 
@@ -66,6 +69,9 @@ class FileSplit:
         if pixels is None:
             self.failed.add(index)
         return pixels
+
+    def load_many(self, indices: list[int]) -> list[np.ndarray | None]:
+        return [self.load(index) for index in indices]
 
     def decoded(self) -> Split:
         """Every image decoded into memory (small data sets and tests; training streams instead)."""
