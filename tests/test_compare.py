@@ -142,7 +142,7 @@ def test_baselines_of_the_same_model_data_and_device_are_one_row(all_runs, tmp_p
     rows = collect_rows([tmp_path])
     baselines = [r for r in rows if r["recipe"] == "baseline (float32)"]
     assert len(baselines) == 1 and len(rows) == 4
-    assert baselines[0]["p50_ms"] == 9.0 and baselines[0]["source"] == "3 runs; p50 8.00–10.00 ms"
+    assert baselines[0]["p50_ms"] == 9.0 and baselines[0]["source"] == "3 reports; p50 8.00–10.00 ms"
 
 
 def test_plot_labels_never_overlap(all_runs):
@@ -169,3 +169,15 @@ def test_compare_fits_80_columns(cli, all_runs):
     assert len(table) >= 10 and not any("…" in line for line in table)  # no cut cell
     assert any(line.startswith("  smallest: ") for line in lines)
     assert json.loads(cli("compare", all_runs, "--json").out)["recommendations"][0]["goal"] == "smallest"
+
+
+def test_optimize_summary_fits_80_columns(all_runs, capsys):
+    from vggedge.cli.summary import print_reports
+
+    print_reports(sorted(all_runs.glob("*/report.json")))  # not a terminal: rich lays out for 80 columns
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    names = {path.parent.name for path in all_runs.glob("*/report.json")}
+    table = [line.split() for line in lines if line.split() and line.split()[0] in names]
+    assert {cells[0] for cells in table} == names  # every recipe name whole, on one line
+    assert all(len(cells) == 9 and "…" not in " ".join(cells) for cells in table)  # no cut cell

@@ -169,7 +169,7 @@ def merge_baselines(baselines: list[dict]) -> list[dict]:
             p90s = [r["p90_ms"] for r in rows if r["p90_ms"] is not None]
             first["p90_ms"] = round(statistics.median(p90s), 3) if p90s else None
             spread = f"; p50 {min(latencies):.2f}–{max(latencies):.2f} ms" if latencies else ""
-            first["source"] = f"{len(rows)} runs{spread}"
+            first["source"] = f"{len(rows)} reports{spread}"
         merged.append(first)
     return merged
 
@@ -276,13 +276,14 @@ def print_table(rows: list[dict], recommendations: list[Recommendation], max_dro
     """The terminal view: readable at 80 columns (short headers, a legend, devices named once)."""
     console = Console()
     devices = list(dict.fromkeys(row.get("device") or "?" for row in rows))
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=TERMINAL_LEGEND, caption_justify="left")
-    table.add_column("recipe", overflow="fold")
+    # One space of padding between columns, every cell at its natural width, the legend below as text.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("recipe", no_wrap=True, min_width=max(len(row.get("recipe") or "?") for row in rows))
     if len(devices) > 1:
         table.add_column("dev", no_wrap=True)
     table.add_column("status", overflow="fold")
     for header in ("MB", "×small", "top-1", "Δ pts", "p50 ms", "×fast"):
-        table.add_column(header, justify="right", no_wrap=True)
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for row in rows:
         cells = [row.get("recipe") or "?"]
         if len(devices) > 1:
@@ -302,6 +303,7 @@ def print_table(rows: list[dict], recommendations: list[Recommendation], max_dro
         prefix = f"dev {number}: " if len(devices) > 1 else "device: "
         console.print(f"{prefix}{device}" + (f" ({cpu})" if cpu else ""), highlight=False, soft_wrap=True)
     console.print(table)
+    console.print(TERMINAL_LEGEND, highlight=False)
     console.print(f"Recommended, {budget_sentence(max_drop)}:", highlight=False)
     for r in recommendations:
         where = f"{r.device}, " if len(devices) > 1 else ""

@@ -48,7 +48,7 @@ def convert(
     mode = Quantization(mode)  # ValueError naming the value for an unknown mode
     if mode.calibrated and (calibration_images is None or len(calibration_images) == 0):
         raise ValueError("int8 conversion needs calibration images")
-    with tempfile.TemporaryDirectory(prefix="vggedge-savedmodel-", dir=scratch) as folder:
+    with tempfile.TemporaryDirectory(prefix=".vggedge-savedmodel-", dir=scratch) as folder:
         tf.saved_model.save(model, folder)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         configure(converter, mode, calibration_images)

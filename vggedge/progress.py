@@ -29,6 +29,7 @@ class RateColumn(ProgressColumn):
 
 
 def make_progress() -> Progress:
+    console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -36,8 +37,9 @@ def make_progress() -> Progress:
         RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,  # bars vanish when done: the lines that stay are results and errors
+        disable=not console.is_terminal,  # a log or a pipe gets results, not the bars' blank lines
     )
 
 

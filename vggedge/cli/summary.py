@@ -21,14 +21,16 @@ def print_reports(paths: list[Path]) -> list[str]:
     """Print the reports' table; return their result statuses."""
     statuses = []
     # Short headers and no vertical rules: the table fits 80 columns (CI logs, ssh to a Pi) uncut.
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=LEGEND, caption_justify="left")
-    table.add_column("recipe", overflow="fold")
-    table.add_column("status", no_wrap=True)
+    reports = [Report.load(path) for path in paths]
+    # One space of padding between columns (not two) and the legend below, as text: 9 columns fit 80.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    # Every cell at its natural width (rich would otherwise fold the first column to make room).
+    table.add_column("recipe", no_wrap=True, min_width=max(len(report.recipe.name) for report in reports))
+    table.add_column("status", no_wrap=True, min_width=max(len(report.result.status) for report in reports))
     for header in ("MB", "×small", "top-1", "Δ pts", "agree", "p50 ms", "×fast"):
-        table.add_column(header, justify="right", no_wrap=True)
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     baseline = None
-    for path in paths:
-        report = Report.load(path)
+    for report in reports:
         baseline = report.baseline
         r, x = report.result, report.ratios
         statuses.append(r.status)
@@ -51,6 +53,7 @@ def print_reports(paths: list[Path]) -> list[str]:
             f"p50 {fmt(baseline.latency_ms.p50 if baseline.latency_ms else None, '.2f')} ms"
         )
     console.print(table)
+    console.print(LEGEND, highlight=False)
     for path in paths:
         console.print(f"report: {Path(path).parent / 'report.md'}", highlight=False, soft_wrap=True)
     return statuses
