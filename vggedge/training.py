@@ -51,7 +51,10 @@ def image_dataset(images: Images, targets: np.ndarray | None, batch_size: int, s
 
     indices = tf.data.Dataset.range(len(images))
     if shuffle:
-        indices = indices.shuffle(len(images), reshuffle_each_iteration=True)
+        # An explicit seed drawn from numpy's generator (seeded by the step): the order must not depend on
+        # how many random TensorFlow ops the process happened to create before.
+        seed = int(np.random.randint(2**31 - 1))
+        indices = indices.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     decoded = indices.batch(batch_size).map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if targets is None:
         batches = decoded.map(lambda pixels, ok, index: pixels)
