@@ -15,17 +15,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # measure.py, fullsize.py
+
+from measure import run_measured  # noqa: E402
 
 CLASSES = 10
 SIZE = 224
@@ -83,23 +84,15 @@ def run_optimize(model: Path, data: Path, out: Path) -> dict:
         "--min-agreement",
         "0",
     ]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    row = {
-        "wall_s": round(wall, 1),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
-        "exit": os.waitstatus_to_exitcode(status),
-    }
+    run = run_measured(command, ROOT)
+    row = {"wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb, "exit": run.exit_code}
     report = out / "gap-int8" / "report.json"
     if report.exists():
-        data_section = json.loads(report.read_text())["dataset"]
-        row["train_images"] = data_section["train_samples"]
-        row["status"] = json.loads(report.read_text())["result"]["status"]
+        written = json.loads(report.read_text())
+        row["train_images"] = written["dataset"]["train_samples"]
+        row["status"] = written["result"]["status"]
     else:
-        row["status"] = "failed: " + (stderr.strip().splitlines() or ["?"])[-1][:160]
+        row["status"] = "failed: " + run.last_error_line(160)
     return row
 
 
@@ -180,5 +173,4 @@ def write_table(rows: list[dict], throughput: dict, args: argparse.Namespace) ->
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     main()

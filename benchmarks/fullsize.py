@@ -30,7 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))  # peers.py, also when this file is loaded by path (tests)
+sys.path.insert(0, str(ROOT / "benchmarks"))  # peers.py, measure.py, also when loaded by path (tests)
+
+from measure import run_measured  # noqa: E402
 
 THREADS = (1, 2)
 
@@ -56,20 +58,11 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
     ]
     if weights:
         command += ["--weights", weights]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    row = {
-        "recipe": recipe,
-        "wall_s": round(wall, 1),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
-        "exit": os.waitstatus_to_exitcode(status),
-    }
+    run = run_measured(command)
+    row = {"recipe": recipe, "wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb, "exit": run.exit_code}
     report_path = work / recipe / "report.json"
-    if row["exit"] != 0 or not report_path.exists():
-        row["status"] = "failed: " + (stderr.strip().splitlines() or ["?"])[-1][:120]
+    if run.exit_code != 0 or not report_path.exists():
+        row["status"] = "failed: " + run.last_error_line(120)
         return row
     report = json.loads(report_path.read_text())
     result = report["result"]
@@ -121,18 +114,18 @@ started = time.perf_counter()
 Path({str(work / "fp32.tflite")!r}).write_bytes(convert(model, "float32"))
 print(round(time.perf_counter() - started, 1))
 """
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(child.pid, 0)
-    convert_s = float(child.stdout.read().decode().strip().splitlines()[-1])
+    run = run_measured([sys.executable, "-c", code], ROOT)
+    if run.exit_code != 0:
+        raise RuntimeError(f"the float32 TFLite reference did not convert: {run.last_error_line()}")
+    convert_s = float(run.stdout.strip().splitlines()[-1])
     path = work / "fp32.tflite"
     from vggedge.benchmark import gzip_size
 
     return path, {
         "recipe": "float32 TFLite (reference)",
         "status": "ok",
-        "wall_s": round(time.perf_counter() - started, 1),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
+        "wall_s": run.wall_s,
+        "peak_rss_gb": run.peak_rss_gb,
         "size_mb": round(path.stat().st_size / 1e6, 2),
         "gzip_mb": round(gzip_size(path) / 1e6, 2),
         "convert_s": convert_s,

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from measure import run_measured
 
 MEMORY_CAP_GB = 12.0  # a conversion above this is stopped and reported (the 24 GB machine must survive)
 
@@ -32,58 +28,16 @@ def installed(module: str) -> bool:
 
 def run_child(code: str, cwd: Path) -> dict:
     """Run ``code`` in a child Python; its wall time, peak RSS (capped) and its last stdout line (JSON)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:  # files: a full pipe cannot block it
-        # Its own process group, so the cap stops a converter that runs as a grandchild too.
-        child = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err, cwd=cwd, start_new_session=True)
-        sampled, killed = 0.0, False
-        while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
-            sampled = max(sampled, _rss_gb(child.pid))
-            if sampled > MEMORY_CAP_GB:
-                os.killpg(child.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(child.pid, 0)
-                killed = True
-                break
-            time.sleep(0.05)
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    row = {
-        "wall_s": round(time.perf_counter() - started, 1),
-        "peak_rss_gb": round(max(sampled, usage.ru_maxrss / 1024**2), 2),
-    }
-    if killed:
-        row["status"] = f"not measured: conversion passed {MEMORY_CAP_GB:.0f} GB after {row['wall_s']} s, stopped"
-    elif child.returncode != 0:
-        row["status"] = "failed: " + ((stderr.strip().splitlines() or ["?"])[-1][:140])
+    run = run_measured([sys.executable, "-c", code], cwd, cap_gb=MEMORY_CAP_GB)
+    row = {"wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb}
+    if run.capped:
+        row["status"] = f"not measured: conversion passed {MEMORY_CAP_GB:.0f} GB after {run.wall_s} s, stopped"
+    elif run.exit_code != 0:
+        row["status"] = "failed: " + run.last_error_line()
     else:
-        row.update(json.loads(stdout.strip().splitlines()[-1]))
+        row.update(json.loads(run.stdout.strip().splitlines()[-1]))
         row.setdefault("status", "ok")
     return row
-
-
-def _rss_gb(pid: int) -> float:
-    """Resident memory of ``pid`` and all its descendants (a converter may run as a grandchild)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / 1e9
 
 
 def save_savedmodel(weights: str | None, folder: Path) -> None:
