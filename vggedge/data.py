@@ -39,9 +39,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def load(self, index: int) -> np.ndarray | None:
-        return self.images[index]
-
     def load_many(self, indices: list[int]) -> list[np.ndarray | None]:
         return [self.images[index] for index in indices]
 

@@ -182,7 +182,7 @@ class Report:
     result: Result
     notes: list[str] = field(default_factory=list)
     kind: str | None = None  # "device" for `vggedge bench`; null for `optimize`
-    ratios: Ratios = field(default_factory=Ratios)
+    ratios: Ratios = field(init=False)  # derived from baseline and result; a stored value is never read
     schema: str = REPORT_SCHEMA
 
     def __post_init__(self) -> None:
