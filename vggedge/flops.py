@@ -15,11 +15,11 @@ def count_macs(model: keras.Model) -> int:
     """MACs for one image through every Conv2D and Dense layer (pooling and activations are noise)."""
     total = 0
     for layer in model.layers:
-        inner = getattr(layer, "layer", layer)  # tfmot wrappers
-        if isinstance(inner, keras.layers.Conv2D):
-            out_h, out_w = inner.output_shape[1:3]
+        inner = getattr(layer, "layer", layer)  # tfmot wrappers (shapes from the wrapper: its inner layer
+        if isinstance(inner, keras.layers.Conv2D):  # is never called on its own in a cloned QAT model)
+            out_h, out_w = layer.output_shape[1:3]
             k_h, k_w = inner.kernel_size
-            in_channels = int(inner.input_shape[-1])
+            in_channels = int(layer.input_shape[-1])
             total += int(out_h) * int(out_w) * k_h * k_w * in_channels * inner.filters
         elif isinstance(inner, keras.layers.Dense):
             total += int(np.prod(inner.kernel.shape))

@@ -7,6 +7,7 @@ status, never a crash; bad input is a :class:`UserError` raised before anything 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -22,6 +23,7 @@ from vggedge.benchmark import TFLiteMeasurement, measure_tflite
 from vggedge.cache import default_cache_dir
 from vggedge.convert import convert
 from vggedge.data import Dataset, Split, load_dataset, save_split
+from vggedge.distribute import Placement, one_device
 from vggedge.environment import describe_environment
 from vggedge.errors import UserError
 from vggedge.flops import flops
@@ -68,6 +70,7 @@ class OptimizeOptions:
     seed: int = defaults.SEED
     cache: Path = dataclasses.field(default_factory=default_cache_dir)  # the sample's images and model
     offline: bool = False  # no download attempts (Keras' ImageNet weights): fail at once instead
+    placement: Placement = dataclasses.field(default_factory=one_device)  # where fine-tuning runs (distribute.py)
 
 
 @dataclasses.dataclass
@@ -169,8 +172,12 @@ def measure_keras_latency(model: keras.Model, image: np.ndarray, runs: int, warm
 
 
 def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
-    """Load model and data (validating both), check every recipe, then measure the float32 Keras baseline once."""
-    check_writable(options.out)
+    """Load model and data (validating both), check every recipe, then measure the float32 Keras baseline once.
+
+    A worker of a cluster other than the chief only trains: it writes nothing and measures nothing."""
+    chief = options.placement.is_chief
+    if chief:
+        check_writable(options.out)
     notes: list[str] = []
     if options.model == "sample":
         dataset = load_data(options, None)
@@ -201,6 +208,9 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
     runnable, skipped = check_recipes(recipes, baseline, counts, options.skip_inapplicable)
     labels_match = dataset is not None
     device = best_device()
+    if not chief:  # the chief measures the baseline and writes the reports
+        empty = BaselineFigures(format="keras float32", device=device)
+        return Prepared(baseline, dataset, eval_split, labels_match, counts, empty, np.zeros(0), notes, runnable, [])
     with tf.device("/GPU:0" if device.startswith("GPU") else "/CPU:0"):
         scores = keras_predict(baseline.model, eval_split.images)
         latency = measure_keras_latency(baseline.model, eval_split.images[0], options.runs, options.warmup)
@@ -216,14 +226,29 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
     return Prepared(baseline, dataset, eval_split, labels_match, counts, figures, scores, notes, runnable, skipped)
 
 
-def step_context(prepared: Prepared, progress: bool) -> StepContext:
+def step_context(prepared: Prepared, options: OptimizeOptions) -> StepContext:
     """The images steps learn from: the training split, or noise for a sizes-only (random weights) run."""
     size = int(prepared.baseline.model.input_shape[1])
+    progress = options.progress and options.placement.is_chief
     if prepared.counts.synthetic:
-        return StepContext.synthetic_for(size, progress)
-    if prepared.dataset is None:  # no --data: only steps that learn nothing passed their checks
-        return StepContext(Split(np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64), []), None, progress)
-    return StepContext.from_dataset(prepared.dataset, prepared.labels_match, progress)
+        context = StepContext.synthetic_for(size, progress)
+    elif prepared.dataset is None:  # no --data: only steps that learn nothing passed their checks
+        context = StepContext(Split(np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64), []), None, progress)
+    else:
+        context = StepContext.from_dataset(prepared.dataset, prepared.labels_match, progress)
+    return dataclasses.replace(context, placement=options.placement)
+
+
+def apply_steps(recipe: Recipe, model: keras.Model, context: StepContext, seed: int) -> tuple[keras.Model, list[dict]]:
+    """Every step of ``recipe`` in order; step ``i`` is seeded with ``seed + i``."""
+    records = []
+    for index, step in enumerate(recipe.steps):
+        # Each step gets its own seed (shuffling, new layers' init), so a recipe's figures do not
+        # depend on which recipes ran before it in the same invocation.
+        outcome = apply_step(step, model, dataclasses.replace(context, seed=seed + index))
+        model = outcome.model
+        records.append(outcome.record)
+    return model, records
 
 
 def calibration_images(prepared: Prepared, count: int) -> np.ndarray:
@@ -247,17 +272,12 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
     folder = options.out / recipe.name
     baseline = prepared.baseline
     notes = list(prepared.notes)
-    context = step_context(prepared, options.progress)
+    context = step_context(prepared, options)
     model, records, result, measured = baseline.model, [], Result(), None
     timing = {"steps_s": 0.0, "convert_s": None}
     try:
         started = time.perf_counter()
-        for index, step in enumerate(recipe.steps):
-            # Each step gets its own seed (shuffling, new layers' init), so a recipe's figures do not
-            # depend on which recipes ran before it in the same invocation.
-            outcome = apply_step(step, model, dataclasses.replace(context, seed=options.seed + index))
-            model = outcome.model
-            records.append(outcome.record)
+        model, records = apply_steps(recipe, model, context, options.seed)
         timing["steps_s"] = round(time.perf_counter() - started, 2)
         unreadable = getattr(context.train, "failed", set())
         if unreadable:  # said, never a silently shorter training set
@@ -305,6 +325,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
             quantization=recipe.quantization.value,
             seed=options.seed,
             steps=records,
+            training=options.placement.describe(),
         ),
         model=baseline.describe(),
         dataset=describe_dataset(prepared),
@@ -378,9 +399,23 @@ def export_eval_images(prepared: Prepared, out: Path) -> Path | None:
     return target
 
 
+def train_as_worker(prepared: Prepared, options: OptimizeOptions) -> None:
+    """A cluster's other workers: every recipe's steps, in the chief's order, in lock-step with it.
+
+    A step that fails on the chief fails here too (same model, same data), so both move on to the
+    next recipe together; what the steps produce is the chief's to convert and write."""
+    context = step_context(prepared, options)
+    for recipe in prepared.recipes:
+        with contextlib.suppress(Exception):  # the chief reports a step's failure; a worker follows along
+            apply_steps(recipe, prepared.baseline.model, context, options.seed)
+
+
 def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> list[Path]:  # noqa: ANN001
     """Run ``recipes`` against one baseline measurement; ``on_skip(line)`` hears of recipes left out."""
     prepared = prepare(options, recipes)
+    if not options.placement.is_chief:
+        train_as_worker(prepared, options)
+        return []
     for line in prepared.skipped:
         if on_skip:
             on_skip(line)

@@ -72,12 +72,26 @@ class DatasetSection:
 
 
 @dataclass
+class Training:
+    """Where the fine-tuning steps ran (``vggedge.distribute``): strategy, replicas, and the rules that
+    scale batch and learning rate with them (null on one device, where nothing is scaled)."""
+
+    strategy: str | None = None
+    replicas: int | None = None
+    workers: int | None = None
+    devices: list[str] = field(default_factory=list)
+    batch_rule: str | None = None
+    learning_rate_rule: str | None = None
+
+
+@dataclass
 class RecipeSection:
     name: str = ""
     description: str = ""
     quantization: str | None = None
     seed: int | None = None
     steps: list[dict] = field(default_factory=list)  # each step's own record (type + parameters + what it did)
+    training: Training | None = None  # null for device reports and reports written before it existed
 
 
 @dataclass
@@ -273,6 +287,10 @@ def render_markdown(report: Report) -> str:
     for i, step in enumerate(recipe.steps, start=1):
         details = ", ".join(f"{k}={v}" for k, v in step.items() if k not in ("type", "layer_sparsity"))
         lines.append(f"{i}. `{step.get('type')}`: {details}")
+    if recipe.training and recipe.training.strategy:
+        t = recipe.training
+        rules = f"; {t.batch_rule}; {t.learning_rate_rule}" if t.batch_rule else ""
+        lines += ["", f"Fine-tuning ran on {t.strategy}: {t.replicas} replica(s), {t.workers} worker(s){rules}."]
     lines += ["", "## Environment", ""]
     lines += [f"- {key}: {value}" for key, value in dataclasses.asdict(env).items()]
     if r.timing:

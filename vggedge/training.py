@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from vggedge.data import FileSplit, Split
+from vggedge.distribute import Placement, one_device
 from vggedge.keras_env import keras, tf
 from vggedge.progress import make_progress
 
@@ -23,10 +24,8 @@ def image_size(images: Images) -> int:
     return images.size if isinstance(images, FileSplit) else int(images.images.shape[1])
 
 
-def image_dataset(images: Images, targets: np.ndarray | None, batch_size: int, shuffle: bool) -> tf.data.Dataset:
-    """Batches of uint8 pixels (and targets), decoded on parallel threads; shuffled per epoch when asked
-    (seeded by the caller's global seed). With targets, images that fail to decode are left out; without
-    (prediction), they are a black image so outputs stay aligned with the file list.
+def _decoder(images: Images):  # noqa: ANN202 - a tf.function-compatible callable
+    """indices -> (uint8 pixels, decoded ok) for a batch of indices, decoded by Pillow in one call.
 
     Decoding is done a whole batch per call: one Python call per image costs more than Pillow's JPEG
     decoding itself, and Pillow releases the GIL while it decodes and resizes, so batches decode in
@@ -49,21 +48,76 @@ def image_dataset(images: Images, targets: np.ndarray | None, batch_size: int, s
         ok.set_shape((None,))
         return pixels, ok, indices
 
+    return fetch
+
+
+def _rows(features: np.ndarray):  # noqa: ANN202
+    """indices -> (rows, ok, indices) of an in-memory array (the GAP head's pooled features)."""
+    table = tf.constant(features)
+
+    def fetch(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return tf.gather(table, indices), tf.ones_like(indices, tf.bool), indices
+
+    return fetch
+
+
+def _with_targets(decoded: tf.data.Dataset, targets: np.ndarray | None) -> tf.data.Dataset:
+    """Without targets (prediction) every row stays, failed decodes as black images, so outputs align
+    with the file list; with targets, rows that failed to decode are left out."""
+    if targets is None:
+        return decoded.map(lambda pixels, ok, index: pixels)
+    table = tf.constant(targets)
+    return decoded.map(
+        lambda pixels, ok, index: (tf.boolean_mask(pixels, ok), tf.boolean_mask(tf.gather(table, index), ok))
+    )
+
+
+def _shuffle_seed() -> int:
+    """An explicit seed drawn from numpy's generator (seeded by the step): the order must not depend on
+    how many random TensorFlow ops the process happened to create before, and every worker of a
+    cluster, seeded alike, draws the same one."""
+    return int(np.random.randint(2**31 - 1))
+
+
+def image_dataset(images: Images, targets: np.ndarray | None, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    """Batches of uint8 pixels (and targets), decoded on parallel threads; shuffled per epoch when asked
+    (seeded by the caller's global seed). With targets, images that fail to decode are left out; without
+    (prediction), they are a black image so outputs stay aligned with the file list."""
     indices = tf.data.Dataset.range(len(images))
     if shuffle:
-        # An explicit seed drawn from numpy's generator (seeded by the step): the order must not depend on
-        # how many random TensorFlow ops the process happened to create before.
-        seed = int(np.random.randint(2**31 - 1))
-        indices = indices.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    decoded = indices.batch(batch_size).map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if targets is None:
-        batches = decoded.map(lambda pixels, ok, index: pixels)
-    else:
-        table = tf.constant(targets)
-        batches = decoded.map(
-            lambda pixels, ok, index: (tf.boolean_mask(pixels, ok), tf.boolean_mask(tf.gather(table, index), ok))
+        indices = indices.shuffle(len(images), seed=_shuffle_seed(), reshuffle_each_iteration=True)
+    decoded = indices.batch(batch_size).map(_decoder(images), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _with_targets(decoded, targets).prefetch(tf.data.AUTOTUNE)
+
+
+def distributed_dataset(
+    source: Images | np.ndarray, targets: np.ndarray, batch_size: int, placement: Placement
+) -> tf.distribute.DistributedDataset:
+    """Training batches for a distributed placement: one input pipeline per worker, each decoding only
+    its own slice of every global batch (see :mod:`vggedge.distribute` for the rules)."""
+    count = len(source)
+    plan = placement.batching(count, batch_size)
+    fetch = _rows(source) if isinstance(source, np.ndarray) else _decoder(source)
+    seed = _shuffle_seed()
+
+    def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        replicas_here = placement.replicas // context.num_input_pipelines
+        width = plan.per_replica * replicas_here
+        start = context.input_pipeline_id * width
+        order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        # Repeated: Keras keeps one iterator of a distributed dataset across epochs (steps_per_epoch says
+        # where an epoch ends); each repetition reshuffles, so every epoch is a new pass in a new order.
+        global_batches = order.batch(plan.global_batch, drop_remainder=True).repeat()
+        # This worker's slice of each global batch, as one index batch per local replica.
+        mine = global_batches.flat_map(
+            lambda batch: tf.data.Dataset.from_tensor_slices(
+                tf.reshape(batch[start : start + width], (replicas_here, plan.per_replica))
+            )
         )
-    return batches.prefetch(tf.data.AUTOTUNE)
+        decoded = mine.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _with_targets(decoded, targets).prefetch(tf.data.AUTOTUNE)
+
+    return placement.strategy.distribute_datasets_from_function(pipeline)
 
 
 def predict_images(model: keras.Model, images: Images, batch_size: int = 32) -> np.ndarray:
@@ -94,15 +148,15 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.stop()
 
 
-def total_steps(samples: int, batch_size: int, epochs: int) -> int:
-    """Optimizer steps of ``epochs`` passes over ``samples`` in batches (the last one partial)."""
-    return int(np.ceil(samples / batch_size)) * epochs
+def total_steps(samples: int, batch_size: int, epochs: int, placement: Placement | None = None) -> int:
+    """Optimizer steps of ``epochs`` passes over ``samples`` at a recipe's ``batch_size`` (per replica)."""
+    return (placement or one_device()).batching(samples, batch_size).steps_per_epoch * epochs
 
 
 def cosine_to_a_tenth(peak: float, steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
     """The rate every vggedge training run decays by: cosine from ``peak`` to a tenth of it over ``steps``,
     so a short run ends settled rather than on a noisy step."""
-    return keras.optimizers.schedules.CosineDecay(peak, decay_steps=steps, alpha=0.1)
+    return keras.optimizers.schedules.CosineDecay(peak, decay_steps=max(1, steps), alpha=0.1)
 
 
 def fit(
@@ -114,16 +168,23 @@ def fit(
     description: str,
     progress: bool = True,
     callbacks: list | None = None,
+    placement: Placement | None = None,
 ) -> list[float]:
     """``model.fit`` with shuffling, a rich progress bar instead of Keras' own, and extra callbacks.
 
-    Returns the mean training loss of each epoch (rounded), which steps put in their record: a
-    reader sees whether a fine-tune converged, and tests check that it learned.
+    ``model`` must have been built and compiled under ``placement.strategy.scope()`` (the steps do);
+    ``batch_size`` is per replica. Returns the mean training loss of each epoch (rounded), which steps
+    put in their record: a reader sees whether a fine-tune converged, and tests check that it learned.
     """
+    placement = placement or one_device()
     callbacks = list(callbacks or [])
-    if progress:
-        callbacks.append(RichProgress(description, total_steps(len(x), batch_size, epochs)))
-    if isinstance(x, np.ndarray):  # features already in memory (the GAP head's pooled features)
+    if progress and placement.is_chief:
+        callbacks.append(RichProgress(description, total_steps(len(x), batch_size, epochs, placement)))
+    if placement.distributed:
+        data = distributed_dataset(x, y, batch_size, placement)
+        steps = placement.batching(len(x), batch_size).steps_per_epoch
+        history = model.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+    elif isinstance(x, np.ndarray):  # features already in memory (the GAP head's pooled features)
         history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
     else:
         data = image_dataset(x, y, batch_size, shuffle=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -102,6 +103,18 @@ def optimize_command(
     seed: Annotated[
         int, typer.Option(min=0, help="Seed for the fine-tuning steps (shuffling, new layers); step i uses seed+i.")
     ] = defaults.SEED,
+    replicas: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help=(
+                "Fine-tune on this many devices of this machine with MirroredStrategy. Default: every GPU "
+                "(one device without GPUs). Without GPUs, N logical CPU devices run the distributed path "
+                "(to check a setup; not faster). Several machines: set TF_CONFIG on each instead."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache_dir: CacheDirOption = None,
     offline: OfflineOption = False,
@@ -112,8 +125,15 @@ def optimize_command(
     recipe.toml, report.json, report.md).
 
     Exit code: 0 when every result is ok (verified, within the accuracy budget), 1 when any is not
-    (every report is still written), 2 for bad input (nothing written)."""
+    (every report is still written), 2 for bad input (nothing written).
+
+    Under TF_CONFIG (TensorFlow's cluster description) every worker runs this same command and
+    fine-tunes in lock-step with the others; only the chief (worker 0) writes reports."""
     apply_verbosity(verbose)
+    from vggedge.distribute import start
+
+    # Before anything else touches TensorFlow: devices and a cluster's collectives are fixed at start-up.
+    placement = start(replicas, os.environ.get("TF_CONFIG"))
     from vggedge.recipe import load_recipe, shipped_recipes
 
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):
@@ -146,11 +166,19 @@ def optimize_command(
         seed=seed,
         cache=cache_dir or default_cache_dir(),
         offline=offline,
+        placement=placement,
     )
     stderr = Console(stderr=True)
     reports = optimize(
         recipes, options, on_skip=lambda line: stderr.print(f"skipped {line}", highlight=False, soft_wrap=True)
     )
+    if not placement.is_chief:
+        stderr.print(
+            f"worker {placement.worker_index + 1} of {placement.workers}: fine-tuned in step with the chief, "
+            "which writes the reports",
+            highlight=False,
+        )
+        return
     statuses = print_reports(reports)
     if any(status != STATUS_OK for status in statuses):
         raise typer.Exit(1)

@@ -21,7 +21,7 @@ from vggedge.errors import UserError
 from vggedge.keras_env import keras
 from vggedge.models.anatomy import Anatomy
 from vggedge.recipe import Recipe, Step
-from vggedge.steps.context import DataCounts, StepContext, StepResult
+from vggedge.steps.context import DataCounts, StepContext, StepResult, plain_copy
 
 
 def implementation(step: Step) -> ModuleType:
@@ -44,9 +44,15 @@ def check_recipe(recipe: Recipe, anatomy: Anatomy, data: DataCounts) -> None:
 
 
 def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResult:
-    """Apply ``step`` to a copy of ``model``, seeded with ``context.seed`` (Python, numpy and TensorFlow)."""
+    """Apply ``step`` to a copy of ``model``, seeded with ``context.seed`` (Python, numpy and TensorFlow).
+
+    Under a distributed placement the step trains replicated variables; the model it returns is
+    rebuilt with plain ones before anything else uses it."""
     keras.utils.set_random_seed(context.seed)
-    return implementation(step).apply(step, model, context)
+    outcome = implementation(step).apply(step, model, context)
+    if context.placement.distributed and outcome.model is not model:
+        outcome.model = plain_copy(outcome.model)
+    return outcome
 
 
 __all__ = ["apply_step", "check_recipe", "check_step", "implementation", "DataCounts", "StepContext", "StepResult"]

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from vggedge.data import Dataset, FileSplit, Split
+from vggedge.distribute import Placement, one_device
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
 from vggedge.training import predict_images
@@ -50,6 +51,8 @@ class StepContext:
     but fine-tune nothing, since there is nothing to learn.
     ``seed`` seeds everything random in the step (new layers' initial weights, shuffling): the same
     step on the same model and data gives the same model, whoever calls it and whatever ran before.
+    ``placement`` is where fine-tuning runs: steps build and compile the model they train under its
+    strategy's scope and pass it to :func:`vggedge.training.fit` (one device unless the CLI chose more).
     """
 
     train: Split | FileSplit  # decoded arrays, or files streamed batch by batch (vggedge.training)
@@ -57,10 +60,15 @@ class StepContext:
     progress: bool = True
     synthetic: bool = False
     seed: int = 0
+    placement: Placement = dataclasses.field(default_factory=one_device)
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, labels_match: bool, progress: bool) -> StepContext:
         return cls(dataset.train, dataset.train.labels if labels_match else None, progress)
+
+    def learning_rate(self, rate: float) -> float:
+        """A recipe's learning rate, scaled for the number of replicas (:mod:`vggedge.distribute`)."""
+        return self.placement.learning_rate(rate)
 
     @classmethod
     def synthetic_for(cls, input_size: int, progress: bool) -> StepContext:
@@ -93,6 +101,17 @@ def clone_with(model: keras.Model, wrap, names: set[str]) -> keras.Model:  # noq
         weights = model.get_layer(inner.name).get_weights()
         if weights:
             inner.set_weights(weights)
+    return copy
+
+
+def plain_copy(model: keras.Model) -> keras.Model:
+    """``model`` rebuilt outside any strategy, weights copied: what a distributed step hands on, so
+    conversion, verification and later steps see ordinary variables, not one copy per replica."""
+    from vggedge.keras_env import tfmot
+
+    with tfmot().quantization.keras.quantize_scope():  # quantization-aware layers are custom objects
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
     return copy
 
 

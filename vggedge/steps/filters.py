@@ -11,6 +11,7 @@ first dense layer behind a Flatten (whose rows are laid out height x width x cha
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
 
 import numpy as np
@@ -181,17 +182,20 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     macs_before = count_macs(model)
     names = set(find_anatomy(model).select(step.layers))
     ratio = step.ratio if step.ratio is not None else ratio_for_flops(model, step.flops_target, names)
-    thin, widths = thin_model(model, ratio, names)
     trained = not context.synthetic and step.epochs > 0
     frozen = frozen_layers(model)
     targets, are_labels = training_targets(model, context, step.batch_size)
     losses: list[float] = []
+    with context.placement.strategy.scope() if trained else contextlib.nullcontext():
+        thin, widths = thin_model(model, ratio, names)
     if trained:
         # Removing whole filters is a large perturbation: the thinner network is retrained for a few
         # epochs with a cosine-decayed rate, like a short training run from a good start.
-        schedule = cosine_to_a_tenth(step.learning_rate, total_steps(len(context.train), step.batch_size, step.epochs))
+        steps = total_steps(len(context.train), step.batch_size, step.epochs, context.placement)
+        schedule = cosine_to_a_tenth(context.learning_rate(step.learning_rate), steps)
         set_trainable(thin, frozen, True)  # a frozen base cannot recover from losing filters: it trains here only
-        thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
+        with context.placement.strategy.scope():
+            thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
         losses = fit(
             thin,
             context.train,
@@ -200,6 +204,7 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
             step.batch_size,
             f"Fine-tuning after removing {ratio:.0%} of the filters",
             context.progress,
+            placement=context.placement,
         )
     set_trainable(thin, frozen, False)
     macs_after = count_macs(thin)

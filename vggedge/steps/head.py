@@ -74,18 +74,21 @@ def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResul
     teacher = predict_images(model, context.train, step.batch_size)
     pooled = predict_images(pooled_model, context.train, step.batch_size)
 
-    head_input = keras.Input(pooled.shape[1:])
-    new_dense = keras.layers.Dense(anatomy.units, activation=anatomy.activation, name=NEW_OUTPUT)
-    head = keras.Model(head_input, new_dense(head_input))
-    if step.init == "lstsq":
-        new_dense.set_weights(list(ridge_fit(pooled, _logits(teacher, anatomy.activation))))
-
     use_labels = step.train == "labels" and context.train_labels is not None
     trained = step.epochs > 0 and not context.synthetic
+    with context.placement.strategy.scope():
+        head_input = keras.Input(pooled.shape[1:])
+        new_dense = keras.layers.Dense(anatomy.units, activation=anatomy.activation, name=NEW_OUTPUT)
+        head = keras.Model(head_input, new_dense(head_input))
+        if step.init == "lstsq":
+            new_dense.set_weights(list(ridge_fit(pooled, _logits(teacher, anatomy.activation))))
+        if trained:
+            head.compile(
+                keras.optimizers.Adam(context.learning_rate(step.learning_rate)), classifier_loss(model, use_labels)
+            )
     losses: list[float] = []
     if trained:
         targets = context.train_labels if use_labels else teacher
-        head.compile(keras.optimizers.Adam(step.learning_rate), classifier_loss(model, use_labels))
         losses = fit(
             head,
             pooled,
@@ -94,12 +97,15 @@ def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResul
             step.batch_size,
             f"Training the GAP head ({'labels' if use_labels else 'distillation'})",
             context.progress,
+            placement=context.placement,
         )
 
     x = keras.layers.GlobalAveragePooling2D(name="gap")(features)
     swapped = keras.Model(model.input, new_dense(x), name=f"{model.name}_gap")
     swapped = clone_with(swapped, lambda layer: layer, set())  # own copy: share no layer with the source
-    agreement = float(np.mean(top1_classes(head.predict(pooled, verbose=0)) == top1_classes(teacher)))
+    # On a plain copy: a distributed prediction would split the features across a cluster's workers.
+    plain_head = clone_with(head, lambda layer: layer, set())
+    agreement = float(np.mean(top1_classes(plain_head.predict(pooled, verbose=0)) == top1_classes(teacher)))
     record = {
         **step.model_dump(mode="json"),
         "replaced": {"kind": anatomy.head_kind, "hidden": list(anatomy.hidden), "output": anatomy.output},

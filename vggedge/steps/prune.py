@@ -50,7 +50,7 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
     targets, are_labels = training_targets(model, context, step.batch_size)
     batch_size = min(step.batch_size, len(context.train))
     epochs = 1 if context.synthetic else step.epochs
-    steps = total_steps(len(context.train), batch_size, epochs)
+    steps = total_steps(len(context.train), batch_size, epochs, context.placement)
     if context.synthetic:
         # Nothing to learn: prune once, at the first step, with a zero learning rate.
         schedule = sparsity_api.ConstantSparsity(step.sparsity, begin_step=0, frequency=1)
@@ -64,17 +64,17 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
             0.0, step.sparsity, begin_step=0, end_step=end_step, frequency=frequency
         )
         # By default the rate decays so the recovering half settles (conv pruning did better at a constant rate).
-        learning_rate = (
-            cosine_to_a_tenth(step.learning_rate, steps)
-            if step.learning_rate_schedule == "cosine"
-            else step.learning_rate
-        )
+        peak = context.learning_rate(step.learning_rate)
+        learning_rate = cosine_to_a_tenth(peak, steps) if step.learning_rate_schedule == "cosine" else peak
 
-    wrapped = clone_with(model, lambda layer: sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule), names)
     # A frozen base (transfer learning) cannot recover from pruning: it trains during this fine-tune only.
     frozen = frozen_layers(model) if not context.synthetic else []
-    set_trainable(wrapped, frozen, True)
-    wrapped.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
+    with context.placement.strategy.scope():
+        wrapped = clone_with(
+            model, lambda layer: sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule), names
+        )
+        set_trainable(wrapped, frozen, True)
+        wrapped.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
     losses = fit(
         wrapped,
         context.train,
@@ -84,6 +84,7 @@ def apply(step: PruneStep, model: keras.Model, context: StepContext) -> StepResu
         f"Pruning {step.layers} to {step.sparsity:.0%}",
         context.progress,
         callbacks=[sparsity_api.UpdatePruningStep()],
+        placement=context.placement,
     )
     pruned = sparsity_api.strip_pruning(wrapped)
     set_trainable(pruned, frozen, False)

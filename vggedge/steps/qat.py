@@ -36,15 +36,15 @@ def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepR
         return StepResult(model, record)
     quantize = tfmot().quantization.keras
     names = {layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))}
-    annotated = clone_with(model, quantize.quantize_annotate_layer, names)
-    qat_model = quantize.quantize_apply(annotated)
     targets, are_labels = training_targets(model, context, step.batch_size)
     # The quantizers' ranges are only set by training-mode passes (before one, weight ranges are
     # tfmot's initial +-6 and small weights all round to zero). Without data to learn from, one
     # pass at a zero learning rate sets the ranges and leaves the weights as they are.
-    learning_rate = 0.0 if context.synthetic else step.learning_rate
+    learning_rate = 0.0 if context.synthetic else context.learning_rate(step.learning_rate)
     epochs = 1 if context.synthetic else step.epochs
-    qat_model.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
+    with context.placement.strategy.scope():
+        qat_model = quantize.quantize_apply(clone_with(model, quantize.quantize_annotate_layer, names))
+        qat_model.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model, are_labels))
     losses = fit(
         qat_model,
         context.train,
@@ -53,6 +53,7 @@ def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepR
         min(step.batch_size, len(context.train)),
         "Quantization-aware fine-tuning",
         context.progress,
+        placement=context.placement,
     )
     record.update(
         fine_tuned=not context.synthetic,
