@@ -82,3 +82,21 @@ def test_eval_data_names_the_evaluation_set(cli, tiny_h5, digits_dir, tmp_path):
     shutil.rmtree(mismatch / "9")
     refused = cli("optimize", "--model", tiny_h5, "--data", train, "--eval-data", mismatch, "--out", tmp_path / "o2")
     assert refused.code == 2 and "give both the same class subfolders" in refused.err
+
+
+def test_a_data_folder_that_vanishes_mid_run_ends_it_in_one_line(tiny_h5, digits_dir, tmp_path):
+    """The training images are read while the steps run; when their folder disappears the run stops with
+    one line naming the recipe, instead of fine-tuning on what is left (or on nothing) and reporting it."""
+    from vggedge.errors import UserError
+    from vggedge.pipeline import OptimizeOptions, prepare, run_recipe
+    from vggedge.recipe import load_recipe
+
+    data = copy_classes(digits_dir, tmp_path / "photos", 40)
+    options = OptimizeOptions(
+        model=str(tiny_h5), data=data, out=tmp_path / "out", eval_samples=100, runs=1, warmup=0, progress=False
+    )
+    prepared = prepare(options, [load_recipe("prune")])
+    shutil.rmtree(data)  # evaluation and calibration images are in memory; the 200 training ones are not
+    with pytest.raises(UserError, match=r"recipe 'prune': \d+ training images vanished from disk during the run"):
+        run_recipe(prepared.recipes[0], prepared, options)
+    assert not (tmp_path / "out" / "prune").exists()  # nothing half-written for it

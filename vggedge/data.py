@@ -57,6 +57,7 @@ class FileSplit:
     keys: list[str]
     size: int
     failed: set[int] = dataclasses.field(default_factory=set)
+    missing: set[int] = dataclasses.field(default_factory=set)  # gone from disk since the split was made
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -64,8 +65,18 @@ class FileSplit:
     def load(self, index: int) -> np.ndarray | None:
         pixels = decode_image(self.paths[index], self.size)
         if pixels is None:
-            self.failed.add(index)
+            (self.failed if self.paths[index].exists() else self.missing).add(index)
         return pixels
+
+    def require_still_there(self) -> None:
+        """Refuse to go on (one line) when training files vanished mid-run (a folder moved, a disk
+        unmounted): a fine-tune on whatever is left would be a silently different run."""
+        if self.missing:
+            first = self.paths[min(self.missing)]
+            raise UserError(
+                f"{len(self.missing)} training images vanished from disk during the run (first: {first}): "
+                "was the data folder moved, deleted or unmounted? Run again once it is back"
+            )
 
     def load_many(self, indices: list[int]) -> list[np.ndarray | None]:
         return [self.load(index) for index in indices]

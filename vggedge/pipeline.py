@@ -22,7 +22,7 @@ from vggedge.atomic import write_bytes, write_text
 from vggedge.benchmark import TFLiteMeasurement, measure_tflite
 from vggedge.cache import default_cache_dir
 from vggedge.convert import convert
-from vggedge.data import Dataset, Split, load_dataset, save_split
+from vggedge.data import Dataset, FileSplit, Split, load_dataset, save_split
 from vggedge.distribute import Placement, one_device
 from vggedge.environment import describe_environment
 from vggedge.errors import UserError
@@ -239,6 +239,15 @@ def step_context(prepared: Prepared, options: OptimizeOptions) -> StepContext:
     return dataclasses.replace(context, placement=options.placement)
 
 
+def require_training_files(context: StepContext, recipe: Recipe) -> None:
+    """A UserError naming the recipe when training files vanished during its steps (nothing written for it)."""
+    if isinstance(context.train, FileSplit):
+        try:
+            context.train.require_still_there()
+        except UserError as error:
+            raise UserError(f"recipe {recipe.name!r}: {error}") from None
+
+
 def apply_steps(recipe: Recipe, model: keras.Model, context: StepContext, seed: int) -> tuple[keras.Model, list[dict]]:
     """Every step of ``recipe`` in order; step ``i`` is seeded with ``seed + i``."""
     records = []
@@ -279,6 +288,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         started = time.perf_counter()
         model, records = apply_steps(recipe, model, context, options.seed)
         timing["steps_s"] = round(time.perf_counter() - started, 2)
+        require_training_files(context, recipe)
         unreadable = getattr(context.train, "failed", set())
         if unreadable:  # said, never a silently shorter training set
             notes.append(f"{len(unreadable)} training images could not be decoded and were left out of fine-tuning")
@@ -292,6 +302,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         flatbuffer = convert(model, recipe.quantization, calibration, scratch=options.out)
         timing["convert_s"] = round(time.perf_counter() - started, 2)
     except Exception as error:  # a failed step or export is a row in the report (checks ran up front), not a crash
+        require_training_files(context, recipe)  # unless the data vanished: that ends the run, in one line
         # Every figure stays null (not measured), never 0.
         result = Result(
             status=STATUS_FAILED_EXPORT, error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from vggedge.data import FileSplit, Split
-from vggedge.distribute import Placement, one_device
+from vggedge.distribute import Batching, Placement, one_device
 from vggedge.keras_env import keras, tf
 from vggedge.progress import make_progress
 
@@ -40,6 +40,8 @@ def _decoder(images: Images):  # noqa: ANN202 - a tf.function-compatible callabl
                 ok[row] = False
             else:
                 pixels[row] = image
+        if getattr(images, "missing", None):  # files vanished: stop now, the caller says so in one line
+            raise FileNotFoundError(f"{len(images.missing)} training images vanished from disk")
         return pixels, ok
 
     def fetch(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -90,31 +92,41 @@ def image_dataset(images: Images, targets: np.ndarray | None, batch_size: int, s
     return _with_targets(decoded, targets).prefetch(tf.data.AUTOTUNE)
 
 
+def replica_index_batches(
+    count: int, plan: Batching, seed: int, pipeline: int, pipelines: int, replicas: int
+) -> tf.data.Dataset:
+    """Index batches for one input pipeline (one worker), endless: epoch after epoch, every worker
+    shuffles the same indices with the same seed, cuts them into full global batches, and keeps its
+    own slice of each, one index batch per local replica. Every worker thus runs the same number of
+    steps, and no image is decoded twice or by the wrong worker."""
+    replicas_here = replicas // pipelines
+    width = plan.per_replica * replicas_here
+    start = pipeline * width
+    order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    # Repeated: Keras keeps one iterator of a distributed dataset across epochs (steps_per_epoch says
+    # where an epoch ends); each repetition reshuffles, so every epoch is a new pass in a new order.
+    global_batches = order.batch(plan.global_batch, drop_remainder=True).repeat()
+    return global_batches.flat_map(
+        lambda batch: tf.data.Dataset.from_tensor_slices(
+            tf.reshape(batch[start : start + width], (replicas_here, plan.per_replica))
+        )
+    )
+
+
 def distributed_dataset(
     source: Images | np.ndarray, targets: np.ndarray, batch_size: int, placement: Placement
 ) -> tf.distribute.DistributedDataset:
     """Training batches for a distributed placement: one input pipeline per worker, each decoding only
     its own slice of every global batch (see :mod:`vggedge.distribute` for the rules)."""
-    count = len(source)
-    plan = placement.batching(count, batch_size)
+    plan = placement.batching(len(source), batch_size)
     fetch = _rows(source) if isinstance(source, np.ndarray) else _decoder(source)
     seed = _shuffle_seed()
 
     def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        replicas_here = placement.replicas // context.num_input_pipelines
-        width = plan.per_replica * replicas_here
-        start = context.input_pipeline_id * width
-        order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        # Repeated: Keras keeps one iterator of a distributed dataset across epochs (steps_per_epoch says
-        # where an epoch ends); each repetition reshuffles, so every epoch is a new pass in a new order.
-        global_batches = order.batch(plan.global_batch, drop_remainder=True).repeat()
-        # This worker's slice of each global batch, as one index batch per local replica.
-        mine = global_batches.flat_map(
-            lambda batch: tf.data.Dataset.from_tensor_slices(
-                tf.reshape(batch[start : start + width], (replicas_here, plan.per_replica))
-            )
+        indices = replica_index_batches(
+            len(source), plan, seed, context.input_pipeline_id, context.num_input_pipelines, placement.replicas
         )
-        decoded = mine.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        decoded = indices.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return _with_targets(decoded, targets).prefetch(tf.data.AUTOTUNE)
 
     return placement.strategy.distribute_datasets_from_function(pipeline)

@@ -1,0 +1,212 @@
+"""Fine-tuning under tf.distribute: the batch and learning-rate rules, each worker's slice of the data,
+and real distributed runs of a recipe — MirroredStrategy over two logical CPU devices, and two worker
+processes of a MultiWorkerMirroredStrategy cluster on loopback — held to the single-device run's figures.
+
+The distributed runs are child processes: devices and a cluster's collectives are fixed when TensorFlow
+starts, which in this test process happened long ago.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TEST_SEED
+from vggedge.distribute import BATCH_RULE, LEARNING_RATE_RULE, Placement, one_device, start
+from vggedge.errors import UserError
+from vggedge.keras_env import tf
+from vggedge.training import replica_index_batches
+
+# How far a distributed prune may land from the single-device one, in top-1 points: the spread of
+# prune's figure over seeds 0-4 with oneDNN on and off (reports/benchmarks/test-spread-*.md) is the bar
+# the suite already holds it to. Seen: 2 replicas -0.56 against one device, 2 workers -0.56.
+PRUNE_SPREAD_PTS = 2.0
+TIMEOUT_S = 600
+
+
+def placement(replicas: int, workers: int = 1) -> Placement:
+    return Placement(tf.distribute.get_strategy(), "test", replicas, workers)
+
+
+def test_one_device_batches_as_before():
+    plan = one_device().batching(1070, 32)
+    assert (plan.per_replica, plan.global_batch, plan.steps_per_epoch) == (32, 32, 34)  # last batch partial
+    assert one_device().learning_rate(1e-4) == 1e-4
+    assert not one_device().distributed and one_device().is_chief
+    assert one_device().describe().batch_rule is None  # nothing scaled, nothing to state
+
+
+def test_global_batch_and_learning_rate_scale_with_replicas():
+    two = placement(2, workers=2)
+    plan = two.batching(1070, 32)
+    assert (plan.per_replica, plan.global_batch, plan.steps_per_epoch) == (32, 64, 16)  # 1070 // 64: full only
+    assert two.learning_rate(1e-4) == pytest.approx(1e-4 * math.sqrt(2))
+    small = placement(4).batching(50, 32)  # fewer images than one global batch: the per-replica batch shrinks
+    assert (small.per_replica, small.global_batch, small.steps_per_epoch) == (12, 48, 1)
+    training = two.describe()
+    assert (training.replicas, training.workers) == (2, 2)
+    assert (training.batch_rule, training.learning_rate_rule) == (BATCH_RULE, LEARNING_RATE_RULE)
+
+
+def test_each_worker_decodes_its_own_slice_of_every_global_batch():
+    """Two workers, one replica each: together they cover each epoch's full global batches exactly once,
+    in the same number of steps, and the next epoch comes in another order."""
+    count, two = 100, placement(2, workers=2)
+    plan = two.batching(count, 16)  # global 32: three full batches, 4 images left for no one this epoch
+    epochs = 2
+    per_worker = [
+        [
+            batch.numpy().tolist()
+            for batch in replica_index_batches(count, plan, 7, worker, 2, 2).take(plan.steps_per_epoch * epochs)
+        ]
+        for worker in (0, 1)
+    ]
+    assert all(len(batch) == 16 for batches in per_worker for batch in batches)
+    first = [i for batches in per_worker for batch in batches[: plan.steps_per_epoch] for i in batch]
+    second = [i for batches in per_worker for batch in batches[plan.steps_per_epoch :] for i in batch]
+    assert len(first) == len(set(first)) == 96  # no image twice, none decoded by two workers
+    assert set(first) <= set(range(count)) and set(second) <= set(range(count))
+    assert first != second  # reshuffled per epoch
+    again = [b.numpy().tolist() for b in replica_index_batches(count, plan, 7, 0, 2, 2).take(plan.steps_per_epoch)]
+    assert again == per_worker[0][: plan.steps_per_epoch]  # same seed, same order: what keeps workers in step
+
+
+def test_cluster_description_errors_are_one_line():
+    with pytest.raises(UserError, match="TF_CONFIG is not a cluster description"):
+        start(None, "{not json")
+    with pytest.raises(UserError, match="cluster.worker"):
+        start(None, json.dumps({"task": {"type": "worker", "index": 0}}))
+    with pytest.raises(UserError, match="--replicas is for one machine"):
+        start(2, json.dumps({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}))
+
+
+def test_no_gpu_means_one_device():
+    assert start(None, None).name == "one device"
+    assert start(1, None).name == "one device"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def optimize_args(tiny_h5: Path, digits_dir: Path, out: Path) -> list[str]:
+    """The all_runs fixture's arguments, for the prune recipe alone."""
+    return [
+        sys.executable,
+        "-m",
+        "vggedge",
+        "optimize",
+        "--recipe",
+        "prune",
+        "--model",
+        str(tiny_h5),
+        "--data",
+        str(digits_dir),
+        "--out",
+        str(out),
+        "-q",
+        "--runs",
+        "5",
+        "--eval-samples",
+        "360",
+        "--calibration-samples",
+        "100",
+        "--seed",
+        str(TEST_SEED),
+        "--max-drop",
+        str(PRUNE_SPREAD_PTS),
+    ]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    env["VGGEDGE_VERBOSE"] = "0"
+    return {**env, **extra}
+
+
+def assert_like_single_device(report: dict, single: dict, strategy: str, workers: int) -> None:
+    training = report["recipe"]["training"]
+    assert (training["strategy"], training["replicas"], training["workers"]) == (strategy, 2, workers)
+    assert training["learning_rate_rule"] == LEARNING_RATE_RULE
+    step = report["recipe"]["steps"][0]
+    assert step["fine_tuned"] and step["sparsity_reached"] >= 0.89  # the pruning masks were updated under the strategy
+    assert report["result"]["status"] == "ok"  # verified, and within 2 points of its own baseline
+    drop = (single["result"]["top1"] - report["result"]["top1"]) * 100
+    assert drop <= PRUNE_SPREAD_PTS, f"{strategy}: {drop:.2f} points below the single-device run"
+
+
+@pytest.mark.slow
+def test_prune_on_two_logical_cpu_devices_matches_one_device(all_runs, tiny_h5, digits_dir, tmp_path):
+    out = tmp_path / "mirrored"
+    done = subprocess.run(
+        [*optimize_args(tiny_h5, digits_dir, out), "--replicas", "2"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "prune" / "report.json").read_text())
+    single = json.loads((all_runs / "prune" / "report.json").read_text())
+    assert single["recipe"]["training"]["strategy"] == "one device"
+    assert_like_single_device(report, single, "MirroredStrategy", workers=1)
+    assert report["recipe"]["training"]["devices"] == ["/device:CPU:0", "/device:CPU:1"]
+
+
+@pytest.mark.slow
+def test_prune_on_two_workers_on_loopback_matches_one_device(all_runs, tiny_h5, digits_dir, tmp_path):
+    """Two processes, one TF_CONFIG cluster: both train in lock-step, only the chief writes."""
+    hosts = [f"localhost:{port}" for port in free_ports(2)]
+    outs = [tmp_path / "chief", tmp_path / "worker"]
+    logs = [tmp_path / "chief.log", tmp_path / "worker.log"]
+    workers = []
+    for index in (0, 1):
+        config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
+        with logs[index].open("w") as log:
+            workers.append(
+                subprocess.Popen(
+                    optimize_args(tiny_h5, digits_dir, outs[index]),
+                    env=child_env(TF_CONFIG=config),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+    try:
+        codes = [worker.wait(timeout=TIMEOUT_S) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert codes == [0, 0], "\n".join(log.read_text()[-2000:] for log in logs)
+    assert not outs[1].exists()  # the other worker wrote nothing
+    assert "worker 2 of 2: fine-tuned in step with the chief" in logs[1].read_text()
+    report = json.loads((outs[0] / "prune" / "report.json").read_text())
+    single = json.loads((all_runs / "prune" / "report.json").read_text())
+    assert_like_single_device(report, single, "MultiWorkerMirroredStrategy", workers=2)
+
+
+def test_replica_slices_stay_aligned_with_their_targets():
+    """The slice each replica decodes carries the targets of the same images (labels gathered by index)."""
+    from vggedge.data import Split
+    from vggedge.training import _decoder, _with_targets
+
+    images = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1).repeat(3, axis=3)
+    split = Split(images, np.arange(20), [str(i) for i in range(20)])
+    plan = placement(2, workers=2).batching(20, 4)
+    indices = replica_index_batches(20, plan, 3, 1, 2, 2).take(plan.steps_per_epoch)
+    for pixels, targets in _with_targets(indices.map(_decoder(split)), np.arange(20) * 10):
+        assert (pixels.numpy()[:, 0, 0, 0].astype(int) * 10 == targets.numpy()).all()
