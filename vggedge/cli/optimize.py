@@ -130,10 +130,6 @@ def optimize_command(
     Under TF_CONFIG (TensorFlow's cluster description) every worker runs this same command and
     fine-tunes in lock-step with the others; only the chief (worker 0) writes reports."""
     apply_verbosity(verbose)
-    from vggedge.distribute import start
-
-    # Before anything else touches TensorFlow: devices and a cluster's collectives are fixed at start-up.
-    placement = start(replicas, os.environ.get("TF_CONFIG"))
     from vggedge.recipe import load_recipe, shipped_recipes
 
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):
@@ -142,6 +138,11 @@ def optimize_command(
     if not names:
         raise UserError(f"--recipe {recipe!r} names no recipe: give a name (see `vggedge recipes`), a path or 'all'")
     recipes = [load_recipe(name) for name in names]  # validate every recipe file before any work
+
+    from vggedge.distribute import start
+
+    # Before anything else touches TensorFlow: devices and a cluster's collectives are fixed at start-up.
+    placement = start(replicas, os.environ.get("TF_CONFIG"))
 
     from vggedge.cli.summary import print_reports
     from vggedge.pipeline import OptimizeOptions, optimize
