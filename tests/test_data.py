@@ -75,3 +75,22 @@ def test_bad_folders(tmp_path, setup, message):
     setup(root)
     with pytest.raises(UserError, match=message):
         load_folder(root, 16, progress=False)
+
+
+def test_eval_samples_bounds_an_evaluation_folder_in_checksum_order(tmp_path):
+    """An evaluation folder is used whole by default; --eval-samples takes the first N in the fixed order,
+    so a 50,000-image validation set need not be decoded into memory."""
+    import zlib
+
+    from vggedge.data import load_dataset
+
+    train = make_folder(tmp_path / "train", per_class=30)
+    held_out = make_folder(tmp_path / "held-out", per_class=20)
+    whole = load_dataset(train, 16, calibration_samples=5, eval_root=held_out)
+    assert len(whole.eval) == 40 and len(whole.train) == 55
+    bounded = load_dataset(train, 16, eval_samples=12, calibration_samples=5, eval_root=held_out)
+    in_order = sorted(whole.eval.keys, key=lambda key: zlib.crc32(key.encode()))
+    assert bounded.eval.keys == in_order[:12] and bounded.skipped == 0
+    assert len(bounded.train) == 55 and bounded.describe().eval_samples == 12
+    split = load_dataset(train, 16, calibration_samples=5)  # one folder: the default 500, at most half
+    assert len(split.eval) == 30

@@ -165,18 +165,22 @@ def tutorial_layout(root: Path) -> tuple[Path, Path] | None:
 def load_dataset(
     root: Path,
     size: int,
-    eval_samples: int = defaults.EVAL_SAMPLES,
+    eval_samples: int | None = None,
     calibration_samples: int = defaults.CALIBRATION_SAMPLES,
     eval_root: Path | None = None,
     progress: bool = True,
 ) -> Dataset:
-    """``--data`` (and ``--eval-data``): one folder split by checksum, or training and evaluation folders."""
+    """``--data`` (and ``--eval-data``): one folder split by checksum, or training and evaluation folders.
+
+    ``eval_samples``: from one folder, the evaluation images (default ``defaults.EVAL_SAMPLES``, at most
+    half); from an evaluation folder, all of its images by default, or the first ``eval_samples`` in the
+    checksum order (evaluation images are decoded into memory: a 50,000-image validation set need not be)."""
     layout = tutorial_layout(root) if eval_root is None else (Path(root), Path(eval_root))
     if layout is None:
-        return load_folder(root, size, eval_samples, calibration_samples, progress=progress)
+        return load_folder(root, size, eval_samples or defaults.EVAL_SAMPLES, calibration_samples, progress=progress)
     train_root, eval_root = layout
     training = load_folder(train_root, size, 0, calibration_samples, progress=progress, name=Path(root).name)
-    names, evaluation, skipped = load_all(eval_root, size, progress=progress)
+    names, evaluation, skipped = load_all(eval_root, size, progress=progress, limit=eval_samples)
     if names != training.class_names:
         raise UserError(
             f"the evaluation folder {eval_root} has classes {names} but the training folder {train_root} has "
@@ -210,7 +214,7 @@ def load_folder(
     The split is a fixed function of the relative file paths: images are ordered by a checksum of
     their path, the first ``eval_samples`` (at most half of them) are for evaluation, the next
     ``calibration_samples`` for int8 calibration, the rest for fine-tuning. ``keep_all`` puts every
-    image in the evaluation split (a device benchmark on a folder of evaluation images).
+    image (at most ``eval_samples``) in the evaluation split (a device benchmark on a folder of evaluation images).
 
     Only the evaluation and calibration images are decoded here; the training images stay on disk
     (:class:`FileSplit`) and are decoded batch by batch, so memory does not grow with the data set.
@@ -230,7 +234,7 @@ def load_folder(
             for i in track(order, "Checking images", total=len(order), enabled=progress)
             if has_image_header(files[i][0])
         ]
-    wanted = len(readable) if keep_all else None
+    wanted = min(eval_samples, len(readable)) if keep_all else None
     if wanted is None:
         n_eval = min(eval_samples, max(1, len(readable) // 2))
         wanted = n_eval + min(calibration_samples, len(readable) - n_eval)
@@ -271,9 +275,12 @@ def load_folder(
     )
 
 
-def load_all(root: Path, size: int, progress: bool = True) -> tuple[list[str], Split, int]:
-    """Every image of a folder as one evaluation split: (class names, split, skipped count)."""
-    dataset = load_folder(root, size, eval_samples=10**9, calibration_samples=0, progress=progress, keep_all=True)
+def load_all(root: Path, size: int, progress: bool = True, limit: int | None = None) -> tuple[list[str], Split, int]:
+    """Every image of a folder (or the first ``limit`` in the checksum order) as one evaluation split:
+    (class names, split, skipped count)."""
+    dataset = load_folder(
+        root, size, eval_samples=limit or 10**9, calibration_samples=0, progress=progress, keep_all=True
+    )
     return dataset.class_names, dataset.eval, dataset.skipped
 
 

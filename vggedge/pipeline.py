@@ -58,7 +58,7 @@ class OptimizeOptions:
     data: Path | None = None
     eval_data: Path | None = None
     out: Path = Path("reports")
-    eval_samples: int = defaults.EVAL_SAMPLES
+    eval_samples: int | None = None  # None: defaults.EVAL_SAMPLES from one folder, all of an evaluation folder
     calibration_samples: int = defaults.CALIBRATION_SAMPLES
     runs: int = defaults.RUNS
     warmup: int = defaults.WARMUP

@@ -75,8 +75,17 @@ def optimize_command(
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for the run folders (one per recipe).")] = Path("reports"),
     eval_samples: Annotated[
-        int, typer.Option(min=1, help="Evaluation images taken from --data (at most half of it).")
-    ] = defaults.EVAL_SAMPLES,
+        Optional[int],
+        typer.Option(
+            min=1,
+            help=(
+                f"Evaluation images: from --data, default {defaults.EVAL_SAMPLES} (at most half of it); "
+                "from an evaluation folder (--eval-data, DIR/validation), default all of them, or this "
+                "many in a fixed order."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     calibration_samples: Annotated[
         int, typer.Option(min=1, help="Calibration images taken from --data.")
     ] = defaults.CALIBRATION_SAMPLES,
