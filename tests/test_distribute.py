@@ -210,3 +210,21 @@ def test_replica_slices_stay_aligned_with_their_targets():
     indices = replica_index_batches(20, plan, 3, 1, 2, 2).take(plan.steps_per_epoch)
     for pixels, targets in _with_targets(indices.map(_decoder(split)), np.arange(20) * 10):
         assert (pixels.numpy()[:, 0, 0, 0].astype(int) * 10 == targets.numpy()).all()
+
+
+@pytest.mark.parametrize(("replicas", "expected"), [(1, 140), (2, 128)])
+def test_the_training_bar_counts_images(replicas, expected):
+    """The fine-tuning bar runs in images (its rate is images/s): every image on one device, the full
+    global batches only when distributed (the partial one is dropped)."""
+    from vggedge.training import RichProgress
+
+    where = one_device() if replicas == 1 else placement(replicas)
+    plan = where.batching(70, 32)
+    bar = RichProgress("test", 70, plan, 2, where.distributed)
+    bar.on_train_begin()
+    for _ in range(2):
+        for batch in range(plan.steps_per_epoch):
+            bar.on_train_batch_end(batch, {"loss": 0.5})
+    bar.on_train_end()
+    task = bar.progress.tasks[0]
+    assert task.total == task.completed == expected

@@ -138,12 +138,15 @@ def predict_images(model: keras.Model, images: Images, batch_size: int = 32) -> 
 
 
 class RichProgress(keras.callbacks.Callback):
-    """One bar over all batches of all epochs, showing the running loss."""
+    """One bar over all images of all epochs (images/s and time left), showing the running loss."""
 
-    def __init__(self, description: str, total_batches: int) -> None:
+    def __init__(self, description: str, samples: int, plan: Batching, epochs: int, distributed: bool) -> None:
         super().__init__()
         self.description = description
-        self.total = total_batches
+        self.plan = plan
+        # One device trains on every image (the last batch partial); a distributed run drops the partial one.
+        self.per_epoch = plan.steps_per_epoch * plan.global_batch if distributed else samples
+        self.total = self.per_epoch * epochs
         self.progress = make_progress()
         self.task = None
 
@@ -154,7 +157,9 @@ class RichProgress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None) -> None:  # noqa: ANN001
         loss = (logs or {}).get("loss")
         suffix = f" (loss {loss:.3f})" if loss is not None else ""
-        self.progress.update(self.task, advance=1, description=f"{self.description}{suffix}")
+        last = batch == self.plan.steps_per_epoch - 1
+        images = self.per_epoch - batch * self.plan.global_batch if last else self.plan.global_batch
+        self.progress.update(self.task, advance=images, description=f"{self.description}{suffix}")
 
     def on_train_end(self, logs=None) -> None:  # noqa: ANN001
         self.progress.stop()
@@ -191,7 +196,8 @@ def fit(
     placement = placement or one_device()
     callbacks = list(callbacks or [])
     if progress and placement.is_chief:
-        callbacks.append(RichProgress(description, total_steps(len(x), batch_size, epochs, placement)))
+        plan = placement.batching(len(x), batch_size)
+        callbacks.append(RichProgress(description, len(x), plan, epochs, placement.distributed))
     if placement.distributed:
         data = distributed_dataset(x, y, batch_size, placement)
         steps = placement.batching(len(x), batch_size).steps_per_epoch
