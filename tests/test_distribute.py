@@ -228,3 +228,13 @@ def test_the_training_bar_counts_images(replicas, expected):
     bar.on_train_end()
     task = bar.progress.tasks[0]
     assert task.total == task.completed == expected
+
+
+def test_a_bad_cluster_description_is_one_line_before_any_work(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}}')
+    result = cli("optimize", "--recipe", "int8", "--out", tmp_path / "out")
+    assert result.code == 2 and "TF_CONFIG is not a cluster description" in result.err
+    assert "Traceback" not in result.err and not (tmp_path / "out").exists()
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}')
+    result = cli("optimize", "--recipe", "int8", "--replicas", "2", "--out", tmp_path / "out")
+    assert result.code == 2 and "--replicas is for one machine" in result.err

@@ -139,8 +139,10 @@ def _split_cpu(count: int) -> None:
 def _multi_worker(tf_config: str) -> Placement:
     try:
         config = json.loads(tf_config)
-        workers = config["cluster"]["worker"]
-        config["task"]["type"], int(config["task"]["index"])
+        workers = list(config["cluster"]["worker"])
+        task_index = int(config["task"]["index"])
+        if config["task"]["type"] not in ("worker", "chief") or task_index < 0:
+            raise ValueError(f"task {config['task']}")
     except (ValueError, KeyError, TypeError) as error:
         raise UserError(
             f"TF_CONFIG is not a cluster description ({error}): it needs cluster.worker (host:port list) "
