@@ -171,22 +171,20 @@ def run_cli(*args: str) -> int:
     return 0
 
 
-@pytest.fixture(scope="session")
-def all_runs(tiny_h5, digits_dir, tmp_path_factory) -> Path:
-    """`vggedge optimize --recipe all` on the tiny VGG16 and the digits: one run folder per shipped recipe."""
-    out = tmp_path_factory.mktemp("all-runs")
-    # The sample's split sizes, so the evaluation images are exactly the ones the tiny model never trained on.
-    # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
-    code = run_cli(
+def tiny_optimize_args(recipe: str, model: Path, data: Path, out: Path, max_drop: float) -> list[str]:
+    """`optimize` on the tiny VGG16 and the digits with the sample's split sizes (so the evaluation images
+    are exactly the ones the tiny model never trained on) and the suite's seed. Runs compared with
+    `all_runs` (tests/test_distribute.py) take the same arguments from here."""
+    return [
         "optimize",
         "--recipe",
-        "all",
+        recipe,
         "--model",
-        tiny_h5,
+        str(model),
         "--data",
-        digits_dir,
+        str(data),
         "--out",
-        out,
+        str(out),
         "-q",
         "--runs",
         "5",
@@ -197,7 +195,16 @@ def all_runs(tiny_h5, digits_dir, tmp_path_factory) -> Path:
         "--seed",
         str(TEST_SEED),
         "--max-drop",
-        str(TINY_MAX_DROP),
-    )
+        str(max_drop),
+    ]
+
+
+@pytest.fixture(scope="session")
+def all_runs(tiny_h5, digits_dir, tmp_path_factory) -> Path:
+    """`vggedge optimize --recipe all` on the tiny VGG16 and the digits: one run folder per shipped recipe."""
+    out = tmp_path_factory.mktemp("all-runs")
+    # The sample's split sizes, so the evaluation images are exactly the ones the tiny model never trained on.
+    # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
+    code = run_cli(*tiny_optimize_args("all", tiny_h5, digits_dir, out, TINY_MAX_DROP))
     assert code == 0
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TEST_SEED
+from conftest import tiny_optimize_args
 from vggedge.distribute import BATCH_RULE, LEARNING_RATE_RULE, Placement, one_device, start
 from vggedge.errors import UserError
 from vggedge.keras_env import tf
@@ -104,32 +104,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def optimize_args(tiny_h5: Path, digits_dir: Path, out: Path) -> list[str]:
-    """The all_runs fixture's arguments, for the prune recipe alone."""
-    return [
-        sys.executable,
-        "-m",
-        "vggedge",
-        "optimize",
-        "--recipe",
-        "prune",
-        "--model",
-        str(tiny_h5),
-        "--data",
-        str(digits_dir),
-        "--out",
-        str(out),
-        "-q",
-        "--runs",
-        "5",
-        "--eval-samples",
-        "360",
-        "--calibration-samples",
-        "100",
-        "--seed",
-        str(TEST_SEED),
-        "--max-drop",
-        str(PRUNE_SPREAD_PTS),
-    ]
+    """The all_runs fixture's command, for the prune recipe alone: the same evaluation images and seed."""
+    return [sys.executable, "-m", "vggedge", *tiny_optimize_args("prune", tiny_h5, digits_dir, out, PRUNE_SPREAD_PTS)]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -220,7 +196,7 @@ def test_the_training_bar_counts_images(replicas, expected):
 
     where = one_device() if replicas == 1 else placement(replicas)
     plan = where.batching(70, 32)
-    bar = RichProgress("test", 70, plan, 2, where.distributed)
+    bar = RichProgress("test", plan, 2)
     bar.on_train_begin()
     for _ in range(2):
         for batch in range(plan.steps_per_epoch):

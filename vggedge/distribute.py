@@ -48,6 +48,7 @@ class Batching:
     per_replica: int
     global_batch: int
     steps_per_epoch: int
+    images_per_epoch: int  # what one epoch trains on: every image on one device, full global batches when distributed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +81,11 @@ class Placement:
         run drops it so all workers step together, and shrinks the per-replica batch when there are
         fewer images than one global batch."""
         if not self.distributed:
-            return Batching(batch_size, batch_size, max(1, math.ceil(samples / batch_size)) if samples else 0)
+            return Batching(batch_size, batch_size, math.ceil(samples / batch_size), samples)
         per_replica = max(1, min(batch_size, samples // self.replicas))
         global_batch = per_replica * self.replicas
-        return Batching(per_replica, global_batch, samples // global_batch)
+        steps = samples // global_batch
+        return Batching(per_replica, global_batch, steps, steps * global_batch)
 
     def describe(self) -> Training:
         """The report's ``recipe.training`` section."""

@@ -114,11 +114,10 @@ def replica_index_batches(
 
 
 def distributed_dataset(
-    source: Images | np.ndarray, targets: np.ndarray, batch_size: int, placement: Placement
+    source: Images | np.ndarray, targets: np.ndarray, plan: Batching, placement: Placement
 ) -> tf.distribute.DistributedDataset:
     """Training batches for a distributed placement: one input pipeline per worker, each decoding only
     its own slice of every global batch (see :mod:`vggedge.distribute` for the rules)."""
-    plan = placement.batching(len(source), batch_size)
     fetch = _rows(source) if isinstance(source, np.ndarray) else _decoder(source)
     seed = _shuffle_seed()
 
@@ -140,13 +139,11 @@ def predict_images(model: keras.Model, images: Images, batch_size: int = 32) -> 
 class RichProgress(keras.callbacks.Callback):
     """One bar over all images of all epochs (images/s and time left), showing the running loss."""
 
-    def __init__(self, description: str, samples: int, plan: Batching, epochs: int, distributed: bool) -> None:
+    def __init__(self, description: str, plan: Batching, epochs: int) -> None:
         super().__init__()
         self.description = description
         self.plan = plan
-        # One device trains on every image (the last batch partial); a distributed run drops the partial one.
-        self.per_epoch = plan.steps_per_epoch * plan.global_batch if distributed else samples
-        self.total = self.per_epoch * epochs
+        self.total = plan.images_per_epoch * epochs
         self.progress = make_progress()
         self.task = None
 
@@ -158,7 +155,7 @@ class RichProgress(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         suffix = f" (loss {loss:.3f})" if loss is not None else ""
         last = batch == self.plan.steps_per_epoch - 1
-        images = self.per_epoch - batch * self.plan.global_batch if last else self.plan.global_batch
+        images = self.plan.images_per_epoch - batch * self.plan.global_batch if last else self.plan.global_batch
         self.progress.update(self.task, advance=images, description=f"{self.description}{suffix}")
 
     def on_train_end(self, logs=None) -> None:  # noqa: ANN001
@@ -194,14 +191,13 @@ def fit(
     put in their record: a reader sees whether a fine-tune converged, and tests check that it learned.
     """
     placement = placement or one_device()
+    plan = placement.batching(len(x), batch_size)
     callbacks = list(callbacks or [])
     if progress and placement.is_chief:
-        plan = placement.batching(len(x), batch_size)
-        callbacks.append(RichProgress(description, len(x), plan, epochs, placement.distributed))
+        callbacks.append(RichProgress(description, plan, epochs))
     if placement.distributed:
-        data = distributed_dataset(x, y, batch_size, placement)
-        steps = placement.batching(len(x), batch_size).steps_per_epoch
-        history = model.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+        data = distributed_dataset(x, y, plan, placement)
+        history = model.fit(data, epochs=epochs, steps_per_epoch=plan.steps_per_epoch, verbose=0, callbacks=callbacks)
     elif isinstance(x, np.ndarray):  # features already in memory (the GAP head's pooled features)
         history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
     else:

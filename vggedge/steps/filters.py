@@ -11,7 +11,6 @@ first dense layer behind a Flatten (whose rows are laid out height x width x cha
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Collection
 
 import numpy as np
@@ -186,16 +185,16 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     frozen = frozen_layers(model)
     targets, are_labels = training_targets(model, context, step.batch_size)
     losses: list[float] = []
-    with context.placement.strategy.scope() if trained else contextlib.nullcontext():
+    with context.placement.strategy.scope():
         thin, widths = thin_model(model, ratio, names)
-    if trained:
-        # Removing whole filters is a large perturbation: the thinner network is retrained for a few
-        # epochs with a cosine-decayed rate, like a short training run from a good start.
-        steps = total_steps(len(context.train), step.batch_size, step.epochs, context.placement)
-        schedule = cosine_to_a_tenth(context.learning_rate(step.learning_rate), steps)
-        set_trainable(thin, frozen, True)  # a frozen base cannot recover from losing filters: it trains here only
-        with context.placement.strategy.scope():
+        if trained:
+            # Removing whole filters is a large perturbation: the thinner network is retrained for a few
+            # epochs with a cosine-decayed rate, like a short training run from a good start.
+            steps = total_steps(len(context.train), step.batch_size, step.epochs, context.placement)
+            schedule = cosine_to_a_tenth(context.learning_rate(step.learning_rate), steps)
+            set_trainable(thin, frozen, True)  # a frozen base cannot recover from losing filters: trains here only
             thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
+    if trained:
         losses = fit(
             thin,
             context.train,
