@@ -158,19 +158,6 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-def run_cli(*args: str) -> int:
-    """Run ``vggedge ARGS`` in-process (for fixtures wider than one test); returns the exit code."""
-    argv = sys.argv
-    sys.argv = ["vggedge", *map(str, args)]
-    try:
-        main()
-    except SystemExit as done:
-        return done.code if isinstance(done.code, int) else 0
-    finally:
-        sys.argv = argv
-    return 0
-
-
 def tiny_optimize_args(recipe: str, model: Path, data: Path, out: Path, max_drop: float) -> list[str]:
     """`optimize` on the tiny VGG16 and the digits with the sample's split sizes (so the evaluation images
     are exactly the ones the tiny model never trained on) and the suite's seed. Runs compared with
@@ -199,12 +186,82 @@ def tiny_optimize_args(recipe: str, model: Path, data: Path, out: Path, max_drop
     ]
 
 
+# The model forms' runs cut every fine-tune to this many epochs (`optimize --max-epochs`): each recipe's
+# steps, schedules and conversion still run on every form, in a third of the time; what full-length
+# fine-tunes reach is asserted on the tiny fixture (all_runs) and on the sample (benchmarks).
+FORM_MAX_EPOCHS = 2
+HEAVY_FIXTURES = ("all_runs", "form_runs")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, which this keeps within each group
+def pytest_collection_modifyitems(session, config, items) -> None:  # noqa: ANN001
+    """Note which long runs the selected tests need, so the session starts them at once (tests/heavy.py),
+    and run the tests that need none of them first: they go on while the long runs work."""
+
+    def waits_for(item) -> int:  # noqa: ANN001
+        return next((rank for rank, name in enumerate(HEAVY_FIXTURES, 1) if name in item.fixturenames), 0)
+
+    config.vggedge_heavy = {name for item in items for name in HEAVY_FIXTURES if name in item.fixturenames}
+    items.sort(key=waits_for)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def heavy_runs(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """Starts the selected tests' long runs in child processes before the first test (see tests/heavy.py)."""
+    from forms import FORMS
+    from heavy import HeavyRuns
+
+    needed = getattr(request.config, "vggedge_heavy", set())
+    runs = HeavyRuns(tmp_path_factory.mktemp("heavy-runs"))
+    if needed:
+        digits_dir = request.getfixturevalue("digits_dir")
+    if "all_runs" in needed:
+        out = tmp_path_factory.mktemp("all-runs")
+        tiny_h5 = request.getfixturevalue("tiny_h5")
+        # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
+        runs.submit("all_runs", [tiny_command("all", tiny_h5, digits_dir, out, TINY_MAX_DROP)], out)
+    if "form_runs" in needed:
+        from forms import binary_digits
+
+        root = tmp_path_factory.mktemp("form-runs")
+        binary = binary_digits(digits_dir, root / "binary-digits")
+        for name, (_, is_binary, preprocess) in FORMS.items():
+            data = binary if is_binary else digits_dir
+            model = root / f"{name}.keras"
+            train = [sys.executable, Path(__file__).with_name("forms.py"), name, data, model, "--seed", TEST_SEED]
+            optimize = form_optimize_args(model, data, root / name, preprocess)
+            runs.submit(f"form-{name}", [train, vggedge_command(optimize)], root / name)
+    yield runs
+    runs.close()
+
+
+def vggedge_command(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "vggedge", *map(str, args)]
+
+
+def tiny_command(recipe: str, model: Path, data: Path, out: Path, max_drop: float) -> list[str]:
+    return vggedge_command(tiny_optimize_args(recipe, model, data, out, max_drop))
+
+
+def form_optimize_args(model: Path, data: Path, out: Path, preprocess: str | None) -> list[str]:
+    """`optimize --recipe all` on a model form, fine-tunes cut to FORM_MAX_EPOCHS, evaluated on 300 images."""
+    return [
+        *("optimize", "--recipe", "all", "--model", model, "--data", data, "--out", out, "-q"),
+        *("--runs", "1", "--warmup", "0", "--eval-samples", "300", "--seed", TEST_SEED),
+        *("--max-drop", TINY_MAX_DROP, "--max-epochs", FORM_MAX_EPOCHS),
+        *(["--preprocess", preprocess] if preprocess else []),
+    ]
+
+
 @pytest.fixture(scope="session")
-def all_runs(tiny_h5, digits_dir, tmp_path_factory) -> Path:
+def all_runs(heavy_runs) -> Path:  # noqa: ANN001
     """`vggedge optimize --recipe all` on the tiny VGG16 and the digits: one run folder per shipped recipe."""
-    out = tmp_path_factory.mktemp("all-runs")
-    # The sample's split sizes, so the evaluation images are exactly the ones the tiny model never trained on.
-    # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
-    code = run_cli(*tiny_optimize_args("all", tiny_h5, digits_dir, out, TINY_MAX_DROP))
-    assert code == 0
-    return out
+    return heavy_runs.result("all_runs").out
+
+
+@pytest.fixture(scope="session")
+def form_runs(heavy_runs) -> dict[str, Path]:  # noqa: ANN001
+    """{form: run folder} after `optimize --recipe all` on each trained form (tests/forms.py)."""
+    from forms import FORMS
+
+    return {name: heavy_runs.result(f"form-{name}").out for name in FORMS}

@@ -38,6 +38,9 @@ def test_optimize_and_bench_show_no_foreign_log_line(tiny_h5, digits_dir, tmp_pa
         output = done.stdout + done.stderr
         assert "int8" in done.stdout and "report:" in done.stdout  # vggedge's own output is all there
         assert not FOREIGN.findall(output), FOREIGN.findall(output)[:5]
+    # Not a terminal (a log, a pipe): progress as plain lines, one per stage, none of a bar's control codes.
+    assert re.search(r"^Evaluating model\.tflite: \d+ in \d+ s$", optimize.stderr, re.MULTILINE), optimize.stderr
+    assert "\x1b[" not in optimize.stderr
 
 
 def test_verbose_keeps_them_so_the_check_above_can_fail(tiny_h5, digits_dir, tmp_path):

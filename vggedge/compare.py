@@ -301,13 +301,14 @@ def print_table(rows: list[dict], recommendations: list[Recommendation], max_dro
     for number, device in enumerate(devices, start=1):
         cpu = next((row.get("cpu") for row in rows if (row.get("device") or "?") == device and row.get("cpu")), None)
         prefix = f"dev {number}: " if len(devices) > 1 else "device: "
-        console.print(f"{prefix}{device}" + (f" ({cpu})" if cpu else ""), highlight=False, soft_wrap=True)
+        # Folded at the width like every line here: a CPU with many listed features (AMX, VNNI, ...) is long.
+        console.print(f"{prefix}{device}" + (f" ({cpu})" if cpu else ""), highlight=False)
     console.print(table)
     console.print(TERMINAL_LEGEND, highlight=False)
     console.print(f"Recommended, {budget_sentence(max_drop)}:", highlight=False)
     for r in recommendations:
         where = f"{r.device}, " if len(devices) > 1 else ""
-        console.print(f"  {where}{r.goal}: {r.recipe or '—'} ({r.figure})", highlight=False, soft_wrap=True)
+        console.print(f"  {where}{r.goal}: {r.recipe or '—'} ({r.figure})", highlight=False)
 
 
 def run_compare(paths: list[Path], fmt_: str, out: Path | None, max_drop: float | None = None) -> list[dict]:

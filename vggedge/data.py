@@ -81,6 +81,13 @@ class FileSplit:
     def load_many(self, indices: list[int]) -> list[np.ndarray | None]:
         return [self.load(index) for index in indices]
 
+    def split_off(self, count: int) -> tuple[Split, FileSplit]:
+        """(the first ``count`` images decoded, the rest still on disk): a held-apart split carved from the
+        training images in their fixed checksum order (``--recipe auto`` ranks its candidates on it)."""
+        head = FileSplit(self.paths[:count], self.labels[:count], self.keys[:count], self.size)
+        rest = FileSplit(self.paths[count:], self.labels[count:], self.keys[count:], self.size)
+        return head.decoded(), rest
+
     def decoded(self) -> Split:
         """Every image decoded into memory (small data sets and tests; training streams instead)."""
         loaded = [(self.load(i), i) for i in range(len(self))]

@@ -45,6 +45,7 @@ from vggedge.report import (
     Result,
     Verification,
 )
+from vggedge.search import SearchOptions
 from vggedge.steps import DataCounts, StepContext, apply_step, check_recipe
 
 SYNTHETIC_IMAGES = 8  # verification/latency images when there is no labelled data (sizes-only runs)
@@ -65,6 +66,8 @@ class OptimizeOptions:
     threads: int | None = None
     min_agreement: float = defaults.MIN_AGREEMENT
     max_drop: float | None = None  # None: the recipe's own budget, else defaults.MAX_DROP_PTS
+    auto: SearchOptions | None = None  # `--recipe auto`: search a shape first (vggedge.search), then run it
+    max_epochs: int | None = None  # --max-epochs: the recipes were cut to it (said in every report's notes)
     skip_inapplicable: bool = False  # `--recipe all`: leave out recipes that cannot apply to this model
     progress: bool = True
     seed: int = defaults.SEED
@@ -87,6 +90,7 @@ class Prepared:
     notes: list[str]
     recipes: list[Recipe]  # the recipes that passed their checks, in order
     skipped: list[str]  # one line per recipe left out (only with skip_inapplicable)
+    cut_short: set[str] = dataclasses.field(default_factory=set)  # recipes whose fine-tunes --max-epochs cut
 
 
 def check_writable(folder: Path) -> None:
@@ -205,7 +209,11 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
         calibration=len(dataset.calibration) if dataset else 0,
         synthetic=not baseline.accuracy_measurable,
     )
-    runnable, skipped = check_recipes(recipes, baseline, counts, options.skip_inapplicable)
+    if options.auto is not None:
+        check_auto(baseline, counts, options.auto)
+        runnable, skipped = [], []
+    else:
+        runnable, skipped = check_recipes(recipes, baseline, counts, options.skip_inapplicable)
     labels_match = dataset is not None
     device = best_device()
     if not chief:  # the chief measures the baseline and writes the reports
@@ -276,11 +284,29 @@ def accuracy_budget(recipe: Recipe, options: OptimizeOptions) -> AccuracyBudget:
     return AccuracyBudget(defaults.MAX_DROP_PTS, "default")
 
 
-def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> Path:
+def check_auto(baseline: Baseline, counts: DataCounts, auto: SearchOptions) -> None:
+    """Before any work: a conv block to thin, labelled data, and training images for both the search split
+    and the fine-tunes."""
+    from vggedge.search import check_searchable
+    from vggedge.steps.context import MIN_TRAINING_IMAGES
+
+    check_searchable(baseline.anatomy)
+    if counts.synthetic or counts.train == 0:
+        raise UserError("--recipe auto ranks shapes by accuracy: it needs a trained model and --data with images")
+    if counts.train < auto.search_images + MIN_TRAINING_IMAGES:
+        raise UserError(
+            f"--recipe auto carves {auto.search_images} search images from the {counts.train} training images and "
+            f"needs {MIN_TRAINING_IMAGES} more to fine-tune on: add images or lower --search-images"
+        )
+
+
+def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, search: dict | None = None) -> Path:
     """Apply the recipe's steps, convert, verify, benchmark, and write the run folder."""
     folder = options.out / recipe.name
     baseline = prepared.baseline
     notes = list(prepared.notes)
+    if recipe.name in prepared.cut_short:
+        notes.append(f"fine-tuning cut to at most {options.max_epochs} epochs per step (--max-epochs): a trial run")
     context = step_context(prepared, options)
     model, records, result, measured = baseline.model, [], Result(), None
     timing = {"steps_s": 0.0, "convert_s": None}
@@ -348,6 +374,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions) -> 
         baseline=prepared.figures,
         result=result,
         notes=notes,
+        search=search,
     )
     return report.write(folder)
 
@@ -423,14 +450,58 @@ def train_as_worker(prepared: Prepared, options: OptimizeOptions) -> None:
 
 def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> list[Path]:  # noqa: ANN001
     """Run ``recipes`` against one baseline measurement; ``on_skip(line)`` hears of recipes left out."""
-    prepared = prepare(options, recipes)
+    capped = [recipe.with_max_epochs(options.max_epochs) for recipe in recipes]
+    cut_short = {recipe.name for recipe, cut in zip(recipes, capped, strict=True) if cut != recipe}
+    prepared = dataclasses.replace(prepare(options, capped), cut_short=cut_short)
     if not options.placement.is_chief:
         train_as_worker(prepared, options)
         return []
     for line in prepared.skipped:
         if on_skip:
             on_skip(line)
-    reports = [run_recipe(recipe, prepared, options) for recipe in prepared.recipes]
+    if options.auto is not None:
+        reports = [run_auto(prepared, options)]
+    else:
+        reports = [run_recipe(recipe, prepared, options) for recipe in prepared.recipes]
     if options.model == "sample" and options.data is None:
         export_eval_images(prepared, options.out)
     return reports
+
+
+def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
+    """``--recipe auto``: search the shape on a split carved from the training images, then run the found
+    recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
+    from vggedge.progress import duration, log_line
+    from vggedge.search import Searcher, carve
+
+    auto = options.auto
+    search_split, tune = carve(prepared.dataset.train, auto.search_images)
+    budget_per_image = 100.0 / max(1, len(prepared.eval))
+    if options.progress and budget_per_image > auto.max_drop_pts / 2:
+        log_line(
+            f"auto: one of the {len(prepared.eval)} evaluation images is {budget_per_image:.2f} points, more than half "
+            f"the {auto.max_drop_pts}-point budget: the reported top-1 cannot resolve it (more --eval-samples can)"
+        )
+    started = time.perf_counter()
+
+    def report_candidate(candidate, target: float) -> None:  # noqa: ANN001
+        if not options.progress:
+            return
+        keep = " ".join(f"{1 - r:.3g}" for r in candidate.block_ratios)
+        unit = "ms" if auto.goal == "latency" else "bytes"
+        log_line(
+            f"auto: candidate {len(searcher.candidates)} (blocks keep {keep}, head {candidate.head}): "
+            f"{candidate.latency_ms:.2f} ms, {candidate.size_bytes / 1e6:.2f} MB, search top-1 "
+            f"{candidate.search_top1:.1%} ({-candidate.drop_pts:+.2f} pts); target {target:.4g} {unit}; "
+            f"{duration(time.perf_counter() - started)} of {auto.minutes:g} min"
+        )
+
+    calibration = calibration_images(prepared, defaults.CALIBRATION_SAMPLES)
+    context = step_context(prepared, options)
+    searcher = Searcher(
+        prepared.baseline.model, search_split, tune, calibration, prepared.labels_match, auto, context, report_candidate
+    )
+    found = searcher.run()
+    if options.progress:
+        log_line(f"auto: searched {len(found.candidates)} candidates in {duration(found.seconds)} ({found.stopped})")
+    return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))

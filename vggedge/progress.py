@@ -1,7 +1,14 @@
-"""Progress bars for long work (rich, on stderr so stdout stays for results); ``--quiet`` turns them off."""
+"""Progress for long work, on stderr so stdout stays for results; ``--quiet`` turns it off.
+
+On a terminal: rich bars that vanish when done. Anywhere else (a log file, a pipe, CI): plain lines, one per
+stage when it ends, one per epoch of training, and one every :data:`LOG_EVERY_S` seconds of a long stage, so
+a log shows that a long job is moving and how fast, without the bars' control characters.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -19,6 +26,52 @@ from rich.progress import (
 from rich.text import Text
 
 T = TypeVar("T")
+
+LOG_EVERY_S = 30.0  # a plain log's line interval within one long stage
+
+
+def on_terminal() -> bool:
+    """Whether stderr is a terminal (bars) or a log (lines)."""
+    return Console(stderr=True).is_terminal
+
+
+def log_line(text: str) -> None:
+    """One progress line on stderr, flushed at once (a log read while the job runs is up to date)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``: how long a stage took or has left, for a person reading a log."""
+    seconds = max(0, round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+class LineProgress:
+    """The plain-log counterpart of a bar over ``total`` items: a line now and then, and one at the end."""
+
+    def __init__(self, description: str, total: int | None, unit: str = "") -> None:
+        self.description, self.total, self.unit = description, total, unit
+        self.done = 0
+        self.started = self.last_line = time.perf_counter()
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if now - self.last_line >= LOG_EVERY_S and (self.total is None or self.done < self.total):
+            self.last_line = now
+            log_line(f"{self.description}: {self.status(now)}")
+
+    def status(self, now: float) -> str:
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        counted = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        text = f"{counted}{self.unit}, {rate:.1f}/s, {duration(elapsed)}"
+        if self.total and rate > 0 and self.done < self.total:
+            text += f", about {duration((self.total - self.done) / rate)} left"
+        return text
+
+    def finish(self) -> None:
+        log_line(f"{self.description}: {self.done}{self.unit} in {duration(time.perf_counter() - self.started)}")
 
 
 class RateColumn(ProgressColumn):
@@ -44,9 +97,16 @@ def make_progress() -> Progress:
 
 
 def track(items: Iterable[T], description: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
-    """Iterate with a progress bar (or silently when ``enabled`` is false)."""
+    """Iterate with a progress bar on a terminal, plain lines in a log (or silently when ``enabled`` is false)."""
     if not enabled:
         yield from items
+        return
+    if not on_terminal():
+        lines = LineProgress(description, total)
+        for item in items:
+            yield item
+            lines.advance()
+        lines.finish()
         return
     with make_progress() as progress:
         yield from progress.track(items, total=total, description=description)

@@ -205,7 +205,8 @@ class FilterPruneStep(Step):
     layer ``layers`` selects (``conv``, ``block2-5``, ``name:REGEX``…), rebuild a thinner VGG16 with the surviving
     weights, and fine-tune it for ``epochs``. Fewer FLOPs, so real speed on any runtime. Instead of
     ``ratio``, ``flops_target`` (the fraction of the model's FLOPs to keep) picks the smallest
-    uniform ratio that reaches it.
+    uniform ratio that reaches it, and ``block_ratios`` gives each conv block its own ratio (block 1
+    first; what ``--recipe auto`` finds).
 
     .. code-block:: toml
 
@@ -220,6 +221,9 @@ class FilterPruneStep(Step):
     type: Literal["filter-prune"] = "filter-prune"
     ratio: Optional[float] = Field(None, ge=0, lt=1)
     flops_target: Optional[float] = Field(None, gt=0, le=1)
+    block_ratios: Optional[list[Annotated[float, Field(ge=0, lt=1)]]] = Field(
+        None, min_length=1, description="fraction of filters removed per conv block, block 1 first"
+    )
     layers: str = "conv"
     epochs: int = Field(6, ge=0, le=1000)
     learning_rate: float = Field(2e-4, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
@@ -229,8 +233,13 @@ class FilterPruneStep(Step):
 
     @model_validator(mode="after")
     def _one_target(self) -> FilterPruneStep:
-        if (self.ratio is None) == (self.flops_target is None):
-            raise ValueError("give either ratio or flops_target")
+        given = [self.ratio is not None, self.flops_target is not None, self.block_ratios is not None]
+        if sum(given) != 1:
+            raise ValueError("give one of ratio, flops_target or block_ratios")
+        if self.block_ratios is not None and self.layers != "conv":
+            raise ValueError("block_ratios covers every conv block: leave layers at 'conv'")
+        if self.block_ratios is not None and not any(self.block_ratios):
+            raise ValueError("block_ratios removes nothing: drop the step, or give a ratio above 0")
         return self
 
 
@@ -269,6 +278,25 @@ class Recipe(BaseModel):
         return (
             int(last.calibration_samples or 0) if isinstance(last, QuantizeStep) and self.quantization.calibrated else 0
         )
+
+    def with_max_epochs(self, cap: int | None) -> Recipe:
+        """The recipe with every fine-tune cut to at most ``cap`` epochs (``--max-epochs``): a quick trial
+        of a recipe on a new model or data before the full run. Schedules (pruning ramps, rate decay) are
+        sized from the capped count, and the saved ``recipe.toml`` shows it, so the run can be replayed."""
+        if cap is None:
+            return self
+        steps = [
+            step.model_copy(update={"epochs": cap})
+            if isinstance(getattr(step, "epochs", None), int) and step.epochs > cap
+            else step
+            for step in self.steps
+        ]
+        return self.model_copy(update={"steps": steps})
+
+    @property
+    def max_epochs(self) -> int:
+        """The longest fine-tune of any step (0 for a recipe that trains nothing)."""
+        return max((getattr(step, "epochs", None) or 0 for step in self.steps), default=0)
 
     def to_dict(self) -> dict:
         return self.model_dump(by_alias=True, mode="json")

@@ -196,6 +196,7 @@ class Report:
     result: Result
     notes: list[str] = field(default_factory=list)
     kind: str | None = None  # "device" for `vggedge bench`; null for `optimize`
+    search: dict | None = None  # `--recipe auto`: every candidate measured, the Pareto front (vggedge.search)
     ratios: Ratios = field(init=False)  # derived from baseline and result; a stored value is never read
     schema: str = REPORT_SCHEMA
 
@@ -295,6 +296,36 @@ def render_markdown(report: Report) -> str:
     lines += [f"- {key}: {value}" for key, value in dataclasses.asdict(env).items()]
     if r.timing:
         lines += ["", "## Timing", ""] + [f"- {key}: {value}" for key, value in r.timing.items()]
+    if report.search:
+        lines += search_markdown(report.search)
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def search_markdown(search: dict) -> list[str]:
+    """The automatic search's trace: every candidate, the ones kept marked, the Pareto front starred."""
+    images = search.get("images", {})
+    lines = [
+        "",
+        "## Automatic search",
+        "",
+        f"Goal: {search.get('goal')} within {search.get('max_drop_pts')} points; {search.get('seconds')} s, "
+        f"stopped: {search.get('stopped')}. Ranked on {images.get('search')} search images carved from the "
+        f"training images (baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); short fine-tunes on "
+        f"{images.get('short_fine_tune')} training images; latency from {search.get('latency_from')}.",
+        "",
+        "| # | iteration | block | kept per block | head | p50 ms | size | search top-1 | Δ pts | |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    front = set(search.get("pareto", []))
+    for i, c in enumerate(search.get("candidates", [])):
+        keep = " ".join(f"{1 - r:.3g}" for r in c.get("block_ratios", []))
+        mark = ("kept" if c.get("kept") else "") + (" ★" if i in front else "")
+        change = None if c.get("drop_pts") is None else -c["drop_pts"]
+        lines.append(
+            f"| {i} | {c.get('iteration')} | {c.get('changed_block') or '—'} | {keep} | {c.get('head')} | "
+            f"{fmt(c.get('latency_ms'), 'ms')} | {fmt(c.get('size_bytes'), 'mb')} | {fmt(c.get('search_top1'), 'pct')} "
+            f"| {fmt(change, '+.2f')} | {mark.strip()} |"
+        )
+    return lines

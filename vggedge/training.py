@@ -10,12 +10,14 @@ path taken) on parallel threads, batched and prefetched. Memory holds a few batc
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from vggedge.data import FileSplit, Split
 from vggedge.distribute import Batching, Placement, one_device
 from vggedge.keras_env import keras, tf
-from vggedge.progress import make_progress
+from vggedge.progress import duration, log_line, make_progress, on_terminal
 
 Images = Split | FileSplit
 
@@ -136,30 +138,52 @@ def predict_images(model: keras.Model, images: Images, batch_size: int = 32) -> 
     return model.predict(image_dataset(images, None, batch_size, shuffle=False), verbose=0)
 
 
-class RichProgress(keras.callbacks.Callback):
-    """One bar over all images of all epochs (images/s and time left), showing the running loss."""
+class TrainingProgress(keras.callbacks.Callback):
+    """On a terminal, one bar over all images of all epochs (images/s, time left, the running loss); in a
+    log, one line per epoch (loss, images/s, time elapsed and left)."""
 
     def __init__(self, description: str, plan: Batching, epochs: int) -> None:
         super().__init__()
         self.description = description
         self.plan = plan
+        self.epochs = epochs
         self.total = plan.images_per_epoch * epochs
-        self.progress = make_progress()
+        self.bar = make_progress() if on_terminal() else None
         self.task = None
+        self.started = 0.0
 
     def on_train_begin(self, logs=None) -> None:  # noqa: ANN001
-        self.progress.start()
-        self.task = self.progress.add_task(self.description, total=self.total)
+        self.started = time.perf_counter()
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=self.total)
 
     def on_train_batch_end(self, batch, logs=None) -> None:  # noqa: ANN001
+        if self.bar is None:
+            return
         loss = (logs or {}).get("loss")
         suffix = f" (loss {loss:.3f})" if loss is not None else ""
         last = batch == self.plan.steps_per_epoch - 1
         images = self.plan.images_per_epoch - batch * self.plan.global_batch if last else self.plan.global_batch
-        self.progress.update(self.task, advance=images, description=f"{self.description}{suffix}")
+        self.bar.update(self.task, advance=images, description=f"{self.description}{suffix}")
+
+    def on_epoch_end(self, epoch, logs=None) -> None:  # noqa: ANN001
+        if self.bar is not None:
+            return
+        elapsed = time.perf_counter() - self.started
+        done = epoch + 1
+        rate = done * self.plan.images_per_epoch / elapsed if elapsed > 0 else 0.0
+        loss = (logs or {}).get("loss")
+        text = f"{self.description}: epoch {done}/{self.epochs}"
+        text += f", loss {loss:.4f}" if loss is not None else ""
+        text += f", {rate:.0f} images/s, {duration(elapsed)}"
+        if done < self.epochs:
+            text += f", about {duration(elapsed / done * (self.epochs - done))} left"
+        log_line(text)
 
     def on_train_end(self, logs=None) -> None:  # noqa: ANN001
-        self.progress.stop()
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def total_steps(samples: int, batch_size: int, epochs: int, placement: Placement | None = None) -> int:
@@ -194,7 +218,7 @@ def fit(
     plan = placement.batching(len(x), batch_size)
     callbacks = list(callbacks or [])
     if progress and placement.is_chief:
-        callbacks.append(RichProgress(description, plan, epochs))
+        callbacks.append(TrainingProgress(description, plan, epochs))
     if placement.distributed:
         data = distributed_dataset(x, y, plan, placement)
         history = model.fit(data, epochs=epochs, steps_per_epoch=plan.steps_per_epoch, verbose=0, callbacks=callbacks)

@@ -23,8 +23,9 @@ def optimize_command(
             "-r",
             help=(
                 "Shipped recipe name (see `vggedge recipes`), a .toml path, several "
-                "separated by commas, or 'all' (every shipped recipe that applies to "
-                "the model)."
+                "separated by commas, 'all' (every shipped recipe that applies to "
+                "the model), or 'auto' (search per-block widths for the fastest or "
+                "smallest model within --max-drop: --goal, --search-minutes)."
             ),
         ),
     ] = "int8",
@@ -124,6 +125,32 @@ def optimize_command(
             show_default=False,
         ),
     ] = None,
+    max_epochs: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help=(
+                "Cut every fine-tune to at most N epochs: a quick trial of the recipes on a new model or data "
+                "before the full run (accuracy is then usually below what the full recipe keeps). The saved "
+                "recipe.toml shows the epochs run."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    goal: Annotated[
+        str,
+        typer.Option(help="--recipe auto: what to minimise within --max-drop: latency (measured) or size (the file)."),
+    ] = "latency",
+    search_minutes: Annotated[
+        float, typer.Option(min=0.1, help="--recipe auto: time for the search, before the final fine-tune.")
+    ] = 20.0,
+    search_images: Annotated[
+        int,
+        typer.Option(
+            min=20,
+            help="--recipe auto: training images held apart to rank candidates on (never the evaluation images).",
+        ),
+    ] = 200,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache_dir: CacheDirOption = None,
     offline: OfflineOption = False,
@@ -143,8 +170,13 @@ def optimize_command(
 
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):
         raise UserError(f"--preprocess must be none, unit, tf or caffe. Received: {preprocess!r}")
+    auto = recipe.strip() == "auto"
+    if goal not in ("latency", "size"):
+        raise UserError(f"--goal must be latency or size. Received: {goal!r}")
     names = list(shipped_recipes()) if recipe == "all" else [name.strip() for name in recipe.split(",") if name.strip()]
-    if not names:
+    if auto:
+        names = []
+    elif not names:
         raise UserError(f"--recipe {recipe!r} names no recipe: give a name (see `vggedge recipes`), a path or 'all'")
     recipes = [load_recipe(name) for name in names]  # validate every recipe file before any work
 
@@ -156,6 +188,17 @@ def optimize_command(
     from vggedge.cli.summary import print_reports
     from vggedge.pipeline import OptimizeOptions, optimize
     from vggedge.report import STATUS_OK
+    from vggedge.search import SearchOptions
+
+    search = None
+    if auto:
+        search = SearchOptions(
+            goal=goal,
+            max_drop_pts=defaults.MAX_DROP_PTS if max_drop is None else max_drop,
+            minutes=search_minutes,
+            search_images=search_images,
+            threads=threads,
+        )
 
     options = OptimizeOptions(
         model=model,
@@ -171,6 +214,8 @@ def optimize_command(
         threads=threads,
         min_agreement=min_agreement,
         max_drop=max_drop,
+        max_epochs=max_epochs,
+        auto=search,
         skip_inapplicable=recipe == "all",
         progress=not quiet,
         seed=seed,

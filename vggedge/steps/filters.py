@@ -11,7 +11,7 @@ first dense layer behind a Flatten (whose rows are laid out height x width x cha
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -45,6 +45,19 @@ def filters_to_keep(kernel: np.ndarray, ratio: float) -> np.ndarray:
     return np.sort(np.argsort(-norms, kind="stable")[: kept_count(n, ratio)])
 
 
+Ratios = float | Mapping[str, float]  # one ratio for every named layer, or each layer its own
+
+
+def per_layer(ratio: Ratios, names: Collection[str] = ()) -> dict[str, float]:
+    """{layer: fraction of its filters removed}: a uniform ``ratio`` over ``names``, or the mapping itself."""
+    return dict(ratio) if isinstance(ratio, Mapping) else {name: float(ratio) for name in names}
+
+
+def block_layer_ratios(anatomy: Anatomy, block_ratios: list[float]) -> dict[str, float]:
+    """Per-block ratios (block 1 first) as per-layer ones; blocks at 0 are left whole."""
+    return {name: ratio for block, ratio in zip(anatomy.blocks, block_ratios, strict=True) for name in block if ratio}
+
+
 def _copy_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:  # noqa: ANN003
     config = layer.get_config()
     config.update(overrides)
@@ -52,13 +65,15 @@ def _copy_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:  
 
 
 def thin_model(
-    model: keras.Model, ratio: float, names: Collection[str]
+    model: keras.Model, ratio: Ratios, names: Collection[str] = ()
 ) -> tuple[keras.Model, dict[str, tuple[int, int]]]:
-    """A copy of the chain ``model`` with filters removed from the conv layers ``names``.
+    """A copy of the chain ``model`` with filters removed from the conv layers ``names`` (or from each
+    layer of a ``ratio`` mapping, by its own ratio).
 
     Returns the thinner model (weights carried over) and {layer: (filters before, after)}. A
     BatchNormalization after a thinned convolution keeps the statistics of the surviving channels.
     """
+    ratios = per_layer(ratio, names)
     inputs = keras.Input(model.input_shape[1:], name=model.layers[0].name)
     x = inputs
     channels: np.ndarray | None = None  # indices of the previous layer's output channels that survive
@@ -72,8 +87,8 @@ def thin_model(
             kernel, rest = weights[0], weights[1:]
             if channels is not None:
                 kernel = kernel[:, :, channels, :]
-            if layer.name in names:
-                keep = filters_to_keep(kernel, ratio)
+            if layer.name in ratios:
+                keep = filters_to_keep(kernel, ratios[layer.name])
                 kernel, rest = kernel[..., keep], [b[keep] for b in rest]
                 widths[layer.name] = (layer.filters, len(keep))
                 channels = keep
@@ -122,19 +137,20 @@ def thin_model(
         if weights:
             new.set_weights(weights)
     if not widths:
-        raise UserError(f"filter-prune: none of {sorted(names)} is a convolution of {model.name!r}")
+        raise UserError(f"filter-prune: none of {sorted(ratios)} is a convolution of {model.name!r}")
     return keras.Model(inputs, x, name=f"{model.name}_thin"), widths
 
 
-def thin_macs(model: keras.Model, ratio: float, names: Collection[str]) -> int:
+def thin_macs(model: keras.Model, ratio: Ratios, names: Collection[str] = ()) -> int:
     """The MACs ``thin_model(model, ratio, names)`` would have, counted from shapes without building it."""
+    ratios = per_layer(ratio, names)
     total, kept, grid = 0, None, None  # kept: surviving channels of the last pruned conv, if it feeds on
     for layer in model.layers[1:]:
         if isinstance(layer, keras.layers.Conv2D):
             in_channels = kept if kept is not None else int(layer.input_shape[-1])
             out_channels = layer.filters
-            if layer.name in names:
-                out_channels = kept_count(layer.filters, ratio)
+            if layer.name in ratios:
+                out_channels = kept_count(layer.filters, ratios[layer.name])
                 kept = out_channels
             else:
                 kept = None
@@ -172,15 +188,39 @@ def check(step: FilterPruneStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
             f"filter-prune removes conv filters, but layers={step.layers!r} selects dense layers "
             f"({', '.join(dense)}): use conv, blockN-M or a name: selector of convolutions"
         )
+    if step.block_ratios is not None and len(step.block_ratios) != len(anatomy.blocks):
+        raise UserError(
+            f"filter-prune: block_ratios has {len(step.block_ratios)} values but {anatomy.name!r} has "
+            f"{len(anatomy.blocks)} conv blocks: give one ratio per block, block 1 first"
+        )
     if step.epochs:
         data.require_training_images(f"filter pruning with a {step.epochs}-epoch fine-tune")
     return anatomy
 
 
+def describe_ratios(ratio: Ratios) -> str:
+    """``50%``, or ``0-75% per layer`` for per-layer ratios (progress lines)."""
+    if not isinstance(ratio, Mapping):
+        return f"{ratio:.0%}"
+    values = sorted(set(ratio.values()))
+    return f"{values[0]:.0%}" if len(values) == 1 else f"{values[0]:.0%}-{values[-1]:.0%} per layer"
+
+
+def step_ratios(step: FilterPruneStep, model: keras.Model) -> Ratios:
+    """What the step removes: its uniform ratio, the ratio that meets its FLOPs target, or per-layer ratios
+    from its per-block ones."""
+    anatomy = find_anatomy(model)
+    if step.block_ratios is not None:
+        return block_layer_ratios(anatomy, step.block_ratios)
+    names = set(anatomy.select(step.layers))
+    ratio = step.ratio if step.ratio is not None else ratio_for_flops(model, step.flops_target, names)
+    return ratio
+
+
 def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> StepResult:
     macs_before = count_macs(model)
     names = set(find_anatomy(model).select(step.layers))
-    ratio = step.ratio if step.ratio is not None else ratio_for_flops(model, step.flops_target, names)
+    ratio = step_ratios(step, model)
     trained = not context.synthetic and step.epochs > 0
     frozen = frozen_layers(model)
     targets, are_labels = training_targets(model, context, step.batch_size)
@@ -201,7 +241,7 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
             targets,
             step.epochs,
             step.batch_size,
-            f"Fine-tuning after removing {ratio:.0%} of the filters",
+            f"Fine-tuning after removing {describe_ratios(ratio)} of the filters",
             context.progress,
             placement=context.placement,
         )
@@ -209,7 +249,8 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     macs_after = count_macs(thin)
     record = {
         **step.model_dump(mode="json"),
-        "ratio_used": ratio,
+        "ratio_used": ratio if not isinstance(ratio, Mapping) else None,
+        "block_ratios_used": step.block_ratios,
         "fine_tuned": trained,
         "targets": ("labels" if are_labels else "distillation") if trained else None,
         "loss_per_epoch": losses,

@@ -1,0 +1,384 @@
+"""``--recipe auto``: the fastest (or smallest) model within the accuracy budget, searched per conv block.
+
+Uniform filter pruning (the ``fast`` recipe: half of every layer) is far from the best shape: NetAdapt
+(Yang et al., ECCV 2018) gets up to 1.7x lower measured latency at equal accuracy by choosing per-layer
+widths against latencies measured where the model will run. This module does that for a VGG's conv
+blocks, in NetAdapt's manner:
+
+1. Start from the baseline's shape, converted with the final quantization and timed by the TFLite
+   interpreter (this machine's, at the target's thread count), and from its head swapped for global
+   average pooling when the anatomy has a dense head (kept when it stays within the budget and helps).
+2. Each iteration asks for the goal figure (latency, or file size) cut by ``step``. For every conv block
+   that can still be thinned, one candidate: the block's keep ratio lowered to the first level
+   (1, 3/4, 1/2, 3/8, 1/4, 1/8) predicted to meet the target (from the measured figure scaled by the
+   MACs or weights the block change removes; the candidate is then measured, and the measurement is what
+   the trace reports), the filters with the smallest L1 norms removed from the current model, a short
+   fine-tune by distillation from the baseline, conversion, timing, and top-1 on the *search split*.
+3. The candidate with the best search-split top-1 becomes the current model, unless it loses more than
+   the budget against the baseline on that split: then the search stops, as it does when the time is up
+   or every block is at its thinnest level.
+4. The best shape becomes an explicit recipe (``filter-prune`` with ``block_ratios``, ``head``,
+   ``quantize``) that the pipeline then runs from the baseline with the long fine-tunes, converts,
+   verifies, holds to the budget and reports like any other; ``recipe.toml`` replays it.
+
+The search split is carved from the training images (the first ones in the fixed checksum order), so
+no candidate is ever chosen on the evaluation images that the report's accuracy comes from. Short
+fine-tunes see the rest of the training images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from vggedge.convert import convert
+from vggedge.data import FileSplit, Split
+from vggedge.errors import UserError
+from vggedge.flops import count_macs
+from vggedge.keras_env import keras
+from vggedge.metrics import latency_summary, time_calls, top1_classes
+from vggedge.models.anatomy import Anatomy, find_anatomy
+from vggedge.quantization import Quantization
+from vggedge.recipe import FilterPruneStep, HeadStep, QuantizeStep, Recipe
+from vggedge.runtime import TFLiteModel
+from vggedge.steps import StepContext, apply_step
+from vggedge.steps.context import frozen_layers, set_trainable
+from vggedge.steps.filters import kept_count, thin_model
+
+Goal = Literal["latency", "size"]
+# Fractions of a block's filters removed, level by level: keep 1, 3/4, 1/2, 3/8, 1/4, 1/8.
+LEVELS = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875)
+# The final recipe's fine-tunes: those of the shipped `fast` recipe (filter-prune, then the GAP head).
+FINAL_FILTER_EPOCHS = 6
+FINAL_FILTER_RATE = 2e-4
+FINAL_HEAD_EPOCHS = 20
+FINAL_HEAD_RATE = 1e-3
+# The search's short fine-tunes: one pass over at most this many training images per candidate.
+SHORT_TUNE_IMAGES = 512
+SHORT_HEAD_EPOCHS = 5
+MIN_TIMING_S = 0.5  # timed invocations per candidate last at least this long
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    goal: Goal = "latency"
+    max_drop_pts: float = 1.0
+    minutes: float = 20.0
+    step: float = 0.2  # each iteration asks for the goal figure cut by this fraction
+    search_images: int = 200  # carved from the training images
+    quantization: Quantization = Quantization.INT8
+    threads: int | None = None
+    runs: int = 10  # timed invocations per candidate (after 2 untimed)
+    max_iterations: int = 50
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One measured shape: where the search went, and why it kept or left it."""
+
+    iteration: int
+    changed_block: int | None  # 1-based block this candidate thinned; None for the starting points
+    block_ratios: list[float]
+    head: str  # "kept" or "gap"
+    quantization: str
+    latency_ms: float | None
+    size_bytes: int
+    macs: int
+    search_top1: float
+    drop_pts: float
+    kept: bool = False
+    timed_on: str = ""
+    seconds: float = 0.0
+
+    def figure(self, goal: Goal) -> float:
+        return float(self.latency_ms if goal == "latency" else self.size_bytes)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    recipe: Recipe
+    best: Candidate
+    candidates: list[Candidate]
+    seconds: float
+    stopped: str  # why the search ended
+    search_images: int
+    tune_images: int
+    baseline_search_top1: float
+
+    def describe(self, goal: Goal, options: SearchOptions) -> dict:
+        """The report's ``search`` section."""
+        return {
+            "goal": goal,
+            "max_drop_pts": options.max_drop_pts,
+            "step": options.step,
+            "levels_removed": list(LEVELS),
+            "seconds": round(self.seconds, 1),
+            "stopped": self.stopped,
+            "complete": True,
+            "images": {"search": self.search_images, "short_fine_tune": self.tune_images},
+            "baseline_search_top1": round(self.baseline_search_top1, 4),
+            "ranked_on": "search split (carved from the training images; never the evaluation images)",
+            "latency_from": self.best.timed_on,
+            "best": dataclasses.asdict(self.best),
+            "candidates": [dataclasses.asdict(c) for c in self.candidates],
+            "pareto": pareto_front(self.candidates, goal),
+        }
+
+
+def pareto_front(candidates: list[Candidate], goal: Goal) -> list[int]:
+    """Indices of the candidates no other beats on both the goal figure and search-split top-1."""
+    front = []
+    for i, c in enumerate(candidates):
+        dominated = any(
+            o.figure(goal) <= c.figure(goal)
+            and o.search_top1 >= c.search_top1
+            and (o.figure(goal) < c.figure(goal) or o.search_top1 > c.search_top1)
+            for o in candidates
+        )
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def check_searchable(anatomy: Anatomy) -> None:
+    if not anatomy.blocks or not any(anatomy.blocks):
+        raise UserError(f"--recipe auto thins conv blocks, and {anatomy.name!r} has none to thin")
+
+
+def recipe_for(block_ratios: list[float], head: str, quantization: Quantization, max_drop: float) -> Recipe:
+    """The found shape as explicit steps, replayable with ``--recipe recipe.toml``."""
+    steps: list = []
+    if any(block_ratios):
+        steps.append(
+            FilterPruneStep(
+                block_ratios=block_ratios,
+                epochs=FINAL_FILTER_EPOCHS,
+                learning_rate=FINAL_FILTER_RATE,
+            )
+        )
+    if head == "gap":
+        steps.append(HeadStep(train="distill", init="lstsq", epochs=FINAL_HEAD_EPOCHS, learning_rate=FINAL_HEAD_RATE))
+    steps.append(QuantizeStep(mode=quantization.value))
+    kept = ", ".join(f"{1 - r:.3g}" for r in block_ratios)
+    return Recipe(
+        name="auto",
+        description=(
+            f"Found by --recipe auto: conv blocks keep {kept} of their filters, head {head}, {quantization.value}."
+        ),
+        max_drop=max_drop,
+        steps=steps,
+    )
+
+
+class Searcher:
+    """The NetAdapt-style loop over one baseline; :meth:`run` returns the best shape as a recipe."""
+
+    def __init__(
+        self,
+        baseline: keras.Model,
+        search: Split,
+        tune: FileSplit | Split,
+        calibration: np.ndarray,
+        labels_match: bool,
+        options: SearchOptions,
+        context: StepContext,
+        on_candidate: Callable[[Candidate, float], None] | None = None,
+    ) -> None:
+        self.baseline = baseline
+        self.anatomy = find_anatomy(baseline)
+        check_searchable(self.anatomy)
+        self.search = search
+        self.tune = tune
+        self.calibration = calibration
+        self.options = options
+        self.context = dataclasses.replace(context, train=tune, train_labels=None)  # distillation
+        self.on_candidate = on_candidate or (lambda candidate, target: None)
+        self.started = time.perf_counter()
+        self.candidates: list[Candidate] = []
+        teacher = baseline.predict(search.images.astype(np.float32), batch_size=32, verbose=0)
+        self.reference = search.labels if labels_match else top1_classes(teacher)
+        self.baseline_top1 = float(np.mean(top1_classes(teacher) == self.reference))
+        self.full_widths = [[int(self.baseline.get_layer(n).filters) for n in block] for block in self.anatomy.blocks]
+        from vggedge.training import predict_images
+
+        # The short fine-tunes' images and the baseline's outputs on them (distillation targets), once.
+        self.tune_images = tune if len(tune) <= SHORT_TUNE_IMAGES else _first(tune, SHORT_TUNE_IMAGES)
+        self.tune_targets = predict_images(baseline, self.tune_images)
+
+    # ---- measuring one shape ----------------------------------------------------------------------
+    def out_of_time(self) -> bool:
+        return time.perf_counter() - self.started > self.options.minutes * 60
+
+    def measure(self, model: keras.Model, iteration: int, block: int | None, levels: list[int], head: str) -> Candidate:
+        started = time.perf_counter()
+        calibration = self.calibration if self.options.quantization.calibrated else None
+        flatbuffer = convert(model, self.options.quantization, calibration)
+        with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
+            path = Path(folder) / "candidate.tflite"
+            path.write_bytes(flatbuffer)
+            tflite = TFLiteModel(path, threads=self.options.threads)
+            scores = np.stack([tflite.predict_one(image) for image in self.search.images])
+            tflite.set_input(self.search.images[0])
+            latency = self.time(tflite)
+            timed_on = f"this machine ({tflite.runtime.name} {tflite.runtime.version}, {tflite.threads} threads)"
+        top1 = float(np.mean(top1_classes(scores) == self.reference))
+        candidate = Candidate(
+            iteration=iteration,
+            changed_block=block,
+            block_ratios=[LEVELS[level] for level in levels],
+            head=head,
+            quantization=self.options.quantization.value,
+            latency_ms=latency,
+            size_bytes=len(flatbuffer),
+            macs=count_macs(model),
+            search_top1=round(top1, 4),
+            drop_pts=round((self.baseline_top1 - top1) * 100, 2),
+            timed_on=timed_on,
+            seconds=round(time.perf_counter() - started, 1),
+        )
+        self.candidates.append(candidate)
+        return candidate
+
+    def time(self, tflite: TFLiteModel) -> float:
+        """p50 of at least ``runs`` invocations and at least :data:`MIN_TIMING_S` of them: a small model's
+        sub-millisecond calls need hundreds of samples before their median stops moving."""
+        once = latency_summary(time_calls(tflite.invoke_once, warmup=2, runs=3)).p50
+        runs = max(self.options.runs, int(MIN_TIMING_S * 1000 / max(once, 1e-3)))
+        return latency_summary(time_calls(tflite.invoke_once, warmup=0, runs=min(runs, 5000))).p50
+
+    def with_gap_head(self, model: keras.Model) -> keras.Model:
+        step = HeadStep(train="distill", init="lstsq", epochs=SHORT_HEAD_EPOCHS, learning_rate=FINAL_HEAD_RATE)
+        return apply_step(step, model, self.context).model
+
+    def thinner(self, model: keras.Model, block: int, levels: list[int], new_level: int) -> keras.Model:
+        """``model`` with block ``block`` (0-based) cut to ``new_level``, then fine-tuned briefly by distillation."""
+        ratios = {}
+        for name, full in zip(self.anatomy.blocks[block], self.full_widths[block], strict=True):
+            now = int(model.get_layer(name).filters)
+            wanted = kept_count(full, LEVELS[new_level])
+            # Relative to the current width, so the cut lands on exactly `wanted` filters (kept_count rounds up).
+            ratios[name] = max(0.0, 1.0 - (wanted - 0.5) / now)
+        thin, _ = thin_model(model, ratios)
+        return self.short_tune(thin, frozen_layers(model))
+
+    def short_tune(self, model: keras.Model, frozen: list[str]) -> keras.Model:
+        """One pass of distillation from the baseline; a frozen base trains here too (as in filter-prune:
+        it cannot recover from losing filters otherwise) and is frozen again after."""
+        from vggedge.steps.context import classifier_loss
+        from vggedge.training import fit
+
+        keras.utils.set_random_seed(self.context.seed + len(self.candidates))
+        set_trainable(model, frozen, True)
+        model.compile(keras.optimizers.Adam(FINAL_FILTER_RATE), classifier_loss(self.baseline, False))
+        fit(model, self.tune_images, self.tune_targets, 1, 32, "Short fine-tune", progress=False)
+        set_trainable(model, frozen, False)
+        return model
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def predicted(self, current: Candidate, model: keras.Model, block: int, level: int) -> float:
+        """The goal figure a block change would give: the measured one scaled by the MACs (latency) or the
+        weights (size) that the change removes. Only used to pick which level to try; the pick is measured."""
+        ratios = {}
+        for name, full in zip(self.anatomy.blocks[block], self.full_widths[block], strict=True):
+            now = int(model.get_layer(name).filters)
+            ratios[name] = max(0.0, 1.0 - (kept_count(full, LEVELS[level]) - 0.5) / now)
+        from vggedge.steps.filters import thin_macs
+
+        if self.options.goal == "latency":
+            return current.figure("latency") * thin_macs(model, ratios) / max(1, count_macs(model))
+        thin, _ = thin_model(model, ratios)
+        return current.figure("size") * thin.count_params() / max(1, model.count_params())
+
+    def run(self) -> SearchResult:
+        goal = self.options.goal
+        levels = [0] * len(self.anatomy.blocks)
+        current_model = self.baseline
+        current = self.measure(current_model, 0, None, levels, "kept")
+        self.on_candidate(current, current.figure(goal))
+        head = "kept"
+        if self.anatomy.head_kind == "flatten" or self.anatomy.hidden:
+            gap_model = self.with_gap_head(current_model)
+            gap = self.measure(gap_model, 0, None, levels, "gap")
+            self.on_candidate(gap, current.figure(goal))
+            if gap.drop_pts <= self.options.max_drop_pts and gap.figure(goal) <= current.figure(goal):
+                current_model, current, head = gap_model, gap, "gap"
+        if current.drop_pts > self.options.max_drop_pts:
+            raise UserError(
+                f"--recipe auto: the starting model already loses {current.drop_pts:.2f} points on the search split "
+                f"({self.options.quantization.value}), more than --max-drop {self.options.max_drop_pts}: "
+                "raise --max-drop or give more search images"
+            )
+        current.kept = True
+        stopped = "every block is at its thinnest level"
+        for iteration in range(1, self.options.max_iterations + 1):
+            target = current.figure(goal) * (1 - self.options.step)
+            trials: list[tuple[Candidate, keras.Model, list[int]]] = []
+            for block in range(len(levels)):
+                if levels[block] == len(LEVELS) - 1:
+                    continue
+                if self.out_of_time():
+                    break
+                new_level = next(
+                    (
+                        level
+                        for level in range(levels[block] + 1, len(LEVELS))
+                        if self.predicted(current, current_model, block, level) <= target
+                    ),
+                    len(LEVELS) - 1,
+                )
+                trial_levels = [*levels[:block], new_level, *levels[block + 1 :]]
+                model = self.thinner(current_model, block, levels, new_level)
+                candidate = self.measure(model, iteration, block + 1, trial_levels, head)
+                self.on_candidate(candidate, target)
+                trials.append((candidate, model, trial_levels))
+            if not trials:
+                stopped = "time is up" if self.out_of_time() else stopped
+                break
+            # Within the budget and measured faster (smaller) than the current model: the MACs-based pick of a
+            # level can miss the target, and a candidate that does not improve on the current one is no step.
+            within = [
+                t
+                for t in trials
+                if t[0].drop_pts <= self.options.max_drop_pts and t[0].figure(goal) < current.figure(goal)
+            ]
+            if not within:
+                stopped = f"no candidate of iteration {iteration} was both within the budget and an improvement"
+                break
+            best = max(within, key=lambda t: (t[0].search_top1, -t[0].figure(goal)))
+            best[0].kept = True
+            current, current_model, levels = best
+            if self.out_of_time():
+                stopped = "time is up"
+                break
+        else:
+            stopped = f"{self.options.max_iterations} iterations"
+        recipe = recipe_for(current.block_ratios, head, self.options.quantization, self.options.max_drop_pts)
+        return SearchResult(
+            recipe=recipe,
+            best=current,
+            candidates=self.candidates,
+            seconds=time.perf_counter() - self.started,
+            stopped=stopped,
+            search_images=len(self.search),
+            tune_images=len(self.tune_images),
+            baseline_search_top1=self.baseline_top1,
+        )
+
+
+def carve(train: FileSplit | Split, count: int) -> tuple[Split, FileSplit | Split]:
+    """(search split, the rest): the first ``count`` training images in their fixed checksum order."""
+    if isinstance(train, FileSplit):
+        return train.split_off(count)
+    return train.first(count), Split(train.images[count:], train.labels[count:], train.keys[count:])
+
+
+def _first(images: FileSplit | Split, count: int) -> FileSplit | Split:
+    if isinstance(images, Split):
+        return images.first(count)
+    return FileSplit(images.paths[:count], images.labels[:count], images.keys[:count], images.size)
