@@ -190,7 +190,11 @@ def tiny_optimize_args(recipe: str, model: Path, data: Path, out: Path, max_drop
 # steps, schedules and conversion still run on every form, in a third of the time; what full-length
 # fine-tunes reach is asserted on the tiny fixture (all_runs) and on the sample (benchmarks).
 FORM_MAX_EPOCHS = 2
-HEAVY_FIXTURES = ("all_runs", "form_runs")
+HEAVY_FIXTURES = ("all_runs", "form_runs", "auto_runs")
+# `--recipe auto` on the tiny VGG16 in the suite: a search of about half a minute (a start, its GAP head and
+# one iteration's candidates), the found recipe's fine-tunes cut to FORM_MAX_EPOCHS, then a replay of it.
+AUTO_SEARCH_MINUTES = 0.5
+AUTO_SEARCH_IMAGES = 100
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, which this keeps within each group
@@ -220,6 +224,14 @@ def heavy_runs(request, tmp_path_factory):  # noqa: ANN001, ANN201
         tiny_h5 = request.getfixturevalue("tiny_h5")
         # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
         runs.submit("all_runs", [tiny_command("all", tiny_h5, digits_dir, out, TINY_MAX_DROP)], out)
+    if "auto_runs" in needed:
+        tiny_h5 = request.getfixturevalue("tiny_h5")
+        out = tmp_path_factory.mktemp("auto-runs")
+        search = tiny_optimize_args("auto", tiny_h5, digits_dir, out / "found", 1.0)
+        search += ["--search-minutes", AUTO_SEARCH_MINUTES, "--search-images", AUTO_SEARCH_IMAGES]
+        search += ["--max-epochs", FORM_MAX_EPOCHS]
+        replay = tiny_optimize_args(out / "found" / "auto" / "recipe.toml", tiny_h5, digits_dir, out / "replay", 1.0)
+        runs.submit("auto_runs", [vggedge_command(search), vggedge_command(replay)], out)
     if "form_runs" in needed:
         from forms import binary_digits
 
@@ -265,3 +277,9 @@ def form_runs(heavy_runs) -> dict[str, Path]:  # noqa: ANN001
     from forms import FORMS
 
     return {name: heavy_runs.result(f"form-{name}").out for name in FORMS}
+
+
+@pytest.fixture(scope="session")
+def auto_runs(heavy_runs) -> Path:  # noqa: ANN001
+    """`optimize --recipe auto` on the tiny VGG16 (``found/auto``), then its recipe.toml replayed (``replay/auto``)."""
+    return heavy_runs.result("auto_runs").out

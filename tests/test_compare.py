@@ -104,6 +104,18 @@ def row(recipe, status="ok", size=10.0, p50=5.0, top1=0.95, delta=0.0, device="p
     }
 
 
+def test_most_accurate_names_the_results_it_cannot_be_told_apart_from():
+    """Top-1 changes whose 95% intervals overlap are a tie on these images, and the recommendation says so."""
+    rows = [
+        {**row("int8", top1=0.96, delta=0.0), "change_ci95_pts": [-0.5, 0.5], "model": "m"},
+        {**row("edge", top1=0.955, delta=-0.5), "change_ci95_pts": [-1.5, 0.4], "model": "m"},
+        {**row("gap", top1=0.95, delta=-1.0), "change_ci95_pts": [-1.0, -0.6], "model": "m"},
+    ]
+    best = next(r for r in recommend(rows, max_drop=3.0) if r.goal == "most accurate")
+    assert best.recipe == "int8" and best.figure.endswith("; a tie with edge (95% intervals overlap)")
+    assert "gap" not in best.figure
+
+
 def test_recommendations_per_device_and_goal_within_the_budget():
     rows = [
         {

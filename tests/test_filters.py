@@ -133,8 +133,32 @@ def test_flops_target_picks_the_smallest_ratio_that_reaches_it():
 
 
 def test_filter_prune_step_needs_exactly_one_target():
-    with pytest.raises(ValueError, match="either ratio or flops_target"):
+    with pytest.raises(ValueError, match="one of ratio, flops_target or block_ratios"):
         FilterPruneStep()
-    with pytest.raises(ValueError, match="either ratio or flops_target"):
+    with pytest.raises(ValueError, match="one of ratio, flops_target or block_ratios"):
         FilterPruneStep(ratio=0.5, flops_target=0.3)
+    with pytest.raises(ValueError, match="one of ratio, flops_target or block_ratios"):
+        FilterPruneStep(ratio=0.5, block_ratios=[0.5] * 5)
+    with pytest.raises(ValueError, match="leave layers at 'conv'"):
+        FilterPruneStep(block_ratios=[0.5] * 5, layers="block2-5")
+    with pytest.raises(ValueError, match="removes nothing"):
+        FilterPruneStep(block_ratios=[0.0] * 5)
     assert FilterPruneStep(flops_target=0.3).ratio is None
+
+
+def test_block_ratios_thin_each_block_by_its_own_ratio(tiny):
+    """Per-block ratios: the widths land on kept_count(width, ratio) block by block, and the MAC count from
+    shapes matches the built model (the search predicts from it)."""
+    from vggedge.models.anatomy import find_anatomy
+    from vggedge.steps.filters import block_layer_ratios, kept_count, thin_macs
+
+    model = tiny[0]
+    anatomy = find_anatomy(model)
+    block_ratios = [0.0, 0.25, 0.5, 0.75, 0.875]
+    ratios = block_layer_ratios(anatomy, block_ratios)
+    thin, widths = thin_model(model, ratios)
+    assert set(widths) == {name for block in anatomy.blocks[1:] for name in block}  # block 1 left whole
+    for block, ratio in zip(anatomy.blocks, block_ratios, strict=True):
+        for name in block:
+            assert thin.get_layer(name).filters == kept_count(model.get_layer(name).filters, ratio)
+    assert thin_macs(model, ratios) == count_macs(thin)

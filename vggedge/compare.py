@@ -119,6 +119,7 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
         "x_smaller": x.size,
         "top1": _round(r.top1),
         "delta_top1_pts": x.top1_delta_pts,
+        "change_ci95_pts": r.top1_change.ci95_pts if r.top1_change and r.top1_change.ci95_pts else None,
         "budget_pts": r.accuracy_budget.max_drop_pts if r.accuracy_budget else None,
         "agreement": _round(r.agreement),
         "p50_ms": latency.p50,
@@ -227,8 +228,31 @@ def recommend(rows: list[dict], max_drop: float | None = None) -> list[Recommend
                 continue
             # A tie (two results with the same top-1, say) goes to the smaller file.
             choice = min(measured, key=lambda row, key=key, sign=sign: (sign * row[key], row.get("size_mb") or 0))
-            found.append(Recommendation(device, goal, choice["recipe"], describe(choice)))
+            figure = describe(choice)
+            if goal == "most accurate":
+                figure += tie_note(choice, measured)
+            found.append(Recommendation(device, goal, choice["recipe"], figure))
     return found
+
+
+def intervals_overlap(a: list[float] | None, b: list[float] | None) -> bool:
+    return bool(a and b) and a[0] <= b[1] and b[0] <= a[1]
+
+
+def tie_note(choice: dict, rows: list[dict]) -> str:
+    """``; a tie with gap, int8 (95% intervals overlap)``: results whose top-1 change against the same baseline
+    cannot be told apart from the most accurate one's on these images."""
+    tied = [
+        row["recipe"]
+        for row in rows
+        if row is not choice
+        and row.get("model") == choice.get("model")
+        and intervals_overlap(row.get("change_ci95_pts"), choice.get("change_ci95_pts"))
+    ]
+    if not tied:
+        return ""
+    shown = ", ".join(tied[:3]) + (f" and {len(tied) - 3} more" if len(tied) > 3 else "")
+    return f"; a tie with {shown} (95% intervals overlap)"
 
 
 def budget_sentence(max_drop: float | None) -> str:

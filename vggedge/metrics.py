@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from vggedge.report import Latency
+from vggedge.report import Latency, Top1Change
+
+BOOTSTRAP_RESAMPLES = 2000
 
 
 def as_class_scores(outputs: np.ndarray) -> np.ndarray:
@@ -72,3 +75,50 @@ def accuracy_figures(scores: np.ndarray | None, labels: np.ndarray) -> dict:
     if scores is None or len(labels) == 0:
         return {"top1": None, "top5": None}
     return {"top1": top_k_accuracy(scores, labels, 1), "top5": top_k_accuracy(scores, labels, 5)}
+
+
+def mcnemar_exact_p(baseline_only: int, result_only: int) -> float:
+    """Two-sided exact McNemar test: under "no difference", each image that only one model gets right
+    is equally likely to favour either, so the smaller count is binomial(n, 1/2)."""
+    n = baseline_only + result_only
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(baseline_only, result_only) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_change(
+    baseline_scores: np.ndarray, result_scores: np.ndarray, labels: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES
+) -> Top1Change | None:
+    """The top-1 change (points) with a paired bootstrap 95% interval and McNemar's exact p.
+
+    Paired: each resample draws images, and both models' answers on a drawn image come along, so the
+    interval reflects how the two differ on the same images, not how hard the images are. Seeded: the
+    same predictions give the same interval."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return None
+    base = top1_classes(baseline_scores) == labels
+    result = top1_classes(result_scores) == labels
+    diff = result.astype(np.float32) - base.astype(np.float32)
+    rng = np.random.default_rng(0)
+    means = np.concatenate(
+        [diff[rng.integers(0, len(diff), (chunk, len(diff)))].mean(axis=1) for chunk in _chunks(resamples, len(diff))]
+    )
+    low, high = np.percentile(means * 100, [2.5, 97.5])
+    baseline_only, result_only = int(np.sum(base & ~result)), int(np.sum(~base & result))
+    return Top1Change(
+        delta_pts=round(float(diff.mean() * 100), 2),
+        ci95_pts=[round(float(low), 2), round(float(high), 2)],
+        mcnemar_p=round(mcnemar_exact_p(baseline_only, result_only), 4),
+        baseline_only=baseline_only,
+        result_only=result_only,
+        images=len(labels),
+        resamples=resamples,
+    )
+
+
+def _chunks(resamples: int, images: int, budget: int = 4_000_000) -> list[int]:
+    """Resamples per chunk so that one chunk's index array stays under ``budget`` entries."""
+    per_chunk = max(1, budget // max(1, images))
+    return [min(per_chunk, resamples - start) for start in range(0, resamples, per_chunk)]

@@ -28,7 +28,15 @@ from vggedge.environment import describe_environment
 from vggedge.errors import UserError
 from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
-from vggedge.metrics import accuracy_figures, agreement, latency_summary, max_abs_error, time_calls, top1_classes
+from vggedge.metrics import (
+    accuracy_figures,
+    agreement,
+    latency_summary,
+    max_abs_error,
+    paired_change,
+    time_calls,
+    top1_classes,
+)
 from vggedge.models.loading import Baseline, load_baseline
 from vggedge.recipe import Recipe
 from vggedge.report import (
@@ -411,6 +419,7 @@ def verify_and_measure(
         agreement=agreement(measured.scores, prepared.scores) if prepared.labels_match else None,
         max_abs_error=round(max_abs_error(measured.scores, source_scores), 6),
         verification=Verification(len(images), verify_agreement, options.min_agreement, gated),
+        top1_change=paired_change(prepared.scores, measured.scores, labels) if labels is not None else None,
     )
     return result, measured
 

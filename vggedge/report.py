@@ -139,6 +139,23 @@ class BaselineFigures:
 
 
 @dataclass
+class Top1Change:
+    """How sure the top-1 change is, on the evaluation images both models saw (vggedge.metrics.paired_change).
+
+    ``ci95_pts``: a paired bootstrap 95% interval of the change in points (resampling images, both models'
+    answers on an image kept together); ``mcnemar_p``: McNemar's exact test on the images where exactly one
+    of the two is right (``baseline_only``, ``result_only``). An interval that holds 0 is no measured change."""
+
+    delta_pts: float | None = None
+    ci95_pts: list[float] = field(default_factory=list)
+    mcnemar_p: float | None = None
+    baseline_only: int = 0
+    result_only: int = 0
+    images: int = 0
+    resamples: int = 0
+
+
+@dataclass
 class Result:
     """One recipe's TFLite model, measured. Fields not measured stay null."""
 
@@ -156,6 +173,7 @@ class Result:
     accuracy_budget: AccuracyBudget | None = None
     timing: dict[str, float | None] | None = None  # seconds (and peak memory) per phase of the run
     error: str | None = None  # failed_export: the exception, one line
+    top1_change: Top1Change | None = None  # against the baseline, with its 95% interval (null: no labels)
 
 
 @dataclass
@@ -277,7 +295,7 @@ def render_markdown(report: Report) -> str:
         f"{fmt(rl.p50, 'ms')} | {fmt(rl.p90, 'ms')} |",
         "",
         f"**{fmt(x.size, 'x')} smaller**, **{fmt(x.speedup, 'x')} speed-up**, "
-        f"top-1 change {fmt(x.top1_delta_pts)} points.",
+        f"top-1 change {fmt(x.top1_delta_pts)} points{change_interval(r.top1_change)}.",
         "",
         f"Verification against the Keras source: top-1 agreement {fmt(verification.agreement, 'pct')}, "
         f"max abs error {fmt(r.max_abs_error)} on {verification.images or '—'} images.",
@@ -301,6 +319,17 @@ def render_markdown(report: Report) -> str:
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def change_interval(change: Top1Change | None) -> str:
+    """`` (95% interval −0.83 to +0.28, McNemar p = 0.62 on 4 + 1 images)`` for the report's headline."""
+    if change is None or not change.ci95_pts:
+        return ""
+    low, high = change.ci95_pts
+    return (
+        f" (95% interval {low:+.2f} to {high:+.2f}, McNemar p = {change.mcnemar_p:.3g} on "
+        f"{change.baseline_only} + {change.result_only} images only one of the two got right)"
+    )
 
 
 def search_markdown(search: dict) -> list[str]:

@@ -174,6 +174,9 @@ def optimize_command(
     if goal not in ("latency", "size"):
         raise UserError(f"--goal must be latency or size. Received: {goal!r}")
     names = list(shipped_recipes()) if recipe == "all" else [name.strip() for name in recipe.split(",") if name.strip()]
+    if auto and os.environ.get("TF_CONFIG"):
+        # The search measures candidates on the chief alone; the other workers would wait for it in vain.
+        raise UserError("--recipe auto runs on one machine: unset TF_CONFIG (--replicas N works on this one)")
     if auto:
         names = []
     elif not names:

@@ -1,0 +1,94 @@
+"""`--recipe auto` on the tiny VGG16: a measured search on a split of its own, a replayable recipe, clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import AUTO_SEARCH_IMAGES, files_under
+
+pytestmark = pytest.mark.slow
+
+
+def report(folder):  # noqa: ANN001, ANN201
+    return json.loads((folder / "auto" / "report.json").read_text())
+
+
+def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_runs):
+    found = report(auto_runs / "found")
+    search = found["search"]
+    candidates = search["candidates"]
+    assert len(candidates) >= 3 and search["complete"]
+    start = candidates[0]
+    assert start["block_ratios"] == [0.0] * 5 and start["head"] == "kept" and start["iteration"] == 0
+    assert all(c["latency_ms"] > 0 and c["size_bytes"] > 0 and "this machine" in c["timed_on"] for c in candidates)
+    # One starting point kept (the baseline's shape, or it with the GAP head), then per iteration at most one
+    # candidate: within the budget on the search split and measured faster than the one kept before it.
+    kept = [c for c in candidates if c["kept"]]
+    assert [c["iteration"] for c in kept][0] == 0 and sum(c["iteration"] == 0 for c in kept) == 1
+    assert all(c["drop_pts"] <= search["max_drop_pts"] for c in kept)
+    assert all(later["latency_ms"] < earlier["latency_ms"] for earlier, later in zip(kept, kept[1:], strict=False))
+    assert search["best"]["block_ratios"] == kept[-1]["block_ratios"]
+    assert search["pareto"] and all(0 <= i < len(candidates) for i in search["pareto"])
+    # The found shape is the run's recipe, and the run was verified like any other.
+    steps = {step["type"]: step for step in found["recipe"]["steps"]}
+    assert steps["quantize"]["mode"] == "int8"
+    if any(search["best"]["block_ratios"]):
+        assert steps["filter-prune"]["block_ratios"] == search["best"]["block_ratios"]
+    assert found["result"]["verification"]["agreement"] >= 0.97
+    assert found["result"]["status"] in ("ok", "over_budget")
+    assert "## Automatic search" in (auto_runs / "found" / "auto" / "report.md").read_text()
+
+
+def test_candidates_are_ranked_on_a_split_the_evaluation_never_sees(auto_runs):
+    found = report(auto_runs / "found")
+    assert found["search"]["images"]["search"] == AUTO_SEARCH_IMAGES
+    assert found["dataset"]["eval_samples"] == 360 and found["dataset"]["train_samples"] > AUTO_SEARCH_IMAGES
+    assert "never the evaluation images" in found["search"]["ranked_on"]
+
+
+def test_the_search_split_is_carved_from_training_images_only(digits_dir):
+    from vggedge.data import load_folder
+    from vggedge.search import carve
+
+    dataset = load_folder(digits_dir, 32, 360, 100, progress=False)
+    search, rest = carve(dataset.train, AUTO_SEARCH_IMAGES)
+    again, _ = carve(load_folder(digits_dir, 32, 360, 100, progress=False).train, AUTO_SEARCH_IMAGES)
+    assert len(search) == AUTO_SEARCH_IMAGES and len(rest) == len(dataset.train) - AUTO_SEARCH_IMAGES
+    assert search.keys == again.keys  # deterministic
+    held_out = set(dataset.eval.keys) | set(dataset.calibration.keys)
+    assert not set(search.keys) & held_out and not set(search.keys) & set(rest.keys)
+
+
+def test_the_found_recipe_replays_to_the_same_model(auto_runs):
+    found, replay = report(auto_runs / "found"), report(auto_runs / "replay")
+    assert replay["recipe"]["steps"] == found["recipe"]["steps"]
+    assert replay["result"]["top1"] == found["result"]["top1"]
+    assert replay["result"]["size_bytes"] == found["result"]["size_bytes"]
+    assert replay.get("search") is None  # a replay runs the recipe; it searches nothing
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--data", "DIGITS", "--goal", "speed"], "--goal must be latency or size"),
+        (["--data", "DIGITS", "--search-images", "1300"], "carves 1300 search images"),
+        ([], "needs a trained model and --data"),  # nothing to rank candidates by
+    ],
+)
+def test_bad_auto_input_is_one_line_and_writes_nothing(cli, tiny_h5, digits_dir, tmp_path, extra, message):
+    out = tmp_path / "out"
+    extra = [str(digits_dir) if arg == "DIGITS" else arg for arg in extra]
+    result = cli("optimize", "--recipe", "auto", "--model", tiny_h5, "--out", out, "-q", *extra)
+    assert result.code == 2, result.err
+    assert result.err.strip().splitlines()[-1].startswith("error: ") and message in result.err, result.err
+    assert "Traceback" not in result.err and files_under(out) == []
+
+
+def test_auto_refuses_a_cluster_before_any_work(cli, tiny_h5, digits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"index": 0}}')
+    out = tmp_path / "out"
+    result = cli("optimize", "--recipe", "auto", "--model", tiny_h5, "--data", digits_dir, "--out", out)
+    assert result.code == 2 and "runs on one machine: unset TF_CONFIG" in result.err, result.err
+    assert files_under(out) == []
