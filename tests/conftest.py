@@ -85,6 +85,21 @@ def digits_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_digits_dir(digits_dir, tmp_path_factory) -> Path:
+    """30 digits per class (300 images): for tests of a mechanism (seeding, quiet output, a refusal) that
+    need a real folder and a short fine-tune, not the full split's 1,337 training images."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("small-digits")
+    for folder in sorted(Path(digits_dir).iterdir()):
+        if folder.is_dir():
+            (root / folder.name).mkdir()
+            for image in sorted(folder.iterdir())[:30]:
+                shutil.copy(image, root / folder.name / image.name)
+    return root
+
+
+@pytest.fixture(scope="session")
 def digits(digits_dir):  # noqa: ANN001, ANN201
     from vggedge.sample import load_sample_dataset
 

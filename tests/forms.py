@@ -108,7 +108,7 @@ def binary_digits(digits_dir: Path, target: Path) -> Path:
     return target
 
 
-def train_form(name: str, dataset, seed: int, epochs: int = 10):  # noqa: ANN001, ANN201
+def train_form(name: str, dataset, seed: int, epochs: int = 6):  # noqa: ANN001, ANN201
     """Build and train a form on the train split of ``dataset`` (a vggedge Dataset); returns the Keras 3 model.
 
     ``nested_frozen`` is trained whole, then its base frozen and the head trained once more: the

@@ -92,3 +92,17 @@ def test_auto_refuses_a_cluster_before_any_work(cli, tiny_h5, digits_dir, tmp_pa
     result = cli("optimize", "--recipe", "auto", "--model", tiny_h5, "--data", digits_dir, "--out", out)
     assert result.code == 2 and "runs on one machine: unset TF_CONFIG" in result.err, result.err
     assert files_under(out) == []
+
+
+def test_compare_draws_the_search_trace(auto_runs):
+    from vggedge.compare import collect_rows
+    from vggedge.compare_html import scatter_png
+
+    rows = collect_rows([auto_runs / "found"])
+    auto = next(row for row in rows if row["recipe"] == "auto")
+    assert len(auto["search_trace"]) == len(report(auto_runs / "found")["search"]["candidates"])
+    with_trace, _ = scatter_png(rows, "p50_ms", "latency", "t")
+    without, _ = scatter_png(
+        [{k: v for k, v in row.items() if k != "search_trace"} for row in rows], "p50_ms", "l", "t"
+    )
+    assert with_trace and without and with_trace != without

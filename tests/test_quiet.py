@@ -43,7 +43,7 @@ def test_optimize_and_bench_show_no_foreign_log_line(tiny_h5, digits_dir, tmp_pa
     assert "\x1b[" not in optimize.stderr
 
 
-def test_verbose_keeps_them_so_the_check_above_can_fail(tiny_h5, digits_dir, tmp_path):
+def test_verbose_keeps_them_so_the_check_above_can_fail(tiny_h5, small_digits_dir, tmp_path):
     done = run_vggedge(
         "optimize",
         "--recipe",
@@ -51,7 +51,7 @@ def test_verbose_keeps_them_so_the_check_above_can_fail(tiny_h5, digits_dir, tmp
         "--model",
         tiny_h5,
         "--data",
-        digits_dir,
+        small_digits_dir,
         "--out",
         tmp_path,
         "--runs",

@@ -128,6 +128,12 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
         "source": str(path),
         "model": identity,
     }
+    if report.search and report.search.get("candidates"):
+        # `--recipe auto`'s candidates (search-split top-1, timed during the search): compare.html draws them.
+        row["search_trace"] = [
+            {"p50_ms": c.get("latency_ms"), "size_mb": _mb(c.get("size_bytes")), "top1": c.get("search_top1")}
+            for c in report.search["candidates"]
+        ]
     if not b.format:
         return None, row
     bl = b.latency_ms or Latency()
@@ -152,6 +158,12 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
         "source": str(path),
         "model": identity,
     }
+    if report.search and report.search.get("candidates"):
+        # `--recipe auto`'s candidates (search-split top-1, timed during the search): compare.html draws them.
+        row["search_trace"] = [
+            {"p50_ms": c.get("latency_ms"), "size_mb": _mb(c.get("size_bytes")), "top1": c.get("search_top1")}
+            for c in report.search["candidates"]
+        ]
     return baseline, row
 
 

@@ -85,6 +85,19 @@ def scatter_png(rows: list[dict], x_key: str, x_label: str, title: str) -> tuple
             linewidths=2 if i in front else 0.8,
             zorder=3,
         )
+    for row in usable:  # `--recipe auto`: the search's candidates, in the order it measured them
+        trace = [c for c in row.get("search_trace") or [] if c.get(x_key) and c.get("top1") is not None]
+        if trace:
+            axis.plot(
+                [c[x_key] for c in trace],
+                [c["top1"] * 100 for c in trace],
+                ".:",
+                color="#7a7a7a",
+                lw=0.8,
+                ms=5,
+                zorder=2,
+                label=f"{row['recipe']}: search candidates (search split)",
+            )
     ordered = sorted((p for p in points if p[2] in front), key=lambda p: p[0])
     axis.plot([p[0] for p in ordered], [p[1] for p in ordered], "--", color="#d62728", lw=1, label="Pareto front")
     axis.set_xscale("log")
@@ -171,7 +184,8 @@ def plots_html(rows: list[dict]) -> str:
                 figures.append(
                     f'<figure><img alt="{html.escape(label)} against top-1 on {html.escape(device)}" '
                     f'src="data:image/png;base64,{png}"><figcaption>{html.escape(label)} against top-1. '
-                    "Square: baseline; red ring and dashed line: Pareto front; colour: status.</figcaption></figure>"
+                    "Square: baseline; red ring and dashed line: Pareto front; colour: status; grey dots: an "
+                    "automatic search's candidates, top-1 on its search split.</figcaption></figure>"
                 )
         if figures:
             sections.append(f"<h3>{html.escape(device)}</h3><div class='plots'>{''.join(figures)}</div>")

@@ -38,6 +38,7 @@ from vggedge.metrics import (
     top1_classes,
 )
 from vggedge.models.loading import Baseline, load_baseline
+from vggedge.progress import duration, log_line
 from vggedge.recipe import Recipe
 from vggedge.report import (
     STATUS_FAILED_EXPORT,
@@ -335,6 +336,11 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
         options.out.mkdir(parents=True, exist_ok=True)  # the converter's scratch SavedModel goes beside the runs
         flatbuffer = convert(model, recipe.quantization, calibration, scratch=options.out)
         timing["convert_s"] = round(time.perf_counter() - started, 2)
+        if options.progress:  # the conversion has no bar: a line says it happened and what it took
+            log_line(
+                f"{recipe.name}: converted to TFLite ({recipe.quantization.value}) in {duration(timing['convert_s'])}, "
+                f"{len(flatbuffer) / 1e6:.2f} MB"
+            )
     except Exception as error:  # a failed step or export is a row in the report (checks ran up front), not a crash
         require_training_files(context, recipe)  # unless the data vanished: that ends the run, in one line
         # Every figure stays null (not measured), never 0.
@@ -480,7 +486,6 @@ def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> l
 def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     """``--recipe auto``: search the shape on a split carved from the training images, then run the found
     recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
-    from vggedge.progress import duration, log_line
     from vggedge.search import Searcher, carve
 
     auto = options.auto

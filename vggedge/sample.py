@@ -127,6 +127,10 @@ def load_or_train_sample(  # noqa: ANN201
         return keras.models.load_model(path, compile=False)
     keras.utils.set_random_seed(plan.seed)
     model = build_vgg16(spec, initializer=plan.initializer, name="sample_vgg16")
+    if progress:
+        from vggedge.progress import log_line
+
+        log_line(f"Training the sample VGG16 ({plan.epochs} epochs), once: it is cached for every later run")
     started = time.perf_counter()
     accuracy = train_classifier(model, dataset, plan, progress)
     if progress:
