@@ -496,6 +496,12 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
             f"auto: one of the {len(prepared.eval)} evaluation images is {budget_per_image:.2f} points, more than half "
             f"the {auto.max_drop_pts}-point budget: the reported top-1 cannot resolve it (more --eval-samples can)"
         )
+    search_per_image = 100.0 / max(1, len(search_split))
+    if options.progress and search_per_image > auto.max_drop_pts / 2:
+        log_line(
+            f"auto: one of the {len(search_split)} search images is {search_per_image:.2f} points, more than half the "
+            "budget: candidates are ranked coarsely (more --search-images, or a larger --max-drop, ranks finer)"
+        )
     started = time.perf_counter()
 
     def report_candidate(candidate, target: float) -> None:  # noqa: ANN001

@@ -62,6 +62,7 @@ FINAL_HEAD_RATE = 1e-3
 # The search's short fine-tunes: one pass over at most this many training images per candidate.
 SHORT_TUNE_IMAGES = 512
 SHORT_HEAD_EPOCHS = 5
+MIN_STEP = 0.02  # the smallest cut an iteration asks for, after halving the step when no block could meet it
 MIN_TIMING_S = 0.5  # timed invocations per candidate last at least this long
 
 
@@ -295,6 +296,32 @@ class Searcher:
         thin, _ = thin_model(model, ratios)
         return current.figure("size") * thin.count_params() / max(1, model.count_params())
 
+    def proposals(
+        self, current: Candidate, model: keras.Model, levels: list[int]
+    ) -> tuple[float, list[tuple[int, int]]]:
+        """(target, [(block, level)]): per block, the mildest thinner level predicted to cut the goal figure by
+        the step. A block that cannot meet it alone proposes nothing (as in NetAdapt: thinning block 1 to 1/8
+        because nothing milder reached the target collapsed the model); when no block can, the step is halved,
+        down to :data:`MIN_STEP`, so the search ends in smaller steps instead of stopping early."""
+        step = self.options.step
+        while True:
+            target = current.figure(self.options.goal) * (1 - step)
+            found = []
+            for block in range(len(levels)):
+                level = next(
+                    (
+                        level
+                        for level in range(levels[block] + 1, len(LEVELS))
+                        if self.predicted(current, model, block, level) <= target
+                    ),
+                    None,
+                )
+                if level is not None:
+                    found.append((block, level))
+            if found or step / 2 < MIN_STEP:
+                return target, found
+            step /= 2
+
     def run(self) -> SearchResult:
         goal = self.options.goal
         levels = [0] * len(self.anatomy.blocks)
@@ -315,23 +342,17 @@ class Searcher:
                 "raise --max-drop or give more search images"
             )
         current.kept = True
-        stopped = "every block is at its thinnest level"
+        stopped = ""
         for iteration in range(1, self.options.max_iterations + 1):
-            target = current.figure(goal) * (1 - self.options.step)
+            target, proposals = self.proposals(current, current_model, levels)
+            if not proposals:
+                thinnest = all(level == len(LEVELS) - 1 for level in levels)
+                stopped = "every block is at its thinnest level" if thinnest else "no block alone can cut it further"
+                break
             trials: list[tuple[Candidate, keras.Model, list[int]]] = []
-            for block in range(len(levels)):
-                if levels[block] == len(LEVELS) - 1:
-                    continue
+            for block, new_level in proposals:
                 if self.out_of_time():
                     break
-                new_level = next(
-                    (
-                        level
-                        for level in range(levels[block] + 1, len(LEVELS))
-                        if self.predicted(current, current_model, block, level) <= target
-                    ),
-                    len(LEVELS) - 1,
-                )
                 trial_levels = [*levels[:block], new_level, *levels[block + 1 :]]
                 model = self.thinner(current_model, block, levels, new_level)
                 candidate = self.measure(model, iteration, block + 1, trial_levels, head)
