@@ -19,6 +19,7 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     found = report(auto_runs / "found")
     search = found["search"]
     candidates = search["candidates"]
+    # The two starting points and at least one candidate of the first iteration, however busy the machine.
     assert len(candidates) >= 3 and search["complete"]
     start = candidates[0]
     assert start["block_ratios"] == [0.0] * 5 and start["head"] == "kept" and start["iteration"] == 0

@@ -146,6 +146,17 @@ def test_filter_prune_step_needs_exactly_one_target():
     assert FilterPruneStep(flops_target=0.3).ratio is None
 
 
+def test_block_ratios_survive_the_saved_recipe():
+    """recipe.toml is what `--recipe auto` hands back: its per-block ratios must read back as a list."""
+    from vggedge.recipe import QuantizeStep, Recipe, recipe_from_dict, tomllib
+
+    recipe = Recipe(
+        name="auto", steps=[FilterPruneStep(block_ratios=[0.0, 0.25, 0.5, 0.0, 0.0]), QuantizeStep(mode="int8")]
+    )
+    again = recipe_from_dict(tomllib.loads(recipe.to_toml()))
+    assert again == recipe and again.steps[0].block_ratios == [0.0, 0.25, 0.5, 0.0, 0.0]
+
+
 def test_block_ratios_thin_each_block_by_its_own_ratio(tiny):
     """Per-block ratios: the widths land on kept_count(width, ratio) block by block, and the MAC count from
     shapes matches the built model (the search predicts from it)."""

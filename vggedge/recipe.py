@@ -315,6 +315,8 @@ class Recipe(BaseModel):
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, (list, tuple)):  # block_ratios: a TOML array, so the saved recipe reads back
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -351,7 +351,9 @@ class Searcher:
                 break
             trials: list[tuple[Candidate, keras.Model, list[int]]] = []
             for block, new_level in proposals:
-                if self.out_of_time():
+                # Time is checked between candidates, and every iteration measures at least one: a slow start
+                # (a busy machine) still gets one step, and the search overruns its time by one candidate at most.
+                if trials and self.out_of_time():
                     break
                 trial_levels = [*levels[:block], new_level, *levels[block + 1 :]]
                 model = self.thinner(current_model, block, levels, new_level)
