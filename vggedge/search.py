@@ -257,15 +257,19 @@ class Searcher:
         step = HeadStep(train="distill", init="lstsq", epochs=SHORT_HEAD_EPOCHS, learning_rate=FINAL_HEAD_RATE)
         return apply_step(step, model, self.context).model
 
-    def thinner(self, model: keras.Model, block: int, levels: list[int], new_level: int) -> keras.Model:
-        """``model`` with block ``block`` (0-based) cut to ``new_level``, then fine-tuned briefly by distillation."""
+    def relative_ratios(self, model: keras.Model, block: int, level: int) -> dict[str, float]:
+        """Per-layer ratios that cut block ``block`` (0-based) of ``model`` to ``level`` of the baseline's widths:
+        relative to the current width, so each layer lands on exactly kept_count(full, level) filters
+        (kept_count rounds up, hence the half filter)."""
         ratios = {}
         for name, full in zip(self.anatomy.blocks[block], self.full_widths[block], strict=True):
             now = int(model.get_layer(name).filters)
-            wanted = kept_count(full, LEVELS[new_level])
-            # Relative to the current width, so the cut lands on exactly `wanted` filters (kept_count rounds up).
-            ratios[name] = max(0.0, 1.0 - (wanted - 0.5) / now)
-        thin, _ = thin_model(model, ratios)
+            ratios[name] = max(0.0, 1.0 - (kept_count(full, LEVELS[level]) - 0.5) / now)
+        return ratios
+
+    def thinner(self, model: keras.Model, block: int, new_level: int) -> keras.Model:
+        """``model`` with block ``block`` (0-based) cut to ``new_level``, then fine-tuned briefly by distillation."""
+        thin, _ = thin_model(model, self.relative_ratios(model, block, new_level))
         return self.short_tune(thin, frozen_layers(model))
 
     def short_tune(self, model: keras.Model, frozen: list[str]) -> keras.Model:
@@ -285,10 +289,7 @@ class Searcher:
     def predicted(self, current: Candidate, model: keras.Model, block: int, level: int) -> float:
         """The goal figure a block change would give: the measured one scaled by the MACs (latency) or the
         weights (size) that the change removes. Only used to pick which level to try; the pick is measured."""
-        ratios = {}
-        for name, full in zip(self.anatomy.blocks[block], self.full_widths[block], strict=True):
-            now = int(model.get_layer(name).filters)
-            ratios[name] = max(0.0, 1.0 - (kept_count(full, LEVELS[level]) - 0.5) / now)
+        ratios = self.relative_ratios(model, block, level)
         from vggedge.steps.filters import thin_macs
 
         if self.options.goal == "latency":
@@ -356,7 +357,7 @@ class Searcher:
                 if trials and self.out_of_time():
                     break
                 trial_levels = [*levels[:block], new_level, *levels[block + 1 :]]
-                model = self.thinner(current_model, block, levels, new_level)
+                model = self.thinner(current_model, block, new_level)
                 candidate = self.measure(model, iteration, block + 1, trial_levels, head)
                 self.on_candidate(candidate, target)
                 trials.append((candidate, model, trial_levels))
