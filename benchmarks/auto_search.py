@@ -84,8 +84,8 @@ def main() -> None:
     lines += [
         "",
         f"Search: {len(search['candidates'])} candidates in {search['seconds']:.0f} s ({search['stopped']}), "
-        f"median {per_candidate:.1f} s per candidate (thin, short distillation, convert, time, evaluate); "
-        f"{search['images']['search']} search images, short fine-tunes on {search['images']['short_fine_tune']}. "
+        f"median {per_candidate:.1f} s per candidate (thin, refit, convert, time, evaluate); "
+        f"{search['images']['search']} search images, refits on {search['images']['reconstruction']} training images. "
         f"Found: blocks keep {', '.join(f'{1 - r:.3g}' for r in best['block_ratios'])}, head {best['head']}, "
         f"{best['quantization']}.",
         f"Wall time and peak memory: fixed recipes {runs['fixed']['seconds']:.0f} s / "

@@ -9,12 +9,18 @@ recipe runs on it in seconds, built the way a popular tutorial builds it:
   Dense(classes, softmax), auto names, no preprocessing layer (it expects x/255: ``--preprocess unit``).
 - ``nested_frozen``: transfer learning: a VGG16-named conv base as one nested model, frozen, under
   Flatten -> Dense -> Dense(1, sigmoid); no preprocessing layer (``--preprocess unit``).
+- ``batch_norm``: VGG16-BN as torchvision's ``vgg16_bn`` and many Keras tutorials build it:
+  ``Conv2D(use_bias=False) -> BatchNormalization -> ReLU`` in every block, its own ``Rescaling(1/255)``,
+  Flatten -> Dense -> BatchNormalization -> ReLU -> Dropout -> Dense(classes, softmax). Saved as ``.keras``
+  and also as a Keras-2 ``.h5`` (``--h5``).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 # VGG16's 64..512 at 1/4, like the tiny Keras-2 fixture. At 1/8, `fast` (half the filters) left the 10-class
@@ -87,11 +93,34 @@ def nested_frozen():  # noqa: ANN201
     )
 
 
+def batch_norm(classes: int = 10):  # noqa: ANN201
+    keras3 = _keras3()
+    layers = [keras3.Input((32, 32, 3)), keras3.layers.Rescaling(1 / 255.0)]
+    for width, count in zip(WIDTHS, LAYOUT, strict=True):
+        for _ in range(count):
+            layers += [
+                keras3.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer="he_normal"),
+                keras3.layers.BatchNormalization(),
+                keras3.layers.ReLU(),
+            ]
+        layers.append(keras3.layers.MaxPooling2D(2))
+    layers += [
+        keras3.layers.Flatten(),
+        keras3.layers.Dense(HIDDEN),
+        keras3.layers.BatchNormalization(),
+        keras3.layers.ReLU(),
+        keras3.layers.Dropout(0.3),
+        keras3.layers.Dense(classes, activation="softmax"),
+    ]
+    return keras3.Sequential(layers, name="vgg16_bn")
+
+
 # name -> (builder, binary task?, --preprocess the form needs)
 FORMS = {
     "sequential_autonamed": (sequential_autonamed, True, None),
     "gap_dense_functional": (gap_dense_functional, False, "unit"),
     "nested_frozen": (nested_frozen, True, "unit"),
+    "batch_norm": (batch_norm, False, None),
 }
 
 
@@ -131,19 +160,39 @@ def train_form(name: str, dataset, seed: int, epochs: int = 6):  # noqa: ANN001,
     return model
 
 
+def keras2_h5(source: Path, target: Path) -> None:
+    """The form saved at ``source`` (.keras) as a Keras-2 (tf_keras) ``.h5`` file, as a TensorFlow 2.15 user
+    saved it. Keras 2 must be chosen before TensorFlow loads, so this runs in a process of its own."""
+    subprocess.run([sys.executable, __file__, "to-h5", str(source), str(target)], check=True)
+
+
+def _to_h5(source: str, target: str) -> None:
+    from vggedge.keras_env import keras  # noqa: F401 - chooses Keras 2 before Keras 3 loads TensorFlow
+    from vggedge.models.translate import keras3_to_keras2
+
+    keras3 = _keras3()
+    keras3_to_keras2(keras3.saving.load_model(source, compile=False)).save(target)
+
+
 def main() -> None:
-    """``python tests/forms.py NAME DATA OUT.keras --seed N``: train one form on DATA and save it as a user
-    would (tests/heavy.py runs this in a child process, then `vggedge optimize` on the file)."""
+    """``python tests/forms.py NAME DATA OUT.keras --seed N [--h5 OUT.h5]``: train one form on DATA and save it
+    as a user would (tests/heavy.py runs this in a child process, then `vggedge optimize` on the file)."""
+    if sys.argv[1:2] == ["to-h5"]:
+        _to_h5(*sys.argv[2:4])
+        return
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("name", choices=sorted(FORMS))
     parser.add_argument("data", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--h5", type=Path, help="also save the trained form as a Keras-2 .h5 file here")
     args = parser.parse_args()
     from vggedge.data import load_folder
 
     model = train_form(args.name, load_folder(args.data, 32, progress=False), seed=args.seed)
     model.save(args.out)
+    if args.h5:
+        keras2_h5(args.out, args.h5)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,11 @@ class HeavyRuns:
     def result(self, name: str) -> RunOutcome:
         return self.futures[name].result()
 
+    def timings(self) -> list[str]:
+        """'name: seconds' of every run that finished, for the session's summary (where the suite's time goes)."""
+        done = [(n, f.result().seconds) for n, f in self.futures.items() if f.done() and not f.exception()]
+        return [f"{name}: {seconds:.0f} s" for name, seconds in sorted(done, key=lambda item: -item[1])]
+
     def close(self) -> None:
         """Stop what still runs (an aborted session): no child outlives the suite."""
         self.closed = True

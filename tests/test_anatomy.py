@@ -40,6 +40,7 @@ def form_files(tmp_path_factory):  # noqa: ANN001, ANN201
         ("gap_dense_functional", "unit", "gap", 2, "softmax", 10, "preprocess"),
         ("nested_frozen", "unit", "flatten", 1, "sigmoid", 2, "preprocess"),
         ("keras2_h5", None, "flatten", 2, "softmax", 10, "preprocess"),
+        ("batch_norm", None, "flatten", 1, "softmax", 10, "rescaling"),
     ],
 )
 def test_every_form_has_vgg16_anatomy(
@@ -114,6 +115,19 @@ def test_inspect_shows_parts_and_which_recipes_apply(cli, form_files):
     assert facts["params"] > 0 and facts["flops"] > 0
     text = cli("inspect", form_files["sequential_autonamed"])
     assert text.code == 0 and "block 5: 3 conv" in text.out and "sigmoid" in text.out
+    assert "normalization:" not in text.out and "frozen:" not in text.out
+
+
+def test_inspect_shows_normalization_and_a_frozen_base(cli, form_files, tmp_path):
+    bn = json.loads(cli("inspect", form_files["batch_norm"], "--json").out)
+    assert len(bn["normalization"]) == 14 and all("re-estimated" in n["handling"] for n in bn["normalization"])
+    assert all(entry["applies"] for entry in bn["recipes"].values()), bn["recipes"]
+    assert "normalization: 14 BatchNormalization" in cli("inspect", form_files["batch_norm"]).out
+    model = nested_frozen()
+    model.layers[0].trainable = False
+    model.save(tmp_path / "frozen.keras")
+    text = cli("inspect", tmp_path / "frozen.keras", "--preprocess", "unit").out
+    assert "frozen: 13 of 13 conv layers" in " ".join(text.split())
 
 
 def test_inspect_says_why_a_recipe_does_not_apply(cli, tmp_path):

@@ -51,3 +51,24 @@ def test_fine_tunes_are_cut_as_asked_and_say_so(form_runs):
         assert cut == (recipe != "int8-qat"), (recipe, report["notes"])  # int8-qat's one epoch was not cut
         saved = (form_runs["gap_dense_functional"] / recipe / "recipe.toml").read_text()
         assert f"epochs = {max(epochs)}" in saved
+
+
+def test_the_batch_norm_form_reads_the_same_from_keras_and_keras2_h5(form_runs):
+    """VGG16-BN saved by Keras 3 (.keras) and by Keras 2 (.h5): both load, every normalization is accounted
+    for in the report and by `inspect`, and the two files give the same outputs."""
+    import numpy as np
+
+    from vggedge.models.loading import load_model_file
+
+    folder = form_runs["batch_norm"].parent
+    keras_file = load_model_file(folder / "batch_norm.keras", None)
+    h5_file = load_model_file(folder / "batch_norm.h5", None)
+    assert (
+        len(keras_file.normalization) == len(h5_file.normalization) == 14
+    )  # 13 convolutions and the hidden dense layer
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        keras_file.model.predict(images, verbose=0), h5_file.model.predict(images, verbose=0), atol=1e-5
+    )
+    report = json.loads((form_runs["batch_norm"] / "int8" / "report.json").read_text())
+    assert len(report["model"]["anatomy"]["normalization"]) == 14

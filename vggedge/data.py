@@ -81,10 +81,14 @@ class FileSplit:
     def load_many(self, indices: list[int]) -> list[np.ndarray | None]:
         return [self.load(index) for index in indices]
 
+    def first(self, count: int) -> FileSplit:
+        """The first ``count`` files, still on disk."""
+        return FileSplit(self.paths[:count], self.labels[:count], self.keys[:count], self.size)
+
     def split_off(self, count: int) -> tuple[Split, FileSplit]:
         """(the first ``count`` images decoded, the rest still on disk): a held-apart split carved from the
         training images in their fixed checksum order (``--recipe auto`` ranks its candidates on it)."""
-        head = FileSplit(self.paths[:count], self.labels[:count], self.keys[:count], self.size)
+        head = self.first(count)
         rest = FileSplit(self.paths[count:], self.labels[count:], self.keys[count:], self.size)
         return head.decoded(), rest
 

@@ -206,7 +206,8 @@ class FilterPruneStep(Step):
     weights, and fine-tune it for ``epochs``. Fewer FLOPs, so real speed on any runtime. Instead of
     ``ratio``, ``flops_target`` (the fraction of the model's FLOPs to keep) picks the smallest
     uniform ratio that reaches it, and ``block_ratios`` gives each conv block its own ratio (block 1
-    first; what ``--recipe auto`` finds).
+    first; what ``--recipe auto`` finds). ``refit = true`` refits the layers after each cut by least squares
+    before the fine-tune, so it starts close to the unpruned model.
 
     .. code-block:: toml
 
@@ -228,6 +229,11 @@ class FilterPruneStep(Step):
     epochs: int = Field(6, ge=0, le=1000)
     learning_rate: float = Field(2e-4, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
     batch_size: int = Field(32, ge=1, le=4096)
+    refit: bool = Field(
+        False,
+        description="before the fine-tune, refit the layers after each cut by least squares to answer as before "
+        "(channel reconstruction on 256 training images; what --recipe auto uses)",
+    )
 
     _layers = field_validator("layers")(_selector)
 

@@ -341,8 +341,8 @@ def search_markdown(search: dict) -> list[str]:
         "",
         f"Goal: {search.get('goal')} within {search.get('max_drop_pts')} points; {search.get('seconds')} s, "
         f"stopped: {search.get('stopped')}. Ranked on {images.get('search')} search images carved from the "
-        f"training images (baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); short fine-tunes on "
-        f"{images.get('short_fine_tune')} training images; latency from {search.get('latency_from')}.",
+        f"training images (baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); layers refitted "
+        f"after each cut on {images.get('reconstruction')} training images; latency from {search.get('latency_from')}.",
         "",
         "| # | iteration | block | kept per block | head | p50 ms | size | search top-1 | Δ pts | |",
         "|---|---|---|---|---|---|---|---|---|---|",

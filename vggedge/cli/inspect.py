@@ -27,8 +27,10 @@ def inspect_command(
     apply_verbosity(verbose)
     from vggedge.flops import flops
     from vggedge.models.loading import load_baseline
+    from vggedge.models.normalization import summary as normalization_summary
     from vggedge.recipe import load_recipe, shipped_recipes
     from vggedge.steps import DataCounts, check_recipe
+    from vggedge.steps.context import frozen_layers
 
     if model == "sample":
         from vggedge.sample import load_sample_dataset
@@ -53,6 +55,8 @@ def inspect_command(
         "flops": flops(baseline.model),
         "preprocess": baseline.preprocess_note,
         "anatomy": anatomy.describe(),
+        "normalization": baseline.normalization,
+        "frozen": frozen_layers(baseline.model),
         "recipes": {name: {"applies": why is None, "why_not": why} for name, why in recipes.items()},
     }
     if as_json:
@@ -65,6 +69,8 @@ def inspect_command(
         highlight=False,
     )
     console.print(f"preprocessing: {baseline.preprocess_note}", highlight=False)
+    if baseline.normalization:
+        console.print(f"normalization: {normalization_summary(baseline.normalization)}", highlight=False)
     for number, block in enumerate(anatomy.blocks, start=1):
         console.print(f"block {number}: {len(block)} conv ({', '.join(block)})", highlight=False)
     hidden = ", ".join(anatomy.hidden) or "none"
@@ -74,6 +80,14 @@ def inspect_command(
         + ("" if anatomy.is_vgg16 else "  (not VGG16's 2-2-3-3-3 conv layout: VGG-like)"),
         highlight=False,
     )
+    frozen = [name for name in frozen_layers(baseline.model) if name in anatomy.convs]
+    if frozen:
+        console.print(
+            f"frozen: {len(frozen)} of {len(anatomy.convs)} conv layers (a transfer-learning base). The head swap "
+            "(gap, gap-int8, fast, edge) trains only the new head on the frozen features and may cost accuracy "
+            "here (seen: 3.3 points on a nested frozen VGG16); filter-prune unfreezes the base for its fine-tune.",
+            highlight=False,
+        )
     table = Table("recipe", "applies", "why not", show_lines=False)
     for name, why in recipes.items():
         table.add_row(name, "yes" if why is None else "no", why or "")

@@ -9,6 +9,9 @@ they are.
 Preprocessing: a model that starts with its own Rescaling/Normalization needs none added (``none``
 is its default, and asking for more would scale twice: refused). A model without it gets
 ``--preprocess`` as given, else ``none`` (raw 0-255 pixels), which the report states.
+
+BatchNormalization layers are kept (:mod:`vggedge.models.normalization` says why and how); the report
+lists each.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
 from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
+from vggedge.models.normalization import describe_normalization
 from vggedge.models.translate import TRANSLATORS, keras3_to_keras2
 from vggedge.models.vgg import Preprocess, preprocessing_layer, with_preprocessing
 from vggedge.report import ModelSection
@@ -44,6 +48,11 @@ class Baseline:
     def anatomy(self) -> Anatomy:
         return find_anatomy(self.model)
 
+    @functools.cached_property
+    def normalization(self) -> list[dict]:
+        """Each BatchNormalization and what vggedge does with it (:mod:`vggedge.models.normalization`)."""
+        return describe_normalization(self.model)
+
     @property
     def accuracy_measurable(self) -> bool:
         return self.weights != "random"
@@ -62,7 +71,7 @@ class Baseline:
             classes=self.classes,
             params=int(self.model.count_params()),
             preprocess=self.preprocess,
-            anatomy=self.anatomy.describe(),
+            anatomy={**self.anatomy.describe(), "normalization": self.normalization},
         )
 
 

@@ -20,8 +20,10 @@ from types import ModuleType
 from vggedge.errors import UserError
 from vggedge.keras_env import keras
 from vggedge.models.anatomy import Anatomy
+from vggedge.models.normalization import normalization_layers, reestimate_statistics
 from vggedge.recipe import Recipe, Step
 from vggedge.steps.context import DataCounts, StepContext, StepResult, plain_copy
+from vggedge.steps.inference_check import check_inference_mode
 
 
 def implementation(step: Step) -> ModuleType:
@@ -47,11 +49,18 @@ def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResu
     """Apply ``step`` to a copy of ``model``, seeded with ``context.seed`` (Python, numpy and TensorFlow).
 
     Under a distributed placement the step trains replicated variables; the model it returns is
-    rebuilt with plain ones before anything else uses it."""
+    rebuilt with plain ones before anything else uses it. A step that fine-tuned is checked in inference
+    mode on held-apart images (:mod:`vggedge.steps.inference_check`) before its model is handed on."""
     keras.utils.set_random_seed(context.seed)
     outcome = implementation(step).apply(step, model, context)
     if context.placement.distributed and outcome.model is not model:
         outcome.model = plain_copy(outcome.model)
+    if outcome.model is not model and normalization_layers(outcome.model) and not context.synthetic:
+        outcome.record["normalization_reestimated_on"] = reestimate_statistics(outcome.model, context.train)
+    if outcome.record.get("loss_per_epoch") and context.held_apart is not None and len(context.held_apart):
+        outcome.record["inference_check"] = check_inference_mode(
+            step.type, model, outcome.model, context.held_apart.images, context.held_apart_labels
+        )
     return outcome
 
 

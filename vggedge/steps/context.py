@@ -51,6 +51,7 @@ class StepContext:
     but fine-tune nothing, since there is nothing to learn.
     ``seed`` seeds everything random in the step (new layers' initial weights, shuffling): the same
     step on the same model and data gives the same model, whoever calls it and whatever ran before.
+    ``held_apart``: images for the inference-mode check after a fine-tune (none: no check).
     ``placement`` is where fine-tuning runs: steps build and compile the model they train under its
     strategy's scope and pass it to :func:`vggedge.training.fit` (one device unless the CLI chose more).
     """
@@ -61,10 +62,21 @@ class StepContext:
     synthetic: bool = False
     seed: int = 0
     placement: Placement = dataclasses.field(default_factory=one_device)
+    # Images no step trains on and the evaluation never sees (the calibration split): where a fine-tuned
+    # model is checked in inference mode before it is handed on (vggedge.steps.inference_check).
+    held_apart: Split | None = None
+    held_apart_labels: np.ndarray | None = None
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, labels_match: bool, progress: bool) -> StepContext:
-        return cls(dataset.train, dataset.train.labels if labels_match else None, progress)
+        held = dataset.calibration if len(dataset.calibration) else None
+        return cls(
+            dataset.train,
+            dataset.train.labels if labels_match else None,
+            progress,
+            held_apart=held,
+            held_apart_labels=held.labels if held is not None and labels_match else None,
+        )
 
     def learning_rate(self, rate: float) -> float:
         """A recipe's learning rate, scaled for the number of replicas (:mod:`vggedge.distribute`)."""

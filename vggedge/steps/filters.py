@@ -30,6 +30,7 @@ from vggedge.steps.context import (
     set_trainable,
     training_targets,
 )
+from vggedge.steps.reconstruct import REFIT_IMAGES, first_images, reconstruct
 from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 
@@ -65,10 +66,11 @@ def _copy_layer(layer: keras.layers.Layer, **overrides) -> keras.layers.Layer:  
 
 
 def thin_model(
-    model: keras.Model, ratio: Ratios, names: Collection[str] = ()
+    model: keras.Model, ratio: Ratios, names: Collection[str] = (), kept: dict[str, np.ndarray] | None = None
 ) -> tuple[keras.Model, dict[str, tuple[int, int]]]:
     """A copy of the chain ``model`` with filters removed from the conv layers ``names`` (or from each
-    layer of a ``ratio`` mapping, by its own ratio).
+    layer of a ``ratio`` mapping, by its own ratio). ``kept``, when given, receives each thinned layer's
+    surviving filter indices.
 
     Returns the thinner model (weights carried over) and {layer: (filters before, after)}. A
     BatchNormalization after a thinned convolution keeps the statistics of the surviving channels.
@@ -91,6 +93,8 @@ def thin_model(
                 keep = filters_to_keep(kernel, ratios[layer.name])
                 kernel, rest = kernel[..., keep], [b[keep] for b in rest]
                 widths[layer.name] = (layer.filters, len(keep))
+                if kept is not None:
+                    kept[layer.name] = keep
                 channels = keep
             else:
                 channels = None
@@ -143,8 +147,15 @@ def thin_model(
 
 def thin_macs(model: keras.Model, ratio: Ratios, names: Collection[str] = ()) -> int:
     """The MACs ``thin_model(model, ratio, names)`` would have, counted from shapes without building it."""
+    return thin_counts(model, ratio, names)[0]
+
+
+def thin_counts(model: keras.Model, ratio: Ratios, names: Collection[str] = ()) -> tuple[int, int]:
+    """(MACs, conv and dense kernel weights) that ``thin_model(model, ratio, names)`` would have, from shapes.
+    Batch-1 latency follows the MACs where feature maps are large and the weights where they are small
+    (a VGG's last blocks at a small input read far more weight bytes than they compute)."""
     ratios = per_layer(ratio, names)
-    total, kept, grid = 0, None, None  # kept: surviving channels of the last pruned conv, if it feeds on
+    macs, weights, kept, grid = 0, 0, None, None  # kept: surviving channels of the last pruned conv, if it feeds on
     for layer in model.layers[1:]:
         if isinstance(layer, keras.layers.Conv2D):
             in_channels = kept if kept is not None else int(layer.input_shape[-1])
@@ -155,14 +166,17 @@ def thin_macs(model: keras.Model, ratio: Ratios, names: Collection[str] = ()) ->
             else:
                 kept = None
             out_h, out_w = layer.output_shape[1:3]
-            total += int(out_h) * int(out_w) * layer.kernel_size[0] * layer.kernel_size[1] * in_channels * out_channels
+            kernel = layer.kernel_size[0] * layer.kernel_size[1] * in_channels * out_channels
+            macs += int(out_h) * int(out_w) * kernel
+            weights += kernel
         elif isinstance(layer, keras.layers.Flatten):
             grid = int(np.prod(layer.input_shape[1:3]))
         elif isinstance(layer, keras.layers.Dense):
             rows = int(layer.kernel.shape[0]) if kept is None else kept * (grid or 1)
-            total += rows * layer.units
+            macs += rows * layer.units
+            weights += rows * layer.units
             kept, grid = None, None
-    return total
+    return macs, weights
 
 
 def ratio_for_flops(model: keras.Model, target: float, names: Collection[str]) -> float:
@@ -225,8 +239,12 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     frozen = frozen_layers(model)
     targets, are_labels = training_targets(model, context, step.batch_size)
     losses: list[float] = []
+    refitted: list[str] = []
     with context.placement.strategy.scope():
-        thin, widths = thin_model(model, ratio, names)
+        kept: dict[str, np.ndarray] = {}
+        thin, widths = thin_model(model, ratio, names, kept=kept)
+        if step.refit and not context.synthetic and len(context.train):
+            refitted = reconstruct(model, thin, kept, first_images(context.train, REFIT_IMAGES), seed=context.seed)
         if trained:
             # Removing whole filters is a large perturbation: the thinner network is retrained for a few
             # epochs with a cosine-decayed rate, like a short training run from a good start.
@@ -261,5 +279,6 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
         "params": int(thin.count_params()),
         "float32_bytes": float_bytes(thin),
         "unfrozen_for_fine_tune": frozen if trained else [],
+        "refitted": refitted,
     }
     return StepResult(thin, record)

@@ -2,12 +2,14 @@
 
 Only Conv2D and Dense layers are annotated: the preprocessing Rescaling layer is not in tfmot's
 default QAT registry, and the converter quantizes it from calibration data like any PTQ model.
+BatchNormalization is folded and separate ReLU layers fused first (:func:`fold_for_quantization`).
 """
 
 from __future__ import annotations
 
 from vggedge.keras_env import keras, tfmot
 from vggedge.models.anatomy import Anatomy
+from vggedge.models.normalization import fold_for_quantization
 from vggedge.recipe import QuantizeStep
 from vggedge.steps.context import (
     DataCounts,
@@ -35,6 +37,7 @@ def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepR
     if not step.quantization.trains:
         return StepResult(model, record)
     quantize = tfmot().quantization.keras
+    model = fold_for_quantization(model)  # VGG16-BN: tfmot cannot wrap a float BatchNormalization/ReLU between
     names = {layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))}
     targets, are_labels = training_targets(model, context, step.batch_size)
     # The quantizers' ranges are only set by training-mode passes (before one, weight ranges are
