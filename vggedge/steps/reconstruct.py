@@ -18,6 +18,7 @@ from vggedge.keras_env import keras, tf
 
 REFIT_IMAGES = 256  # training images a refit sees (measured enough on the sample: see vggedge.search)
 MAX_ROWS = 20_000  # sampled output positions per layer: the solve stays small at any input size
+CHUNK = 16  # images per forward pass
 RIDGE = 1e-3  # relative to the mean diagonal of the normal matrix
 
 
@@ -27,10 +28,8 @@ def first_images(images, count: int = REFIT_IMAGES) -> np.ndarray:  # noqa: ANN0
     return chosen.decoded().images if hasattr(chosen, "decoded") else chosen.images
 
 
-def _inputs_of(model: keras.Model, names: list[str], images: np.ndarray) -> list[np.ndarray]:
-    probe = keras.Model(model.input, [model.get_layer(name).input for name in names])
-    outputs = probe.predict(images, batch_size=32, verbose=0)
-    return outputs if isinstance(outputs, list) else [outputs]
+def _probe(model: keras.Model, name: str) -> keras.Model:
+    return keras.Model(model.input, model.get_layer(name).input)
 
 
 def _rows(layer: keras.layers.Layer, inputs: np.ndarray) -> np.ndarray:
@@ -44,14 +43,36 @@ def _rows(layer: keras.layers.Layer, inputs: np.ndarray) -> np.ndarray:
     return patches.reshape(-1, patches.shape[-1])
 
 
-def _solve(rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(weights, bias) minimising ||rows @ w + b - targets||^2 plus a small ridge on w."""
-    design = np.hstack([rows, np.ones((len(rows), 1), rows.dtype)]).astype(np.float64)
-    gram = design.T @ design
-    ridge = RIDGE * np.trace(gram) / len(gram)
-    gram[np.arange(len(gram) - 1), np.arange(len(gram) - 1)] += ridge  # the bias is not penalised
-    solution = np.linalg.solve(gram, design.T @ targets.astype(np.float64))
-    return solution[:-1].astype(np.float32), solution[-1].astype(np.float32)
+def _refit(
+    source: keras.layers.Layer,
+    target: keras.layers.Layer,
+    probes: tuple[keras.Model, keras.Model],
+    filters: np.ndarray,
+    images: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """One layer's ridge regression on rows sampled chunk by chunk: memory stays that of one chunk's feature
+    maps plus :data:`MAX_ROWS` rows at any input size (a 224-pixel VGG16's first block has 50,176 positions
+    per image)."""
+    kernel, *bias = source.get_weights()
+    flat = kernel.reshape(-1, kernel.shape[-1])[:, filters]
+    offset = bias[0][filters] if bias else 0.0
+    per_chunk = max(1, MAX_ROWS * CHUNK // len(images))
+    rows, targets = [], []
+    for start in range(0, len(images), CHUNK):
+        chunk = images[start : start + CHUNK]
+        before = _rows(source, probes[0](chunk, training=False).numpy())
+        after = _rows(target, probes[1](chunk, training=False).numpy())
+        chosen = rng.choice(len(before), min(per_chunk, len(before)), replace=False)
+        rows.append(after[chosen])
+        targets.append(before[chosen] @ flat + offset)
+    design = np.hstack([np.concatenate(rows), np.ones((sum(len(r) for r in rows), 1), np.float32)]).astype(np.float64)
+    gram, moment = design.T @ design, design.T @ np.concatenate(targets).astype(np.float64)
+    inputs = len(gram) - 1
+    gram[np.arange(inputs), np.arange(inputs)] += RIDGE * np.trace(gram) / len(gram)  # the bias is not penalised
+    solution = np.linalg.solve(gram, moment)
+    new_kernel = solution[:-1].astype(np.float32).reshape(target.kernel.shape)
+    target.set_weights([new_kernel, solution[-1].astype(np.float32)] if target.use_bias else [new_kernel])
 
 
 def changed_inputs(original: keras.Model, thin: keras.Model) -> list[str]:
@@ -73,17 +94,8 @@ def reconstruct(
     rng = np.random.default_rng(seed)
     images = images.astype(np.float32)
     names = changed_inputs(original, thin)
-    originals = _inputs_of(original, names, images) if names else []
-    for name, before in zip(names, originals, strict=True):  # in order: each input includes the refits before it
+    for name in names:  # in order: each layer's input includes the refits before it
         source, target = original.get_layer(name), thin.get_layer(name)
-        (after,) = _inputs_of(thin, [name], images)
-        rows_before, rows_after = _rows(source, before), _rows(target, after)
-        chosen = rng.choice(len(rows_before), min(MAX_ROWS, len(rows_before)), replace=False)
-        kernel, *bias = source.get_weights()
-        filters = kept.get(name, np.arange(kernel.shape[-1]))
-        flat = kernel.reshape(-1, kernel.shape[-1])[:, filters]
-        wanted = rows_before[chosen] @ flat + (bias[0][filters] if bias else 0.0)
-        weights, offset = _solve(rows_after[chosen], wanted)
-        new_kernel = weights.reshape(target.kernel.shape)
-        target.set_weights([new_kernel, offset] if target.use_bias else [new_kernel])
+        filters = kept.get(name, np.arange(source.get_weights()[0].shape[-1]))
+        _refit(source, target, (_probe(original, name), _probe(thin, name)), filters, images, rng)
     return names
