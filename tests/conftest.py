@@ -209,11 +209,12 @@ def tiny_optimize_args(recipe: str, model: Path, data: Path, out: Path, max_drop
 # GAP form's `fast` 24 points down: too close to the bar.
 FORM_MAX_EPOCHS = 2
 HEAVY_FIXTURES = ("all_runs", "form_runs", "auto_runs")
-H5_FORMS = ("batch_norm",)
+H5_FORMS = ("batch_norm",)  # also saved as a Keras-2 .h5 beside the .keras (the folder above each run)
 # Forms that need longer fine-tunes than FORM_MAX_EPOCHS: none since `fast` refits before it fine-tunes (the
 # BatchNormalization form's `fast` at 2 epochs: 88.0% and 96.3% int8 agreement without the refit, below the 0.97
 # bar; 95.7% and 99.0% with it; seed 0, baseline 93.3%).
-FORM_EPOCHS: dict[str, int] = {}  # also saved as a Keras-2 .h5 beside the .keras (the folder above each run)
+FORM_EPOCHS: dict[str, int] = {}
+LONGEST_FORMS = ("batch_norm",)  # started before the other long runs
 # `--recipe auto` on the tiny VGG16 in the suite: a search of about half a minute (a start, its GAP head and
 # one iteration's candidates), the found recipe's fine-tunes cut to FORM_MAX_EPOCHS, then a replay of it.
 AUTO_SEARCH_MINUTES = 0.5
@@ -242,9 +243,9 @@ def heavy_runs(request, tmp_path_factory):  # noqa: ANN001, ANN201
     if needed:
         digits_dir = request.getfixturevalue("digits_dir")
     form_commands = form_run_commands(tmp_path_factory, digits_dir) if "form_runs" in needed else {}
-    # The longest run first (the BatchNormalization form, with more epochs), then the ones the first tests wait
-    # for: a long run started last would leave the other slot idle at the end.
-    for name in [name for name in form_commands if name in FORM_EPOCHS]:
+    # The longest run first (the BatchNormalization form: 300-480 s where the others take 200-300), then the ones
+    # the first tests wait for: a long run started last leaves the other slot idle at the end.
+    for name in [name for name in form_commands if name in LONGEST_FORMS]:
         runs.submit(f"form-{name}", *form_commands.pop(name))
     if "all_runs" in needed:
         out = tmp_path_factory.mktemp("all-runs")

@@ -232,7 +232,7 @@ class FilterPruneStep(Step):
     refit: bool = Field(
         False,
         description="before the fine-tune, refit the layers after each cut by least squares to answer as before "
-        "(channel reconstruction on 256 training images; what --recipe auto uses)",
+        "(channel reconstruction on 64 training images; what --recipe auto uses)",
     )
 
     _layers = field_validator("layers")(_selector)

@@ -30,7 +30,7 @@ from vggedge.steps.context import (
     set_trainable,
     training_targets,
 )
-from vggedge.steps.reconstruct import REFIT_IMAGES, first_images, reconstruct
+from vggedge.steps.reconstruct import STEP_REFIT_IMAGES, first_images, reconstruct
 from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 
@@ -244,7 +244,7 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
         kept: dict[str, np.ndarray] = {}
         thin, widths = thin_model(model, ratio, names, kept=kept)
         if step.refit and not context.synthetic and len(context.train):
-            refitted = reconstruct(model, thin, kept, first_images(context.train, REFIT_IMAGES), seed=context.seed)
+            refitted = reconstruct(model, thin, kept, first_images(context.train, STEP_REFIT_IMAGES), seed=context.seed)
         if trained:
             # Removing whole filters is a large perturbation: the thinner network is retrained for a few
             # epochs with a cosine-decayed rate, like a short training run from a good start.
