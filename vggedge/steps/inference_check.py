@@ -16,6 +16,7 @@ import numpy as np
 
 from vggedge.keras_env import keras
 from vggedge.metrics import top1_classes
+from vggedge.models.normalization import normalization_layers
 
 CHECK_IMAGES = 64
 CHUNK = 16  # images per call: batch statistics in training mode need a few, the full VGG16 at 224 px few enough
@@ -28,10 +29,6 @@ class InferenceModeCollapse(RuntimeError):
     """The step's model is far less accurate in inference mode than in training mode."""
 
 
-def _norm_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-
-
 def _classes(model: keras.Model, images: np.ndarray, training: bool = False) -> np.ndarray:
     """Top-1 by direct calls in chunks: no predict function to trace for a model seen once, bounded memory."""
     return np.concatenate(
@@ -42,7 +39,7 @@ def _classes(model: keras.Model, images: np.ndarray, training: bool = False) -> 
 def _training_mode_classes(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Top-1 with batch statistics; a direct call in training mode moves the moving averages, so they are
     put back after."""
-    saved = [(layer, layer.get_weights()) for layer in _norm_layers(model)]
+    saved = [(layer, layer.get_weights()) for layer in normalization_layers(model)]
     try:
         return _classes(model, images, training=True)
     finally:
@@ -60,7 +57,7 @@ def check_inference_mode(
     inference = float(np.mean(_classes(after, images) == targets))
     figures = {"images": len(images), "against": "labels" if labels is not None else "the step's input model"}
     figures["inference_agreement"] = round(inference, 4)
-    if not _norm_layers(after):
+    if not normalization_layers(after):
         return figures
     training = float(np.mean(_training_mode_classes(after, images) == targets))
     figures["training_agreement"] = round(training, 4)
