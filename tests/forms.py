@@ -115,6 +115,24 @@ def batch_norm(classes: int = 10):  # noqa: ANN201
     return keras3.Sequential(layers, name="vgg16_bn")
 
 
+def unbalance(model, layer: str, channel: int = 0, factor: float = 1000.0):  # noqa: ANN001, ANN201
+    """The imbalance form, made from any trained chain model (Keras 2 or 3), in place: output ``channel`` of
+    conv ``layer`` multiplied by ``factor`` (kernel and bias), the next conv's input weights for that channel
+    divided by it. ReLU commutes with the positive factor, so the float function is the same; int8's shared
+    activation scale now spans the one huge channel and rounds the others to zero (issue 23's collapse)."""
+    weighted = [item for item in model.layers if type(item).__name__ in ("Conv2D", "Dense")]
+    index = [item.name for item in weighted].index(layer)
+    first, second = weighted[index], weighted[index + 1]
+    kernel, bias = first.get_weights()
+    kernel[..., channel] *= factor
+    bias[channel] *= factor
+    first.set_weights([kernel, bias])
+    following = second.get_weights()
+    following[0][:, :, channel, :] /= factor
+    second.set_weights(following)
+    return model
+
+
 # name -> (builder, binary task?, --preprocess the form needs)
 FORMS = {
     "sequential_autonamed": (sequential_autonamed, True, None),

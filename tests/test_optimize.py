@@ -196,7 +196,7 @@ def test_a_result_over_its_budget_is_reported_and_exits_1(cli, tiny_h5, small_di
         "--eval-samples",
         "100",
     )
-    assert result.code == 1 and "over_budget" in result.out, result.out
+    assert result.code == 1 and "over budget" in result.out, result.out
     gutted = json.loads((tmp_path / "out" / "gutted" / "report.json").read_text())
     assert gutted["result"]["status"] == "over_budget" and gutted["ratios"]["top1_delta_pts"] < -50
     assert gutted["result"]["accuracy_budget"] == {"max_drop_pts": 1.0, "source": "default"}

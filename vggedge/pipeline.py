@@ -28,6 +28,8 @@ from vggedge.environment import describe_environment
 from vggedge.errors import UserError
 from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
+from vggedge.layer_error import layer_errors
+from vggedge.layer_error import summary_lines as layer_summary_lines
 from vggedge.metrics import (
     accuracy_figures,
     agreement,
@@ -366,6 +368,8 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
                 f"over budget: top-1 fell {drop:.2f} points, more than the {budget.max_drop_pts} allowed "
                 f"({budget.source})"
             )
+        if recipe.quantization.integer_io and prepared.baseline.accuracy_measurable:
+            describe_layer_error(model, flatbuffer, prepared, result, notes, options)
     result.accuracy_budget = budget
     result.timing = timing
     write_baseline_predictions(folder, prepared)
@@ -391,6 +395,29 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
         search=search,
     )
     return report.write(folder)
+
+
+def describe_layer_error(
+    model: keras.Model,
+    flatbuffer: bytes,
+    prepared: Prepared,
+    result: Result,
+    notes: list[str],
+    options: OptimizeOptions,
+) -> None:
+    """Each conv/dense layer's int8 error in the result (worst first), and the worst three in the notes when the
+    result is not ok: the layer to look at, by the name the user gave it."""
+    started = time.perf_counter()
+    try:
+        rows = layer_errors(model, flatbuffer, prepared.eval.images)
+    except Exception as error:  # the table explains a result; it never costs one
+        notes.append(f"int8 error per layer not measured: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+        return
+    result.layer_error = [row.to_dict() for row in rows]
+    if result.status != STATUS_OK and rows:
+        notes.append("int8 error per layer, worst first: " + "; ".join(layer_summary_lines(rows)))
+    if options.progress:
+        log_line(f"int8 error per layer measured in {duration(time.perf_counter() - started)}")
 
 
 def top1_drop_pts(baseline_top1: float | None, result_top1: float | None) -> float | None:

@@ -89,7 +89,7 @@ def _selector(value: str) -> str:
 QUANTIZE_MODE_FIELDS: dict[Quantization, dict[str, object]] = {
     Quantization.DYNAMIC: {},
     Quantization.FLOAT16: {},
-    Quantization.INT8: {"calibration_samples": 100},
+    Quantization.INT8: {"calibration_samples": 100, "equalize": True},
     Quantization.INT8_QAT: {"calibration_samples": 100, "epochs": 1, "learning_rate": 1e-5, "batch_size": 32},
 }
 
@@ -101,7 +101,9 @@ class QuantizeStep(Step):
     ``mode``: ``dynamic`` (int8 weights, float activations), ``float16`` (fp16 weights),
     ``int8`` (full integer, per-channel weights, uint8 input, calibrated on ``calibration_samples``
     images of the calibration split), ``int8-qat`` (quantization-aware fine-tuning for
-    ``epochs`` on the train split, then full-integer conversion).
+    ``epochs`` on the train split, then full-integer conversion). ``equalize`` (int8): cross-layer
+    equalization before calibration, the same function with channel ranges int8 can hold
+    (:mod:`vggedge.equalize`).
 
     .. code-block:: toml
 
@@ -109,6 +111,7 @@ class QuantizeStep(Step):
         type = "quantize"
         mode = "int8"
         calibration_samples = 100
+        equalize = true
     """
 
     implementation: ClassVar[str] = "qat"
@@ -118,6 +121,7 @@ class QuantizeStep(Step):
     epochs: Optional[int] = Field(None, ge=1, le=1000, description="fine-tuning epochs, int8-qat only")
     learning_rate: Optional[float] = Field(None, gt=0, lt=1, description="int8-qat only")
     batch_size: Optional[int] = Field(None, ge=1, le=4096, description="int8-qat only")
+    equalize: Optional[bool] = Field(None, description="cross-layer equalization before calibration, int8 only")
 
     @model_validator(mode="before")
     @classmethod
@@ -126,7 +130,7 @@ class QuantizeStep(Step):
             fields = QUANTIZE_MODE_FIELDS[Quantization(data["mode"])]
             unused = [
                 key
-                for key in ("calibration_samples", "epochs", "learning_rate", "batch_size")
+                for key in ("calibration_samples", "epochs", "learning_rate", "batch_size", "equalize")
                 if data.get(key) is not None and key not in fields
             ]
             if unused:

@@ -174,6 +174,8 @@ class Result:
     timing: dict[str, float | None] | None = None  # seconds (and peak memory) per phase of the run
     error: str | None = None  # failed_export: the exception, one line
     top1_change: Top1Change | None = None  # against the baseline, with its 95% interval (null: no labels)
+    # Integer results: each conv/dense layer's int8 error against float32, worst first (vggedge.layer_error).
+    layer_error: list[dict] | None = None
 
 
 @dataclass
@@ -314,11 +316,43 @@ def render_markdown(report: Report) -> str:
     lines += [f"- {key}: {value}" for key, value in dataclasses.asdict(env).items()]
     if r.timing:
         lines += ["", "## Timing", ""] + [f"- {key}: {value}" for key, value in r.timing.items()]
+    if r.layer_error:
+        lines += layer_error_markdown(r.layer_error, every=r.status != STATUS_OK)
     if report.search:
         lines += search_markdown(report.search)
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
+
+
+LAYER_ROWS_WHEN_OK = 5
+
+
+def layer_error_markdown(rows: list[dict], every: bool) -> list[str]:
+    """The per-layer int8 error table, worst first: every layer when the result is not ok, else the worst few."""
+    shown = rows if every else rows[:LAYER_ROWS_WHEN_OK]
+    lines = [
+        "",
+        "## int8 error per layer",
+        "",
+        f"Worst first{'' if every else f' ({len(shown)} of {len(rows)}; all in report.json)'}: each conv/dense "
+        "layer's own error (its int8 output against float32 applied to its own int8 input), in output "
+        "quantization steps (pure rounding: 0.29) and as the median channel's SQNR; the accumulated SQNR "
+        "against the float model; the median channel's share of the output range (near 0: one channel takes "
+        "the range, which cross-layer equalization fixes).",
+        "",
+        "| layer | own SQNR dB | RMSE (steps) | accumulated SQNR dB | output range | median channel share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in shown:
+        low, high = row.get("range") or (None, None)
+        flag = " ⚠" if row.get("weak") else ""
+        lines.append(
+            f"| {row['part']} · {row['layer']}{flag} | {fmt(row.get('own_sqnr_db'))} | "
+            f"{fmt(row.get('rmse_in_scales'))} | {fmt(row.get('sqnr_db'))} | {fmt(low)} to {fmt(high)} | "
+            f"{fmt(row.get('median_channel_share'))} |"
+        )
+    return lines
 
 
 def change_interval(change: Top1Change | None) -> str:

@@ -11,6 +11,9 @@ from rich.table import Table
 from vggedge.formatting import fmt
 from vggedge.report import Report
 
+# Statuses as the table shows them: `failed_verification` at full length pushed the table past 80 columns
+# and cut its figures (the report keeps the full words).
+SHORT_STATUS = {"failed_verification": "unverified", "failed_export": "no export", "over_budget": "over budget"}
 LEGEND = (
     "MB: model file; ×small, ×fast: against the float32 Keras baseline (size, p50 latency); "
     "Δ pts: top-1 change in points; agree: top-1 agreement with the baseline"
@@ -26,7 +29,7 @@ def print_reports(paths: list[Path]) -> list[str]:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     # Every cell at its natural width (rich would otherwise fold the first column to make room).
     table.add_column("recipe", no_wrap=True, min_width=max(len(report.recipe.name) for report in reports))
-    table.add_column("status", no_wrap=True, min_width=max(len(report.result.status) for report in reports))
+    table.add_column("status", no_wrap=True, min_width=max(len(short_status(report)) for report in reports))
     for header in ("MB", "×small", "top-1", "Δ pts", "agree", "p50 ms", "×fast"):
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     baseline = None
@@ -36,7 +39,7 @@ def print_reports(paths: list[Path]) -> list[str]:
         statuses.append(r.status)
         table.add_row(
             report.recipe.name,
-            r.status,
+            short_status(report),
             fmt(r.size_bytes / 1e6 if r.size_bytes else None, ".2f"),
             fmt(x.size, ".2f"),
             fmt(r.top1, "pct"),
@@ -54,6 +57,19 @@ def print_reports(paths: list[Path]) -> list[str]:
         )
     console.print(table)
     console.print(LEGEND, highlight=False)
+    for report in reports:
+        if report.result.status != "ok" and report.result.layer_error:
+            worst = report.result.layer_error[0]
+            console.print(
+                f"{report.recipe.name}: worst int8 layer {worst['part']} · {worst['layer']} "
+                f"(own SQNR {fmt(worst.get('own_sqnr_db'))} dB, median channel "
+                f"{fmt(worst.get('median_channel_share'))} of the range): see the report's int8 error table",
+                highlight=False,
+            )
     for path in paths:
         console.print(f"report: {Path(path).parent / 'report.md'}", highlight=False, soft_wrap=True)
     return statuses
+
+
+def short_status(report: Report) -> str:
+    return SHORT_STATUS.get(report.result.status, report.result.status)

@@ -7,6 +7,9 @@ BatchNormalization is folded and separate ReLU layers fused first (:func:`fold_f
 
 from __future__ import annotations
 
+import numpy as np
+
+from vggedge.equalize import equalize
 from vggedge.keras_env import keras, tfmot
 from vggedge.models.anatomy import Anatomy
 from vggedge.models.normalization import fold_for_quantization
@@ -34,6 +37,8 @@ def check(step: QuantizeStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
 
 def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepResult:
     record = {**step.model_dump(mode="json")}
+    if step.equalize:
+        return equalized(model, record, context)
     if not step.quantization.trains:
         return StepResult(model, record)
     quantize = tfmot().quantization.keras
@@ -66,3 +71,24 @@ def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepR
         float32_bytes=float_bytes(model),
     )
     return StepResult(qat_model, record)
+
+
+# Scores of the equalized model may differ from its source's by float32 rounding only; more means the
+# rescaling changed the function (a layer between a pair that does not commute with it).
+EQUALIZED_TOLERANCE = 1e-3
+
+
+def equalized(model: keras.Model, record: dict, context: StepContext) -> StepResult:
+    """Cross-layer equalization before int8 calibration, checked to keep the function on held-apart images."""
+    balanced, equalization = equalize(model)
+    images = context.held_apart.images[:16] if context.held_apart is not None and len(context.held_apart) else None
+    if images is not None:
+        source = model.predict(images, verbose=0)
+        difference = float(np.abs(balanced.predict(images, verbose=0) - source).max())
+        equalization["max_abs_score_change"] = round(difference, 7)
+        if difference > EQUALIZED_TOLERANCE * max(1.0, float(np.abs(source).max())):
+            raise RuntimeError(
+                f"cross-layer equalization changed the model's scores by up to {difference:.3g}: "
+                "set equalize = false in the quantize step"
+            )
+    return StepResult(balanced, {**record, "equalization": equalization})

@@ -1,0 +1,133 @@
+"""int8 that names the layer when it breaks (per-layer error) and keeps the model's accuracy (equalization).
+
+The imbalance form (``forms.unbalance``): one output channel of block3_conv1 ×1000, the next conv's input
+weights for it ÷1000. Same float function; plain int8 of the tiny model falls to about chance (24% measured),
+because the one huge channel stretches the shared activation scale and every other channel rounds to zero.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from forms import FORMS, unbalance
+from vggedge.convert import convert
+from vggedge.equalize import equalize, find_pairs
+from vggedge.keras_env import keras
+from vggedge.layer_error import HEALTHY_RMSE_IN_SCALES, layer_errors
+from vggedge.runtime import TFLiteModel
+from vggedge.steps.context import clone_with
+
+CULPRIT = "block3_conv1"
+
+
+def weighted_layers(model) -> list[str]:  # noqa: ANN001
+    return [layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+@pytest.fixture(scope="module")
+def unbalanced(tiny):  # noqa: ANN001, ANN201
+    return unbalance(clone_with(tiny[0], lambda layer: layer, set()), CULPRIT)
+
+
+def int8_top1(flatbuffer: bytes, images: np.ndarray, labels: np.ndarray, tmp_path) -> float:  # noqa: ANN001
+    path = tmp_path / "model.tflite"
+    path.write_bytes(flatbuffer)
+    return float((TFLiteModel(path).predict(images).argmax(axis=1) == labels).mean())
+
+
+def test_the_imbalance_keeps_the_float_function(tiny, unbalanced, digits) -> None:
+    images = digits.eval.images[:32]
+    original, changed = tiny[0].predict(images, verbose=0), unbalanced.predict(images, verbose=0)
+    assert np.abs(original - changed).max() < 1e-4
+
+
+def test_the_error_table_names_the_unbalanced_layer_first(tiny, unbalanced, digits, tmp_path) -> None:
+    calibration = digits.calibration.images[:100]
+    rows = layer_errors(unbalanced, convert(unbalanced, "int8", calibration), digits.eval.images)
+    assert [row.layer for row in rows][:1] == [CULPRIT]
+    worst = rows[0]
+    assert worst.part == "block3" and worst.weak and worst.median_channel_share < 0.01
+    assert sorted(row.layer for row in rows) == sorted(weighted_layers(unbalanced))
+    assert {row.matched_by for row in rows} == {"name"}
+    # The same model balanced: no layer is weak, and the own errors are rounding-sized.
+    healthy = layer_errors(tiny[0], convert(tiny[0], "int8", calibration), digits.eval.images)
+    assert not any(row.weak for row in healthy), [row.to_dict() for row in healthy[:3]]
+    assert all(row.rmse_in_scales < 4 * HEALTHY_RMSE_IN_SCALES for row in healthy)
+    assert min(row.median_channel_share for row in healthy) > 0.05
+
+
+def test_equalization_keeps_the_function_and_brings_int8_back(tiny, unbalanced, digits, tmp_path) -> None:
+    images, labels = digits.eval.images[:300], digits.eval.labels[:300]
+    calibration = digits.calibration.images[:100]
+    float_top1 = float((unbalanced.predict(images, verbose=0).argmax(axis=1) == labels).mean())
+    collapsed = int8_top1(convert(unbalanced, "int8", calibration), images, labels, tmp_path)
+    balanced, record = equalize(unbalanced)
+    assert np.abs(balanced.predict(images[:32], verbose=0) - unbalanced.predict(images[:32], verbose=0)).max() < 1e-4
+    assert record["pairs"] == len(weighted_layers(unbalanced)) - 1
+    assert record["largest_channel_ratio_before"] > 500 and record["largest_channel_ratio_after"] < 3
+    restored = int8_top1(convert(balanced, "int8", calibration), images, labels, tmp_path)
+    assert collapsed < float_top1 - 0.3, "the imbalance form no longer collapses int8: the test proves nothing"
+    assert restored >= float_top1 - 0.01
+    assert weighted_layers(balanced) == weighted_layers(unbalanced)
+
+
+def test_equalization_passes_through_flatten_and_pooling_only(tiny) -> None:
+    pairs = find_pairs(tiny[0])
+    assert ("block5_conv3", "fc1", True) in [(p.first, p.second, p.flattened) for p in pairs]
+    assert ("block1_conv2", "block2_conv1", False) in [(p.first, p.second, p.flattened) for p in pairs]
+    assert all(p.second != "block1_conv1" for p in pairs)  # the Rescaling before it does not commute with a scale
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_every_form_maps_to_its_own_layers_and_equalizes_exactly(form, tmp_path) -> None:
+    """Untrained forms (the mapping and the algebra, not accuracy): each conv/dense op matched to its Keras
+    layer by name, and equalization (after folding the normalization of the BN form) the same function."""
+    from vggedge.models.loading import load_model_file
+
+    builder, _, preprocess = FORMS[form]
+    path = tmp_path / f"{form}.keras"
+    builder().save(path)
+    model = load_model_file(path, preprocess).model
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    rows = layer_errors(model, convert(model, "int8", images), images, count=2)
+    assert sorted(row.layer for row in rows) == sorted(weighted_layers(model))
+    assert {row.matched_by for row in rows} == {"name"}
+    balanced, record = equalize(model)
+    assert record["pairs"] >= 12
+    scale = float(np.abs(model.predict(images, verbose=0)).max())
+    assert np.abs(balanced.predict(images, verbose=0) - model.predict(images, verbose=0)).max() <= 1e-4 * max(scale, 1)
+
+
+@pytest.mark.slow
+def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, unbalanced, digits_dir, tmp_path):
+    """The user's view: `optimize --recipe int8` on the unbalanced model is ok (equalization is the default);
+    with `equalize = false` it fails, and the report, its notes and the terminal name block3_conv1 first."""
+    model = tmp_path / "unbalanced.h5"
+    unbalanced.save(model)
+    plain = tmp_path / "int8-plain.toml"
+    plain.write_text(
+        'schema = "vggedge.recipe/2"\nname = "int8-plain"\n\n[[steps]]\ntype = "quantize"\nmode = "int8"\n'
+        "equalize = false\n"
+    )
+    out = tmp_path / "out"
+    result = cli(
+        "optimize", "--recipe", f"int8,{plain}", "--model", model, "--data", digits_dir, "--out", out, "-q",
+        "--runs", "1", "--eval-samples", "200",
+    )  # fmt: skip
+    assert result.code == 1, result.err
+    fixed = json.loads((out / "int8" / "report.json").read_text())
+    broken = json.loads((out / "int8-plain" / "report.json").read_text())
+    assert fixed["result"]["status"] == "ok", fixed["notes"]
+    assert fixed["recipe"]["steps"][-1]["equalization"]["largest_channel_ratio_before"] > 500
+    assert broken["result"]["status"] in ("failed_verification", "over_budget")
+    assert broken["result"]["layer_error"][0]["layer"] == CULPRIT
+    assert any(note.startswith("int8 error per layer, worst first: block3 · block3_conv1") for note in broken["notes"])
+    markdown = (out / "int8-plain" / "report.md").read_text()
+    assert "## int8 error per layer" in markdown and "| block3 · block3_conv1 ⚠ |" in markdown
+    assert "int8-plain: worst int8 layer block3 · block3_conv1" in " ".join(result.out.split())
+    table = [line for line in result.out.splitlines() if not line.startswith("report: ")]  # paths may be long
+    assert max(len(line) for line in table) <= 80, result.out
