@@ -50,6 +50,9 @@ def test_the_error_table_names_the_unbalanced_layer_first(tiny, unbalanced, digi
     assert [row.layer for row in rows][:1] == [CULPRIT]
     worst = rows[0]
     assert worst.part == "block3" and worst.weak and worst.median_channel_share < 0.01
+    # Every layer after it works on a broken input: marked so, not blamed.
+    assert [row.layer for row in rows if row.weak] == [CULPRIT]
+    assert {row.layer for row in rows if row.after_broken} >= {"block3_conv2", "fc1", "predictions"}
     assert sorted(row.layer for row in rows) == sorted(weighted_layers(unbalanced))
     assert {row.matched_by for row in rows} == {"name"}
     # The same model balanced: no layer is weak, and the own errors are rounding-sized.

@@ -40,7 +40,9 @@ COMMUTING = (
     keras.layers.Flatten,
     keras.layers.Dropout,
 )
-MAX_SWEEPS = 50
+# One sweep already balanced a 1000x channel (the imbalance form: int8 24% -> 97.7%, the same after 2, 4, 8 or
+# 50 sweeps); a second settles the neighbours. Each sweep reads and rescales the full VGG16's 411 MB fc1 kernel.
+MAX_SWEEPS = 2
 SETTLED = 1e-2  # largest |log s| of a sweep (1%) below which the scales have settled
 
 
@@ -61,7 +63,7 @@ def equalize(model: keras.Model) -> tuple[keras.Model, dict]:
     pairs = find_pairs(model)
     names = {name for pair in pairs for name in (pair.first, pair.second)}
     # The arrays are rescaled in numpy and written back once: the full VGG16's fc1 alone is 411 MB.
-    weights = {name: [np.array(w, dtype=np.float32) for w in model.get_layer(name).get_weights()] for name in names}
+    weights = {name: model.get_layer(name).get_weights() for name in names}  # copies, rescaled in place
     before = _worst_ratio(weights, pairs)
     sweeps = 0
     for sweeps in range(1, MAX_SWEEPS + 1):  # noqa: B007 - the count goes in the record
@@ -116,18 +118,22 @@ def _ranges(weights: dict[str, list[np.ndarray]], pair: Pair) -> tuple[np.ndarra
     """Per channel between the pair: range of A's output weights, range of B's input weights."""
     kernel_a, kernel_b = weights[pair.first][0], weights[pair.second][0]
     channels = kernel_a.shape[-1]
-    r1 = np.abs(kernel_a).reshape(-1, channels).max(axis=0)
-    r2 = _input_rows(kernel_b, channels, pair.flattened).max(axis=(0, 2))
+    r1 = _abs_max(kernel_a.reshape(-1, channels), axis=0)
+    r2 = _abs_max(_input_rows(kernel_b, channels, pair.flattened), axis=(0, 2))
     return r1, r2
 
 
+def _abs_max(array: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    """max |array| along ``axis`` without an |array| copy (the full VGG16's fc1 kernel is 411 MB)."""
+    return np.maximum(array.max(axis=axis), -array.min(axis=axis))
+
+
 def _input_rows(kernel: np.ndarray, channels: int, flattened: bool) -> np.ndarray:
-    """B's |weights| as (positions, channels, outputs): a conv's kernel window, or a flattened dense's rows
-    (Flatten orders rows position-major, channel last)."""
+    """B's weights as (positions, channels, outputs), a view: a conv's kernel window, or a flattened dense's
+    rows (Flatten orders rows position-major, channel last)."""
     if kernel.ndim == 4:  # (kh, kw, in, out)
-        return np.abs(kernel).reshape(-1, kernel.shape[2], kernel.shape[3])
-    rows = np.abs(kernel)
-    return rows.reshape(-1, channels, rows.shape[-1]) if flattened else rows[None]
+        return kernel.reshape(-1, kernel.shape[2], kernel.shape[3])
+    return kernel.reshape(-1, channels, kernel.shape[-1]) if flattened else kernel[None]
 
 
 def _equalize_pair(weights: dict[str, list[np.ndarray]], pair: Pair) -> float:

@@ -14,9 +14,12 @@ Figures per layer: ``rmse_in_scales`` (own error in units of the output's quanti
 rounding is 1/sqrt(12) ≈ 0.29), ``sqnr_db`` (accumulated signal-to-quantization-noise ratio),
 ``own_sqnr_db`` (the median over output channels of each channel's own SQNR: a shared activation scale
 that one huge channel stretches rounds every other channel to zero, which a whole-tensor figure hides),
+``channel_sqnr_db`` (the same median, accumulated: a layer after one below 10 dB is marked ``after_broken``,
+its own figure says nothing about it),
 ``range`` of the float output and ``median_channel_share`` (the median channel's range as a share of the
 tensor's range: about 1 when channels are alike, near 0 when one channel takes the whole int8 range —
-the imbalance cross-layer equalization removes). Rows are ranked worst first by ``own_sqnr_db``.
+the imbalance cross-layer equalization removes). Rows are ranked worst first: the layers that break on a
+sound input (``weak``), then the rest by ``own_sqnr_db``.
 
 Matching: TFLite names an op's output after the graph locations it fused, ``;``-joined
 (``vgg16_bn/re_lu_3/Relu;vgg16_bn/conv2d_3/Conv2D``); their ``/`` segments are matched to the Keras layer
@@ -34,10 +37,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vggedge.flops import count_macs
 from vggedge.keras_env import keras, tf
 from vggedge.models.anatomy import chain_layers, find_anatomy
 
-ERROR_IMAGES = 8  # evaluation images the table is measured on: enough for stable medians, cheap at full size
+ERROR_IMAGES = 8  # evaluation images the table is measured on: enough for stable medians on small inputs
+# Above this many MACs per image (the full VGG16 is 15.5G) two images: each holds ~50,000 positions per channel,
+# and the table (two float passes layer by layer and one int8 pass without XNNPACK per image) stays a few seconds.
+LARGE_MODEL_MACS = 1e9
+LARGE_MODEL_IMAGES = 2
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 WEIGHTED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 HEALTHY_RMSE_IN_SCALES = 1 / math.sqrt(12)  # uniform rounding: the floor of any int8 tensor's error
@@ -56,20 +64,33 @@ class LayerError:
     rmse_in_scales: float
     sqnr_db: float | None
     own_sqnr_db: float | None
+    channel_sqnr_db: float | None  # accumulated, the median channel's: what the next layer gets to work with
     range: tuple[float, float]
     median_channel_share: float | None
     matched_by: str  # "name" or "order"
+    input_sqnr_db: float | None = None  # channel_sqnr_db of the layer before it (None: the first layer)
 
     @property
     def label(self) -> str:
         return f"{self.part} · {self.layer}"
 
     @property
+    def after_broken(self) -> bool:
+        """Its input is already broken: its own figure says nothing about the layer itself."""
+        return self.input_sqnr_db is not None and self.input_sqnr_db < WEAK_SQNR_DB
+
+    @property
     def weak(self) -> bool:
-        return self.own_sqnr_db is not None and self.own_sqnr_db < WEAK_SQNR_DB
+        """The layer itself loses its signal to int8 rounding, on an input that was still sound."""
+        return self.own_sqnr_db is not None and self.own_sqnr_db < WEAK_SQNR_DB and not self.after_broken
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "range": list(self.range), "weak": self.weak}
+        return {
+            **dataclasses.asdict(self),
+            "range": list(self.range),
+            "weak": self.weak,
+            "after_broken": self.after_broken,
+        }
 
 
 @dataclasses.dataclass
@@ -78,8 +99,8 @@ class _Accumulator:
 
     own_error: np.ndarray | None = None
     own_signal: np.ndarray | None = None
-    acc_error: float = 0.0
-    acc_signal: float = 0.0
+    acc_error: np.ndarray | float = 0.0  # per channel
+    acc_signal: np.ndarray | float = 0.0
     own_squared_in_scales: float = 0.0
     count: int = 0
     channel_min: np.ndarray | None = None
@@ -92,8 +113,8 @@ class _Accumulator:
         own_signal = (own**2).sum(axis=0)
         self.own_error = own_error if self.own_error is None else self.own_error + own_error
         self.own_signal = own_signal if self.own_signal is None else self.own_signal + own_signal
-        self.acc_error += float(((q - ref) ** 2).sum())
-        self.acc_signal += float((ref**2).sum())
+        self.acc_error = self.acc_error + ((q - ref) ** 2).sum(axis=0)
+        self.acc_signal = self.acc_signal + (ref**2).sum(axis=0)
         self.own_squared_in_scales += float(own_error.sum()) / (scale * scale)
         self.count += q.size
         low, high = ref.min(axis=0), ref.max(axis=0)
@@ -105,9 +126,14 @@ class _Accumulator:
         low, high = float(self.channel_min.min()), float(self.channel_max.max())
         live = self.own_signal > 0
         own_sqnr = float(np.median(_db(self.own_signal[live], self.own_error[live]))) if live.any() else None
+        reaching = self.acc_signal > 0
+        channel_sqnr = (
+            float(np.median(_db(self.acc_signal[reaching], self.acc_error[reaching]))) if reaching.any() else None
+        )
         return {
             "rmse_in_scales": round(math.sqrt(self.own_squared_in_scales / max(self.count, 1)), 3),
-            "sqnr_db": _rounded(_db(self.acc_signal, self.acc_error)),
+            "sqnr_db": _rounded(_db(float(np.sum(self.acc_signal)), float(np.sum(self.acc_error)))),
+            "channel_sqnr_db": _rounded(channel_sqnr),
             "own_sqnr_db": _rounded(own_sqnr),
             "range": (round(low, 4), round(high, 4)),
             "median_channel_share": round(float(np.median(channel_ranges)) / (high - low), 4) if high > low else None,
@@ -123,10 +149,13 @@ def _rounded(value: float | None) -> float | None:
 
 
 def layer_errors(
-    model: keras.Model, flatbuffer: bytes, images: np.ndarray, count: int = ERROR_IMAGES
+    model: keras.Model, flatbuffer: bytes, images: np.ndarray, count: int | None = None
 ) -> list[LayerError]:
     """The int8 error of every conv and dense layer of ``model`` in ``flatbuffer`` (its integer TFLite
-    conversion), measured on the first ``count`` of ``images`` (raw uint8 pixels); worst first."""
+    conversion), measured on the first ``count`` of ``images`` (raw uint8 pixels; default by the model's
+    size); worst first: the layers that break on a sound input, then the rest by their own SQNR."""
+    if count is None:
+        count = LARGE_MODEL_IMAGES if count_macs(model) > LARGE_MODEL_MACS else ERROR_IMAGES
     chain = [None, *chain_layers(model)]  # index 0: the pixels
     index_of = {layer.name: i for i, layer in enumerate(chain) if layer is not None}
     part_of = _parts(model)
@@ -155,19 +184,26 @@ def layer_errors(
             accumulators[op.output].add(
                 quantized, own_reference.reshape(quantized.shape), reference.reshape(quantized.shape), scale
             )
-    rows = [
-        LayerError(
-            layer=op.name,
-            part=part_of.get(op.name, "?"),
-            op=op.kind,
-            matched_by=op.matched_by,
-            **accumulators[op.output].figures(),
+    rows, before = [], None
+    for op in ops:  # graph order: each layer's input health is the median-channel SQNR of the one before it
+        figures = accumulators[op.output].figures()
+        rows.append(
+            LayerError(
+                layer=op.name,
+                part=part_of.get(op.name, "?"),
+                op=op.kind,
+                matched_by=op.matched_by,
+                input_sqnr_db=before,
+                **figures,
+            )
         )
-        for op in ops
-    ]
-    return sorted(
-        rows, key=lambda row: (row.own_sqnr_db is None, row.own_sqnr_db if row.own_sqnr_db is not None else 0)
-    )
+        before = figures["channel_sqnr_db"]
+    order = {id(row): i for i, row in enumerate(rows)}
+    return sorted(rows, key=lambda row: (not row.weak, _or_inf(row.own_sqnr_db), order[id(row)]))
+
+
+def _or_inf(value: float | None) -> float:
+    return math.inf if value is None else value
 
 
 @dataclasses.dataclass(frozen=True)

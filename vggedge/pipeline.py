@@ -368,7 +368,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
                 f"over budget: top-1 fell {drop:.2f} points, more than the {budget.max_drop_pts} allowed "
                 f"({budget.source})"
             )
-        if recipe.quantization.integer_io and prepared.baseline.accuracy_measurable:
+        if recipe.quantization.integer_io:
             describe_layer_error(model, flatbuffer, prepared, result, notes, options)
     result.accuracy_budget = budget
     result.timing = timing

@@ -346,7 +346,7 @@ def layer_error_markdown(rows: list[dict], every: bool) -> list[str]:
     ]
     for row in shown:
         low, high = row.get("range") or (None, None)
-        flag = " ⚠" if row.get("weak") else ""
+        flag = " ⚠" if row.get("weak") else (" (after a broken layer)" if row.get("after_broken") else "")
         lines.append(
             f"| {row['part']} · {row['layer']}{flag} | {fmt(row.get('own_sqnr_db'))} | "
             f"{fmt(row.get('rmse_in_scales'))} | {fmt(row.get('sqnr_db'))} | {fmt(low)} to {fmt(high)} | "
