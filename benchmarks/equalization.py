@@ -39,6 +39,7 @@ def main() -> None:
     from vggedge.convert import convert
     from vggedge.environment import cpu_features, cpu_name
     from vggedge.equalize import equalize
+    from vggedge.metrics import top1_classes
     from vggedge.pipeline import OptimizeOptions, apply_steps, calibration_images, prepare, step_context
     from vggedge.recipe import QuantizeStep, load_recipe
     from vggedge.runtime import TFLiteModel
@@ -58,14 +59,14 @@ def main() -> None:
         started = time.perf_counter()
         unequalized = recipe.model_copy(update={"steps": steps})
         model, _ = apply_steps(unequalized, prepared.baseline.model, step_context(prepared, options), options.seed)
-        source = model.predict(images, verbose=0).argmax(axis=1)
+        source = top1_classes(model.predict(images, verbose=0))
         calibration = calibration_images(prepared, recipe.calibration_samples)
         balanced, record = equalize(model)
         figures = {}
         for name, candidate in (("off", model), ("on", balanced)):
             path = options.out / f"{recipe.name}-{name}.tflite"
             path.write_bytes(convert(candidate, "int8", calibration, scratch=options.out))
-            predicted = TFLiteModel(path).predict(images).argmax(axis=1)
+            predicted = top1_classes(TFLiteModel(path).predict(images))
             figures[name] = ((predicted == labels).mean() * 100, (predicted == source).mean() * 100)
         rows.append(
             f"| {args.label or args.model} | {recipe.name} | {(source == labels).mean() * 100:.2f} | "

@@ -134,3 +134,24 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
     assert "int8-plain: worst int8 layer block3 · block3_conv1" in " ".join(result.out.split())
     table = [line for line in result.out.splitlines() if not line.startswith("report: ")]  # paths may be long
     assert max(len(line) for line in table) <= 80, result.out
+
+
+def test_calibration_that_misses_a_class_is_said(digits) -> None:
+    import dataclasses
+
+    from vggedge.pipeline import classes_without_calibration
+
+    assert classes_without_calibration(digits, 100) is None  # the digits' calibration split has all ten
+    calibration = digits.calibration
+    only_low = calibration.labels < 8
+    partial = dataclasses.replace(
+        digits,
+        calibration=dataclasses.replace(
+            calibration,
+            images=calibration.images[only_low],
+            labels=calibration.labels[only_low],
+            keys=[key for key, keep in zip(calibration.keys, only_low, strict=True) if keep],
+        ),
+    )
+    note = classes_without_calibration(partial, 100)
+    assert note is not None and "covering 8 of 10 classes (none of '8', '9')" in note

@@ -286,6 +286,22 @@ def calibration_images(prepared: Prepared, count: int) -> np.ndarray:
     return prepared.eval.images[:count]
 
 
+def classes_without_calibration(dataset: Dataset, count: int) -> str | None:
+    """A note when the calibration images used miss a class: int8's activation ranges then come from the other
+    classes only (said, so a class that int8 gets wrong has its likely reason beside it)."""
+    labels = dataset.calibration.labels[:count]
+    missing = [name for index, name in enumerate(dataset.class_names) if not np.any(labels == index)]
+    if not missing:
+        return None
+    shown = ", ".join(repr(name) for name in missing[:5])
+    shown += f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (
+        f"int8 calibrated on {count} images covering {len(dataset.class_names) - len(missing)} of "
+        f"{len(dataset.class_names)} classes (none of {shown}): add images of those classes or raise "
+        "--calibration-samples"
+    )
+
+
 def accuracy_budget(recipe: Recipe, options: OptimizeOptions) -> AccuracyBudget:
     """The budget this recipe's result is held to: --max-drop, else the recipe's own, else the default."""
     if options.max_drop is not None:
@@ -330,6 +346,10 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
         if unreadable:  # said, never a silently shorter training set
             notes.append(f"{len(unreadable)} training images could not be decoded and were left out of fine-tuning")
         calibration = calibration_images(prepared, recipe.calibration_samples) if recipe.calibration_samples else None
+        if calibration is not None and prepared.dataset is not None and prepared.labels_match:
+            uncovered = classes_without_calibration(prepared.dataset, len(calibration))
+            if uncovered:
+                notes.append(uncovered)
         if calibration is not None and context.synthetic:
             notes.append(
                 f"int8 calibrated on {len(calibration)} synthetic images (random weights: no data to learn from)"
