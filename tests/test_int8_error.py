@@ -108,7 +108,8 @@ def test_every_form_maps_to_its_own_layers_and_equalizes_exactly(form, tmp_path)
 @pytest.mark.slow
 def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, unbalanced, digits_dir, tmp_path):
     """The user's view: `optimize --recipe int8` on the unbalanced model is ok (equalization is the default);
-    with `equalize = false` it fails, and the report, its notes and the terminal name block3_conv1 first."""
+    with `equalize = false` it fails, and the report, its notes and the terminal name block3_conv1 first;
+    with `equalize = false` and `keep_float = "auto"` it is ok with at most two layers in float."""
     model = tmp_path / "unbalanced.h5"
     unbalanced.save(model)
     plain = tmp_path / "int8-plain.toml"
@@ -116,9 +117,14 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
         'schema = "vggedge.recipe/2"\nname = "int8-plain"\n\n[[steps]]\ntype = "quantize"\nmode = "int8"\n'
         "equalize = false\n"
     )
+    fallback = tmp_path / "int8-fallback.toml"
+    fallback.write_text(
+        'schema = "vggedge.recipe/2"\nname = "int8-fallback"\n\n[[steps]]\ntype = "quantize"\nmode = "int8"\n'
+        'equalize = false\nkeep_float = "auto"\n'
+    )
     out = tmp_path / "out"
     result = cli(
-        "optimize", "--recipe", f"int8,{plain}", "--model", model, "--data", digits_dir, "--out", out, "-q",
+        "optimize", "--recipe", f"int8,{plain},{fallback}", "--model", model, "--data", digits_dir, "--out", out, "-q",
         "--runs", "1", "--eval-samples", "200",
     )  # fmt: skip
     assert result.code == 1, result.err
@@ -132,6 +138,14 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
     markdown = (out / "int8-plain" / "report.md").read_text()
     assert "## int8 error per layer" in markdown and "| block3 · block3_conv1 ⚠ |" in markdown
     assert "int8-plain: worst int8 layer block3 · block3_conv1" in " ".join(result.out.split())
+    # Equalization off, float fallback on: the fewest layers in float that pass the check on held-apart images.
+    kept = json.loads((out / "int8-fallback" / "report.json").read_text())
+    record = kept["recipe"]["steps"][-1]["keep_float"]
+    assert kept["result"]["status"] == "ok", kept["notes"]
+    assert record["passed"] and 1 <= len(record["float_layers"]) <= 2 and record["float_layers"][0] == CULPRIT
+    assert record["tries"][0]["float_layers"] == [] and record["tries"][0]["agreement"] < 0.5
+    assert TFLiteModel(out / "int8-fallback" / "model.tflite").input_dtype == "uint8"
+    assert any(note.startswith("kept in float: block3_conv1") for note in kept["notes"])
     table = [line for line in result.out.splitlines() if not line.startswith("report: ")]  # paths may be long
     assert max(len(line) for line in table) <= 80, result.out
 
@@ -155,3 +169,28 @@ def test_calibration_that_misses_a_class_is_said(digits) -> None:
     )
     note = classes_without_calibration(partial, 100)
     assert note is not None and "covering 8 of 10 classes (none of '8', '9')" in note
+
+
+def test_named_float_layers_are_exactly_those(unbalanced, digits) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from vggedge.fallback import convert_with_fallback
+
+    flatbuffer, record = convert_with_fallback(unbalanced, "block3", digits.calibration.images[:100], None, None)
+    assert record["float_layers"] == ["block3_conv1", "block3_conv2", "block3_conv3"]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.tflite"
+        path.write_bytes(flatbuffer)
+        predicted = TFLiteModel(path).predict(digits.eval.images[:200]).argmax(axis=1)
+    assert (predicted == digits.eval.labels[:200]).mean() >= 0.9  # the stretched tensor never goes through int8
+
+
+@pytest.mark.parametrize("value", ["block0", "fc1,", "heads"])
+def test_a_bad_keep_float_selector_is_refused_when_the_recipe_is_read(value) -> None:
+    from vggedge.errors import UserError
+    from vggedge.recipe import recipe_from_dict
+
+    step = {"type": "quantize", "mode": "int8", "keep_float": value}
+    with pytest.raises(UserError, match="keep_float"):
+        recipe_from_dict({"schema": "vggedge.recipe/2", "name": "x", "steps": [step]})

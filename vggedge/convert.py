@@ -26,8 +26,9 @@ a failed verification, not as a silently worse model.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,52 @@ def convert(
         configure(converter, mode, calibration_images)
         with skip_recurrent_rewrite(model):
             return converter.convert()
+
+
+def calibrate(model: keras.Model, calibration_images: np.ndarray, scratch: Path | None = None) -> bytes:
+    """The float TFLite model with the activation ranges measured on ``calibration_images``: what
+    :func:`quantize_calibrated` turns into int8 as often as needed, without calibrating again."""
+    with tempfile.TemporaryDirectory(prefix=".vggedge-savedmodel-", dir=scratch) as folder:
+        module = serving_module(model)
+        tf.saved_model.save(module, folder, signatures=module.serve)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        configure(converter, Quantization.INT8, calibration_images)
+        converter.inference_input_type = converter.inference_output_type = tf.float32  # the quantizer sets them
+        converter._experimental_calibrate_only = True
+        with skip_recurrent_rewrite(model):
+            return converter.convert()
+
+
+def quantize_calibrated(calibrated: bytes, keep_float: Sequence[str] = ()) -> bytes:
+    """A calibrated model (:func:`calibrate`) as full int8 with uint8 input and output, except the ops whose
+    output tensors are named in ``keep_float``: those compute in float between a dequantize and a quantize.
+
+    This is TensorFlow's MLIR quantizer, the one that takes a deny-list (the quantization debugger's selective
+    quantization uses it); it needs about +3.4 GB on the full VGG16 (module docstring), which is why only a
+    float fallback takes this path."""
+    # Private: the quantizer behind the debugger (importlib: TensorFlow's lazy `tensorflow.lite` hides the package).
+    lite_convert = importlib.import_module("tensorflow.lite.python.convert")
+    return lite_convert.mlir_quantize(
+        calibrated,
+        input_data_type=tf.uint8,
+        output_data_type=tf.uint8,
+        denylisted_nodes=list(keep_float) or None,
+    )
+
+
+def op_outputs(flatbuffer: bytes, layers: Sequence[str]) -> list[str]:
+    """The output tensor names of the ops that ``layers`` (Keras names) became: TFLite names an op after the
+    graph locations it fused, ``;``-joined, each ``model/layer/Op``."""
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    wanted = set(layers)
+    names = []
+    for op in interpreter._get_ops_details():
+        if not len(op["outputs"]):
+            continue
+        name = interpreter._get_tensor_details(int(op["outputs"][0]), 0)["name"]
+        if wanted & {segment for part in name.split(";") for segment in part.split("/")}:
+            names.append(name)
+    return names
 
 
 def serving_module(model: keras.Model) -> tf.Module:

@@ -26,6 +26,7 @@ from vggedge.data import Dataset, FileSplit, Split, load_dataset, save_split
 from vggedge.distribute import Placement, one_device
 from vggedge.environment import describe_environment
 from vggedge.errors import UserError
+from vggedge.fallback import Check, convert_with_fallback
 from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
 from vggedge.layer_error import layer_errors
@@ -286,6 +287,14 @@ def calibration_images(prepared: Prepared, count: int) -> np.ndarray:
     return prepared.eval.images[:count]
 
 
+def fallback_check(context: StepContext, budget: AccuracyBudget, options: OptimizeOptions) -> Check | None:
+    """What keep_float = 'auto' checks each try on: the calibration split (held apart from the evaluation)."""
+    held = context.held_apart
+    if held is None or not len(held):
+        return None
+    return Check(held.images, context.held_apart_labels, budget.max_drop_pts, options.min_agreement)
+
+
 def classes_without_calibration(dataset: Dataset, count: int) -> str | None:
     """A note when the calibration images used miss a class: int8's activation ranges then come from the other
     classes only (said, so a class that int8 gets wrong has its likely reason beside it)."""
@@ -356,7 +365,23 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
             )
         started = time.perf_counter()
         options.out.mkdir(parents=True, exist_ok=True)  # the converter's scratch SavedModel goes beside the runs
-        flatbuffer = convert(model, recipe.quantization, calibration, scratch=options.out)
+        if recipe.keep_float:
+            check = fallback_check(context, accuracy_budget(recipe, options), options)
+            flatbuffer, fallback = convert_with_fallback(model, recipe.keep_float, calibration, check, options.out)
+            records[-1]["keep_float"] = fallback
+            if fallback["float_layers"]:
+                tries = fallback.get("tries") or []
+                cost = (
+                    f": {len(flatbuffer) / tries[0]['size_bytes'] - 1:+.0%} size against every layer int8, which "
+                    f"agreed with the Keras source on {tries[0]['agreement']:.0%} of the calibration images"
+                    if tries
+                    else ""
+                )
+                notes.append(
+                    f"kept in float: {', '.join(fallback['float_layers'])} (keep_float = {recipe.keep_float!r}){cost}"
+                )
+        else:
+            flatbuffer = convert(model, recipe.quantization, calibration, scratch=options.out)
         timing["convert_s"] = round(time.perf_counter() - started, 2)
         if options.progress:  # the conversion has no bar: a line says it happened and what it took
             log_line(

@@ -89,7 +89,7 @@ def _selector(value: str) -> str:
 QUANTIZE_MODE_FIELDS: dict[Quantization, dict[str, object]] = {
     Quantization.DYNAMIC: {},
     Quantization.FLOAT16: {},
-    Quantization.INT8: {"calibration_samples": 100, "equalize": True},
+    Quantization.INT8: {"calibration_samples": 100, "equalize": True, "keep_float": None},
     Quantization.INT8_QAT: {"calibration_samples": 100, "epochs": 1, "learning_rate": 1e-5, "batch_size": 32},
 }
 
@@ -112,6 +112,7 @@ class QuantizeStep(Step):
         mode = "int8"
         calibration_samples = 100
         equalize = true
+        keep_float = "auto"   # or "block1,head"; default: none, every layer int8
     """
 
     implementation: ClassVar[str] = "qat"
@@ -122,6 +123,10 @@ class QuantizeStep(Step):
     learning_rate: Optional[float] = Field(None, gt=0, lt=1, description="int8-qat only")
     batch_size: Optional[int] = Field(None, ge=1, le=4096, description="int8-qat only")
     equalize: Optional[bool] = Field(None, description="cross-layer equalization before calibration, int8 only")
+    keep_float: Optional[str] = Field(
+        None,
+        description="int8 only: 'auto' (the fewest layers in float that pass the check) or selectors, comma-separated",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -130,13 +135,21 @@ class QuantizeStep(Step):
             fields = QUANTIZE_MODE_FIELDS[Quantization(data["mode"])]
             unused = [
                 key
-                for key in ("calibration_samples", "epochs", "learning_rate", "batch_size", "equalize")
+                for key in ("calibration_samples", "epochs", "learning_rate", "batch_size", "equalize", "keep_float")
                 if data.get(key) is not None and key not in fields
             ]
             if unused:
                 raise ValueError(f"{', '.join(unused)} does not apply to mode {data['mode']!r}")
             data = {**fields, **{k: v for k, v in data.items() if v is not None}}
         return data
+
+    @field_validator("keep_float")
+    @classmethod
+    def _keep_float(cls, value: str | None) -> str | None:
+        if value is not None and value != "auto":
+            for part in value.split(","):
+                parse_selector(part)
+        return value
 
     @property
     def quantization(self) -> Quantization:
@@ -288,6 +301,12 @@ class Recipe(BaseModel):
         return (
             int(last.calibration_samples or 0) if isinstance(last, QuantizeStep) and self.quantization.calibrated else 0
         )
+
+    @property
+    def keep_float(self) -> str | None:
+        """The final int8 step's float fallback ('auto' or selectors), None when every layer is int8."""
+        last = self.steps[-1]
+        return last.keep_float if isinstance(last, QuantizeStep) else None
 
     def with_max_epochs(self, cap: int | None) -> Recipe:
         """The recipe with every fine-tune cut to at most ``cap`` epochs (``--max-epochs``): a quick trial

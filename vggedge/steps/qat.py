@@ -32,6 +32,9 @@ def check(step: QuantizeStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
         data.require_training_images("quantization-aware fine-tuning")
     if step.quantization.calibrated:
         data.require_calibration_images(f"{step.mode} conversion")
+    if step.keep_float and step.keep_float != "auto":
+        for part in step.keep_float.split(","):
+            anatomy.select(part.strip())  # a selector that picks nothing: refused before any work
     return anatomy
 
 

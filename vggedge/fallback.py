@@ -1,0 +1,101 @@
+"""Float fallback within the budget: the fewest layers kept in float that bring an int8 model back.
+
+When int8 breaks a model, a user's way out is to keep the guilty layers in float; TensorFlow's converter has
+no supported switch for it. Here the model is calibrated once, then quantized again as often as needed with
+a deny-list of ops (:func:`vggedge.convert.quantize_calibrated`, 0.3 s on the 1/4-width VGG16), each try
+checked on held-apart images (the calibration split: never evaluated on) against the Keras source:
+
+- ``keep_float = "auto"``: when full int8 misses the check (agreement with the Keras source below
+  ``--min-agreement``, or top-1 more than the budget below the source's on those images), the layers are
+  reverted to float one at a time in the order of the per-layer error table (:mod:`vggedge.layer_error`:
+  the layers that break first, then the rest by their own error), until the check passes or
+  ``MAX_FLOAT_LAYERS`` are float. A model that passes as it is keeps every layer int8.
+- ``keep_float = "block1,head"`` (selectors, comma-separated): exactly those layers in float.
+
+The model still takes raw uint8 pixels and returns uint8 scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from vggedge.convert import calibrate, op_outputs, quantize_calibrated
+from vggedge.keras_env import keras
+from vggedge.layer_error import layer_errors
+from vggedge.metrics import top1_classes
+from vggedge.models.anatomy import find_anatomy
+from vggedge.runtime import TFLiteModel
+
+MAX_FLOAT_LAYERS = 4
+AUTO = "auto"
+
+
+@dataclasses.dataclass
+class Check:
+    """Held-apart images, their labels (None: agreement only) and the bars a try must meet."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    max_drop_pts: float
+    min_agreement: float
+
+
+def selected_layers(model: keras.Model, keep_float: str) -> list[str]:
+    """The conv/dense layers a comma-separated selector list names, in model order."""
+    anatomy = find_anatomy(model)
+    chosen = {name for part in keep_float.split(",") for name in anatomy.select(part.strip())}
+    return [layer.name for layer in model.layers if layer.name in chosen]
+
+
+def convert_with_fallback(
+    model: keras.Model, keep_float: str, calibration: np.ndarray, check: Check | None, scratch
+) -> tuple[bytes, dict]:  # noqa: ANN001 - scratch: a folder or None
+    """The int8 flatbuffer with the fewest float layers that pass ``check`` (or the named ones), and a record:
+    which layers are float, each try's figures on the held-apart images."""
+    calibrated = calibrate(model, calibration, scratch)
+    if keep_float != AUTO:
+        layers = selected_layers(model, keep_float)
+        return quantize_calibrated(calibrated, op_outputs(calibrated, layers)), {"float_layers": layers, "tries": []}
+    if check is None or not len(check.images):
+        raise ValueError("keep_float = 'auto' needs held-apart images to check each try on")
+    source = top1_classes(model.predict(check.images, verbose=0))
+    tries: list[dict] = []
+
+    def attempt(layers: list[str]) -> tuple[bytes, bool]:
+        flatbuffer = quantize_calibrated(calibrated, op_outputs(calibrated, layers))
+        figures = _figures(flatbuffer, check, source, scratch)
+        tries.append({"float_layers": list(layers), **figures})
+        passed = figures["agreement"] >= check.min_agreement and (
+            figures["drop_pts"] is None or figures["drop_pts"] <= check.max_drop_pts
+        )
+        return flatbuffer, passed
+
+    flatbuffer, passed = attempt([])
+    layers: list[str] = []
+    if not passed:
+        ranking = [row.layer for row in layer_errors(model, flatbuffer, check.images)]
+        for layer in ranking[:MAX_FLOAT_LAYERS]:
+            layers.append(layer)
+            flatbuffer, passed = attempt(layers)
+            if passed:
+                break
+    return flatbuffer, {"float_layers": layers, "passed": passed, "tries": tries, "checked_on": len(check.images)}
+
+
+def _figures(flatbuffer: bytes, check: Check, source: np.ndarray, scratch) -> dict:  # noqa: ANN001
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        path = Path(folder) / "try.tflite"
+        path.write_bytes(flatbuffer)
+        predicted = top1_classes(TFLiteModel(path).predict(check.images))
+    figures = {"agreement": round(float((predicted == source).mean()), 4), "size_bytes": len(flatbuffer)}
+    if check.labels is not None:
+        drop = float((source == check.labels).mean() - (predicted == check.labels).mean()) * 100
+        figures["drop_pts"] = round(drop, 2)
+    else:
+        figures["drop_pts"] = None
+    return figures
