@@ -67,7 +67,9 @@ def test_equalization_keeps_the_function_and_brings_int8_back(tiny, unbalanced, 
     calibration = digits.calibration.images[:100]
     float_top1 = float((unbalanced.predict(images, verbose=0).argmax(axis=1) == labels).mean())
     collapsed = int8_top1(convert(unbalanced, "int8", calibration), images, labels, tmp_path)
+    before = unbalanced.get_layer(CULPRIT).get_weights()[0].copy()
     balanced, record = equalize(unbalanced)
+    assert np.array_equal(unbalanced.get_layer(CULPRIT).get_weights()[0], before)  # the source is untouched
     assert np.abs(balanced.predict(images[:32], verbose=0) - unbalanced.predict(images[:32], verbose=0)).max() < 1e-4
     assert record["pairs"] == len(weighted_layers(unbalanced)) - 1
     assert record["largest_channel_ratio_before"] > 500 and record["largest_channel_ratio_after"] < 3

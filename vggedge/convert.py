@@ -50,22 +50,25 @@ def convert(
     mode = Quantization(mode)  # ValueError naming the value for an unknown mode
     if mode.calibrated and (calibration_images is None or len(calibration_images) == 0):
         raise ValueError("int8 conversion needs calibration images")
-    with tempfile.TemporaryDirectory(prefix=".vggedge-savedmodel-", dir=scratch) as folder:
-        module = serving_module(model)
-        tf.saved_model.save(module, folder, signatures=module.serve)
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+    with saved_converter(model, scratch) as converter:
         configure(converter, mode, calibration_images)
         with skip_recurrent_rewrite(model):
             return converter.convert()
 
 
-def calibrate(model: keras.Model, calibration_images: np.ndarray, scratch: Path | None = None) -> bytes:
-    """The float TFLite model with the activation ranges measured on ``calibration_images``: what
-    :func:`quantize_calibrated` turns into int8 as often as needed, without calibrating again."""
+@contextlib.contextmanager
+def saved_converter(model: keras.Model, scratch: Path | None) -> Iterator[tf.lite.TFLiteConverter]:
+    """A converter reading ``model`` from a scratch SavedModel (:func:`serving_module`), deleted after."""
     with tempfile.TemporaryDirectory(prefix=".vggedge-savedmodel-", dir=scratch) as folder:
         module = serving_module(model)
         tf.saved_model.save(module, folder, signatures=module.serve)
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        yield tf.lite.TFLiteConverter.from_saved_model(folder)
+
+
+def calibrate(model: keras.Model, calibration_images: np.ndarray, scratch: Path | None = None) -> bytes:
+    """The float TFLite model with the activation ranges measured on ``calibration_images``: what
+    :func:`quantize_calibrated` turns into int8 as often as needed, without calibrating again."""
+    with saved_converter(model, scratch) as converter:
         configure(converter, Quantization.INT8, calibration_images)
         converter.inference_input_type = converter.inference_output_type = tf.float32  # the quantizer sets them
         converter._experimental_calibrate_only = True
@@ -100,9 +103,15 @@ def op_outputs(flatbuffer: bytes, layers: Sequence[str]) -> list[str]:
         if not len(op["outputs"]):
             continue
         name = interpreter._get_tensor_details(int(op["outputs"][0]), 0)["name"]
-        if wanted & {segment for part in name.split(";") for segment in part.split("/")}:
+        if wanted & fused_locations(name):
             names.append(name)
     return names
+
+
+def fused_locations(tensor_name: str) -> set[str]:
+    """The graph-location segments of a TFLite tensor name (``a/conv2d_3/Conv2D;a/re_lu_3/Relu`` -> every part
+    between ``;`` and ``/``): the Keras layer names an op fused are among them."""
+    return {segment for part in tensor_name.split(";") for segment in part.split("/")}
 
 
 def serving_module(model: keras.Model) -> tf.Module:

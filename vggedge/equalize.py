@@ -28,7 +28,7 @@ import numpy as np
 
 from vggedge.keras_env import keras
 from vggedge.models.anatomy import chain_layers
-from vggedge.models.normalization import fold_batch_norm, normalization_layers
+from vggedge.models.normalization import fold_batch_norm
 from vggedge.steps.context import clone_with
 
 WEIGHTED = (keras.layers.Conv2D, keras.layers.Dense)
@@ -56,10 +56,10 @@ class Pair:
 def equalize(model: keras.Model) -> tuple[keras.Model, dict]:
     """A copy of the chain ``model``, equalized, and a record for the report (pairs, sweeps, how far the
     largest channel-range ratio came down). ``model`` itself is untouched."""
-    if normalization_layers(model):
-        model, _ = fold_batch_norm(model)
-    else:
-        model = clone_with(model, lambda layer: layer, set())
+    # Folding copies the model, but returns a model with nothing to fold as it is: then a copy is made here, so
+    # the rescaling below never writes into the model the caller passed.
+    folded, _ = fold_batch_norm(model)
+    model = clone_with(model, lambda layer: layer, set()) if folded is model else folded
     pairs = find_pairs(model)
     names = {name for pair in pairs for name in (pair.first, pair.second)}
     # The arrays are rescaled in numpy and written back once: the full VGG16's fc1 alone is 411 MB.

@@ -27,6 +27,7 @@ from vggedge.layer_error import layer_errors
 from vggedge.metrics import top1_classes
 from vggedge.models.anatomy import find_anatomy
 from vggedge.runtime import TFLiteModel
+from vggedge.selectors import split_selectors
 
 MAX_FLOAT_LAYERS = 4
 AUTO = "auto"
@@ -45,7 +46,7 @@ class Check:
 def selected_layers(model: keras.Model, keep_float: str) -> list[str]:
     """The conv/dense layers a comma-separated selector list names, in model order."""
     anatomy = find_anatomy(model)
-    chosen = {name for part in keep_float.split(",") for name in anatomy.select(part.strip())}
+    chosen = {name for part in split_selectors(keep_float) for name in anatomy.select(part)}
     return [layer.name for layer in model.layers if layer.name in chosen]
 
 

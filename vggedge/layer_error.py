@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vggedge.convert import fused_locations
 from vggedge.flops import count_macs
 from vggedge.keras_env import keras, tf
 from vggedge.models.anatomy import chain_layers, find_anatomy
@@ -229,7 +230,7 @@ def _matched_ops(interpreter: tf.lite.Interpreter, chain: Sequence, index_of: di
         inputs = [int(i) for i in detail["inputs"] if i >= 0]
         output = int(detail["outputs"][0])
         name = interpreter._get_tensor_details(output, 0)["name"]
-        matched = sorted({index_of[s] for part in name.split(";") for s in part.split("/") if s in index_of})
+        matched = sorted(index_of[segment] for segment in fused_locations(name) if segment in index_of)
         source = next((tensor_layer[i] for i in inputs if i in tensor_layer), None)
         if matched:
             tensor_layer[output] = matched[-1]

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vggedge.errors import UserError, did_you_mean
 from vggedge.quantization import Quantization
-from vggedge.selectors import migrate_v1_selector, parse_selector
+from vggedge.selectors import migrate_v1_selector, parse_selector, split_selectors
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -147,7 +147,7 @@ class QuantizeStep(Step):
     @classmethod
     def _keep_float(cls, value: str | None) -> str | None:
         if value is not None and value != "auto":
-            for part in value.split(","):
+            for part in split_selectors(value):
                 parse_selector(part)
         return value
 

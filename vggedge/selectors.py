@@ -46,6 +46,11 @@ def parse_selector(text: str) -> Selector:
     raise ValueError(f"{text!r} is not a layer selector; use {SELECTOR_HELP}")
 
 
+def split_selectors(text: str) -> list[str]:
+    """A comma-separated list of selectors (``block3,head``), each stripped; parse each with :func:`parse_selector`."""
+    return [part.strip() for part in text.split(",")]
+
+
 def migrate_v1_selector(text: str) -> str:
     """A ``vggedge.recipe/1`` ``layers`` value in today's grammar: groups kept, a regular expression named."""
     return text if text in ("dense", "conv", "all") else f"name:{text}"

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vggedge.formatting import fmt
-from vggedge.report import Report
+from vggedge.report import STATUS_OK, Report
 
 # Statuses as the table shows them: `failed_verification` at full length pushed the table past 80 columns
 # and cut its figures (the report keeps the full words).
@@ -58,7 +58,7 @@ def print_reports(paths: list[Path]) -> list[str]:
     console.print(table)
     console.print(LEGEND, highlight=False)
     for report in reports:
-        if report.result.status != "ok" and report.result.layer_error:
+        if report.result.status != STATUS_OK and report.result.layer_error:
             worst = report.result.layer_error[0]
             console.print(
                 f"{report.recipe.name}: worst int8 layer {worst['part']} · {worst['layer']} "

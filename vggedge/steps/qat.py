@@ -14,6 +14,7 @@ from vggedge.keras_env import keras, tfmot
 from vggedge.models.anatomy import Anatomy
 from vggedge.models.normalization import fold_for_quantization
 from vggedge.recipe import QuantizeStep
+from vggedge.selectors import split_selectors
 from vggedge.steps.context import (
     DataCounts,
     StepContext,
@@ -33,8 +34,8 @@ def check(step: QuantizeStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
     if step.quantization.calibrated:
         data.require_calibration_images(f"{step.mode} conversion")
     if step.keep_float and step.keep_float != "auto":
-        for part in step.keep_float.split(","):
-            anatomy.select(part.strip())  # a selector that picks nothing: refused before any work
+        for part in split_selectors(step.keep_float):
+            anatomy.select(part)  # a selector that picks nothing: refused before any work
     return anatomy
 
 
