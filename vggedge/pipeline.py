@@ -460,7 +460,12 @@ def describe_layer_error(
         return
     result.layer_error = [row.to_dict() for row in rows]
     if result.status != STATUS_OK and rows:
-        notes.append("int8 error per layer, worst first: " + "; ".join(layer_summary_lines(rows)))
+        notes.append(
+            "int8 error per layer, worst first: "
+            + "; ".join(layer_summary_lines(rows))
+            + '. To try: keep_float = "auto" in the quantize step keeps the worst layers in float (and equalize = '
+            "true, the default for int8, equalizes channel ranges first)"
+        )
     if options.progress:
         log_line(f"int8 error per layer measured in {duration(time.perf_counter() - started)}")
 
