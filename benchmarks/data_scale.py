@@ -179,7 +179,7 @@ def main() -> None:
 def write_table(rows: list[dict], throughput: dict, args: argparse.Namespace) -> None:
     from fullsize import environment_name
 
-    from vggedge.environment import describe_environment
+    from vggedge.device.environment import describe_environment
 
     env = dataclasses.asdict(describe_environment(None, None))
     growth = rows[-1]["peak_rss_gb"] - rows[0]["peak_rss_gb"]

@@ -37,12 +37,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from vggedge.convert import convert
-    from vggedge.environment import cpu_features, cpu_name
+    from vggedge.device.environment import cpu_features, cpu_name
+    from vggedge.device.runtime import TFLiteModel
     from vggedge.equalize import equalize
     from vggedge.metrics import top1_classes
     from vggedge.pipeline import OptimizeOptions, apply_steps, calibration_images, prepare, step_context
     from vggedge.recipe import QuantizeStep, load_recipe
-    from vggedge.runtime import TFLiteModel
 
     recipes = [load_recipe(name).with_max_epochs(args.max_epochs) for name in args.recipes.split(",")]
     options = OptimizeOptions(

@@ -119,7 +119,7 @@ print(round(time.perf_counter() - started, 1))
         raise RuntimeError(f"the float32 TFLite reference did not convert: {run.last_error_line()}")
     convert_s = float(run.stdout.strip().splitlines()[-1])
     path = work / "fp32.tflite"
-    from vggedge.benchmark import gzip_size
+    from vggedge.device.benchmark import gzip_size
 
     return path, {
         "recipe": "float32 TFLite (reference)",
@@ -137,7 +137,7 @@ def time_interleaved(models: dict[str, Path], runs: int) -> dict[tuple[str, int]
     per round, so machine noise hits every row alike."""
     from peers import Runner
 
-    from vggedge.runtime import TFLiteModel
+    from vggedge.device.runtime import TFLiteModel
 
     rng = np.random.default_rng(0)
     interpreters = {}
@@ -164,7 +164,7 @@ INT8_TIERS = ("amx_int8", "avx512_vnni", "avx_vnni", "avx2", "i8mm", "asimddp", 
 
 
 def environment_name() -> str:
-    from vggedge.environment import cpu_features, cpu_name
+    from vggedge.device.environment import cpu_features, cpu_name
 
     cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()
     tier = next((f.replace("_", "-") for f in INT8_TIERS if f in cpu_features()), "")
@@ -292,8 +292,8 @@ def peer_sentence(table: list[dict]) -> list[str]:
 
 
 def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
-    from vggedge.environment import describe_environment
-    from vggedge.runtime import find_runtime
+    from vggedge.device.environment import describe_environment
+    from vggedge.device.runtime import find_runtime
 
     env = dataclasses.asdict(describe_environment(find_runtime(), None))
     stem = f"fullsize-{environment_name()}"

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vggedge.environment import cpu_features, cpu_name  # noqa: E402
+from vggedge.device.environment import cpu_features, cpu_name  # noqa: E402
 
 CHILD = """
 import json, sys, time, dataclasses

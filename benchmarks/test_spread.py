@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vggedge.environment import cpu_features, cpu_name  # noqa: E402
+from vggedge.device.environment import cpu_features, cpu_name  # noqa: E402
 
 
 def run_suite(seed: int, onednn: str, log: Path, pytest_args: list[str]) -> tuple[int, str, float]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +21,10 @@ _SESSION_TMP = Path(os.environ.get("PYTEST_VGGEDGE_TMP", "/tmp")) / f"vggedge-te
 os.environ["VGGEDGE_CACHE"] = str(_SESSION_TMP / "cache")
 os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
 os.environ["VGGEDGE_OFFLINE"] = "1"
+# `bench` rests and loads the board before timing (a real device's figures need it); tests of other things
+# do not wait for it. tests/test_bench_many.py sets them where the mechanism is what it asserts.
+os.environ["VGGEDGE_COOLDOWN"] = "0"
+os.environ["VGGEDGE_SUSTAIN"] = "0"
 # In-process CLI calls must not point the test process's own descriptor 2 at /dev/null (tests/test_quiet.py
 # runs the quiet default in a child process).
 os.environ["VGGEDGE_VERBOSE"] = "1"
@@ -256,12 +262,15 @@ def heavy_runs(request, tmp_path_factory):  # noqa: ANN001, ANN201
         tiny_h5 = request.getfixturevalue("tiny_h5")
         # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
         runs.submit("all_runs", [tiny_command("all", tiny_h5, digits_dir, out, TINY_MAX_DROP)], out)
+    server = None
     if "auto_runs" in needed:
         tiny_h5 = request.getfixturevalue("tiny_h5")
         out = tmp_path_factory.mktemp("auto-runs")
+        # The search times its candidates through a bench server on loopback, as it would on a Pi (--time-on).
+        server, url, token = start_bench_server(out / "bench-token")
         search = tiny_optimize_args("auto", tiny_h5, digits_dir, out / "found", 1.0)
         search += ["--search-minutes", AUTO_SEARCH_MINUTES, "--search-images", AUTO_SEARCH_IMAGES]
-        search += ["--max-epochs", FORM_MAX_EPOCHS]
+        search += ["--max-epochs", FORM_MAX_EPOCHS, "--time-on", url, "--time-on-token", token]
         replay = tiny_optimize_args(out / "found" / "auto" / "recipe.toml", tiny_h5, digits_dir, out / "replay", 1.0)
         runs.submit("auto_runs", [vggedge_command(search), vggedge_command(replay)], out)
     for name, (commands, out) in form_commands.items():
@@ -269,6 +278,18 @@ def heavy_runs(request, tmp_path_factory):  # noqa: ANN001, ANN201
     yield runs
     request.config.vggedge_heavy_timings = runs.timings()
     runs.close()
+    if server is not None:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+
+
+def start_bench_server(token_file: Path) -> tuple[subprocess.Popen, str, str]:
+    """`vggedge bench --serve` on a free loopback port: (process, its URL, its token)."""
+    command = [*vggedge_command(["bench", "--serve", "--port", "0", "--token-file", str(token_file)])]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first = process.stdout.readline()
+    assert first.startswith("vggedge bench server on http://"), first
+    return process, first.split()[4], token_file.read_text().strip()
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:  # noqa: ANN001

@@ -23,7 +23,11 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     assert len(candidates) >= 3 and search["complete"]
     start = candidates[0]
     assert start["block_ratios"] == [0.0] * 5 and start["head"] == "kept" and start["iteration"] == 0
-    assert all(c["latency_ms"] > 0 and c["size_bytes"] > 0 and "this machine" in c["timed_on"] for c in candidates)
+    # Timed through the bench server on loopback (--time-on), as on a device: every candidate says so.
+    assert all(
+        c["latency_ms"] > 0 and c["size_bytes"] > 0 and "via http://127.0.0.1:" in c["timed_on"] for c in candidates
+    )
+    assert "via http://127.0.0.1:" in search["latency_from"]
     # One starting point kept (the baseline's shape, or it with the GAP head), then per iteration at most one
     # candidate: within the budget on the search split and measured faster than the one kept before it.
     kept = [c for c in candidates if c["kept"]]

@@ -112,3 +112,60 @@ def test_bench_refuses_data_that_does_not_fit(all_runs, tmp_path):
     )
     assert done.returncode == 2 and "the data has 2 classes" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_bench_many_models_and_threads_interleaved_with_a_recommendation(all_runs, digits_dir, tmp_path):
+    """Two models × two thread counts in one run: a report each (burst and sustained latency, the device check),
+    one table, and the recommendation that `compare`'s budget rule gives."""
+    env = {**os.environ, "VGGEDGE_COOLDOWN": "0.2", "VGGEDGE_SUSTAIN": "0.5"}
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW, "bench", str(all_runs / "int8" / "model.tflite"),
+         str(all_runs / "fp16" / "model.tflite"), "--data", str(digits_dir), "--threads", "1,2", "--runs", "6",
+         "--burst-runs", "4", "--out", str(tmp_path / "pi"), "-q"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    folders = sorted(p.name for p in (tmp_path / "pi").iterdir() if p.is_dir())
+    assert folders == ["fp16-1t", "fp16-2t", "int8-1t", "int8-2t"]
+    reports = {name: json.loads((tmp_path / "pi" / name / "report.json").read_text()) for name in folders}
+    for name, report in reports.items():
+        assert report["environment"]["threads"] == int(name[-2])
+        assert report["result"]["latency_ms"]["runs"] == 6 and report["result"]["burst_latency_ms"]["runs"] == 4
+        assert report["environment"]["device_check"]["kernel_machine"] == "x86_64"
+        assert report["result"]["status"] == "ok"  # verified where optimize ran; within the budget here too
+    workstation = json.loads((all_runs / "int8" / "report.json").read_text())
+    assert reports["int8-1t"]["result"]["top1"] == reports["int8-2t"]["result"]["top1"] == workstation["result"]["top1"]
+    table = json.loads((tmp_path / "pi" / "bench.json").read_text())
+    assert len(table["rows"]) == 4
+    fastest = min(table["rows"], key=lambda row: row["p50_ms"])
+    assert table["recommendation"].startswith(f"{fastest['model']} at {fastest['threads']} thread")
+    slower = [
+        r
+        for r in table["rows"]
+        if r["model"] == "int8"
+        and r["p50_ms"]
+        >= next(f["p50_ms"] for f in table["rows"] if f["model"] == "fp16" and f["threads"] == r["threads"])
+    ]
+    assert len(table["lines"]) == len(slower)  # one line for each thread count where int8 is no faster than fp16
+    assert "Recommendation:" in done.stdout and "burst ms" in done.stdout
+
+
+def test_bench_a_run_folder_benches_every_recipe_in_it(all_runs, tmp_path):
+    done = bench_without_tensorflow(all_runs, "--threads", "2", "--runs", "2", "--burst-runs", "1",
+                                    "--out", tmp_path / "all", "-q")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    recipes = sorted(p.parent.name for p in all_runs.glob("*/model.tflite"))
+    assert sorted(p.name for p in (tmp_path / "all").iterdir() if p.is_dir()) == [f"{r}-2t" for r in recipes]
+    assert (tmp_path / "all" / "bench.md").read_text().count("\n| ") == len(recipes) + 1  # header + a row each
+
+
+def test_bench_refuses_bad_thread_counts_and_folders_without_models(tmp_path):
+    for args, words in (
+        (["m.tflite", "--threads", "1,x"], "--threads takes counts"),
+        (["m.tflite", "--threads", "0"], "at least 1"),
+        ([str(tmp_path)], "holds no model.tflite"),
+        ([], "give a .tflite file"),
+    ):
+        done = bench_without_tensorflow(*args)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []

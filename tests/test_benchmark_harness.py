@@ -37,7 +37,7 @@ def test_tables_name_the_environment(harness, tmp_path):
     name = harness.environment_name()
     assert written == [f"fullsize-{name}.csv", f"fullsize-{name}.md"]
     assert "x86_64" in name or "aarch64" in name
-    from vggedge.environment import cpu_features
+    from vggedge.device.environment import cpu_features
 
     # The int8-deciding feature is in the name: two CPUs both called "AMD EPYC" once shared one table.
     best = next((f for f in harness.INT8_TIERS if f in cpu_features()), None)

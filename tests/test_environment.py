@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vggedge.environment import cpu_features, emulation
+from vggedge.device.environment import cpu_features, emulation
 
 ZEN4 = (
     "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"

@@ -14,10 +14,10 @@ import pytest
 
 from forms import FORMS, unbalance
 from vggedge.convert import convert
+from vggedge.device.runtime import TFLiteModel
 from vggedge.equalize import equalize, find_pairs
 from vggedge.keras_env import keras
 from vggedge.layer_error import HEALTHY_RMSE_IN_SCALES, layer_errors
-from vggedge.runtime import TFLiteModel
 from vggedge.steps.context import clone_with
 
 CULPRIT = "block3_conv1"

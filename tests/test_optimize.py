@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import files_under, record_figure
-from vggedge.environment import SPEED_FEATURES
-from vggedge.runtime import TFLiteModel
+from vggedge.device.environment import SPEED_FEATURES
+from vggedge.device.runtime import TFLiteModel
 
 pytestmark = pytest.mark.slow
 SPEED_ORDER = [*SPEED_FEATURES["x86"], *SPEED_FEATURES["arm"]]

@@ -17,7 +17,7 @@ def load(all_runs, name):  # noqa: ANN001, ANN201
 
 
 def tensor_types(path) -> dict[str, int]:  # noqa: ANN001
-    from vggedge.runtime import find_runtime
+    from vggedge.device.runtime import find_runtime
 
     interpreter = find_runtime().interpreter_class(model_path=str(path))
     counts: dict[str, int] = {}

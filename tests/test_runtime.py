@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vggedge.device.runtime import check_tflite_file, find_runtime
 from vggedge.errors import UserError
 from vggedge.metrics import agreement, as_class_scores, latency_summary, top_k_accuracy
 from vggedge.report import Latency
-from vggedge.runtime import check_tflite_file, find_runtime
 
 
 def test_runtime_prefers_ai_edge_litert():
@@ -38,7 +38,7 @@ def test_metrics_figures():
 
 
 def test_bench_agreement_reads_a_sigmoid_output_as_two_classes():
-    from vggedge.device_bench import agreement_with_baseline
+    from vggedge.device.bench import agreement_with_baseline
 
     scores = np.array([[0.9], [0.2], [0.7]])  # 1-unit sigmoid: classes 1, 0, 1
     baseline = {"keys": ["a", "b", "c"], "top1": [1, 0, 0]}

@@ -17,7 +17,8 @@ import math
 
 from vggedge.compare import BASELINE, COLUMNS, Recommendation, cell
 
-STATUS_COLOURS = {"ok": "#1a7f37", "over_budget": "#b35900"}  # anything else (failed_*, unreadable): red
+# anything else (failed_*, unreadable): red; a loose file benched without its source: grey
+STATUS_COLOURS = {"ok": "#1a7f37", "over_budget": "#b35900", "not_verified": "#6e7781"}
 FAILED_COLOUR = "#c62828"
 # Offsets (points) tried in turn around a point for its label: close first, then farther (with a leader).
 OFFSETS = [(6, 5), (6, -13), (-6, 5), (-6, -13), (0, 12), (0, -20)] + sorted(

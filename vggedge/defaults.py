@@ -13,3 +13,9 @@ MIN_AGREEMENT = 0.97  # top-1 agreement of a TFLite model with its Keras source 
 # (conv filters zeroed or removed) carry their own 1.5 (measured: -1.39 and -1.11 points).
 MAX_DROP_PTS = 1.0
 SEED = 0  # fine-tuning seed; step i of a recipe uses SEED + i
+# `bench` on a device: a cool-down before each model (ncnn's benchncnn waits 10 s too), then BURST_RUNS timed
+# runs (the burst p50: a cool board), then SUSTAIN_S of interleaved load before the timed RUNS (the sustained
+# p50: what a camera loop meets once the board is warm).
+COOLDOWN_S = 10.0
+BURST_RUNS = 10
+SUSTAIN_S = 30.0

@@ -22,11 +22,11 @@ import dataclasses
 import numpy as np
 
 from vggedge.convert import calibrate, op_outputs, quantize_calibrated
+from vggedge.device.runtime import TFLiteModel
 from vggedge.keras_env import keras
 from vggedge.layer_error import layer_errors
 from vggedge.metrics import top1_classes
 from vggedge.models.anatomy import find_anatomy
-from vggedge.runtime import TFLiteModel
 from vggedge.selectors import split_selectors
 
 MAX_FLOAT_LAYERS = 4

@@ -19,12 +19,12 @@ import numpy as np
 
 from vggedge import defaults
 from vggedge.atomic import write_bytes, write_text
-from vggedge.benchmark import TFLiteMeasurement, measure_tflite
 from vggedge.cache import default_cache_dir
 from vggedge.convert import convert
 from vggedge.data import Dataset, FileSplit, Split, load_dataset, save_split
+from vggedge.device.benchmark import TFLiteMeasurement, measure_tflite
+from vggedge.device.environment import describe_environment
 from vggedge.distribute import Placement, one_device
-from vggedge.environment import describe_environment
 from vggedge.errors import UserError
 from vggedge.fallback import Check, convert_with_fallback
 from vggedge.flops import flops

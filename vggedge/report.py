@@ -31,6 +31,16 @@ STATUS_OK = "ok"
 STATUS_OVER_BUDGET = "over_budget"  # verified, but top-1 fell more than the budget allows
 STATUS_FAILED_VERIFICATION = "failed_verification"  # the TFLite model disagrees with its Keras source
 STATUS_FAILED_EXPORT = "failed_export"  # a step or the conversion failed: no model
+# `bench` of a loose .tflite (no optimize report beside it): there was no Keras source to verify it against.
+STATUS_NOT_VERIFIED = "not_verified"
+# Statuses as terminal tables show them: `failed_verification` at full length pushed a table past 80 columns
+# and cut its figures (the reports keep the full words).
+SHORT_STATUS = {
+    STATUS_FAILED_VERIFICATION: "unverified",
+    STATUS_FAILED_EXPORT: "no export",
+    STATUS_OVER_BUDGET: "over budget",
+    STATUS_NOT_VERIFIED: "no source",
+}
 
 
 @dataclass
@@ -106,6 +116,37 @@ class ModelSection:
 
 
 @dataclass
+class DeviceCheck:
+    """The board's state around a device benchmark: what makes the same file fast or slow on a Pi.
+
+    Read by ``vggedge.device.check`` before and after the timed runs. Every field is null where the OS does
+    not tell it (a PC has no ``vcgencmd``, a container no thermal zone). ``warnings`` are the conditions that
+    make the figure unrepresentative, each with its fix in words.
+    """
+
+    board: str | None = None  # /proc/device-tree/model, e.g. "Raspberry Pi 5 Model B Rev 1.0"
+    cpu_part: str | None = None  # e.g. "Cortex-A76 (0xd0b)"
+    kernel_machine: str | None = None  # uname -m: what the kernel runs
+    userland_bits: int | None = None  # this Python's pointer width: what the userland runs
+    governor: str | None = None
+    freq_mhz_before: float | None = None
+    freq_mhz_after: float | None = None
+    freq_max_mhz: float | None = None
+    temperature_c_before: float | None = None
+    temperature_c_after: float | None = None
+    throttled_before: str | None = None  # `vcgencmd get_throttled`, e.g. "0x50005"
+    throttled_after: str | None = None
+    throttled_now: list[str] = field(default_factory=list)  # bits 0-3 after the runs
+    throttled_during: list[str] = field(default_factory=list)  # sticky bits 16-19 that appeared during the runs
+    throttled_since_boot: list[str] = field(default_factory=list)
+    mem_available_mb: float | None = None
+    mem_needed_mb: float | None = None  # about twice the model file (XNNPACK packs the weights again)
+    swap_used_mb_before: float | None = None
+    swap_used_mb_after: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Environment:
     """The machine and software every figure depends on (a latency means nothing without its CPU)."""
 
@@ -123,6 +164,7 @@ class Environment:
     runtime_version: str | None = None
     threads: int | None = None
     gpu: str | None = None
+    device_check: DeviceCheck | None = None  # `bench` only: the board's state around the timed runs
 
 
 @dataclass
@@ -166,6 +208,8 @@ class Result:
     top1: float | None = None
     top5: float | None = None
     latency_ms: Latency | None = None
+    # `bench`: the first runs after a cool-down (latency_ms is then the sustained figure, after time under load)
+    burst_latency_ms: Latency | None = None
     agreement: float | None = None  # top-1 agreement with the baseline, image by image
     max_abs_error: float | None = None
     verification: Verification | None = None
@@ -313,7 +357,9 @@ def render_markdown(report: Report) -> str:
         rules = f"; {t.batch_rule}; {t.learning_rate_rule}" if t.batch_rule else ""
         lines += ["", f"Fine-tuning ran on {t.strategy}: {t.replicas} replica(s), {t.workers} worker(s){rules}."]
     lines += ["", "## Environment", ""]
-    lines += [f"- {key}: {value}" for key, value in dataclasses.asdict(env).items()]
+    lines += [f"- {key}: {value}" for key, value in dataclasses.asdict(env).items() if key != "device_check"]
+    if env.device_check:
+        lines += device_check_markdown(env.device_check)
     if r.timing:
         lines += ["", "## Timing", ""] + [f"- {key}: {value}" for key, value in r.timing.items()]
     if r.layer_error:
@@ -323,6 +369,15 @@ def render_markdown(report: Report) -> str:
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def device_check_markdown(check: DeviceCheck) -> list[str]:
+    """The board's state around the runs; its warnings first, since they qualify every figure above."""
+    lines = ["", "## Device check", ""]
+    lines += [f"- ⚠ {warning}" for warning in check.warnings] or ["- no condition found that spoils the figure"]
+    figures = dataclasses.asdict(check).items()
+    lines += [f"- {key}: {value}" for key, value in figures if key != "warnings" and value not in (None, [])]
+    return lines
 
 
 LAYER_ROWS_WHEN_OK = 5

@@ -42,6 +42,8 @@ import numpy as np
 
 from vggedge.convert import convert
 from vggedge.data import FileSplit, Split
+from vggedge.device.client import BenchClient
+from vggedge.device.runtime import TFLiteModel
 from vggedge.errors import UserError
 from vggedge.flops import count_macs
 from vggedge.keras_env import keras
@@ -49,7 +51,6 @@ from vggedge.metrics import latency_summary, time_calls, top1_classes
 from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.quantization import Quantization
 from vggedge.recipe import FilterPruneStep, HeadStep, QuantizeStep, Recipe
-from vggedge.runtime import TFLiteModel
 from vggedge.steps import StepContext, apply_step
 from vggedge.steps.filters import kept_count, thin_counts, thin_model
 from vggedge.steps.reconstruct import first_images, reconstruct
@@ -79,6 +80,8 @@ class SearchOptions:
     threads: int | None = None
     runs: int = 10  # timed invocations per candidate (after 2 untimed)
     max_iterations: int = 50
+    time_on: str | None = None  # `vggedge bench --serve` on the device (http://HOST:PORT); None: this machine
+    time_on_token: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass
@@ -216,6 +219,7 @@ class Searcher:
         self.baseline_top1 = float(np.mean(top1_classes(teacher) == self.reference))
         self.full_widths = [[int(self.baseline.get_layer(n).filters) for n in block] for block in self.anatomy.blocks]
         self.tune_images = first_images(tune)  # what each candidate's refit sees, decoded once
+        self.device = BenchClient(options.time_on, options.time_on_token) if options.time_on else None
 
     # ---- measuring one shape ----------------------------------------------------------------------
     def out_of_time(self) -> bool:
@@ -230,9 +234,13 @@ class Searcher:
             path.write_bytes(flatbuffer)
             tflite = TFLiteModel(path, threads=self.options.threads)
             scores = np.stack([tflite.predict_one(image) for image in self.search.images])
-            tflite.set_input(self.search.images[0])
-            latency = self.time(tflite)
-            timed_on = f"this machine ({tflite.runtime.name} {tflite.runtime.version}, {tflite.threads} threads)"
+            if self.device:
+                # On the board itself: the server times it at least MIN_TIMING_S, as below.
+                latency, timed_on = self.device.time(flatbuffer, self.options.threads, self.options.runs)
+            else:
+                tflite.set_input(self.search.images[0])
+                latency = self.time(tflite)
+                timed_on = f"this machine ({tflite.runtime.name} {tflite.runtime.version}, {tflite.threads} threads)"
         top1 = float(np.mean(top1_classes(scores) == self.reference))
         candidate = Candidate(
             iteration=iteration,

@@ -1,4 +1,4 @@
-"""``vggedge bench MODEL.tflite``: the device-side benchmark (no TensorFlow needed)."""
+"""``vggedge bench MODEL.tflite …``: the device-side benchmark (no TensorFlow needed), and ``--serve``."""
 
 from __future__ import annotations
 
@@ -9,12 +9,31 @@ import typer
 
 from vggedge import defaults
 from vggedge.cli.options import VerboseOption, apply_verbosity
+from vggedge.errors import UserError
+
+
+def parse_threads(text: str | None) -> list[int] | None:
+    """``"1,2,4"`` as [1, 2, 4]; None for all cores."""
+    if text is None:
+        return None
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--threads takes counts separated by commas (e.g. 1,2,4), not {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise UserError(f"--threads takes counts of at least 1 (e.g. 1,2,4), not {text!r}")
+    return counts
 
 
 def bench_command(
-    model: Annotated[
-        Path, typer.Argument(help="A .tflite file, ideally inside a run folder written by `vggedge optimize`.")
-    ],
+    models: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="One or more .tflite files, or a run folder of `vggedge optimize` (every <recipe>/model.tflite "
+            "in it), ideally inside the run folders `optimize` wrote.",
+            show_default=False,
+        ),
+    ] = None,
     data: Annotated[
         Optional[Path],
         typer.Option(
@@ -25,24 +44,109 @@ def bench_command(
             )
         ),
     ] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
+    threads: Annotated[
+        Optional[str],
+        typer.Option(help="Interpreter threads, one count or several: 1,2,4 (default: all cores).", show_default=False),
+    ] = None,
     runs: Annotated[
-        int, typer.Option(min=1, help="Timed batch-1 runs (after warm-up; none under emulation).")
+        int, typer.Option(min=0, help="Timed batch-1 runs of each model × threads, interleaved (none under emulation).")
     ] = defaults.RUNS,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = defaults.WARMUP,
-    out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <model folder>/bench-<device>).")] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs of each interpreter.")] = defaults.WARMUP,
+    cooldown: Annotated[
+        float,
+        typer.Option(min=0, envvar="VGGEDGE_COOLDOWN", help="Seconds of rest before each model's burst."),
+    ] = defaults.COOLDOWN_S,
+    burst_runs: Annotated[
+        int, typer.Option(min=0, help="Timed runs right after the cool-down: the burst p50.")
+    ] = defaults.BURST_RUNS,
+    sustain: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="VGGEDGE_SUSTAIN",
+            help="Seconds of interleaved load before the timed runs: the sustained p50 comes after.",
+        ),
+    ] = defaults.SUSTAIN_S,
+    max_drop: Annotated[
+        Optional[float],
+        typer.Option(min=0, help="Accuracy budget in top-1 points for the recommendation (default: each report's)."),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Report folder (one model: default <model folder>/bench-<device>; several: a folder of "
+            "<model>-<N>t reports and bench.md, default bench-<device> in the run folder)."
+        ),
+    ] = None,
     runtime: Annotated[
         Optional[str],
         typer.Option(envvar="VGGEDGE_RUNTIME", help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow."),
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Run the bench server instead: time TFLite files sent over HTTP (token-checked) for "
+            "`optimize --recipe auto --time-on http://HOST:PORT`.",
+        ),
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="--serve: the address to listen on (loopback unless you say otherwise).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="--serve: the port (0: any free one).")] = 8765,
+    token_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="--serve: where the access token is kept (created with mode 0600 on first start; default "
+            "~/.config/vggedge/bench-token)."
+        ),
+    ] = None,
+    max_mb: Annotated[float, typer.Option(min=0.001, help="--serve: the largest model file accepted, in MB.")] = 600.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Benchmark a TFLite model on this device (accuracy, agreement with the baseline, latency p50/p90)
-    and write a report.json in the same schema as `optimize`."""
+    """Benchmark TFLite models on this device: accuracy, agreement with the baseline, burst and sustained
+    latency at each thread count, and the board's state (governor, temperature, throttling, memory). Writes a
+    report.json per model × threads in the same schema as `optimize`; for several, one table and the fastest
+    model × threads within the accuracy budget."""
     apply_verbosity(verbose)
-    from vggedge.cli.summary import print_reports
-    from vggedge.device_bench import BenchOptions, bench
+    counts = parse_threads(threads)
+    if serve:
+        if models:
+            raise UserError("--serve times the models clients send: give no model files with it")
+        from vggedge.device.server import ServerOptions, serve_forever
 
-    path = bench(BenchOptions(model, data, threads, runs, warmup, out, runtime, progress=not quiet))
-    print_reports([path])
+        serve_forever(ServerOptions(host, port, token_file, int(max_mb * 1e6), counts, runtime, runs, warmup))
+        return
+    if not models:
+        raise UserError("give a .tflite file (or several, or a run folder of `vggedge optimize`), or --serve")
+    from vggedge.cli.summary import print_reports
+    from vggedge.device.bench import BenchOptions, bench
+    from vggedge.device.summary import print_summary
+
+    output = bench(
+        BenchOptions(
+            models=list(models),
+            data=data,
+            threads=counts,
+            runs=runs,
+            warmup=warmup,
+            out=out,
+            runtime=runtime,
+            progress=not quiet,
+            cooldown_s=cooldown,
+            sustain_s=sustain,
+            burst_runs=burst_runs,
+            max_drop=max_drop,
+        )
+    )
+    if output.summary is None:
+        print_reports(output.reports)
+        from vggedge.report import Report
+
+        check = Report.load(output.reports[0]).environment.device_check
+        for warning in check.warnings if check else []:
+            typer.echo(f"warning: {warning}")
+    else:
+        print_summary(output.summary)
+        typer.echo(f"table: {output.summary_path}")

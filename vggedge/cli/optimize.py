@@ -151,6 +151,22 @@ def optimize_command(
             help="--recipe auto: training images held apart to rank candidates on (never the evaluation images).",
         ),
     ] = 200,
+    time_on: Annotated[
+        Optional[str],
+        typer.Option(
+            help="--recipe auto: time every candidate on the device itself, through `vggedge bench --serve` "
+            "running there (http://HOST:PORT; e.g. through ssh -L 8765:localhost:8765 pi). Default: this machine.",
+            show_default=False,
+        ),
+    ] = None,
+    time_on_token: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar="VGGEDGE_BENCH_TOKEN",
+            help="--time-on: the bench server's token (it prints it on first start).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache_dir: CacheDirOption = None,
     offline: OfflineOption = False,
@@ -177,6 +193,12 @@ def optimize_command(
     if auto and os.environ.get("TF_CONFIG"):
         # The search measures candidates on the chief alone; the other workers would wait for it in vain.
         raise UserError("--recipe auto runs on one machine: unset TF_CONFIG (--replicas N works on this one)")
+    if time_on and not auto:
+        raise UserError("--time-on times the candidates of --recipe auto: use it with --recipe auto")
+    if auto and time_on:
+        from vggedge.device.client import BenchClient
+
+        BenchClient(time_on, time_on_token).check()  # a server that cannot time stops the run before any work
     if auto:
         names = []
     elif not names:
@@ -201,6 +223,8 @@ def optimize_command(
             minutes=search_minutes,
             search_images=search_images,
             threads=threads,
+            time_on=time_on,
+            time_on_token=time_on_token,
         )
 
     options = OptimizeOptions(

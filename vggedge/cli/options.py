@@ -1,7 +1,8 @@
 """Options shared by several commands, each with the environment variable that sets it.
 
 The CLI is the one place vggedge reads its own environment variables; below it, every function is
-handed the value. (``VGGEDGE_RUNTIME`` sets ``bench --runtime`` the same way, in ``cli/bench.py``.)
+handed the value. (``VGGEDGE_RUNTIME``, ``VGGEDGE_COOLDOWN`` and ``VGGEDGE_SUSTAIN`` set ``bench --runtime``,
+``--cooldown`` and ``--sustain`` the same way, in ``cli/bench.py``.)
 """
 
 from __future__ import annotations

@@ -9,11 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vggedge.formatting import fmt
-from vggedge.report import STATUS_OK, Report
+from vggedge.report import SHORT_STATUS, STATUS_OK, Report
 
-# Statuses as the table shows them: `failed_verification` at full length pushed the table past 80 columns
-# and cut its figures (the report keeps the full words).
-SHORT_STATUS = {"failed_verification": "unverified", "failed_export": "no export", "over_budget": "over budget"}
 LEGEND = (
     "MB: model file; ×small, ×fast: against the float32 Keras baseline (size, p50 latency); "
     "Δ pts: top-1 change in points; agree: top-1 agreement with the baseline"

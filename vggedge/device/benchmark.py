@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from vggedge import defaults
+from vggedge.device.runtime import Runtime, TFLiteModel
 from vggedge.metrics import accuracy_figures, latency_summary, time_calls
 from vggedge.report import Result
-from vggedge.runtime import Runtime, TFLiteModel
 
 
 @dataclasses.dataclass

@@ -1,0 +1,348 @@
+"""``vggedge bench`` on a device: time one or several TFLite files at one or several thread counts, check the
+board, and write a report per model × threads (plus one table and a recommendation when there are several).
+
+Runs with numpy, pillow, rich and ai-edge-litert or tflite-runtime only: nothing here imports TensorFlow
+(``tests/test_device_package.py`` imports the package where TensorFlow cannot be imported). When a model sits
+in a run folder written by ``optimize``, its report reuses that run's recipe, model and baseline, and the
+baseline's predictions give an agreement figure.
+
+How it times, so that noise and heat hit every row alike: every interpreter (model × threads) is created and
+warmed up first; then, model by model, a cool-down and a burst of runs at each thread count (the *burst*
+p50: a cool board); then ``sustain_s`` of interleaved load on all of them, untimed, and ``runs`` interleaved
+rounds, timed (the *sustained* p50, the report's ``latency_ms``: what an application meets once the board is
+warm). The board is read before and after (``vggedge.device.check``): a figure taken while it throttled,
+swapped or ran a power-saving governor carries a warning with the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vggedge import defaults
+from vggedge.atomic import write_text
+from vggedge.data import load_all
+from vggedge.device.benchmark import gzip_size
+from vggedge.device.check import device_check, snapshot, system_vcgencmd
+from vggedge.device.environment import describe_environment, device_model, emulation
+from vggedge.device.runtime import Runtime, TFLiteModel, check_tflite_file, default_threads, find_runtime
+from vggedge.device.summary import BenchSummary, summarize
+from vggedge.device.summary import write as write_summary
+from vggedge.errors import UserError
+from vggedge.metrics import accuracy_figures, latency_summary, top1_classes
+from vggedge.progress import track
+from vggedge.report import (
+    STATUS_NOT_VERIFIED,
+    STATUS_OK,
+    STATUS_OVER_BUDGET,
+    BaselineFigures,
+    DatasetSection,
+    DeviceCheck,
+    ModelSection,
+    RecipeSection,
+    Report,
+    Result,
+)
+
+
+@dataclasses.dataclass
+class BenchOptions:
+    models: list[Path]  # .tflite files, or run folders of `optimize` (every <recipe>/model.tflite in them)
+    data: Path | None = None
+    threads: list[int] | None = None  # None: all cores
+    runs: int = defaults.RUNS
+    warmup: int = defaults.WARMUP
+    out: Path | None = None
+    runtime: str | None = None
+    progress: bool = True
+    cooldown_s: float = defaults.COOLDOWN_S
+    sustain_s: float = defaults.SUSTAIN_S
+    burst_runs: int = defaults.BURST_RUNS
+    max_drop: float | None = None
+    board_root: Path = Path("/")  # where the device check reads the board (a recorded tree in tests)
+    vcgencmd: Callable[[], str | None] = system_vcgencmd
+
+
+@dataclasses.dataclass
+class BenchOutput:
+    reports: list[Path]  # one report.json per model × threads
+    summary: BenchSummary | None  # several models or thread counts: the table and the recommendation
+    summary_path: Path | None
+
+
+@dataclasses.dataclass
+class BenchedModel:
+    """One model file: what it is, what it scored (accuracy does not depend on threads), where it came from."""
+
+    name: str
+    path: Path
+    source_report: Report | None
+    input_size: int
+    classes: int
+    input_dtype: str
+    accuracy: dict = dataclasses.field(default_factory=dict)
+    agreement: float | None = None
+    scores: np.ndarray | None = None
+    keys: list[str] = dataclasses.field(default_factory=list)
+    dataset: DatasetSection = dataclasses.field(default_factory=DatasetSection)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def quantization(self) -> str | None:
+        return self.source_report.recipe.quantization if self.source_report else None
+
+    @property
+    def flops(self) -> int | None:
+        return self.source_report.result.flops if self.source_report else None
+
+
+def device_slug() -> str:
+    import platform
+
+    name = device_model() or platform.node() or "device"
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:48] or "device"
+
+
+def read_run_folder(folder: Path) -> tuple[Report | None, dict | None]:
+    """The optimize report and baseline predictions beside the model, when they are there and readable."""
+    report = predictions = None
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        report = Report.load(folder / "report.json")
+    with contextlib.suppress(OSError, ValueError):
+        predictions = json.loads((folder / "baseline_predictions.json").read_text())
+    return report, predictions
+
+
+def agreement_with_baseline(keys: list[str], scores: np.ndarray, predictions: dict | None) -> float | None:
+    if not predictions:
+        return None
+    wanted = dict(
+        zip(predictions.get("keys", []), predictions.get("top1", []), strict=False)
+    )  # a file: trust no length
+    predicted = top1_classes(scores)  # argmax of a 1-unit sigmoid output alone would always be 0
+    matched = [(p, wanted[k]) for k, p in zip(keys, predicted, strict=True) if k in wanted]
+    if not matched:
+        return None
+    return float(np.mean([a == b for a, b in matched]))
+
+
+def find_models(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(name, file) for every model asked for: a file, or each ``<recipe>/model.tflite`` of a run folder.
+
+    Everything is checked before any work, so a bad path stops the run with nothing written."""
+    found: list[tuple[str, Path]] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(path.glob("*/model.tflite")) or sorted(path.glob("model.tflite"))
+            if not files:
+                raise UserError(f"{path} holds no model.tflite (nor <recipe>/model.tflite): give .tflite files")
+        else:
+            files = [path]
+        for file in files:
+            check_tflite_file(file)
+            found.append((model_name(file), file))
+    names = [name for name, _ in found]
+    # Two run folders may hold the same recipe: number them, so every row (and report folder) is its own.
+    return [
+        (f"{name}-{names[:i].count(name) + 1}" if names.count(name) > 1 else name, file)
+        for i, (name, file) in enumerate(found)
+    ]
+
+
+def model_name(file: Path) -> str:
+    """The recipe that made it (its run folder's name) for ``<recipe>/model.tflite``, else the file's stem."""
+    return file.parent.name if file.name == "model.tflite" and file.parent.name else file.stem
+
+
+def bench(options: BenchOptions) -> BenchOutput:
+    """Benchmark every model at every thread count; write a report for each (and, for several, the table)."""
+    models = find_models(options.models)
+    threads = sorted(set(options.threads or [default_threads()]))
+    runtime = find_runtime(options.runtime)
+    before = snapshot(options.board_root, options.vcgencmd)
+    benched = [evaluate(name, path, options, runtime, threads[0]) for name, path in models]
+    emulated = emulation()
+    burst: dict[tuple[str, int], list[float]] = {}
+    sustained: dict[tuple[str, int], list[float]] = {}
+    if options.runs > 0 and not emulated:
+        interpreters = {}
+        for model in benched:
+            for count in threads:
+                interpreter = TFLiteModel(model.path, threads=count, runtime=runtime)
+                interpreter.set_input(np.zeros((model.input_size, model.input_size, 3), np.uint8))
+                for _ in range(options.warmup):
+                    interpreter.invoke_once()  # XNNPACK packs its weights on the first run: never timed
+                interpreters[(model.name, count)] = interpreter
+        burst, sustained = time_interleaved(interpreters, options)
+    check = device_check(
+        before,
+        snapshot(options.board_root, options.vcgencmd),
+        # every interpreter holds its own packed copy of the weights
+        model_bytes=sum(m.path.stat().st_size for m in benched) * len(threads),
+        root=options.board_root,
+    )
+    single = len(benched) == 1 and len(threads) == 1
+    out_root = options.out or default_out(options.models, benched, single)
+    paths, names = [], []
+    for model in benched:
+        for count in threads:
+            folder = out_root if single else out_root / f"{model.name}-{count}t"
+            key = (model.name, count)
+            report = build_report(model, count, burst.get(key), sustained.get(key), runtime, check, emulated)
+            if model.scores is not None:
+                write_predictions(folder / "predictions.json", model.keys, model.scores)
+            paths.append(report.write(folder))
+            names.append(model.name)
+    if single:
+        return BenchOutput(paths, None, None)
+    summary = summarize(paths, names, options.max_drop)
+    return BenchOutput(paths, summary, write_summary(summary, out_root))
+
+
+def default_out(requested: list[Path], benched: list[BenchedModel], single: bool) -> Path:
+    """Beside the model for one; for several, in the run folder asked for, else the models' common folder."""
+    slug = f"bench-{device_slug()}"
+    if single:
+        return benched[0].path.parent / slug
+    folders = [Path(p) for p in requested if Path(p).is_dir()]
+    if len(folders) == 1:
+        return folders[0] / slug
+    homes = [m.path.resolve().parent for m in benched]
+    parents = [str(h.parent if m.path.name == "model.tflite" else h) for m, h in zip(benched, homes, strict=True)]
+    return Path(os.path.commonpath(parents)) / slug
+
+
+def evaluate(name: str, path: Path, options: BenchOptions, runtime: Runtime, threads: int) -> BenchedModel:
+    """Load the model once, read its run folder, and score it on the data (when there is data)."""
+    probe = TFLiteModel(path, threads=threads, runtime=runtime)
+    source_report, predictions = read_run_folder(path.parent)
+    model = BenchedModel(
+        name=name,
+        path=path,
+        source_report=source_report,
+        input_size=probe.input_size,
+        classes=int(np.prod(probe.output["shape"][1:])),
+        input_dtype=probe.input_dtype,
+    )
+    if options.data is None:
+        model.notes.append("accuracy not measured: no --data")
+        return model
+    class_names, split, skipped = load_all(options.data, model.input_size, progress=options.progress)
+    model_classes = 2 if model.classes == 1 else model.classes
+    if len(class_names) != model_classes:
+        raise UserError(
+            f"the data has {len(class_names)} classes but {path} outputs {model_classes}: "
+            "use the evaluation folder written by `vggedge optimize` or data with one subfolder per model class"
+        )
+    if predictions and set(predictions.get("keys", [])) & set(split.keys):
+        # The run folder names its evaluation images: benchmark on exactly those, as optimize did.
+        wanted = set(predictions["keys"])
+        chosen = [i for i, key in enumerate(split.keys) if key in wanted]
+        model.notes.append(
+            f"evaluated the run's {len(chosen)} evaluation images found among {len(split.keys)} in {options.data}"
+        )
+        split = type(split)(split.images[chosen], split.labels[chosen], [split.keys[i] for i in chosen])
+    model.scores = probe.predict(split.images, progress=options.progress, description=f"Evaluating {name}")
+    model.keys = list(split.keys)
+    model.accuracy = accuracy_figures(model.scores, split.labels)
+    model.agreement = agreement_with_baseline(model.keys, model.scores, predictions)
+    model.dataset = DatasetSection(
+        name=Path(options.data).name,
+        classes=len(class_names),
+        eval_samples=len(model.keys),
+        skipped=skipped,
+        eval_source=str(options.data),
+    )
+    return model
+
+
+def time_interleaved(
+    interpreters: dict[tuple[str, int], TFLiteModel], options: BenchOptions
+) -> tuple[dict[tuple[str, int], list[float]], dict[tuple[str, int], list[float]]]:
+    """(burst, sustained) milliseconds per (model, threads): a cool-down and a burst per model, then
+    ``sustain_s`` of interleaved untimed load, then ``runs`` interleaved timed rounds (module docstring)."""
+    burst: dict[tuple[str, int], list[float]] = {key: [] for key in interpreters}
+    for name in dict.fromkeys(key[0] for key in interpreters):
+        time.sleep(options.cooldown_s)
+        for key in [k for k in interpreters if k[0] == name]:
+            burst[key] = [_timed(interpreters[key]) for _ in range(options.burst_runs)]
+    deadline = time.perf_counter() + options.sustain_s
+    while time.perf_counter() < deadline:
+        for interpreter in interpreters.values():
+            interpreter.invoke_once()
+    sustained: dict[tuple[str, int], list[float]] = {key: [] for key in interpreters}
+    for _ in track(range(options.runs), "Timing", total=options.runs, enabled=options.progress):
+        for key, interpreter in interpreters.items():
+            sustained[key].append(_timed(interpreter))
+    return burst, sustained
+
+
+def _timed(interpreter: TFLiteModel) -> float:
+    start = time.perf_counter()
+    interpreter.invoke_once()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def build_report(
+    model: BenchedModel,
+    threads: int,
+    burst: list[float] | None,
+    sustained: list[float] | None,
+    runtime: Runtime,
+    check: DeviceCheck,
+    emulated: str | None,
+) -> Report:
+    notes = list(model.notes)
+    if emulated:
+        # An emulator's timings describe the emulator, not any device: accuracy only, latency null.
+        notes.append(f"latency not measured: emulated ({emulated})")
+    notes += [f"device check: {warning}" for warning in check.warnings]
+    accuracy = model.accuracy if model.scores is not None else accuracy_figures(None, np.array([]))
+    result = Result(
+        format=f"tflite ({model.input_dtype} input)",
+        size_bytes=model.path.stat().st_size,
+        gzip_bytes=gzip_size(model.path),
+        **accuracy,
+        latency_ms=latency_summary(sustained) if sustained else None,
+        burst_latency_ms=latency_summary(burst) if burst else None,
+        agreement=model.agreement,
+    )
+    source = model.source_report
+    if source:
+        recipe, model_section, baseline = source.recipe, source.model, source.baseline
+        result.flops = source.result.flops  # a property of the graph, not of the device
+        result.accuracy_budget = source.result.accuracy_budget
+        # The same file was verified against its Keras source where optimize ran; here it is only held to the
+        # budget again, on this device's own answers.
+        result.status = source.result.status
+    else:
+        result.status = STATUS_NOT_VERIFIED
+        recipe = RecipeSection(name=model.name)
+        model_section = ModelSection(
+            source=str(model.path), input_shape=[model.input_size, model.input_size, 3], classes=model.classes
+        )
+        baseline = BaselineFigures()
+        notes.append("no optimize report beside the model: ratios against the baseline are not available")
+    environment = describe_environment(runtime, threads)
+    environment.device_check = check
+    report = Report(recipe, model_section, model.dataset, environment, baseline, result, notes, kind="device")
+    budget = result.accuracy_budget.max_drop_pts if result.accuracy_budget else None
+    drop = report.ratios.top1_delta_pts
+    if result.status == STATUS_OK and budget is not None and drop is not None and -drop > budget:
+        result.status = STATUS_OVER_BUDGET
+        notes.append(f"top-1 here is {-drop:.2f} points below the baseline, more than the budget of {budget:g}")
+    return report
+
+
+def write_predictions(path: Path, keys: list[str], scores: np.ndarray) -> None:
+    """This device's top-1 per image key, so runs on two devices (or runtimes) can be compared image by image."""
+    write_text(path, json.dumps({"keys": keys, "top1": [int(c) for c in top1_classes(scores)]}) + "\n")
