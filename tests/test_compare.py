@@ -193,3 +193,13 @@ def test_optimize_summary_fits_80_columns(all_runs, capsys):
     table = [line.split() for line in lines if line.split() and line.split()[0] in names]
     assert {cells[0] for cells in table} == names  # every recipe name whole, on one line
     assert all(len(cells) == 9 and "…" not in " ".join(cells) for cells in table)  # no cut cell
+
+
+def test_a_recipe_benched_at_several_thread_counts_is_recommended_with_its_count():
+    rows = [
+        {**row("int8", size=138.0, p50=40.0, top1=0.96), "threads": 1},
+        {**row("int8", size=138.0, p50=22.0, top1=0.96), "threads": 4},
+        {**row("edge", size=15.0, p50=30.0, top1=0.955, delta=-0.5), "threads": 4},
+    ]
+    picks = {r.goal: r.recipe for r in recommend(rows)}
+    assert picks["fastest"] == "int8 at 4 threads" and picks["smallest"] == "edge"

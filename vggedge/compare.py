@@ -113,6 +113,7 @@ def rows_from_report(path: Path) -> tuple[dict | None, dict]:
         "device": env.device,
         "cpu": cpu_label(env),
         "runtime": f"{env.runtime} {env.runtime_version}",
+        "threads": env.threads,
         "status": r.status,
         "size_mb": _mb(r.size_bytes),
         "gzip_mb": _mb(r.gzip_bytes),
@@ -243,8 +244,14 @@ def recommend(rows: list[dict], max_drop: float | None = None) -> list[Recommend
             figure = describe(choice)
             if goal == "most accurate":
                 figure += tie_note(choice, measured)
-            found.append(Recommendation(device, goal, choice["recipe"], figure))
+            found.append(Recommendation(device, goal, with_threads(choice, eligible), figure))
     return found
+
+
+def with_threads(choice: dict, rows: list[dict]) -> str:
+    """The recipe's name, and its thread count when the same recipe was benched at several on this device."""
+    counts = {row.get("threads") for row in rows if row["recipe"] == choice["recipe"]}
+    return f"{choice['recipe']} at {choice.get('threads')} threads" if len(counts) > 1 else choice["recipe"]
 
 
 def intervals_overlap(a: list[float] | None, b: list[float] | None) -> bool:

@@ -147,17 +147,22 @@ def decode_image(path: Path, size: int) -> np.ndarray | None:
     """RGB uint8 (size, size, 3), or None when the file cannot be decoded."""
     try:
         with Image.open(path) as image:
-            if image.mode in ("RGBA", "LA", "P"):
-                # Composite transparency onto white rather than letting it become black.
-                rgba = image.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, rgba)
-            rgb = image.convert("RGB")
-            if rgb.size != (size, size):
-                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
+            return model_pixels(image, size)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
+
+
+def model_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """The one rule from a picture to a model's input, for training, evaluation, ``predict`` and ``Classifier``:
+    transparency composited onto white (not black), RGB, bilinear resize to (size, size), raw uint8 pixels."""
+    if image.mode in ("RGBA", "LA", "P"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    rgb = image.convert("RGB")
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def stable_order(keys: list[str]) -> np.ndarray:

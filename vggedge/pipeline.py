@@ -29,6 +29,7 @@ from vggedge.errors import UserError
 from vggedge.fallback import Check, convert_with_fallback
 from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
+from vggedge.labels import read_labels_file, write_labels
 from vggedge.layer_error import layer_errors
 from vggedge.layer_error import summary_lines as layer_summary_lines
 from vggedge.metrics import (
@@ -80,6 +81,7 @@ class OptimizeOptions:
     max_drop: float | None = None  # None: the recipe's own budget, else defaults.MAX_DROP_PTS
     auto: SearchOptions | None = None  # `--recipe auto`: search a shape first (vggedge.search), then run it
     max_epochs: int | None = None  # --max-epochs: the recipes were cut to it (said in every report's notes)
+    labels: Path | None = None  # --labels: class names for a model without data (one a line)
     skip_inapplicable: bool = False  # `--recipe all`: leave out recipes that cannot apply to this model
     progress: bool = True
     seed: int = defaults.SEED
@@ -155,6 +157,17 @@ def check_classes(baseline: Baseline, dataset: Dataset) -> None:
         )
 
 
+def check_labels(names: list[str], baseline: Baseline, dataset: Dataset | None) -> None:
+    """``--labels`` names the model's classes: as many as it outputs, and the data's own when there is data."""
+    if len(names) != baseline.classes:
+        raise UserError(f"--labels names {len(names)} classes but the model outputs {baseline.classes}")
+    if dataset is not None and names != list(dataset.class_names):
+        raise UserError(
+            f"--labels {names[:3]}… differs from the data's class folders {dataset.class_names[:3]}…: "
+            "with --data the folders name the classes; leave --labels out"
+        )
+
+
 def check_recipes(
     recipes: list[Recipe], baseline: Baseline, counts: DataCounts, skip: bool
 ) -> tuple[list[Recipe], list[str]]:
@@ -207,6 +220,8 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
             notes.append("--data ignored: random weights make accuracy meaningless")
     if baseline.preprocess_note:
         notes.append(f"preprocessing: {baseline.preprocess_note}")
+    if options.labels is not None:
+        check_labels(read_labels_file(options.labels), baseline, dataset)
     if dataset is not None:
         check_classes(baseline, dataset)
         eval_split = dataset.eval
@@ -399,6 +414,8 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
         (folder / "model.tflite").unlink(missing_ok=True)  # never leave an older run's model beside this report
     write_text(folder / "recipe.toml", recipe.to_toml())
     budget = accuracy_budget(recipe, options)
+    names = class_names(prepared, options)
+    write_labels(folder, names)
     if flatbuffer is not None:
         model_path = folder / "model.tflite"
         write_bytes(model_path, flatbuffer)
@@ -505,6 +522,16 @@ def verify_and_measure(
         top1_change=paired_change(prepared.scores, measured.scores, labels) if labels is not None else None,
     )
     return result, measured
+
+
+def class_names(prepared: Prepared, options: OptimizeOptions) -> list[str]:
+    """The model's classes in output order: --labels, else the data folders' names, else the model's own
+    (the sample's digits), else the indices."""
+    if options.labels is not None:
+        return read_labels_file(options.labels)
+    if prepared.dataset is not None:
+        return list(prepared.dataset.class_names)
+    return list(prepared.baseline.class_names or [str(i) for i in range(prepared.baseline.classes)])
 
 
 def write_baseline_predictions(folder: Path, prepared: Prepared) -> None:

@@ -15,7 +15,8 @@ from vggedge.errors import UserError
 
 app = typer.Typer(
     name="vggedge",
-    help="Make VGG16 small and fast for edge devices: optimize with recipes, benchmark on a device, compare reports.",
+    help="Make VGG16 small and fast for edge devices: optimize with recipes, benchmark on a device, compare "
+    "reports, classify images with the result.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -24,13 +25,14 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
-    from vggedge.cli import bench, compare, inspect, optimize, recipes
+    from vggedge.cli import bench, compare, inspect, optimize, predict, recipes
 
     app.command(name="optimize")(optimize.optimize_command)
     app.command(name="inspect")(inspect.inspect_command)
     app.add_typer(recipes.app, name="recipes")
     app.command(name="bench")(bench.bench_command)
     app.command(name="compare")(compare.compare_command)
+    app.command(name="predict")(predict.predict_command)
 
 
 _register()

@@ -151,6 +151,14 @@ def optimize_command(
             help="--recipe auto: training images held apart to rank candidates on (never the evaluation images).",
         ),
     ] = 200,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Class names, one a line in the model's output order, for a model without --data (with data, "
+            "its class folders name them). Written to labels.txt and into model.tflite's metadata.",
+            show_default=False,
+        ),
+    ] = None,
     time_on: Annotated[
         Optional[str],
         typer.Option(
@@ -243,6 +251,7 @@ def optimize_command(
         max_drop=max_drop,
         max_epochs=max_epochs,
         auto=search,
+        labels=labels,
         skip_inapplicable=recipe == "all",
         progress=not quiet,
         seed=seed,

@@ -31,7 +31,7 @@ from vggedge import defaults
 from vggedge.atomic import write_text
 from vggedge.data import load_all
 from vggedge.device.benchmark import gzip_size
-from vggedge.device.check import device_check, snapshot, system_vcgencmd
+from vggedge.device.check import MEMORY_PER_MODEL_BYTE, device_check, meminfo, snapshot, system_vcgencmd
 from vggedge.device.environment import describe_environment, device_model, emulation
 from vggedge.device.runtime import Runtime, TFLiteModel, check_tflite_file, default_threads, find_runtime
 from vggedge.device.summary import BenchSummary, summarize
@@ -169,25 +169,41 @@ def bench(options: BenchOptions) -> BenchOutput:
     threads = sorted(set(options.threads or [default_threads()]))
     runtime = find_runtime(options.runtime)
     before = snapshot(options.board_root, options.vcgencmd)
-    benched = [evaluate(name, path, options, runtime, threads[0]) for name, path in models]
+    decoded: dict[int, tuple] = {}  # the data decoded once per input size, whatever the number of models
+    benched = [evaluate(name, path, options, runtime, threads[0], decoded) for name, path in models]
     emulated = emulation()
+    # Every interpreter holds its own packed copy of the weights: all of them at once, when the board has room
+    # (interleaved, the fairest comparison); else one model (at every thread count) at a time, and a note.
+    sizes = [m.path.stat().st_size * len(threads) for m in benched]
+    available = meminfo(options.board_root).get("MemAvailable")
+    together = available is None or sum(sizes) * MEMORY_PER_MODEL_BYTE / 2**20 < 0.8 * available
+    groups = [benched] if together else [[m] for m in benched]
     burst: dict[tuple[str, int], list[float]] = {}
     sustained: dict[tuple[str, int], list[float]] = {}
     if options.runs > 0 and not emulated:
-        interpreters = {}
-        for model in benched:
-            for count in threads:
-                interpreter = TFLiteModel(model.path, threads=count, runtime=runtime)
-                interpreter.set_input(np.zeros((model.input_size, model.input_size, 3), np.uint8))
-                for _ in range(options.warmup):
-                    interpreter.invoke_once()  # XNNPACK packs its weights on the first run: never timed
-                interpreters[(model.name, count)] = interpreter
-        burst, sustained = time_interleaved(interpreters, options)
+        for group in groups:
+            interpreters = {}
+            for model in group:
+                for count in threads:
+                    interpreter = TFLiteModel(model.path, threads=count, runtime=runtime)
+                    interpreter.set_input(np.zeros((model.input_size, model.input_size, 3), np.uint8))
+                    for _ in range(options.warmup):
+                        interpreter.invoke_once()  # XNNPACK packs its weights on the first run: never timed
+                    interpreters[(model.name, count)] = interpreter
+            group_burst, group_sustained = time_interleaved(interpreters, options)
+            burst.update(group_burst)
+            sustained.update(group_sustained)
+            del interpreters
+        if not together:
+            for model in benched:
+                model.notes.append(
+                    "timed one model at a time (every thread count interleaved): all of them at once would not fit "
+                    f"in the {available:.0f} MB available"
+                )
     check = device_check(
         before,
         snapshot(options.board_root, options.vcgencmd),
-        # every interpreter holds its own packed copy of the weights
-        model_bytes=sum(m.path.stat().st_size for m in benched) * len(threads),
+        model_bytes=sum(sizes) if together else max(sizes),
         root=options.board_root,
     )
     single = len(benched) == 1 and len(threads) == 1
@@ -221,7 +237,9 @@ def default_out(requested: list[Path], benched: list[BenchedModel], single: bool
     return Path(os.path.commonpath(parents)) / slug
 
 
-def evaluate(name: str, path: Path, options: BenchOptions, runtime: Runtime, threads: int) -> BenchedModel:
+def evaluate(
+    name: str, path: Path, options: BenchOptions, runtime: Runtime, threads: int, decoded: dict[int, tuple]
+) -> BenchedModel:
     """Load the model once, read its run folder, and score it on the data (when there is data)."""
     probe = TFLiteModel(path, threads=threads, runtime=runtime)
     source_report, predictions = read_run_folder(path.parent)
@@ -236,7 +254,9 @@ def evaluate(name: str, path: Path, options: BenchOptions, runtime: Runtime, thr
     if options.data is None:
         model.notes.append("accuracy not measured: no --data")
         return model
-    class_names, split, skipped = load_all(options.data, model.input_size, progress=options.progress)
+    if model.input_size not in decoded:
+        decoded[model.input_size] = load_all(options.data, model.input_size, progress=options.progress)
+    class_names, split, skipped = decoded[model.input_size]
     model_classes = 2 if model.classes == 1 else model.classes
     if len(class_names) != model_classes:
         raise UserError(

@@ -107,7 +107,11 @@ class TFLiteModel:
         """Scores for one (H, W, 3) image of raw pixels."""
         self.interpreter.set_tensor(self.input["index"], self._quantize_input(pixels[None]))
         self.interpreter.invoke()
-        return self._dequantize_output(self.interpreter.get_tensor(self.output["index"]))[0]
+        return self.read_output()[0]
+
+    def read_output(self) -> np.ndarray:
+        """The last invocation's output, dequantized to float: shape (1, outputs)."""
+        return self._dequantize_output(self.interpreter.get_tensor(self.output["index"]))
 
     def predict(self, images: np.ndarray, progress: bool = False, description: str = "TFLite inference") -> np.ndarray:
         from vggedge.progress import track

@@ -189,9 +189,10 @@ def print_summary(summary: BenchSummary) -> None:
         )
     console = Console()
     console.print(table)
-    console.print("burst: the first runs after a cool-down; p50/p90: sustained, after time under load", highlight=False)
-    console.print(f"Recommendation {summary.recommendation}", highlight=False)
+    legend = "burst: first runs after a cool-down; p50/p90: sustained, after time under load"
+    console.print(legend, highlight=False, soft_wrap=True)
+    console.print(f"Recommendation: {summary.recommendation}", highlight=False, soft_wrap=True)
     for line in summary.lines:
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
     for warning in summary.warnings:
-        console.print(f"warning: {warning}", highlight=False)
+        console.print(f"warning: {warning}", highlight=False, soft_wrap=True)

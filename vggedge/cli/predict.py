@@ -1,0 +1,117 @@
+"""``vggedge predict MODEL.tflite IMAGE|DIR|GLOB …``: class names and scores per image (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import statistics
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vggedge.cli.options import VerboseOption, apply_verbosity
+from vggedge.errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def expand_images(sources: list[str]) -> list[Path]:
+    """Files as given, folders walked for images (sorted), quoted globs expanded; a source that names
+    nothing is an error before any prediction."""
+    found: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise UserError(f"folder {source} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found += images
+        elif path.is_file():
+            found.append(path)
+        elif any(char in source for char in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise UserError(f"{source} matches no file")
+            found += matches
+        else:
+            raise UserError(f"image {source} does not exist")
+    return found
+
+
+def predict_command(
+    model: Annotated[Path, typer.Argument(help="A .tflite classifier (a vggedge run's model.tflite).")],
+    images: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Image files, folders (walked for images) or quoted globs ('photos/*.jpg').",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Classes to show per image.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of lines.")] = False,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(help="Class names, one a line (default: the model's metadata, else labels.txt beside it)."),
+    ] = None,
+    camera: Annotated[
+        bool, typer.Option("--camera", help="Classify the Raspberry Pi camera's frames live (Picamera2) until Ctrl-C.")
+    ] = False,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="--camera: stop after this many frames.")] = None,
+    runtime: Annotated[
+        Optional[str],
+        typer.Option(envvar="VGGEDGE_RUNTIME", help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow."),
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Classify images with a TFLite model: the top classes and their scores per image, then the model's p50
+    latency. Class names come from the model itself (standard TFLite metadata), or labels.txt beside it."""
+    apply_verbosity(verbose)
+    if camera and images:
+        raise UserError("--camera classifies the camera's frames: give no images with it")
+    if not camera and not images:
+        raise UserError("give images (files, folders or quoted globs) to classify, or --camera")
+    paths = [] if camera else expand_images(images or [])
+    from vggedge.device.classifier import Classifier
+
+    classifier = Classifier(model, threads=threads, labels=labels, runtime=runtime)
+    if classifier.labels is None and not as_json:
+        typer.echo(f"note: {classifier.labels_source}", err=True)
+    if camera:
+        from vggedge.device.camera import run_camera
+
+        run_camera(classifier, lambda line: typer.echo(line), max_frames=frames)
+        return
+    answers, latencies, skipped = [], [], []
+    for path in paths:
+        try:
+            best = classifier.predict(path, top=top)
+        except UserError:
+            skipped.append(str(path))  # a file in a folder that is not an image: said once at the end
+            continue
+        latencies.append(classifier.last_ms)
+        ranked = [{"label": label, "score": round(score, 6)} for label, score in best]
+        answers.append({"image": str(path), "top": ranked})
+        if not as_json:
+            typer.echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in best))
+    if not answers:
+        raise UserError(f"none of the {len(paths)} files could be decoded as an image")
+    p50 = statistics.median(latencies)
+    model_info = classifier.model
+    summary = f"{len(answers)} images, p50 {p50:.2f} ms ({model_info.runtime.name}, {model_info.threads} threads)"
+    if as_json:
+        document = {
+            "model": str(model),
+            "labels": classifier.labels_source,
+            "runtime": f"{model_info.runtime.name} {model_info.runtime.version}",
+            "threads": model_info.threads,
+            "latency_ms": {"p50": round(p50, 3), "images": len(latencies)},
+            "skipped": skipped,
+            "images": answers,
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
+    typer.echo(summary)
+    if skipped:
+        typer.echo(f"skipped {len(skipped)} files that are not images: {', '.join(skipped[:3])}…", err=True)

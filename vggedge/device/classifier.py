@@ -1,0 +1,88 @@
+"""``Classifier``: a vggedge model in an application, in three lines and without TensorFlow.
+
+    from vggedge import Classifier
+    classifier = Classifier("model.tflite", threads=4)
+    classifier.predict("cat.jpg")        # [("cat", 0.97), ("dog", 0.02), ...]
+
+An image is a PIL image, a path, or an HxWx3 uint8 array (RGB), resized by the one rule ``optimize``
+evaluated with (``vggedge.data.model_pixels``); the model takes raw pixels, its preprocessing is inside
+it. Names come from the model's metadata, else ``labels.txt`` beside it, else the class indices.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vggedge.data import model_pixels
+from vggedge.device.runtime import TFLiteModel
+from vggedge.errors import UserError
+from vggedge.labels import find_labels, read_labels_file
+from vggedge.metrics import as_class_scores
+
+ImageLike = Image.Image | str | Path | np.ndarray
+
+
+class Classifier:
+    def __init__(
+        self,
+        model: str | Path,
+        threads: int | None = None,
+        labels: list[str] | str | Path | None = None,
+        runtime: str | None = None,
+    ) -> None:
+        from vggedge.device.runtime import find_runtime
+
+        self.model = TFLiteModel(Path(model), threads=threads, runtime=find_runtime(runtime))
+        outputs = int(np.prod(self.model.output["shape"][1:]))
+        self.classes = 2 if outputs == 1 else outputs  # a 1-unit sigmoid answers two classes
+        if labels is None:
+            self.labels, self.labels_source = find_labels(Path(model), self.classes)
+        else:
+            names = read_labels_file(Path(labels)) if isinstance(labels, (str, Path)) else list(labels)
+            if len(names) != self.classes:
+                raise UserError(f"{len(names)} labels given for a model of {self.classes} classes")
+            self.labels, self.labels_source = names, "given"
+        self.last_ms: float | None = None  # the interpreter's time for the last image (decoding excluded)
+
+    @property
+    def input_size(self) -> int:
+        return self.model.input_size
+
+    def label(self, index: int) -> str:
+        return self.labels[index] if self.labels else str(index)
+
+    def pixels(self, image: ImageLike) -> np.ndarray:
+        """Any accepted image as the model's (size, size, 3) uint8 input."""
+        size = self.input_size
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise UserError(f"an image array must be HxWx3 uint8 RGB, not {image.shape} {image.dtype}")
+            return image if image.shape[:2] == (size, size) else model_pixels(Image.fromarray(image), size)
+        if isinstance(image, Image.Image):
+            return model_pixels(image, size)
+        try:
+            with Image.open(image) as opened:
+                return model_pixels(opened, size)
+        except FileNotFoundError:
+            raise UserError(f"image {image} does not exist") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            raise UserError(f"{image} is not an image Pillow can decode") from None
+
+    def scores(self, image: ImageLike) -> np.ndarray:
+        """Every class's score for one image."""
+        pixels = self.pixels(image)
+        self.model.set_input(pixels)
+        started = time.perf_counter()
+        self.model.invoke_once()
+        self.last_ms = (time.perf_counter() - started) * 1000.0
+        return as_class_scores(self.model.read_output())[0]
+
+    def predict(self, image: ImageLike, top: int = 5) -> list[tuple[str, float]]:
+        """The ``top`` classes, best first, as (label, score)."""
+        scores = self.scores(image)
+        order = np.argsort(-scores, kind="stable")[: max(1, top)]
+        return [(self.label(int(i)), float(scores[i])) for i in order]
