@@ -28,7 +28,8 @@ def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predict
 
     images = tmp_path / "eval"
     save_split(digits.eval, digits.class_names, images)  # the 360 images the int8 run was evaluated on
-    models = [all_runs / "int8" / "model.tflite", all_runs / "fp16" / "model.tflite"]
+    # int8 and fast (int8 at a quarter of the MACs): emulated inference is slow, and both are integer models.
+    models = [all_runs / "int8" / "model.tflite", all_runs / "fast" / "model.tflite"]
     # Two models at two thread counts, as on a Pi: a report each, the table, and the board read by the device check.
     args = [*map(str, models), "--data", str(images), "--threads", "1,2", "-q"]
     done = subprocess.run(
@@ -40,7 +41,7 @@ def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predict
     assert done.returncode == 0, done.stderr[-2000:]
     assert cli("bench", *args, "--out", tmp_path / "x86", "--runs", "3").code == 0
 
-    folders = ["fp16-1t", "fp16-2t", "int8-1t", "int8-2t"]
+    folders = ["fast-1t", "fast-2t", "int8-1t", "int8-2t"]
     for side in ("arm64", "x86"):
         assert sorted(p.name for p in (tmp_path / side).iterdir() if p.is_dir()) == folders
     arm, x86 = (json.loads((tmp_path / side / "int8-2t" / "report.json").read_text()) for side in ("arm64", "x86"))
@@ -59,16 +60,11 @@ def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predict
     table = json.loads((tmp_path / "arm64" / "bench.json").read_text())
     assert len(table["rows"]) == 4 and table["recommendation"].startswith("no recommendation: no latency")
 
-    for name, exact in (("int8", True), ("fp16", False)):
+    for name in ("int8", "fast"):
         arm_top1, x86_top1 = (
             json.loads((tmp_path / side / f"{name}-1t" / "predictions.json").read_text()) for side in ("arm64", "x86")
         )
         assert len(arm_top1["keys"]) == 360 and arm_top1["keys"] == x86_top1["keys"]
-        same = sum(a == b for a, b in zip(arm_top1["top1"], x86_top1["top1"], strict=True))
-        if exact:
-            # Integer kernels: the same int8 model gives the same class on every image on both architectures.
-            assert same == 360
-        else:
-            # Float kernels sum in another order on Arm: a near-tie image may flip, no more than one in a hundred.
-            assert same >= 356, same
+        # Integer kernels: the same int8 model gives the same class on every image on both architectures.
+        assert arm_top1["top1"] == x86_top1["top1"], name
     assert arm["result"]["top1"] == x86["result"]["top1"] and arm["result"]["agreement"] == x86["result"]["agreement"]

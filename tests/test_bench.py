@@ -9,20 +9,13 @@ import sys
 import textwrap
 
 import pytest
+from no_tensorflow import BLOCK_TENSORFLOW
 
 pytestmark = pytest.mark.slow
 
-NO_TENSORFLOW = textwrap.dedent(
+# `vggedge ARGS` where TensorFlow cannot be imported.
+NO_TENSORFLOW = BLOCK_TENSORFLOW + textwrap.dedent(
     """
-    import sys
-
-    class NoTensorFlow:
-        # Makes this process a Raspberry Pi as far as imports go: TensorFlow and Keras are not there.
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization"):
-                raise ImportError("No module named " + repr(name) + " (blocked by the test)")
-
-    sys.meta_path.insert(0, NoTensorFlow())
     from vggedge.cli import main
     sys.argv = ["vggedge"] + sys.argv[1:]
     try:

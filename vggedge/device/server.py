@@ -239,7 +239,8 @@ class BenchHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server signature
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+        line = "".join(c if c.isprintable() else "?" for c in format % args)  # a client's path may hold escapes
+        sys.stderr.write(f"{self.address_string()} {line}\n")
         sys.stderr.flush()
 
 
