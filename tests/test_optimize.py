@@ -60,7 +60,9 @@ def test_int8_report_states_measured_figures(cli, tiny, tiny_h5, digits_dir, tmp
     assert env["cpu_features"] == sorted(env["cpu_features"], key=lambda f: list(SPEED_ORDER).index(f))
     assert report["recipe"]["name"] == "int8" and report["recipe"]["steps"][0]["mode"] == "int8"
     names = {p.name for p in files_under(tmp_path / "int8")}
-    assert names == {"model.tflite", "recipe.toml", "report.json", "report.md", "baseline_predictions.json"}
+    expected = {"model.tflite", "recipe.toml", "report.json", "report.md", "baseline_predictions.json", "labels.txt"}
+    assert names == expected
+    assert (tmp_path / "int8" / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     assert "**" in (tmp_path / "int8" / "report.md").read_text()
 
     # The TFLite file takes raw uint8 pixels: a device needs no preprocessing code.
