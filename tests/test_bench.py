@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -141,6 +142,14 @@ def test_bench_many_models_and_threads_interleaved_with_a_recommendation(all_run
     ]
     assert len(table["lines"]) == len(slower)  # one line for each thread count where int8 is no faster than fp16
     assert "Recommendation:" in done.stdout and "burst ms" in done.stdout
+    # `compare` reads them like any other device reports, and names the thread count it recommends.
+    compared = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW, "compare", str(tmp_path / "pi"), "--out", str(tmp_path / "cmp")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    fastest_pick = json.loads((tmp_path / "cmp" / "compare.json").read_text())["recommendations"]
+    assert any(re.search(r" at [12] threads?$", r["recipe"] or "") for r in fastest_pick), fastest_pick
 
 
 def test_bench_a_run_folder_benches_every_recipe_in_it(all_runs, tmp_path):

@@ -203,6 +203,7 @@ def test_camera_frames_reach_the_model_in_rgb_order(small_tflite, tmp_path):
     assert lines and lines[-1].split()[0].startswith("class") and "frames/s" in lines[-1]
 
 
+@pytest.mark.slow
 def test_optimize_labels_for_a_model_without_data(cli, tiny_h5, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("".join(f"digit {i}\n" for i in range(10)))

@@ -251,7 +251,10 @@ def recommend(rows: list[dict], max_drop: float | None = None) -> list[Recommend
 def with_threads(choice: dict, rows: list[dict]) -> str:
     """The recipe's name, and its thread count when the same recipe was benched at several on this device."""
     counts = {row.get("threads") for row in rows if row["recipe"] == choice["recipe"]}
-    return f"{choice['recipe']} at {choice.get('threads')} threads" if len(counts) > 1 else choice["recipe"]
+    if len(counts) < 2:
+        return choice["recipe"]
+    threads = choice.get("threads")
+    return f"{choice['recipe']} at {threads} thread{'' if threads == 1 else 's'}"
 
 
 def intervals_overlap(a: list[float] | None, b: list[float] | None) -> bool:

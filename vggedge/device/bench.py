@@ -38,7 +38,7 @@ from vggedge.device.summary import BenchSummary, summarize
 from vggedge.device.summary import write as write_summary
 from vggedge.errors import UserError
 from vggedge.metrics import accuracy_figures, latency_summary, top1_classes
-from vggedge.progress import track
+from vggedge.progress import log_line, track
 from vggedge.report import (
     STATUS_NOT_VERIFIED,
     STATUS_OK,
@@ -292,9 +292,13 @@ def time_interleaved(
     ``sustain_s`` of interleaved untimed load, then ``runs`` interleaved timed rounds (module docstring)."""
     burst: dict[tuple[str, int], list[float]] = {key: [] for key in interpreters}
     for name in dict.fromkeys(key[0] for key in interpreters):
+        if options.progress and options.cooldown_s:
+            log_line(f"bench: {options.cooldown_s:g} s of rest, then a burst of {name}")
         time.sleep(options.cooldown_s)
         for key in [k for k in interpreters if k[0] == name]:
             burst[key] = [_timed(interpreters[key]) for _ in range(options.burst_runs)]
+    if options.progress and options.sustain_s:
+        log_line(f"bench: {options.sustain_s:g} s of load on all {len(interpreters)} (model × threads), then timing")
     deadline = time.perf_counter() + options.sustain_s
     while time.perf_counter() < deadline:
         for interpreter in interpreters.values():
