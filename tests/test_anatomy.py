@@ -118,6 +118,7 @@ def test_inspect_shows_parts_and_which_recipes_apply(cli, form_files):
     assert "normalization:" not in text.out and "frozen:" not in text.out
 
 
+@pytest.mark.slow  # builds and saves a nested VGG16-BN, then runs inspect on it
 def test_inspect_shows_normalization_and_a_frozen_base(cli, form_files, tmp_path):
     bn = json.loads(cli("inspect", form_files["batch_norm"], "--json").out)
     assert len(bn["normalization"]) == 14 and all("re-estimated" in n["handling"] for n in bn["normalization"])

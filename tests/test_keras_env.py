@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_tf_keras_is_legacy_keras_2():
     from vggedge.keras_env import keras, tf
@@ -13,6 +15,7 @@ def test_tf_keras_is_legacy_keras_2():
     assert tf.keras.__name__.startswith("tf_keras")
 
 
+@pytest.mark.slow  # tfmot wraps a model: seconds, not the edit-test loop's
 def test_tfmot_accepts_our_models():
     from vggedge.keras_env import keras, tfmot
 
@@ -21,6 +24,7 @@ def test_tfmot_accepts_our_models():
     assert any("prune_low_magnitude" in layer.name for layer in pruned.layers)
 
 
+@pytest.mark.slow  # a fresh process that imports TensorFlow
 def test_importing_tensorflow_first_is_refused_with_a_clear_message():
     code = "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None); import tensorflow; import vggedge.keras_env"
     env = {k: v for k, v in __import__("os").environ.items() if k != "TF_USE_LEGACY_KERAS"}
