@@ -30,7 +30,7 @@ import numpy as np
 from vggedge import defaults
 from vggedge.atomic import write_text
 from vggedge.data import load_all
-from vggedge.device.benchmark import gzip_size
+from vggedge.device.benchmark import gzip_size, model_format
 from vggedge.device.check import MEMORY_PER_MODEL_BYTE, device_check, meminfo, snapshot, system_vcgencmd
 from vggedge.device.environment import describe_environment, device_model, emulation
 from vggedge.device.runtime import Runtime, TFLiteModel, check_tflite_file, default_threads, find_runtime
@@ -94,14 +94,6 @@ class BenchedModel:
     keys: list[str] = dataclasses.field(default_factory=list)
     dataset: DatasetSection = dataclasses.field(default_factory=DatasetSection)
     notes: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def quantization(self) -> str | None:
-        return self.source_report.recipe.quantization if self.source_report else None
-
-    @property
-    def flops(self) -> int | None:
-        return self.source_report.result.flops if self.source_report else None
 
 
 def device_slug() -> str:
@@ -332,7 +324,7 @@ def build_report(
     notes += [f"device check: {warning}" for warning in check.warnings]
     accuracy = model.accuracy if model.scores is not None else accuracy_figures(None, np.array([]))
     result = Result(
-        format=f"tflite ({model.input_dtype} input)",
+        format=model_format(model.input_dtype),
         size_bytes=model.path.stat().st_size,
         gzip_bytes=gzip_size(model.path),
         **accuracy,

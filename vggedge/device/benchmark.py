@@ -32,8 +32,9 @@ def gzip_size(path: Path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
 
 
-def model_format(interpreter_model: TFLiteModel) -> str:
-    return f"tflite ({interpreter_model.input_dtype} input)"
+def model_format(input_dtype: str) -> str:
+    """The report's ``format``: a TFLite file and what its input takes (uint8 pixels, or float32)."""
+    return f"tflite ({input_dtype} input)"
 
 
 def measure_tflite(
@@ -52,7 +53,7 @@ def measure_tflite(
     model.set_input(images[0])
     timings = time_calls(model.invoke_once, warmup=warmup, runs=runs) if runs else []
     result = Result(
-        format=model_format(model),
+        format=model_format(model.input_dtype),
         size_bytes=Path(path).stat().st_size,
         gzip_bytes=gzip_size(path),
         **accuracy_figures(scores if labels is not None else None, labels if labels is not None else np.array([])),
