@@ -193,6 +193,18 @@ def test_bad_preprocess_choice(cli, out, tiny_h5):
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--recipe", "fp16,int8-qat", "--keep-float", "auto"), "applies to recipes that end in full int8"),
+        (("--recipe", "int8", "--keep-float", "heads"), "--keep-float 'heads'"),
+        (("--recipe", "auto", "--keep-float", "auto"), "not to --recipe auto"),
+    ],
+)
+def test_keep_float_where_it_cannot_apply(cli, out, args, message):
+    assert_clean_failure(cli("optimize", *args, "--out", out), out, message)
+
+
 def test_a_real_process_exits_2_without_traceback(tmp_path):
     env = {**os.environ, "VGGEDGE_OFFLINE": "1"}
     done = subprocess.run(

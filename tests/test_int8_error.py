@@ -140,8 +140,10 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
     markdown = (out / "int8-plain" / "report.md").read_text()
     assert "## int8 error per layer" in markdown and "| block3 · block3_conv1 ⚠ |" in markdown
     assert "int8-plain: worst int8 layer block3 · block3_conv1" in " ".join(result.out.split())
-    assert 'keep_float = "auto" in the quantize step keeps the worst layers in float' in " ".join(result.out.split())
-    assert any('To try: keep_float = "auto"' in note for note in broken["notes"])
+    assert '--keep-float auto (keep_float = "auto" in the quantize step) keeps the worst layers' in " ".join(
+        result.out.split()
+    )
+    assert any("To try: --keep-float auto" in note for note in broken["notes"])
     # Equalization off, float fallback on: the fewest layers in float that pass the check on held-apart images.
     kept = json.loads((out / "int8-fallback" / "report.json").read_text())
     record = kept["recipe"]["steps"][-1]["keep_float"]

@@ -152,3 +152,15 @@ def test_every_step_type_is_registered_once_and_dispatches():
     for cls in STEP_TYPES.values():
         module = implementation(cls.model_construct())
         assert callable(module.check) and callable(module.apply), cls
+
+
+def test_keep_float_from_the_command_line_sets_only_full_int8_steps():
+    from vggedge.recipe import load_recipe
+
+    gap_int8 = load_recipe("gap-int8").with_keep_float("auto")
+    assert gap_int8.keep_float == "auto" and 'keep_float = "auto"' in gap_int8.to_toml()
+    assert gap_int8.steps[-1].calibration_samples == 100 and gap_int8.steps[-1].equalize is True
+    assert load_recipe("int8").with_keep_float("block1,head").keep_float == "block1,head"
+    for name in ("fp16", "dynamic", "int8-qat", "gap"):
+        recipe = load_recipe(name)
+        assert recipe.with_keep_float("auto") is recipe

@@ -5,10 +5,7 @@ The order of the names is the order of the model's outputs: the data folders' na
 standard metadata keeps its associated files (its labels file) in a zip archive appended to the
 flatbuffer, so the standard library's ``zipfile`` reads them on a device with no metadata library.
 
-vggedge does not yet write that metadata itself: the well-kept writers do not install beside TensorFlow 2.21
-and tfmot (MediaPipe 1.2 pins absl-py~=2.3 where tfmot pins ~=1.2, and its wheel lacks the compiled module
-its metadata writer imports; MediaPipe 0.10 needs numpy<2 and protobuf<5; tflite-support's protos fail
-under protobuf 7).
+vggedge writes that metadata into every model (``vggedge.metadata``) and ``labels.txt`` beside it.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from vggedge.keras_env import best_device, keras, tf
 from vggedge.labels import read_labels_file, write_labels
 from vggedge.layer_error import layer_errors
 from vggedge.layer_error import summary_lines as layer_summary_lines
+from vggedge.metadata import add_classifier_metadata
 from vggedge.metrics import (
     accuracy_figures,
     agreement,
@@ -417,6 +418,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
     names = class_names(prepared, options)
     write_labels(folder, names)
     if flatbuffer is not None:
+        flatbuffer = with_metadata(flatbuffer, recipe, baseline, names, notes)
         model_path = folder / "model.tflite"
         write_bytes(model_path, flatbuffer)
         result, measured = verify_and_measure(model, model_path, prepared, options)
@@ -459,6 +461,18 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
     return report.write(folder)
 
 
+def with_metadata(flatbuffer: bytes, recipe: Recipe, baseline: Baseline, names: list[str], notes: list[str]) -> bytes:
+    """The model with standard TFLite metadata (image input, class names inside it; ``vggedge.metadata``), or as
+    it was, with a note saying why, when its input is not an RGB image."""
+    try:
+        return add_classifier_metadata(
+            flatbuffer, f"{baseline.model.name} ({recipe.name})", recipe.description or recipe.name, names
+        )
+    except ValueError as error:
+        notes.append(f"no TFLite metadata written: {error}")
+        return flatbuffer
+
+
 def describe_layer_error(
     model: keras.Model,
     flatbuffer: bytes,
@@ -480,8 +494,8 @@ def describe_layer_error(
         notes.append(
             "int8 error per layer, worst first: "
             + "; ".join(layer_summary_lines(rows))
-            + '. To try: keep_float = "auto" in the quantize step keeps the worst layers in float (and equalize = '
-            "true, the default for int8, equalizes channel ranges first)"
+            + '. To try: --keep-float auto (keep_float = "auto" in the quantize step) keeps the worst layers in '
+            "float (and equalize = true, the default for int8, equalizes channel ranges first)"
         )
     if options.progress:
         log_line(f"int8 error per layer measured in {duration(time.perf_counter() - started)}")

@@ -322,6 +322,15 @@ class Recipe(BaseModel):
         ]
         return self.model_copy(update={"steps": steps})
 
+    def with_keep_float(self, keep_float: str | None) -> Recipe:
+        """The recipe with its final full-int8 step's float fallback set (``--keep-float``); a recipe that does not
+        end in full int8 (float16, dynamic, int8-qat, float32) is returned as it is."""
+        last = self.steps[-1] if self.steps else None
+        if keep_float is None or not isinstance(last, QuantizeStep) or last.quantization != Quantization.INT8:
+            return self
+        updated = QuantizeStep.model_validate({**last.model_dump(exclude_none=True), "keep_float": keep_float})
+        return self.model_copy(update={"steps": [*self.steps[:-1], updated]})
+
     @property
     def max_epochs(self) -> int:
         """The longest fine-tune of any step (0 for a recipe that trains nothing)."""

@@ -137,6 +137,18 @@ def optimize_command(
             show_default=False,
         ),
     ] = None,
+    keep_float: Annotated[
+        Optional[str],
+        typer.Option(
+            help=(
+                "Full-int8 recipes: keep some layers in float. 'auto' reverts the layers the int8 error table "
+                "ranks worst, one at a time, until the model agrees with its Keras source within the budget "
+                "(at most 4); or selectors, comma-separated (block1, head, name:REGEX). Sets keep_float in "
+                "each int8 recipe's quantize step (saved in recipe.toml)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     goal: Annotated[
         str,
         typer.Option(help="--recipe auto: what to minimise within --max-drop: latency (measured) or size (the file)."),
@@ -212,6 +224,8 @@ def optimize_command(
     elif not names:
         raise UserError(f"--recipe {recipe!r} names no recipe: give a name (see `vggedge recipes`), a path or 'all'")
     recipes = [load_recipe(name) for name in names]  # validate every recipe file before any work
+    if keep_float is not None:
+        recipes = with_keep_float(recipes, keep_float, auto)
 
     from vggedge.distribute import start
 
@@ -273,3 +287,21 @@ def optimize_command(
     statuses = print_reports(reports)
     if any(status != STATUS_OK for status in statuses):
         raise typer.Exit(1)
+
+
+def with_keep_float(recipes: list, keep_float: str, auto: bool) -> list:
+    """``--keep-float`` applied to every recipe that ends in full int8; exit 2 when none does or the value is
+    not 'auto' or selectors."""
+    from pydantic import ValidationError
+
+    if auto:
+        raise UserError("--keep-float applies to the fixed int8 recipes, not to --recipe auto")
+    try:
+        updated = [recipe.with_keep_float(keep_float) for recipe in recipes]
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UserError(f"--keep-float {keep_float!r}: {reason}") from None
+    if all(new is old for new, old in zip(updated, recipes, strict=True)):
+        chosen = ", ".join(recipe.name for recipe in recipes)
+        raise UserError(f"--keep-float applies to recipes that end in full int8 (int8, gap-int8, ...), not to {chosen}")
+    return updated
