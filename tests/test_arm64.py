@@ -1,4 +1,5 @@
-"""`vggedge bench` on aarch64, the Raspberry Pi's architecture: same predictions as on x86, no fake latency.
+"""`vggedge bench` and `vggedge predict` on aarch64, the Raspberry Pi's architecture: same predictions as on x86, no
+fake latency.
 
 The aarch64 Python is Debian bookworm's arm64 userland with vggedge's device-side wheels for aarch64,
 run under qemu-user (`.ci/arm64` builds it and `.ci/run` names its wrapper in VGGEDGE_ARM64_PYTHON).
@@ -19,11 +20,16 @@ pytestmark = pytest.mark.slow
 ARM64_PYTHON = os.environ.get("VGGEDGE_ARM64_PYTHON")
 
 
-def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predicts(all_runs, digits, cli, tmp_path):
+def arm64_python() -> str:
     if not ARM64_PYTHON:
         if os.environ.get("CI"):
             pytest.fail("CI must provide VGGEDGE_ARM64_PYTHON (an emulated aarch64 Python; see .ci/arm64)")
         pytest.skip("set VGGEDGE_ARM64_PYTHON to the wrapper `.ci/arm64` prints")
+    return ARM64_PYTHON
+
+
+def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predicts(all_runs, digits, cli, tmp_path):
+    arm64_python()
     from vggedge.data import save_split
 
     images = tmp_path / "eval"
@@ -68,3 +74,25 @@ def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predict
         # Integer kernels: the same int8 model gives the same class on every image on both architectures.
         assert arm_top1["top1"] == x86_top1["top1"], name
     assert arm["result"]["top1"] == x86["result"]["top1"] and arm["result"]["agreement"] == x86["result"]["agreement"]
+
+
+def test_predict_on_aarch64_names_what_x86_names(all_runs, digits, tmp_path):
+    """`vggedge predict` on the int8 model in the emulated Pi userland: the labels from the model's own metadata
+    and the same top-1 class as the Classifier on x86, image by image."""
+    from PIL import Image
+
+    from vggedge import Classifier
+
+    for i, image in enumerate(digits.eval.images[:24]):
+        Image.fromarray(image).save(tmp_path / f"{i:02d}.png")
+    model = all_runs / "int8" / "model.tflite"
+    done = subprocess.run(
+        [arm64_python(), "-m", "vggedge", "predict", str(model), str(tmp_path), "--json", "--top", "1"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout)
+    assert answer["labels"] == "the model's metadata" and len(answer["images"]) == 24
+    ours = Classifier(model, threads=1)
+    for item in answer["images"]:
+        assert item["top"][0]["label"] == ours.predict(item["image"], top=1)[0][0], item["image"]

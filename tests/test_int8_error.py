@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import record_figure
 from forms import FORMS, unbalance
 from vggedge.convert import convert
 from vggedge.device.runtime import TFLiteModel
@@ -84,6 +85,66 @@ def test_equalization_passes_through_flatten_and_pooling_only(tiny) -> None:
     assert ("block5_conv3", "fc1", True) in [(p.first, p.second, p.flattened) for p in pairs]
     assert ("block1_conv2", "block2_conv1", False) in [(p.first, p.second, p.flattened) for p in pairs]
     assert all(p.second != "block1_conv1" for p in pairs)  # the Rescaling before it does not commute with a scale
+
+
+@pytest.mark.slow
+def test_a_quantization_aware_model_is_measured_against_its_own_float_weights(tiny, digits) -> None:
+    """int8-qat: tfmot wraps every conv and dense layer (QuantizeWrapperV2, named quant_<layer>); the table still
+    has one row per user layer, matched by name, each against the float layers with the fine-tuned weights."""
+    from vggedge.keras_env import tfmot
+    from vggedge.layer_error import float_view
+
+    quantize = tfmot().quantization.keras
+    model = tiny[0]
+    qat = quantize.quantize_apply(clone_with(model, quantize.quantize_annotate_layer, set(weighted_layers(model))))
+    qat.compile("adam", "sparse_categorical_crossentropy")
+    qat.fit(digits.train.images[:64].astype("float32"), digits.train.labels[:64], epochs=1, batch_size=32, verbose=0)
+    view, aliases = float_view(qat)
+    assert weighted_layers(view) == weighted_layers(model) and aliases["quant_fc1"] == "fc1"
+    trained = next(v for v in qat.get_layer("quant_fc1").weights if v.name.endswith("fc1/kernel:0"))
+    assert np.array_equal(view.get_layer("fc1").get_weights()[0], trained.numpy())  # the fine-tuned weights
+    images = digits.eval.images[:32].astype("float32")
+    same = (view.predict(images, verbose=0).argmax(axis=1) == qat.predict(images, verbose=0).argmax(axis=1)).mean()
+    assert same >= 0.9  # they differ by the fake quantization only
+    rows = layer_errors(qat, convert(qat, "int8-qat", digits.calibration.images[:50]), digits.eval.images, count=2)
+    assert sorted(row.layer for row in rows) == sorted(weighted_layers(model))
+    assert {row.matched_by for row in rows} == {"name"} and not any(row.weak for row in rows)
+
+
+@pytest.mark.slow
+def test_qat_starts_from_the_activation_ranges_the_model_has(tiny, digits) -> None:
+    """tfmot starts every activation quantizer at [-6, 6]; a model whose activations reach far past that (here the
+    tiny VGG16 with block1_conv1's outputs x100 and block1_conv2's inputs /100: the same function) is clipped
+    until a long fine-tune moves the range. Set from the float layers' outputs first, the QAT model answers as
+    the float model before it trains at all."""
+    from vggedge.keras_env import tfmot
+    from vggedge.steps.qat import TFMOT_INITIAL_RANGE, initialize_activation_ranges
+
+    quantize = tfmot().quantization.keras
+    model = clone_with(tiny[0], lambda layer: layer, set())
+    for channel in range(model.get_layer("block1_conv1").filters):
+        unbalance(model, "block1_conv1", channel, 100.0)
+    images, held_apart = digits.eval.images[:200].astype("float32"), digits.calibration.images[:64]
+    reference = model.predict(images, verbose=0).argmax(axis=1)
+
+    def after_one_step(initialized: bool):  # noqa: ANN202
+        """The QAT model after one training-mode batch at a zero learning rate (what sets tfmot's weight ranges),
+        and its top-1 agreement with the float model."""
+        qat = quantize.quantize_apply(clone_with(model, quantize.quantize_annotate_layer, set(weighted_layers(model))))
+        record = initialize_activation_ranges(qat, model, held_apart) if initialized else None
+        qat.compile(keras.optimizers.Adam(0.0), "sparse_categorical_crossentropy")
+        qat.fit(images[:32], reference[:32], epochs=1, batch_size=32, verbose=0)
+        return qat, record, float((qat.predict(images, verbose=0).argmax(axis=1) == reference).mean())
+
+    _, _, clipped = after_one_step(False)
+    qat, record, calibrated = after_one_step(True)
+    assert record["images"] == 64 and record["quantizers_set"] == len(weighted_layers(model))
+    assert record["widest"] > 10 * TFMOT_INITIAL_RANGE
+    post_max = next(v for v in qat.get_layer("quant_block1_conv1").weights if "post_activation_max" in v.name)
+    assert float(post_max.numpy()) > 10 * TFMOT_INITIAL_RANGE
+    record_figure("qat x100 activations: agreement with tfmot's initial ranges", clipped)
+    record_figure("qat x100 activations: agreement with the calibrated ranges", calibrated)
+    assert calibrated >= 0.95 and clipped < calibrated - 0.2, (clipped, calibrated)
 
 
 @pytest.mark.slow

@@ -131,6 +131,48 @@ def test_predict_refuses_bad_input_in_one_line(small_tflite, tmp_path, cli, args
     assert done.code == 2 and message in done.err and "Traceback" not in done.err, done.err
 
 
+def test_predict_refuses_a_model_it_cannot_use_in_one_line(tmp_path, cli):
+    """Not a TFLite file, and a TFLite model whose input is not an image (a regression on 8 numbers): exit 2."""
+    from vggedge.convert import convert
+    from vggedge.keras_env import keras
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    (tmp_path / "notes.tflite").write_text("not a model")
+    regression = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    (tmp_path / "regression.tflite").write_bytes(convert(regression, "float32"))
+    for name, message in (("notes", "is not a TFLite model"), ("regression", "is not an image classifier")):
+        done = cli("predict", tmp_path / f"{name}.tflite", tmp_path / "a.png")
+        assert done.code == 2 and message in done.err and "Traceback" not in done.err, done.err
+
+
+def test_predict_refuses_a_file_that_is_not_an_image(small_tflite, tmp_path, cli):
+    (tmp_path / "m.tflite").write_bytes(small_tflite[1])
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG but not really")
+    done = cli("predict", tmp_path / "m.tflite", tmp_path / "photo.png")
+    assert done.code == 2 and "none of the 1 files could be decoded as an image" in done.err, done.err
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (RuntimeError("Failed to acquire camera: Device or resource busy"), "is another program using it?"),
+        (IndexError("list index out of range"), "no camera found by Picamera2"),
+    ],
+)
+def test_a_busy_or_absent_camera_is_one_line(small_tflite, tmp_path, cli, monkeypatch, failure, message):
+    """Picamera2 installed, but its camera held by another program (RuntimeError) or not connected (IndexError)."""
+    import types
+
+    def refuse() -> None:
+        raise failure
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=refuse))
+    (tmp_path / "m.tflite").write_bytes(small_tflite[1])
+    done = cli("predict", tmp_path / "m.tflite", "--camera")
+    assert done.code == 2 and message in done.err and "Traceback" not in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1
+
+
 def test_classifier_api_takes_pil_paths_and_arrays_alike(small_tflite, digits, tmp_path):
     from vggedge import Classifier
 

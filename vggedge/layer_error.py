@@ -157,8 +157,10 @@ def layer_errors(
     size); worst first: the layers that break on a sound input, then the rest by their own SQNR."""
     if count is None:
         count = LARGE_MODEL_IMAGES if count_macs(model) > LARGE_MODEL_MACS else ERROR_IMAGES
+    model, aliases = float_view(model)
     chain = [None, *chain_layers(model)]  # index 0: the pixels
     index_of = {layer.name: i for i, layer in enumerate(chain) if layer is not None}
+    index_of.update({alias: index_of[name] for alias, name in aliases.items()})
     part_of = _parts(model)
     interpreter = tf.lite.Interpreter(
         model_content=flatbuffer,
@@ -201,6 +203,41 @@ def layer_errors(
         before = figures["channel_sqnr_db"]
     order = {id(row): i for i, row in enumerate(rows)}
     return sorted(rows, key=lambda row: (not row.weak, _or_inf(row.own_sqnr_db), order[id(row)]))
+
+
+def float_view(model: keras.Model) -> tuple[keras.Model, dict[str, str]]:
+    """``model`` itself, or for a quantization-aware model (tfmot's QuantizeWrapperV2 around each conv and dense
+    layer, a QuantizeLayer before the first) the same chain in plain float layers with its trained weights, and
+    {wrapper name: layer name} (the TFLite ops are named after the wrappers, the rows after the user's layers).
+    The int8 model is then measured against what the fine-tuned weights compute in float, not against the fake
+    quantization that trained them."""
+    # tfmot's clone may leave an unwrapped layer (the Rescaling) with a second call node: listed, not walked
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    kinds = {type(layer).__name__ for layer in layers}
+    if not kinds & {"QuantizeWrapper", "QuantizeWrapperV2"}:
+        return model, {}
+    plain, aliases = [], {}
+    for layer in layers:
+        kind = type(layer).__name__
+        if kind == "QuantizeLayer":
+            continue  # the input's fake quantization: an identity in float
+        if kind in ("QuantizeWrapper", "QuantizeWrapperV2"):
+            inner = layer.layer
+            config = inner.get_config()
+            activation = getattr(inner, "activation", None)
+            if activation is not None:  # tfmot swapped it for a QuantizeAwareActivation that holds the original
+                config["activation"] = keras.activations.serialize(getattr(activation, "activation", activation))
+            aliases[layer.name] = inner.name
+            plain.append((type(inner).from_config(config), layer))
+        else:  # rebuilt too: a layer shared with a second model would count as a layer applied twice
+            plain.append((type(layer).from_config(layer.get_config()), layer))
+    view = keras.Sequential([keras.Input(model.input_shape[1:]), *(rebuilt for rebuilt, _ in plain)], name=model.name)
+    for rebuilt, source in plain:
+        # By variable name: a wrapper holds the layer's kernel and bias beside its quantizers' ranges, and the
+        # wrapped layer itself no longer lists all of them.
+        held = {variable.name.split(":")[0]: variable for variable in source.weights}
+        rebuilt.set_weights([held[variable.name.split(":")[0]].numpy() for variable in rebuilt.weights])
+    return view, aliases
 
 
 def _or_inf(value: float | None) -> float:

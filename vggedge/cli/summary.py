@@ -61,7 +61,7 @@ def print_reports(paths: list[Path]) -> list[str]:
                 f"{report.recipe.name}: worst int8 layer {worst['part']} · {worst['layer']} "
                 f"(own SQNR {fmt(worst.get('own_sqnr_db'))} dB, median channel "
                 f"{fmt(worst.get('median_channel_share'))} of the range): see the report's int8 error table; "
-                'keep_float = "auto" in the quantize step keeps the worst layers in float',
+                '--keep-float auto (keep_float = "auto" in the quantize step) keeps the worst layers in float',
                 highlight=False,
             )
     for path in paths:

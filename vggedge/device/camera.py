@@ -40,8 +40,17 @@ def picamera2() -> Camera:
         ) from None
     try:
         return Picamera2()
-    except (RuntimeError, IndexError) as error:
-        raise UserError(f"no camera found by Picamera2: {error}") from None
+    except IndexError:  # Picamera2's camera list is empty
+        raise UserError(
+            "no camera found by Picamera2: is one connected and enabled (rpicam-hello --list-cameras)?"
+        ) from None
+    except (
+        RuntimeError
+    ) as error:  # "Failed to acquire camera: Device or resource busy", or a camera that fails to start
+        raise UserError(
+            f"Picamera2 cannot open the camera ({str(error).splitlines()[0] if str(error) else 'no reason given'}): "
+            "is another program using it?"
+        ) from None
 
 
 def frames(camera: Camera) -> Iterator[np.ndarray]:
