@@ -40,7 +40,14 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     assert search["pareto"] and all(0 <= i < len(candidates) for i in search["pareto"])
     # The found shape is the run's recipe, and the run was verified like any other.
     steps = {step["type"]: step for step in found["recipe"]["steps"]}
-    assert steps["quantize"]["mode"] == "int8"
+    # The found shape in float16 and dynamic range too, each timed against its int8 side by side: the fastest
+    # within the budget is the recipe's quantization (int8 unless one of them was measured faster).
+    final = [c for c in candidates if c["quantization"] in ("float16", "dynamic")]
+    assert sorted(c["quantization"] for c in final) == ["dynamic", "float16"]
+    assert all(c["block_ratios"] == final[0]["block_ratios"] and c["reference_ms"] > 0 for c in final)
+    assert steps["quantize"]["mode"] == search["best"]["quantization"]
+    if search["best"]["quantization"] != "int8":
+        assert search["best"]["speedup"] > 1 and search["best"] in final
     if any(search["best"]["block_ratios"]):
         assert steps["filter-prune"]["block_ratios"] == search["best"]["block_ratios"]
     assert found["result"]["verification"]["agreement"] >= 0.97

@@ -88,43 +88,21 @@ def test_equalization_passes_through_flatten_and_pooling_only(tiny) -> None:
 
 
 @pytest.mark.slow
-def test_a_quantization_aware_model_is_measured_against_its_own_float_weights(tiny, digits) -> None:
-    """int8-qat: tfmot wraps every conv and dense layer (QuantizeWrapperV2, named quant_<layer>); the table still
-    has one row per user layer, matched by name, each against the float layers with the fine-tuned weights."""
-    from vggedge.keras_env import tfmot
-    from vggedge.layer_error import float_view
-
-    quantize = tfmot().quantization.keras
-    model = tiny[0]
-    qat = quantize.quantize_apply(clone_with(model, quantize.quantize_annotate_layer, set(weighted_layers(model))))
-    qat.compile("adam", "sparse_categorical_crossentropy")
-    qat.fit(digits.train.images[:64].astype("float32"), digits.train.labels[:64], epochs=1, batch_size=32, verbose=0)
-    view, aliases = float_view(qat)
-    assert weighted_layers(view) == weighted_layers(model) and aliases["quant_fc1"] == "fc1"
-    trained = next(v for v in qat.get_layer("quant_fc1").weights if v.name.endswith("fc1/kernel:0"))
-    assert np.array_equal(view.get_layer("fc1").get_weights()[0], trained.numpy())  # the fine-tuned weights
-    images = digits.eval.images[:32].astype("float32")
-    same = (view.predict(images, verbose=0).argmax(axis=1) == qat.predict(images, verbose=0).argmax(axis=1)).mean()
-    assert same >= 0.9  # they differ by the fake quantization only
-    rows = layer_errors(qat, convert(qat, "int8-qat", digits.calibration.images[:50]), digits.eval.images, count=2)
-    assert sorted(row.layer for row in rows) == sorted(weighted_layers(model))
-    assert {row.matched_by for row in rows} == {"name"} and not any(row.weak for row in rows)
-
-
-@pytest.mark.slow
 def test_qat_starts_from_the_activation_ranges_the_model_has(tiny, digits) -> None:
     """tfmot starts every activation quantizer at [-6, 6]; a model whose activations reach far past that (here the
     tiny VGG16 with block1_conv1's outputs x100 and block1_conv2's inputs /100: the same function) is clipped
     until a long fine-tune moves the range. Set from the float layers' outputs first, the QAT model answers as
-    the float model before it trains at all."""
+    the float model before it trains at all. Its int8 error table then has one row per user layer, matched by
+    name through tfmot's wrappers (quant_<layer>), each against the float layers with the model's own weights."""
     from vggedge.keras_env import tfmot
+    from vggedge.layer_error import float_view
     from vggedge.steps.qat import TFMOT_INITIAL_RANGE, initialize_activation_ranges
 
     quantize = tfmot().quantization.keras
     model = clone_with(tiny[0], lambda layer: layer, set())
     for channel in range(model.get_layer("block1_conv1").filters):
         unbalance(model, "block1_conv1", channel, 100.0)
-    images, held_apart = digits.eval.images[:200].astype("float32"), digits.calibration.images[:64]
+    images, held_apart = digits.eval.images[:100].astype("float32"), digits.calibration.images[:64]
     reference = model.predict(images, verbose=0).argmax(axis=1)
 
     def after_one_step(initialized: bool):  # noqa: ANN202
@@ -145,6 +123,14 @@ def test_qat_starts_from_the_activation_ranges_the_model_has(tiny, digits) -> No
     record_figure("qat x100 activations: agreement with tfmot's initial ranges", clipped)
     record_figure("qat x100 activations: agreement with the calibrated ranges", calibrated)
     assert calibrated >= 0.95 and clipped < calibrated - 0.2, (clipped, calibrated)
+    # The error table of the QAT model: its float view carries the user's names and the wrappers' weights.
+    view, aliases = float_view(qat)
+    assert weighted_layers(view) == weighted_layers(model) and aliases["quant_fc1"] == "fc1"
+    trained = next(v for v in qat.get_layer("quant_fc1").weights if v.name.endswith("fc1/kernel:0"))
+    assert np.array_equal(view.get_layer("fc1").get_weights()[0], trained.numpy())
+    rows = layer_errors(qat, convert(qat, "int8-qat", held_apart[:50]), digits.eval.images, count=2)
+    assert sorted(row.layer for row in rows) == sorted(weighted_layers(model))
+    assert {row.matched_by for row in rows} == {"name"} and not any(row.weak for row in rows)
 
 
 @pytest.mark.slow
@@ -212,9 +198,19 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
     assert record["passed"] and 1 <= len(record["float_layers"]) <= 2 and record["float_layers"][0] == CULPRIT
     assert record["tries"][0]["float_layers"] == [] and record["tries"][0]["agreement"] < 0.5
     assert TFLiteModel(out / "int8-fallback" / "model.tflite").input_dtype == "uint8"
-    assert any(note.startswith("kept in float: block3_conv1") for note in kept["notes"])
+    assert any(note.startswith("kept in float: block3_conv1") and " latency (" in note for note in kept["notes"])
+    assert record["latency_ms"]["all_int8"] > 0
     table = [line for line in result.out.splitlines() if not line.startswith("report: ")]  # paths may be long
     assert max(len(line) for line in table) <= 80, result.out
+
+
+def test_calibration_takes_every_class_in_turn() -> None:
+    from vggedge.pipeline import class_balanced_order
+
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2])
+    assert class_balanced_order(labels).tolist() == [0, 6, 8, 1, 7, 2, 3, 4, 5]
+    assert sorted(set(labels[class_balanced_order(labels)[:3]])) == [0, 1, 2]  # in the split's order: [0, 0, 0]
+    assert class_balanced_order(np.array([], dtype=int)).tolist() == []
 
 
 def test_calibration_that_misses_a_class_is_said(digits) -> None:
@@ -246,6 +242,11 @@ def test_named_float_layers_are_exactly_those(unbalanced, digits) -> None:
 
     flatbuffer, record = convert_with_fallback(unbalanced, "block3", digits.calibration.images[:100], None, None)
     assert record["float_layers"] == ["block3_conv1", "block3_conv2", "block3_conv3"]
+    # What they cost: the size of every layer int8 beside it, and both timed interleaved on this machine.
+    assert record["tries"][0]["size_bytes"] < len(flatbuffer)
+    latency = record["latency_ms"]
+    assert latency["with_float_layers"] > 0 and latency["all_int8"] > 0 and latency["threads"] >= 1
+    assert latency["ratio"] == pytest.approx(latency["with_float_layers"] / latency["all_int8"], rel=0.01)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.tflite"
         path.write_bytes(flatbuffer)

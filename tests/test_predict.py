@@ -94,7 +94,7 @@ def test_predict_a_folder_without_tensorflow(all_runs, digits, tmp_path):
     done = run_without_tensorflow("predict", model, tmp_path, "--json", "--top", "2", "--threads", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     answer = json.loads(done.stdout)
-    assert answer["labels"] == str(all_runs / "int8" / LABELS_FILE) and answer["threads"] == 1
+    assert answer["labels"] == "the model's metadata" and answer["threads"] == 1
     assert len(answer["images"]) == 30 and answer["latency_ms"]["p50"] > 0
     expected = TFLiteModel(model, threads=1).predict(images).argmax(axis=1)
     got = [int(item["top"][0]["label"]) for item in answer["images"]]

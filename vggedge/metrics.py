@@ -60,6 +60,22 @@ def time_calls(call: Callable[[], object], warmup: int, runs: int) -> list[float
     return timings
 
 
+def time_interleaved(
+    calls: list[Callable[[], object]], min_seconds: float, min_rounds: int, max_rounds: int = 5000
+) -> list[Latency]:
+    """Each call's latency from rounds that invoke every call in turn, for at least ``min_seconds`` in all: on a
+    shared machine a burst of load slows all of them alike instead of deciding which one looks faster."""
+    once = sum(latency_summary(time_calls(call, warmup=2, runs=3)).p50 for call in calls)
+    rounds = min(max_rounds, max(min_rounds, int(min_seconds * 1000 / max(once, 1e-3))))
+    timings: list[list[float]] = [[] for _ in calls]
+    for _ in range(rounds):
+        for call, times in zip(calls, timings, strict=True):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000.0)
+    return [latency_summary(times) for times in timings]
+
+
 def latency_summary(timings_ms: list[float]) -> Latency:
     """The report's ``latency_ms`` section: p50/p90 (and the raw count) of per-image latency."""
     values = np.asarray(timings_ms)

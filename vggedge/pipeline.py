@@ -26,7 +26,7 @@ from vggedge.device.benchmark import TFLiteMeasurement, measure_tflite
 from vggedge.device.environment import describe_environment
 from vggedge.distribute import Placement, one_device
 from vggedge.errors import UserError
-from vggedge.fallback import Check, convert_with_fallback
+from vggedge.fallback import Check, convert_with_fallback, fallback_note
 from vggedge.flops import flops
 from vggedge.keras_env import best_device, keras, tf
 from vggedge.labels import read_labels_file, write_labels
@@ -296,10 +296,20 @@ def apply_steps(recipe: Recipe, model: keras.Model, context: StepContext, seed: 
     return model, records
 
 
+def class_balanced_order(labels: np.ndarray) -> np.ndarray:
+    """Indices into ``labels`` that take every class in turn (each class's images in their split order): the first
+    N calibrate from as many classes as N allows, not from the classes that happen to come first."""
+    per_class = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    rounds = max((len(indices) for indices in per_class), default=0)
+    return np.asarray([indices[r] for r in range(rounds) for indices in per_class if r < len(indices)], dtype=int)
+
+
 def calibration_images(prepared: Prepared, count: int) -> np.ndarray:
-    """The calibration split (checked non-empty up front), or the synthetic evaluation images of a sizes-only run."""
+    """``count`` images of the calibration split (checked non-empty up front), every class in turn, or the synthetic
+    evaluation images of a sizes-only run."""
     if prepared.dataset is not None and len(prepared.dataset.calibration):
-        return prepared.dataset.calibration.images[:count]
+        calibration = prepared.dataset.calibration
+        return calibration.images[class_balanced_order(calibration.labels)[:count]]
     return prepared.eval.images[:count]
 
 
@@ -314,7 +324,7 @@ def fallback_check(context: StepContext, budget: AccuracyBudget, options: Optimi
 def classes_without_calibration(dataset: Dataset, count: int) -> str | None:
     """A note when the calibration images used miss a class: int8's activation ranges then come from the other
     classes only (said, so a class that int8 gets wrong has its likely reason beside it)."""
-    labels = dataset.calibration.labels[:count]
+    labels = dataset.calibration.labels[class_balanced_order(dataset.calibration.labels)[:count]]
     missing = [name for index, name in enumerate(dataset.class_names) if not np.any(labels == index)]
     if not missing:
         return None
@@ -386,16 +396,7 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
             flatbuffer, fallback = convert_with_fallback(model, recipe.keep_float, calibration, check, options.out)
             records[-1]["keep_float"] = fallback
             if fallback["float_layers"]:
-                tries = fallback.get("tries") or []
-                cost = (
-                    f": {len(flatbuffer) / tries[0]['size_bytes'] - 1:+.0%} size against every layer int8, which "
-                    f"agreed with the Keras source on {tries[0]['agreement']:.0%} of the calibration images"
-                    if tries
-                    else ""
-                )
-                notes.append(
-                    f"kept in float: {', '.join(fallback['float_layers'])} (keep_float = {recipe.keep_float!r}){cost}"
-                )
+                notes.append(fallback_note(fallback, len(flatbuffer), recipe.keep_float))
         else:
             flatbuffer = convert(model, recipe.quantization, calibration, scratch=options.out)
         timing["convert_s"] = round(time.perf_counter() - started, 2)
@@ -628,7 +629,8 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
         keep = " ".join(f"{1 - r:.3g}" for r in candidate.block_ratios)
         unit = "ms" if auto.goal == "latency" else "bytes"
         log_line(
-            f"auto: candidate {len(searcher.candidates)} (blocks keep {keep}, head {candidate.head}): "
+            f"auto: candidate {len(searcher.candidates)} "
+            f"(blocks keep {keep}, head {candidate.head}, {candidate.quantization}): "
             f"{candidate.latency_ms:.2f} ms, {candidate.size_bytes / 1e6:.2f} MB, search top-1 "
             f"{candidate.search_top1:.1%} ({-candidate.drop_pts:+.2f} pts); target {target:.4g} {unit}; "
             f"{duration(time.perf_counter() - started)} of {auto.minutes:g} min"

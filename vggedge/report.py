@@ -433,7 +433,8 @@ def search_markdown(search: dict) -> list[str]:
         f"training images (baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); layers refitted "
         f"after each cut on {images.get('reconstruction')} training images; latency from {search.get('latency_from')}.",
         "",
-        "| # | iteration | block | kept per block | head | p50 ms | × vs current | size | search top-1 | Δ pts | |",
+        "| # | iteration | block | kept per block | head · format | p50 ms | × vs current | size | search top-1 "
+        "| Δ pts | |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     front = set(search.get("pareto", []))
@@ -442,7 +443,8 @@ def search_markdown(search: dict) -> list[str]:
         mark = ("kept" if c.get("kept") else "") + (" ★" if i in front else "")
         change = None if c.get("drop_pts") is None else -c["drop_pts"]
         lines.append(
-            f"| {i} | {c.get('iteration')} | {c.get('changed_block') or '—'} | {keep} | {c.get('head')} | "
+            f"| {i} | {c.get('iteration')} | {c.get('changed_block') or '—'} | {keep} "
+            f"| {c.get('head')} · {c.get('quantization')} | "
             f"{fmt(c.get('latency_ms'), 'ms')} | {fmt(c.get('speedup'), '.2f')} | {fmt(c.get('size_bytes'), 'mb')} | "
             f"{fmt(c.get('search_top1'), 'pct')} "
             f"| {fmt(change, '+.2f')} | {mark.strip()} |"
