@@ -351,13 +351,13 @@ def _apply(chain: Sequence, first: int, last: int, x: np.ndarray, pre_activation
     for i in range(first, last + 1):
         layer = chain[i]
         if i == last and pre_activation:
-            value = pre_activation(layer, value)
+            value = output_before_activation(layer, value)
         else:
             value = layer(value, training=False)
     return value.numpy()
 
 
-def pre_activation(layer: keras.layers.Layer, x: tf.Tensor) -> tf.Tensor:
+def output_before_activation(layer: keras.layers.Layer, x: tf.Tensor) -> tf.Tensor:
     """A conv/dense layer's output before its activation (int8-qat sets its quantizers' ranges from it too)."""
     original = layer.activation
     layer.activation = keras.activations.linear

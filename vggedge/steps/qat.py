@@ -11,7 +11,7 @@ import numpy as np
 
 from vggedge.equalize import equalize
 from vggedge.keras_env import keras, tfmot
-from vggedge.layer_error import pre_activation
+from vggedge.layer_error import output_before_activation
 from vggedge.metrics import top1_classes
 from vggedge.models.anatomy import Anatomy, chain_layers
 from vggedge.models.normalization import fold_for_quantization
@@ -104,7 +104,7 @@ def initialize_activation_ranges(qat_model: keras.Model, model: keras.Model, ima
     x = images
     for layer in chain_layers(model):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            pre = pre_activation(layer, x)
+            pre = output_before_activation(layer, x)
             x = layer.activation(pre)
             ranges[layer.name] = (float(np.min(pre)), float(np.max(pre)), float(np.min(x)), float(np.max(x)))
         else:
