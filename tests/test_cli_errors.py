@@ -53,6 +53,12 @@ def test_empty_recipe_list(cli, out):
     assert_clean_failure(cli("optimize", "--recipe", " , ", "--out", out), out, "names no recipe")
 
 
+def test_recipe_named_twice(cli, out, tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('name = "int8"\n[[steps]]\ntype = "quantize"\nmode = "float16"\n')
+    assert_clean_failure(cli("optimize", "--recipe", f"int8,{mine}", "--out", out), out, "'int8' more than once")
+
+
 def test_missing_recipe_file(cli, out, tmp_path):
     assert_clean_failure(
         cli("optimize", "--recipe", tmp_path / "nope.toml", "--out", out), out, "nope.toml does not exist"

@@ -96,3 +96,15 @@ def test_edge_is_the_smallest_compressed_model(all_runs):
     assert min(gzip_sizes, key=gzip_sizes.get) == "edge"
     steps = [s["type"] for s in load(all_runs, "edge")["recipe"]["steps"]]
     assert steps == ["head", "prune", "quantize"]
+
+
+def test_recipes_that_begin_alike_share_the_step(all_runs):
+    """edge, gap and gap-int8 begin with the same head step: one of them trains it, the others take it over."""
+    heads = {name: load(all_runs, name)["recipe"]["steps"][0] for name in ("edge", "gap", "gap-int8")}
+    owners = [name for name, step in heads.items() if "shared_with" not in step]
+    assert len(owners) == 1, heads
+    for name, step in heads.items():
+        assert step.get("shared_with", owners[0]) == owners[0]
+        assert step["loss_per_epoch"] == heads[owners[0]]["loss_per_epoch"]
+        shared = name != owners[0]
+        assert any("taken over from recipe" in note for note in load(all_runs, name)["notes"]) == shared

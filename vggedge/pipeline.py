@@ -60,6 +60,7 @@ from vggedge.report import (
     Verification,
 )
 from vggedge.search import SearchOptions
+from vggedge.shared_steps import SharedSteps
 from vggedge.steps import DataCounts, StepContext, apply_step, check_recipe
 
 SYNTHETIC_IMAGES = 8  # verification/latency images when there is no labelled data (sizes-only runs)
@@ -284,15 +285,26 @@ def require_training_files(context: StepContext, recipe: Recipe) -> None:
             raise UserError(f"recipe {recipe.name!r}: {error}") from None
 
 
-def apply_steps(recipe: Recipe, model: keras.Model, context: StepContext, seed: int) -> tuple[keras.Model, list[dict]]:
-    """Every step of ``recipe`` in order; step ``i`` is seeded with ``seed + i``."""
-    records = []
-    for index, step in enumerate(recipe.steps):
+def apply_steps(
+    recipe: Recipe, model: keras.Model, context: StepContext, seed: int, shared: SharedSteps | None = None
+) -> tuple[keras.Model, list[dict]]:
+    """Every step of ``recipe`` in order; step ``i`` is seeded with ``seed + i``. With ``shared``, the steps an
+    earlier recipe of the run began with the same way are taken over from it (:mod:`vggedge.shared_steps`)."""
+    records: list[dict] = []
+    start = 0
+    reused = shared.reuse(recipe) if shared is not None else None
+    if reused is not None:
+        model, records, start = reused.model, reused.records, reused.steps
+    for index in range(start, len(recipe.steps)):
         # Each step gets its own seed (shuffling, new layers' init), so a recipe's figures do not
         # depend on which recipes ran before it in the same invocation.
-        outcome = apply_step(step, model, dataclasses.replace(context, seed=seed + index))
+        outcome = apply_step(recipe.steps[index], model, dataclasses.replace(context, seed=seed + index))
         model = outcome.model
         records.append(outcome.record)
+        if shared is not None:
+            shared.offer(recipe, index + 1, model, records)
+    if shared is not None:
+        shared.finished(recipe)
     return model, records
 
 
@@ -362,8 +374,15 @@ def check_auto(baseline: Baseline, counts: DataCounts, auto: SearchOptions) -> N
         )
 
 
-def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, search: dict | None = None) -> Path:
-    """Apply the recipe's steps, convert, verify, benchmark, and write the run folder."""
+def run_recipe(
+    recipe: Recipe,
+    prepared: Prepared,
+    options: OptimizeOptions,
+    search: dict | None = None,
+    shared: SharedSteps | None = None,
+) -> Path:
+    """Apply the recipe's steps (taking over those an earlier recipe of the run shares, ``shared``), convert,
+    verify, benchmark, and write the run folder."""
     folder = options.out / recipe.name
     baseline = prepared.baseline
     notes = list(prepared.notes)
@@ -374,8 +393,15 @@ def run_recipe(recipe: Recipe, prepared: Prepared, options: OptimizeOptions, sea
     timing = {"steps_s": 0.0, "convert_s": None}
     try:
         started = time.perf_counter()
-        model, records = apply_steps(recipe, model, context, options.seed)
+        model, records = apply_steps(recipe, model, context, options.seed, shared)
         timing["steps_s"] = round(time.perf_counter() - started, 2)
+        taken = [i for i, record in enumerate(records, start=1) if record.get("shared_with")]
+        if taken:
+            notes.append(
+                f"step{'s' if len(taken) > 1 else ''} {', '.join(map(str, taken))} taken over from recipe "
+                f"{records[taken[0] - 1]['shared_with']!r} of this run (the same steps with the same seeds: "
+                "applied once)"
+            )
         require_training_files(context, recipe)
         unreadable = getattr(context.train, "failed", set())
         if unreadable:  # said, never a silently shorter training set
@@ -577,9 +603,10 @@ def train_as_worker(prepared: Prepared, options: OptimizeOptions) -> None:
     A step that fails on the chief fails here too (same model, same data), so both move on to the
     next recipe together; what the steps produce is the chief's to convert and write."""
     context = step_context(prepared, options)
+    shared = SharedSteps(prepared.recipes)  # the chief's table: both take over the same steps
     for recipe in prepared.recipes:
         with contextlib.suppress(Exception):  # the chief reports a step's failure; a worker follows along
-            apply_steps(recipe, prepared.baseline.model, context, options.seed)
+            apply_steps(recipe, prepared.baseline.model, context, options.seed, shared)
 
 
 def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> list[Path]:  # noqa: ANN001
@@ -596,7 +623,8 @@ def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> l
     if options.auto is not None:
         reports = [run_auto(prepared, options)]
     else:
-        reports = [run_recipe(recipe, prepared, options) for recipe in prepared.recipes]
+        shared = SharedSteps(prepared.recipes)
+        reports = [run_recipe(recipe, prepared, options, shared=shared) for recipe in prepared.recipes]
     if options.model == "sample" and options.data is None:
         export_eval_images(prepared, options.out)
     return reports

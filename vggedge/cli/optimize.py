@@ -224,6 +224,12 @@ def optimize_command(
     elif not names:
         raise UserError(f"--recipe {recipe!r} names no recipe: give a name (see `vggedge recipes`), a path or 'all'")
     recipes = [load_recipe(name) for name in names]  # validate every recipe file before any work
+    repeated = sorted({r.name for r in recipes if [other.name for other in recipes].count(r.name) > 1})
+    if repeated:
+        raise UserError(
+            f"--recipe names {', '.join(map(repr, repeated))} more than once: each recipe writes the run folder of its "
+            "name, so give each once (or rename one recipe file's `name`)"
+        )
     if keep_float is not None:
         recipes = with_keep_float(recipes, keep_float, auto)
 
