@@ -93,10 +93,12 @@ def nested_frozen():  # noqa: ANN201
     )
 
 
-def batch_norm(classes: int = 10):  # noqa: ANN201
+def batch_norm(classes: int = 10, widths: tuple[int, ...] = WIDTHS):  # noqa: ANN201
+    """``widths``: the five blocks' filters (VGG16's own, 64..512, for the full-width measurement in
+    benchmarks/batch_norm_full_width.py)."""
     keras3 = _keras3()
     layers = [keras3.Input((32, 32, 3)), keras3.layers.Rescaling(1 / 255.0)]
-    for width, count in zip(WIDTHS, LAYOUT, strict=True):
+    for width, count in zip(widths, LAYOUT, strict=True):
         for _ in range(count):
             layers += [
                 keras3.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer="he_normal"),
@@ -155,8 +157,9 @@ def binary_digits(digits_dir: Path, target: Path) -> Path:
     return target
 
 
-def train_form(name: str, dataset, seed: int, epochs: int = 6):  # noqa: ANN001, ANN201
+def train_form(name: str, dataset, seed: int, epochs: int = 6, width_scale: int = 1):  # noqa: ANN001, ANN201
     """Build and train a form on the train split of ``dataset`` (a vggedge Dataset); returns the Keras 3 model.
+    ``width_scale`` multiplies the batch_norm form's widths (4: VGG16's own).
 
     ``nested_frozen`` is trained whole, then its base frozen and the head trained once more: the
     transfer-learning recipe in two steps.
@@ -164,7 +167,7 @@ def train_form(name: str, dataset, seed: int, epochs: int = 6):  # noqa: ANN001,
     keras3 = _keras3()
     keras3.utils.set_random_seed(seed)
     builder, binary, preprocess = FORMS[name]
-    model = builder()
+    model = builder(widths=tuple(w * width_scale for w in WIDTHS)) if width_scale != 1 else builder()
     train = dataset.train.decoded() if hasattr(dataset.train, "decoded") else dataset.train
     x = train.images.astype("float32") / (255.0 if preprocess == "unit" else 1.0)
     y = train.labels
@@ -204,10 +207,13 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--h5", type=Path, help="also save the trained form as a Keras-2 .h5 file here")
+    parser.add_argument("--width-scale", type=int, default=1, help="batch_norm: widths x N (4: VGG16's 64..512)")
+    parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
     from vggedge.data import load_folder
 
-    model = train_form(args.name, load_folder(args.data, 32, progress=False), seed=args.seed)
+    dataset = load_folder(args.data, 32, progress=False)
+    model = train_form(args.name, dataset, seed=args.seed, epochs=args.epochs, width_scale=args.width_scale)
     model.save(args.out)
     if args.h5:
         keras2_h5(args.out, args.h5)

@@ -120,3 +120,37 @@ def test_compare_draws_the_search_trace(auto_runs):
         [{k: v for k, v in row.items() if k != "search_trace"} for row in rows], "p50_ms", "l", "t"
     )
     assert with_trace and without and with_trace != without
+
+
+def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5, digits_dir, tmp_path, monkeypatch):
+    from vggedge.pipeline import INTERRUPTED_TRACE, OptimizeOptions, optimize
+    from vggedge.search import Searcher, SearchOptions
+
+    real_measure = Searcher.measure
+
+    def measure_then_ctrl_c(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if len(self.candidates) == 2:  # the start and its GAP head measured, as a person would press it
+            raise KeyboardInterrupt
+        return real_measure(self, *args, **kwargs)
+
+    monkeypatch.setattr(Searcher, "measure", measure_then_ctrl_c)
+    out = tmp_path / "out"
+    options = OptimizeOptions(
+        model=str(tiny_h5),
+        data=digits_dir,
+        out=out,
+        eval_samples=100,
+        runs=1,
+        warmup=0,
+        progress=False,
+        auto=SearchOptions(minutes=1, search_images=AUTO_SEARCH_IMAGES),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        optimize([], options)
+    # No model, no report, no scratch: only the trace.
+    assert [path.relative_to(out).as_posix() for path in files_under(out)] == [f"auto/{INTERRUPTED_TRACE}"]
+    trace = json.loads((out / "auto" / INTERRUPTED_TRACE).read_text())
+    assert trace["complete"] is False and trace["stopped"] == "interrupted"
+    assert [c["head"] for c in trace["candidates"]] == ["kept", "gap"]
+    assert trace["images"]["search"] == AUTO_SEARCH_IMAGES
+    assert all(c["latency_ms"] > 0 and 0 <= c["search_top1"] <= 1 for c in trace["candidates"])

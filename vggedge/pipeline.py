@@ -669,7 +669,29 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     searcher = Searcher(
         prepared.baseline.model, search_split, tune, calibration, prepared.labels_match, auto, context, report_candidate
     )
-    found = searcher.run()
+    try:
+        found = searcher.run()
+    except KeyboardInterrupt:
+        keep_interrupted_trace(searcher, options)
+        raise
     if options.progress:
         log_line(f"auto: searched {len(found.candidates)} candidates in {duration(found.seconds)} ({found.stopped})")
+    (options.out / "auto" / INTERRUPTED_TRACE).unlink(missing_ok=True)  # an earlier run's, now out of date
     return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))
+
+
+INTERRUPTED_TRACE = "search-incomplete.json"
+
+
+def keep_interrupted_trace(searcher, options: OptimizeOptions) -> None:  # noqa: ANN001 - a search.Searcher
+    """Ctrl-C during ``--recipe auto``'s search: no model and no report, but the candidates measured so far, in
+    ``<out>/auto/search-incomplete.json`` (written atomically, marked ``complete: false``), so minutes of
+    measurements are not lost. A run that finishes removes it."""
+    if not searcher.candidates:
+        return
+    path = options.out / "auto" / INTERRUPTED_TRACE
+    write_text(path, json.dumps(searcher.trace_so_far(), indent=1) + "\n")
+    log_line(
+        f"auto: interrupted after {len(searcher.candidates)} candidates; what they measured is in {path} "
+        "(marked incomplete); no model or report was written"
+    )

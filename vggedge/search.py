@@ -228,6 +228,24 @@ class Searcher:
         self.tune_images = first_images(tune)  # what each candidate's refit sees, decoded once
         self.device = BenchClient(options.time_on, options.time_on_token) if options.time_on else None
 
+    def trace_so_far(self) -> dict:
+        """The candidates measured until now, for a search that did not finish (Ctrl-C): the report's ``search``
+        section without a result, marked incomplete."""
+        kept = [c for c in self.candidates if c.kept]
+        return {
+            "goal": self.options.goal,
+            "max_drop_pts": self.options.max_drop_pts,
+            "seconds": round(time.perf_counter() - self.started, 1),
+            "stopped": "interrupted",
+            "complete": False,
+            "images": {"search": len(self.search), "reconstruction": len(self.tune_images)},
+            "baseline_search_top1": round(self.baseline_top1, 4),
+            "ranked_on": "search split (carved from the training images; never the evaluation images)",
+            "best_so_far": dataclasses.asdict(kept[-1]) if kept else None,
+            "candidates": [dataclasses.asdict(c) for c in self.candidates],
+            "pareto": pareto_front(self.candidates, self.options.goal),
+        }
+
     # ---- measuring one shape ----------------------------------------------------------------------
     def out_of_time(self) -> bool:
         return time.perf_counter() - self.started > self.options.minutes * 60
