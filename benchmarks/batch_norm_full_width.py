@@ -31,7 +31,9 @@ RECIPES = ("fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "e
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width-scale", type=int, default=4, help="x the suite's 1/4-width form (4: VGG16's own)")
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs of the form")
+    # 6 epochs (the suite's) left the full-width form right in training mode (98.7% of 300 images) and at 15% in
+    # inference mode: ~200 steps do not settle BatchNormalization's moving statistics (momentum 0.99) at this width.
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs of the form")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-samples", type=int, default=360)
     args = parser.parse_args()
@@ -52,7 +54,7 @@ def main() -> None:
     optimize += ["--data", str(data), "--out", str(work / "runs"), "--eval-samples", str(args.eval_samples)]
     optimize += ["--seed", str(args.seed)]
     optimized = run_measured(optimize)
-    if optimized.exit_code:
+    if optimized.exit_code not in (0, 1):  # 1: a recipe ended not ok (over budget, failed verification): a row
         sys.exit(f"optimize failed: {optimized.last_error_line()}")
 
     rows, baseline = [], None
@@ -60,6 +62,9 @@ def main() -> None:
         report = json.loads((work / "runs" / name / "report.json").read_text())
         result, baseline = report["result"], report["baseline"]
         steps_s = (result.get("timing") or {}).get("steps_s")
+        if result.get("top1") is None:  # failed export: no figures
+            rows.append(f"| {name} | {result['status']} | — | — | — | — | — | {steps_s} |")
+            continue
         rows.append(
             f"| {name} | {result['status']} | {result['top1'] * 100:.2f}% | "
             f"{report['ratios']['top1_delta_pts']:+.2f} | "

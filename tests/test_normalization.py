@@ -126,7 +126,7 @@ def test_a_model_wrong_only_in_inference_mode_is_stopped_with_the_reason():
     """Stale moving statistics (what a step that changes weights leaves behind a kept BatchNormalization):
     right with batch statistics, wrong with the stored ones. The healthy model passes; the stale one is
     stopped with the reason, and the check leaves the statistics as they were."""
-    from vggedge.steps.inference_check import InferenceModeCollapse, check_inference_mode
+    from vggedge.steps.inference_check import InferenceModeCollapse, check_inference_mode, stale_baseline_note
 
     keras.utils.set_random_seed(0)
     model = vgg_bn(relu_before_norm=True, momentum=0.5)  # statistics that settle within a few epochs
@@ -136,6 +136,7 @@ def test_a_model_wrong_only_in_inference_mode_is_stopped_with_the_reason():
     images, labels = brightness_task(64, seed=2)
     healthy = check_inference_mode("filter-prune", model, model, images, labels)
     assert healthy["inference_agreement"] >= 0.9 and healthy["training_agreement"] >= 0.9, healthy
+    assert stale_baseline_note(model, images, labels) is None
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, variance = layer.get_weights()
@@ -148,6 +149,9 @@ def test_a_model_wrong_only_in_inference_mode_is_stopped_with_the_reason():
     ]
     with pytest.raises(InferenceModeCollapse, match="inference mode but .* in training mode"):
         check_inference_mode("filter-prune", model, model, images, labels)
+    # The same state in the user's own model: said up front, as a note on every report of the run.
+    note = stale_baseline_note(model, images, labels)
+    assert note and "the baseline itself is right on" in note and "in inference mode" in note
     after = [
         w for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) for w in layer.get_weights()
     ]

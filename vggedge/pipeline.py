@@ -62,6 +62,7 @@ from vggedge.report import (
 from vggedge.search import SearchOptions
 from vggedge.shared_steps import SharedSteps
 from vggedge.steps import DataCounts, StepContext, apply_step, check_recipe
+from vggedge.steps.inference_check import stale_baseline_note
 
 SYNTHETIC_IMAGES = 8  # verification/latency images when there is no labelled data (sizes-only runs)
 
@@ -252,6 +253,12 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
         scores = keras_predict(baseline.model, eval_split.images)
         latency = measure_keras_latency(baseline.model, eval_split.images[0], options.runs, options.warmup)
     accuracy = accuracy_figures(scores if labels_match else None, eval_split.labels)
+    held = dataset.calibration if dataset is not None else None
+    stale = stale_baseline_note(baseline.model, held.images, held.labels) if held is not None else None
+    if stale:
+        notes.append(stale)
+        if options.progress:
+            log_line(f"warning: {stale}")
     figures = BaselineFigures(
         format="keras float32",
         device=device,
