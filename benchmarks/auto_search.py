@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--max-drop", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=200, help="interleaved timing rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    parser.add_argument("--note", help="a line for the table's end: what else ran on the machine, say")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vggedge-auto-bench-"))
     cache = work / "cache"
@@ -84,7 +85,8 @@ def main() -> None:
     lines += [
         "",
         f"Search: {len(search['candidates'])} candidates in {search['seconds']:.0f} s ({search['stopped']}), "
-        f"median {per_candidate:.1f} s per candidate (thin, refit, convert, time, evaluate); "
+        f"{search['seconds'] / len(search['candidates']):.1f} s per candidate in all (thin, refit, convert, time, "
+        f"evaluate), median {per_candidate:.1f} s of it converting, timing and evaluating; "
         f"{search['images']['search']} search images, refits on {search['images']['reconstruction']} training images. "
         f"Found: blocks keep {', '.join(f'{1 - r:.3g}' for r in best['block_ratios'])}, head {best['head']}, "
         f"{best['quantization']}.",
@@ -93,6 +95,8 @@ def main() -> None:
         f"(three recipes, sample training included when the cache was empty); auto {runs['auto']['seconds']:.0f} s / "
         f"{runs['auto']['peak_gb']:.2f} GB.",
     ]
+    if args.note:
+        lines += ["", args.note]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
