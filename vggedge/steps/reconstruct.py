@@ -155,7 +155,8 @@ def _refit_walking(
 ) -> None:
     """The refits in one pass down both chains, each layer's inputs carried from the layer before (the thin model's
     after that layer's own refit), instead of a forward pass from the pixels per refitted layer: on the sample's
-    VGG16 with every block cut (13 refits) the forward passes were 27.6 s of a 50.4 s refit."""
+    VGG16 (random weights, 256 images) with every block cut (13 refits) the forward passes were 27.6 s of a 50.4 s
+    refit; walking took 17.8 s and 31.6 s against 46.9 s probing, in one run beside another benchmark."""
     pending = set(names)
     original_inputs, thin_inputs = _chunks(images), _chunks(images)
     for source, target in zip(chain_layers(original), chain_layers(thin), strict=True):
