@@ -44,10 +44,11 @@ def main() -> None:
     parser.add_argument("--max-drop", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=200, help="interleaved timing rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    parser.add_argument("--cache-dir", type=Path, help="vggedge's cache (a trained sample saves its training)")
     parser.add_argument("--note", help="a line for the table's end: what else ran on the machine, say")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vggedge-auto-bench-"))
-    cache = work / "cache"
+    cache = args.cache_dir or work / "cache"
     runs = {"fixed": optimize(["--recipe", ",".join(FIXED), "--out", str(work / "runs")], cache)}
     auto_args = ["--recipe", "auto", "--max-drop", str(args.max_drop), "--goal", args.goal]
     auto_args += ["--search-minutes", str(args.search_minutes), "--out", str(work / "runs")]
