@@ -37,10 +37,10 @@ class SharedPrefix:
 
 @dataclasses.dataclass
 class Reused:
-    """What a recipe takes over: the model after its first ``steps`` steps and their records."""
+    """What a recipe takes over: the model after its first ``steps`` steps and their records (each naming the
+    recipe that applied it, ``shared_with``)."""
 
     steps: int
-    owner: str
     model: keras.Model
     records: list[dict]
 
@@ -64,7 +64,7 @@ class SharedSteps:
             kept = self.kept.get(prefix_key(recipe, length))
             if kept is not None:
                 records = [{**copy.deepcopy(record), "shared_with": kept.owner} for record in kept.records]
-                return Reused(length, kept.owner, kept.model, records)
+                return Reused(length, kept.model, records)
         return None
 
     def offer(self, recipe: Recipe, length: int, model: keras.Model, records: list[dict]) -> None:

@@ -47,6 +47,20 @@ def _training_mode_classes(model: keras.Model, images: np.ndarray) -> np.ndarray
             layer.set_weights(weights)
 
 
+def mode_agreements(model: keras.Model, images: np.ndarray, targets: np.ndarray) -> tuple[float, float | None]:
+    """(inference-mode, training-mode) agreement of ``model`` with ``targets``; training mode only when normalization
+    layers are left (without them the two modes differ by dropout alone)."""
+    inference = float(np.mean(_classes(model, images) == targets))
+    if not normalization_layers(model):
+        return inference, None
+    return inference, float(np.mean(_training_mode_classes(model, images) == targets))
+
+
+def collapsed(inference: float, training: float | None) -> bool:
+    """Far worse in inference mode than in training mode: stale normalization statistics."""
+    return training is not None and (training - inference) * 100 > MAX_MODE_GAP_PTS
+
+
 def check_inference_mode(
     step_name: str, before: keras.Model, after: keras.Model, images: np.ndarray, labels: np.ndarray | None
 ) -> dict:
@@ -54,14 +68,13 @@ def check_inference_mode(
     :class:`InferenceModeCollapse` when inference mode is far worse than training mode."""
     images = images[:CHECK_IMAGES].astype(np.float32)
     targets = labels[:CHECK_IMAGES] if labels is not None else _classes(before, images)
-    inference = float(np.mean(_classes(after, images) == targets))
+    inference, training = mode_agreements(after, images, targets)
     figures = {"images": len(images), "against": "labels" if labels is not None else "the step's input model"}
     figures["inference_agreement"] = round(inference, 4)
-    if not normalization_layers(after):
+    if training is None:
         return figures
-    training = float(np.mean(_training_mode_classes(after, images) == targets))
     figures["training_agreement"] = round(training, 4)
-    if (training - inference) * 100 > MAX_MODE_GAP_PTS:
+    if collapsed(inference, training):
         raise InferenceModeCollapse(
             f"{step_name}: the fine-tuned model agrees with its targets on {inference:.0%} of {len(images)} held-apart "
             f"images in inference mode but {training:.0%} in training mode: its BatchNormalization statistics no "
@@ -78,10 +91,9 @@ def stale_baseline_note(model: keras.Model, images: np.ndarray, labels: np.ndarr
     whose steps re-estimate the statistics can come out far above it; said before the work, not discovered in it."""
     if not normalization_layers(model) or not len(images):
         return None
-    images, labels = images[:CHECK_IMAGES].astype(np.float32), labels[:CHECK_IMAGES]
-    inference = float(np.mean(_classes(model, images) == labels))
-    training = float(np.mean(_training_mode_classes(model, images) == labels))
-    if (training - inference) * 100 <= MAX_MODE_GAP_PTS:
+    images = images[:CHECK_IMAGES].astype(np.float32)
+    inference, training = mode_agreements(model, images, labels[:CHECK_IMAGES])
+    if not collapsed(inference, training):
         return None
     return (
         f"the baseline itself is right on {training:.0%} of {len(images)} held-apart images in training mode but "
