@@ -37,6 +37,23 @@ def optimize(args: list[str], cache: Path) -> dict:
     return {"seconds": run.wall_s, "peak_gb": run.peak_rss_gb}
 
 
+def stretch_sentence(search: dict, validated: list[dict]) -> str:
+    """What the stretch past the budget proposed and what its validations (the final fine-tunes) decided."""
+    stretch = search.get("stretch") or {}
+    proposed = sum(c.get("stage") == "stretch" and c["kept"] for c in search["candidates"])
+    if not stretch:
+        return ""
+    verdicts = ", ".join(
+        f"keep {' '.join(f'{1 - r:.3g}' for r in c['block_ratios'])}: {-c['drop_pts']:+.2f} pts in {c['seconds']:.0f} s"
+        + (" (passed)" if c["kept"] else " (over)")
+        for c in validated
+    )
+    return (
+        f"Stretch under a {stretch['bar_pts']:g}-point bar: {proposed} shapes proposed ({stretch['stopped']}); "
+        f"{len(validated)} validated{': ' + verdicts if verdicts else ''}. "
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--search-minutes", type=float, default=20.0)
@@ -57,7 +74,9 @@ def main() -> None:
     models = {name: work / "runs" / name / "model.tflite" for name in reports}
     timings = time_interleaved(models, args.runs)
     search = reports["auto"]["search"]
-    per_candidate = statistics.median(c["seconds"] for c in search["candidates"])
+    measured = [c for c in search["candidates"] if c.get("stage", "search") != "validated"]
+    validated = [c for c in search["candidates"] if c.get("stage") == "validated"]
+    per_candidate = statistics.median(c["seconds"] for c in measured)
     lines = [
         f"# `--recipe auto` ({args.goal}) against the fixed recipes on the sample",
         "",
@@ -89,6 +108,7 @@ def main() -> None:
         f"{search['seconds'] / len(search['candidates']):.1f} s per candidate in all (thin, refit, convert, time, "
         f"evaluate), median {per_candidate:.1f} s of it converting, timing and evaluating; "
         f"{search['images']['search']} search images, refits on {search['images']['reconstruction']} training images. "
+        f"{stretch_sentence(search, validated)}"
         f"Found: blocks keep {', '.join(f'{1 - r:.3g}' for r in best['block_ratios'])}, head {best['head']}, "
         f"{best['quantization']}.",
         f"Wall time and peak memory: fixed recipes {runs['fixed']['seconds']:.0f} s / "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -157,3 +158,99 @@ def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5
     assert [c["head"] for c in trace["candidates"]] == ["kept", "gap"]
     assert trace["images"]["search"] == AUTO_SEARCH_IMAGES
     assert all(c["latency_ms"] > 0 and 0 <= c["search_top1"] <= 1 for c in trace["candidates"])
+
+
+def _fake_searcher(drops: list[float], max_drop: float = 1.0):  # noqa: ANN202
+    """A Searcher with nothing but what :meth:`Searcher.validate` reads, whose validation of proposal i answers
+    ``drops[i]`` points at once."""
+    import time
+
+    from vggedge.search import Candidate, Searcher, SearchOptions, Shape
+
+    def candidate(i: int) -> Candidate:
+        return Candidate(i, 1, [0.125 * i] + [0.0] * 4, "gap", "int8", 1.0 / (i + 1), 1, 1, 1, 0.9, 0.0)
+
+    searcher = Searcher.__new__(Searcher)
+    searcher.options = SearchOptions(max_drop_pts=max_drop)
+    searcher.deadline = time.perf_counter() + 600
+    searcher.asked = []
+
+    def validated(proposal: Candidate, against: bytes) -> Shape:
+        index = round(proposal.block_ratios[0] / 0.125) - 1
+        searcher.asked.append(index)
+        measured = candidate(index + 1)
+        measured.drop_pts, measured.stage = drops[index], "validated"
+        return Shape(measured, None, {}, b"", [])
+
+    searcher.validated = validated
+    found = Shape(candidate(0), None, {}, b"found", [])
+    return searcher, found, [candidate(i + 1) for i in range(len(drops))]
+
+
+@pytest.mark.parametrize(
+    ("drops", "asked", "chosen"),
+    [
+        ([0.5, 0.8, 1.0, 2.5, 4.0], [2, 3], 2),  # the middle passes, the one after it fails: the middle
+        ([0.2, 0.3, 0.4, 0.6, 0.9], [2, 3, 4], 4),  # every one passes: the fastest, in three validations
+        ([1.5, 2.0, 3.0, 4.0], [1, 0], None),  # none passes: the shape found under the budget, never validated
+        ([], [], None),  # nothing proposed: no validation at all
+    ],
+)
+def test_validation_bisects_the_stretch_to_the_fastest_shape_within_the_budget(drops, asked, chosen):
+    searcher, found, proposed = _fake_searcher(drops)
+    shape = searcher.validate(found, proposed)
+    assert searcher.asked == asked
+    if chosen is None:
+        assert shape is found
+    else:
+        assert shape.candidate.stage == "validated" and shape.candidate.kept
+        assert shape.candidate.block_ratios == proposed[chosen].block_ratios
+
+
+def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_search_split(
+    tiny_h5, digits_dir, tmp_path, monkeypatch
+):
+    """The stretch's shape is judged after the found recipe's own steps (same seeds), trained on the training images
+    outside the search split, and measured on the search split like any candidate."""
+    import numpy as np
+
+    from vggedge import search as search_module
+    from vggedge.pipeline import OptimizeOptions, calibration_images, prepare, step_context
+    from vggedge.search import Candidate, Searcher, SearchOptions, carve
+
+    monkeypatch.setattr(search_module, "FINAL_FILTER_EPOCHS", 1)  # the mechanism, not the recovery
+    options = OptimizeOptions(
+        model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=1, warmup=0, progress=False
+    )
+    auto = SearchOptions(search_images=AUTO_SEARCH_IMAGES, runs=3)
+    prepared = prepare(dataclasses.replace(options, auto=auto), [])
+    search_split, tune = carve(prepared.dataset.train, auto.search_images)
+    context = step_context(prepared, options)
+    searcher = Searcher(
+        prepared.baseline.model, search_split, tune, calibration_images(prepared, 50), True, auto, context
+    )
+    searcher.head = "kept"
+    start = searcher.measure(prepared.baseline.model, 0, None, [0] * 5, "kept")
+    applied = []
+    real_apply = search_module.apply_step
+
+    def recording(step, model, step_context):  # noqa: ANN001, ANN202
+        applied.append((step.type, step_context.seed, list(step_context.train.keys), step_context.train_labels))
+        return real_apply(step, model, step_context)
+
+    monkeypatch.setattr(search_module, "apply_step", recording)
+    proposal = Candidate(1, 5, [0.0, 0.0, 0.0, 0.0, 0.5], "kept", "int8", 1.0, 1, 1, 1, 0.5, 40.0, stage="stretch")
+    shape = searcher.validated(proposal, searcher.last_flatbuffer)
+    # One filter-prune step, seeded as the pipeline seeds a recipe's first step, on the tune images with their labels.
+    assert [(kind, seed) for kind, seed, _, _ in applied] == [("filter-prune", context.seed)]
+    trained_on = set(applied[0][2])
+    assert trained_on == set(tune.keys) and not trained_on & set(search_split.keys)
+    assert np.array_equal(applied[0][3], tune.labels)
+    # Block 5 at half its filters, measured on the search split and timed beside the starting model.
+    last_block = searcher.anatomy.blocks[-1]
+    widths = [int(shape.model.get_layer(name).filters) for name in last_block]
+    assert widths == [int(prepared.baseline.model.get_layer(name).filters) // 2 for name in last_block]
+    c = shape.candidate
+    assert c.stage == "validated" and c.block_ratios == proposal.block_ratios and c.latency_ms > 0
+    assert c.reference_ms > 0 and c.size_bytes < start.size_bytes and 0 <= c.search_top1 <= 1
+    assert searcher.validations == 1 and searcher.candidates[-1] is c

@@ -216,3 +216,34 @@ def test_the_refit_walking_both_models_matches_the_one_that_probes_each_layer(ti
     for ours, theirs in zip(walked_weights, probed_weights, strict=True):
         for a, b in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max())
+
+
+@pytest.mark.parametrize(
+    ("padding", "strides", "dilation"),
+    [("same", 1, 1), ("valid", 1, 1), ("same", 2, 1), ("valid", 2, 1), ("same", 1, 2), ("valid", 1, 2)],
+)
+def test_sampled_patch_rows_are_the_full_patch_rows_at_those_positions(rng, padding, strides, dilation):
+    """The refit gathers only the patches it samples (a 224-pixel VGG16's first block would need 1.85 GB per chunk
+    of 16 images for all of them); they must be exactly the rows extract_patches gives at those positions."""
+    from vggedge.steps.reconstruct import _row_count, _rows, _sampled_rows
+
+    layer = keras.layers.Conv2D(4, 3, strides=strides, padding=padding, dilation_rate=dilation)
+    inputs = rng.normal(size=(3, 11, 9, 5)).astype(np.float32)
+    layer.build(inputs.shape)
+    every = _rows(layer, inputs)
+    assert _row_count(layer, inputs.shape) == len(every)
+    chosen = rng.choice(len(every), 17, replace=False)
+    np.testing.assert_array_equal(_sampled_rows(layer, inputs, chosen), every[chosen])
+
+
+def test_ridge_with_fewer_rows_than_inputs_solves_the_same_problem_in_its_dual(rng):
+    """A dense layer after a flatten (25,088 inputs on a 224-pixel VGG16) refits from one row per image: the normal
+    matrix would be 25,089 squared (5 GB in float64), the dual's only rows squared; both give one ridge solution."""
+    from vggedge.steps.reconstruct import ridge_solve
+
+    design = np.hstack([rng.normal(size=(40, 120)), np.ones((40, 1))]).astype(np.float32)
+    targets = rng.normal(size=(40, 6)).astype(np.float32)
+    dual = ridge_solve(design, targets)
+    primal = ridge_solve(design, targets, dual=False)
+    np.testing.assert_allclose(design @ dual, design @ primal, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(dual, primal, rtol=1e-3, atol=1e-3)

@@ -664,7 +664,7 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
         keep = " ".join(f"{1 - r:.3g}" for r in candidate.block_ratios)
         unit = "ms" if auto.goal == "latency" else "bytes"
         log_line(
-            f"auto: candidate {len(searcher.candidates)} "
+            f"auto: {'' if candidate.stage == 'search' else candidate.stage + ' '}candidate {len(searcher.candidates)} "
             f"(blocks keep {keep}, head {candidate.head}, {candidate.quantization}): "
             f"{candidate.latency_ms:.2f} ms, {candidate.size_bytes / 1e6:.2f} MB, search top-1 "
             f"{candidate.search_top1:.1%} ({-candidate.drop_pts:+.2f} pts); target {target:.4g} {unit}; "

@@ -421,6 +421,18 @@ def change_interval(change: Top1Change | None) -> str:
     )
 
 
+def stretch_markdown(stretch: dict | None) -> list[str]:
+    """One paragraph on the stretch past the budget and its validations (absent from older reports)."""
+    if not stretch:
+        return []
+    return [
+        "",
+        f"Stretch: past the budget under a {stretch.get('bar_pts')}-point bar on the search split (stopped: "
+        f"{stretch.get('stopped')}); {stretch.get('validations')} of its shapes validated with "
+        f"{stretch.get('validated_with')}. A validated shape within the budget replaces the one the search found.",
+    ]
+
+
 def search_markdown(search: dict) -> list[str]:
     """The automatic search's trace: every candidate, the ones kept marked, the Pareto front starred."""
     images = search.get("images", {})
@@ -432,10 +444,11 @@ def search_markdown(search: dict) -> list[str]:
         f"stopped: {search.get('stopped')}. Ranked on {images.get('search')} search images carved from the "
         f"training images (baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); layers refitted "
         f"after each cut on {images.get('reconstruction')} training images; latency from {search.get('latency_from')}.",
+        *stretch_markdown(search.get("stretch")),
         "",
-        "| # | iteration | block | kept per block | head · format | p50 ms | × vs current | size | search top-1 "
-        "| Δ pts | |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| # | stage | iteration | block | kept per block | head · format | p50 ms | × vs current | size "
+        "| search top-1 | Δ pts | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     front = set(search.get("pareto", []))
     for i, c in enumerate(search.get("candidates", [])):
@@ -443,7 +456,7 @@ def search_markdown(search: dict) -> list[str]:
         mark = ("kept" if c.get("kept") else "") + (" ★" if i in front else "")
         change = None if c.get("drop_pts") is None else -c["drop_pts"]
         lines.append(
-            f"| {i} | {c.get('iteration')} | {c.get('changed_block') or '—'} | {keep} "
+            f"| {i} | {c.get('stage', 'search')} | {c.get('iteration')} | {c.get('changed_block') or '—'} | {keep} "
             f"| {c.get('head')} · {c.get('quantization')} | "
             f"{fmt(c.get('latency_ms'), 'ms')} | {fmt(c.get('speedup'), '.2f')} | {fmt(c.get('size_bytes'), 'mb')} | "
             f"{fmt(c.get('search_top1'), 'pct')} "

@@ -43,7 +43,8 @@ def _probe(model: keras.Model, name: str) -> keras.Model:
 
 
 def _rows(layer: keras.layers.Layer, inputs: np.ndarray) -> np.ndarray:
-    """The layer's input as rows of a linear map: conv patches (kernel row, column, channel) or flat vectors."""
+    """The layer's input as rows of a linear map: conv patches (kernel row, column, channel) or flat vectors, at
+    every output position (the reference for :func:`_sampled_rows`)."""
     if isinstance(layer, keras.layers.Dense):
         return inputs.reshape(-1, inputs.shape[-1])
     k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
@@ -51,6 +52,44 @@ def _rows(layer: keras.layers.Layer, inputs: np.ndarray) -> np.ndarray:
         inputs, [1, k[0], k[1], 1], [1, s[0], s[1], 1], [1, d[0], d[1], 1], layer.padding.upper()
     ).numpy()
     return patches.reshape(-1, patches.shape[-1])
+
+
+def _grid(layer: keras.layers.Layer, height: int, width: int) -> tuple[int, int, int, int]:
+    """(output rows, output columns, padding above, padding left) of a conv layer, as TensorFlow pads."""
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if layer.padding == "same":
+        out_h, out_w = -(-height // sh), -(-width // sw)
+        pad_h, pad_w = max((out_h - 1) * sh + span_h - height, 0), max((out_w - 1) * sw + span_w - width, 0)
+        return out_h, out_w, pad_h // 2, pad_w // 2
+    return (height - span_h) // sh + 1, (width - span_w) // sw + 1, 0, 0
+
+
+def _row_count(layer: keras.layers.Layer, shape: tuple[int, ...]) -> int:
+    """How many rows :func:`_rows` gives for inputs of ``shape``."""
+    if isinstance(layer, keras.layers.Dense):
+        return int(np.prod(shape[:-1]))
+    out_h, out_w, _, _ = _grid(layer, shape[1], shape[2])
+    return shape[0] * out_h * out_w
+
+
+def _sampled_rows(layer: keras.layers.Layer, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """``_rows(layer, inputs)[chosen]``, gathered without building every patch: a 224-pixel VGG16's conv1_2 has
+    576-wide patches at 50,176 positions per image (1.85 GB for a chunk of 16 images, in each of the two models),
+    of which the refit keeps at most :data:`MAX_ROWS` in all."""
+    if isinstance(layer, keras.layers.Dense):
+        return inputs.reshape(-1, inputs.shape[-1])[chosen]
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
+    count, height, width, channels = inputs.shape
+    out_h, out_w, top, left = _grid(layer, height, width)
+    image, position = np.divmod(chosen, out_h * out_w)
+    row, column = np.divmod(position, out_w)
+    ys = (row * sh - top)[:, None, None] + (np.arange(kh) * dh)[None, :, None]
+    xs = (column * sw - left)[:, None, None] + (np.arange(kw) * dw)[None, None, :]
+    inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)  # outside: the zero padding
+    windows = inputs[image[:, None, None], np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)]
+    windows *= inside[..., None]
+    return windows.reshape(len(chosen), kh * kw * channels)
 
 
 def _refit(
@@ -70,29 +109,42 @@ def _refit(
     per_chunk = max(1, MAX_ROWS * CHUNK // images)
     rows, targets = [], []
     for original_input, thin_input in inputs:
-        before = _rows(source, original_input)
-        after = _rows(target, thin_input)
-        chosen = rng.choice(len(before), min(per_chunk, len(before)), replace=False)
-        rows.append(after[chosen])
-        targets.append(before[chosen] @ flat + offset)
+        total = _row_count(source, original_input.shape)
+        chosen = rng.choice(total, min(per_chunk, total), replace=False)
+        rows.append(_sampled_rows(target, thin_input, chosen))
+        targets.append(_sampled_rows(source, original_input, chosen) @ flat + offset)
     design = np.hstack([np.concatenate(rows), np.ones((sum(len(r) for r in rows), 1), np.float32)])
     solution = ridge_solve(design.astype(np.float32, copy=False), np.concatenate(targets).astype(np.float32))
     new_kernel = solution[:-1].astype(np.float32).reshape(target.kernel.shape)
     target.set_weights([new_kernel, solution[-1].astype(np.float32)] if target.use_bias else [new_kernel])
 
 
-def ridge_solve(design: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def ridge_solve(design: np.ndarray, targets: np.ndarray, dual: bool | None = None) -> np.ndarray:
     """The ridge solution of ``design @ w ~ targets`` (the last column of ``design`` is the bias, not penalised).
 
-    The normal matrix is most of a refit's time: on VGG16's 512-channel layers, 20,000 rows of 4,609 inputs. Its
-    product is taken in float32 (measured on this shape: 4.7 s against float64's 9.7 s on a busy 2-core Xeon;
-    OpenBLAS's symmetric rank-k update was no faster, 4.9 s) and the system solved in float64. On post-ReLU-like
-    features the predictions differ from an all-float64 fit by about 1e-5 of their largest value."""
-    gram = (design.T @ design).astype(np.float64)
-    moment = (design.T @ targets).astype(np.float64)
-    inputs = len(gram) - 1
-    gram[np.arange(inputs), np.arange(inputs)] += RIDGE * np.trace(gram) / len(gram)
-    return np.linalg.solve(gram, moment)
+    With at least as many rows as inputs, through the normal matrix, most of a refit's time: on VGG16's 512-channel
+    layers, 20,000 rows of 4,609 inputs. Its product is taken in float32 (measured on this shape: 4.7 s against
+    float64's 9.7 s on a busy 2-core Xeon; OpenBLAS's symmetric rank-k update was no faster, 4.9 s) and the system
+    solved in float64. On post-ReLU-like features the predictions differ from an all-float64 fit by about 1e-5 of
+    their largest value. With fewer rows than inputs (``dual``, by default then), the same solution from the rows'
+    own Gram matrix, centred (an unpenalised bias is a centred fit): a dense layer after a 224-pixel VGG16's
+    flatten has 25,089 inputs and one row per image, and its normal matrix alone would be 5 GB in float64."""
+    rows, inputs = design.shape[0], design.shape[1] - 1
+    penalty = RIDGE * (float(np.sum(np.square(design, dtype=np.float64))) / (inputs + 1))
+    if dual is None:
+        dual = rows < inputs + 1
+    if not dual:
+        gram = (design.T @ design).astype(np.float64)
+        moment = (design.T @ targets).astype(np.float64)
+        gram[np.arange(inputs), np.arange(inputs)] += penalty
+        return np.linalg.solve(gram, moment)
+    features = design[:, :-1].astype(np.float64)
+    mean_features, mean_targets = features.mean(axis=0), targets.astype(np.float64).mean(axis=0)
+    centred = features - mean_features
+    kernel = centred @ centred.T
+    kernel[np.arange(rows), np.arange(rows)] += penalty
+    weights = centred.T @ np.linalg.solve(kernel, targets.astype(np.float64) - mean_targets)
+    return np.vstack([weights, mean_targets - mean_features @ weights])
 
 
 def changed_inputs(original: keras.Model, thin: keras.Model) -> list[str]:
