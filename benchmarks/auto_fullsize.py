@@ -39,7 +39,7 @@ CHILD = r"""
 import json, sys, threading, time
 import numpy as np
 
-threads, blocks = int(sys.argv[1]), [int(b) for b in sys.argv[2].split(",")]
+threads, blocks, progress = int(sys.argv[1]), [int(b) for b in sys.argv[2].split(",")], sys.argv[3]
 
 
 class Peak:
@@ -66,8 +66,11 @@ peak = Peak()
 
 
 def emit(what, started, **extra):
-    print(json.dumps({"what": what, "seconds": round(time.perf_counter() - started, 1),
-                      "peak_gb": round(peak.value / 1e9, 2), **extra}), flush=True)
+    line = json.dumps({"what": what, "seconds": round(time.perf_counter() - started, 1),
+                       "peak_gb": round(peak.value / 1e9, 2), **extra})
+    print(line, flush=True)
+    with open(progress, "a") as log:  # watched while it runs: a block-1 cut takes minutes
+        log.write(line + "\n")
 
 
 from vggedge.data import Split
@@ -137,7 +140,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
         script.write(CHILD)
-    run = run_measured([sys.executable, script.name, str(args.threads), args.blocks], cwd=ROOT)
+    progress = Path(script.name).with_suffix(".log")
+    print(f"each step's line as it ends: {progress}", flush=True)
+    run = run_measured([sys.executable, script.name, str(args.threads), args.blocks, str(progress)], cwd=ROOT)
     rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     if run.exit_code != 0:
         print(run.stderr[-3000:], file=sys.stderr)
@@ -155,7 +160,8 @@ def main() -> None:
     for row in rows:
         lines.append(
             f"| {row['what']} | {row['seconds']:.1f} | {row.get('refit_s', '—')} | {row['peak_gb']:.2f} | "
-            f"{row.get('latency_ms') or 0:.1f} | {row.get('speedup') or '—'} | {row.get('size_mb', '—')} |"
+            f"{format(row['latency_ms'], '.1f') if row.get('latency_ms') else '—'} | {row.get('speedup') or '—'} | "
+            f"{row.get('size_mb', '—')} |"
         )
     lines += [
         "",

@@ -197,13 +197,15 @@ def test_least_squares_refit_brings_a_thinned_model_back(tiny, digits, block):
     assert after >= 0.9 and after > before, (before, after)
 
 
-def test_the_refit_walking_both_models_matches_the_one_that_probes_each_layer(tiny, digits, monkeypatch):
-    """reconstruct carries each layer's inputs down both chains (one forward pass) when they fit in memory, else
-    runs a forward pass from the pixels per refitted layer: the two give the same refit."""
+@pytest.mark.parametrize(("blocks", "count"), [(("block1", "block3"), 5), (("block4",), 3)])
+def test_the_refit_walking_both_models_matches_the_one_that_probes_each_layer(tiny, digits, monkeypatch, blocks, count):
+    """reconstruct carries each layer's inputs down both chains from the first refitted layer (one forward pass; the
+    layers before it run chunk by chunk) when they fit in memory, else runs a forward pass from the pixels per
+    refitted layer: the two give the same refit, whether the first cut is in block 1 or further down."""
     from vggedge.steps import reconstruct as module
 
     model, _ = tiny
-    names = [name for block in ("block1", "block3") for name in convs(model, block)]  # two cuts: 5 refits
+    names = [name for block in blocks for name in convs(model, block)]
     refits = []
     for walk_bytes in (module.WALK_BYTES, 0):
         monkeypatch.setattr(module, "WALK_BYTES", walk_bytes)
@@ -212,7 +214,7 @@ def test_the_refit_walking_both_models_matches_the_one_that_probes_each_layer(ti
         refitted = module.reconstruct(model, thin, kept, digits.train.images[:64], seed=3)
         refits.append((refitted, [thin.get_layer(name).get_weights() for name in refitted]))
     (walked, walked_weights), (probed, probed_weights) = refits
-    assert walked == probed and len(walked) == 5
+    assert walked == probed and len(walked) == count
     for ours, theirs in zip(walked_weights, probed_weights, strict=True):
         for a, b in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max())

@@ -26,8 +26,9 @@ REFIT_IMAGES = 256
 STEP_REFIT_IMAGES = 64
 MAX_ROWS = 20_000  # sampled output positions per layer: the solve stays small at any input size
 CHUNK = 16  # images per forward pass
-# Walk both models layer by layer (one forward pass in all) when their activations for every image fit in this; else
-# one forward pass per refitted layer from the pixels (a 224-pixel VGG16's first block: 13 GB for 256 images).
+# Walk both models layer by layer from the first refitted layer (one forward pass in all) when their activations there
+# and after, for every image, fit in this; else one forward pass per refitted layer from the pixels (a 224-pixel
+# VGG16 cut in its first block: 13 GB for 256 images; cut in block 5: 0.4 GB, walked).
 WALK_BYTES = 1_500_000_000
 RIDGE = 1e-3  # relative to the mean diagonal of the normal matrix
 
@@ -104,7 +105,9 @@ def _refit(
     layer's input in the original model and in the thin one): memory stays that of one chunk's patches plus
     :data:`MAX_ROWS` rows at any input size (a 224-pixel VGG16's first block has 50,176 positions per image)."""
     kernel, *bias = source.get_weights()
-    flat = kernel.reshape(-1, kernel.shape[-1])[:, filters]
+    flat = kernel.reshape(-1, kernel.shape[-1])
+    if not np.array_equal(filters, np.arange(flat.shape[1])):  # a layer that kept all its filters: no 0.4 GB copy
+        flat = flat[:, filters]
     offset = bias[0][filters] if bias else 0.0
     per_chunk = max(1, MAX_ROWS * CHUNK // images)
     rows, targets = [], []
@@ -115,7 +118,7 @@ def _refit(
         targets.append(_sampled_rows(source, original_input, chosen) @ flat + offset)
     design = np.hstack([np.concatenate(rows), np.ones((sum(len(r) for r in rows), 1), np.float32)])
     solution = ridge_solve(design.astype(np.float32, copy=False), np.concatenate(targets).astype(np.float32))
-    new_kernel = solution[:-1].astype(np.float32).reshape(target.kernel.shape)
+    new_kernel = solution[:-1].astype(np.float32, copy=False).reshape(target.kernel.shape)
     target.set_weights([new_kernel, solution[-1].astype(np.float32)] if target.use_bias else [new_kernel])
 
 
@@ -138,13 +141,19 @@ def ridge_solve(design: np.ndarray, targets: np.ndarray, dual: bool | None = Non
         moment = (design.T @ targets).astype(np.float64)
         gram[np.arange(inputs), np.arange(inputs)] += penalty
         return np.linalg.solve(gram, moment)
-    features = design[:, :-1].astype(np.float64)
-    mean_features, mean_targets = features.mean(axis=0), targets.astype(np.float64).mean(axis=0)
-    centred = features - mean_features
-    kernel = centred @ centred.T
+    # float32 products, float64 solve, as above: fc1's 25,088 x 4,096 weights are 0.4 GB in float32 and twice that
+    # in float64 (one refit of a 224-pixel VGG16 with its flatten head peaked at 4.45 GB with float64 here)
+    features = design[:, :-1]
+    mean_features = features.mean(axis=0, dtype=np.float64)
+    mean_targets = targets.mean(axis=0, dtype=np.float64)
+    centred = features - mean_features.astype(np.float32)
+    kernel = (centred @ centred.T).astype(np.float64)
     kernel[np.arange(rows), np.arange(rows)] += penalty
-    weights = centred.T @ np.linalg.solve(kernel, targets.astype(np.float64) - mean_targets)
-    return np.vstack([weights, mean_targets - mean_features @ weights])
+    coefficients = np.linalg.solve(kernel, targets.astype(np.float64) - mean_targets).astype(np.float32)
+    solution = np.empty((inputs + 1, targets.shape[1]), np.float32)
+    solution[:-1] = centred.T @ coefficients
+    solution[-1] = mean_targets - mean_features @ solution[:-1]
+    return solution
 
 
 def changed_inputs(original: keras.Model, thin: keras.Model) -> list[str]:
@@ -168,7 +177,7 @@ def reconstruct(
     names = changed_inputs(original, thin)
     if not names:
         return names
-    if _activation_bytes(original, len(images)) <= WALK_BYTES:
+    if _activation_bytes(original, len(images), names[0]) <= WALK_BYTES:
         _refit_walking(original, thin, kept, names, images, rng)
         return names
     for name in names:  # in order: each layer's input includes the refits before it
@@ -190,10 +199,14 @@ def _filters(source: keras.layers.Layer, kept: dict[str, np.ndarray]) -> np.ndar
     return kept.get(source.name, np.arange(source.get_weights()[0].shape[-1]))
 
 
-def _activation_bytes(model: keras.Model, images: int) -> int:
-    """What walking both models layer by layer holds at its peak: the largest layer output, for every image, in
-    both models, while the next one is computed."""
-    largest = max(int(np.prod(layer.output.shape[1:])) for layer in chain_layers(model))
+def _activation_bytes(model: keras.Model, images: int, first: str) -> int:
+    """What walking both models layer by layer from layer ``first`` holds at its peak: the largest input or output
+    of a layer from there on, for every image, in both models, while the next one is computed. The layers before
+    ``first`` are run chunk by chunk, holding nothing."""
+    layers = chain_layers(model)
+    start = next(i for i, layer in enumerate(layers) if layer.name == first)
+    largest = max(int(np.prod(layer.input.shape[1:])) for layer in layers[start:])
+    largest = max(largest, *(int(np.prod(layer.output.shape[1:])) for layer in layers[start:]))
     return 4 * largest * images * 4
 
 
@@ -205,16 +218,23 @@ def _refit_walking(
     images: np.ndarray,
     rng: np.random.Generator,
 ) -> None:
-    """The refits in one pass down both chains, each layer's inputs carried from the layer before (the thin model's
-    after that layer's own refit), instead of a forward pass from the pixels per refitted layer: on the sample's
-    VGG16 (random weights, 256 images) with every block cut (13 refits) the forward passes were 27.6 s of a 50.4 s
-    refit; walking took 17.8 s and 31.6 s against 46.9 s probing, in one run beside another benchmark."""
+    """The refits in one pass down both chains from the first refitted layer, each layer's inputs carried from the
+    layer before (the thin model's after that layer's own refit), instead of a forward pass from the pixels per
+    refitted layer: on the sample's VGG16 (random weights, 256 images) with every block cut (13 refits) the forward
+    passes were 27.6 s of a 50.4 s refit; walking took 17.8 s and 31.6 s against 46.9 s probing, in one run beside
+    another benchmark."""
     pending = set(names)
-    original_inputs, thin_inputs = _chunks(images), _chunks(images)
-    for source, target in zip(chain_layers(original), chain_layers(thin), strict=True):
+    # Up to the first refitted layer, both models run chunk by chunk: a 224-pixel VGG16's block 1 would hold 13 GB
+    # for 256 images, where a cut of block 5 walks from 14x14x512 (0.4 GB in all); from there on, one pass.
+    probes = _probe(original, names[0]), _probe(thin, names[0])
+    original_inputs = [probes[0](chunk, training=False).numpy() for chunk in _chunks(images)]
+    thin_inputs = [probes[1](chunk, training=False).numpy() for chunk in _chunks(images)]
+    pairs = list(zip(chain_layers(original), chain_layers(thin), strict=True))
+    start = next(i for i, (source, _) in enumerate(pairs) if source.name == names[0])
+    for source, target in pairs[start:]:
         if target.name in pending:
-            pairs = zip(original_inputs, thin_inputs, strict=True)
-            _refit(source, target, pairs, _filters(source, kept), len(images), rng)
+            chunk_pairs = zip(original_inputs, thin_inputs, strict=True)
+            _refit(source, target, chunk_pairs, _filters(source, kept), len(images), rng)
             pending.discard(target.name)
         if not pending:
             return

@@ -1,0 +1,100 @@
+"""`--recipe auto` on every model form users build (tests/forms.py): within its budget on each, measured.
+
+Trains each form (1/4 of VGG16's widths, the sample's digits; the two sigmoid forms on them as two classes),
+saves it as a user would, then runs `vggedge optimize --recipe auto --max-drop 1` on the file with its data
+and the default final fine-tunes, each in its own process (wall time, peak memory). The table gives the
+baseline, the found shape, top-1 change with its interval, status, size and speed ratios from each report.
+
+    python benchmarks/auto_forms.py [--search-minutes 3] [--forms batch_norm,...]
+
+Writes ``reports/benchmarks/auto-forms-<environment>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fullsize import environment_name  # noqa: E402
+from measure import run_measured  # noqa: E402
+
+from forms import FORMS, binary_digits  # noqa: E402
+
+# The batch_norm form's moving averages need more than the suite's 6 epochs to settle (93% in the suite).
+EPOCHS = {"batch_norm": 12}
+
+
+def main() -> None:
+    from vggedge.cache import default_cache_dir
+    from vggedge.sample import sample_images_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--search-minutes", type=float, default=3.0)
+    parser.add_argument("--max-drop", type=float, default=1.0)
+    parser.add_argument("--forms", default=",".join(FORMS))
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vggedge-auto-forms-"))
+    digits = sample_images_dir(default_cache_dir())
+    binary = binary_digits(digits, work / "binary-digits")
+    rows = []
+    for name in args.forms.split(","):
+        _, is_binary, preprocess = FORMS[name]
+        data, model = (binary if is_binary else digits), work / f"{name}.keras"
+        epochs = EPOCHS.get(name, 6)
+        train = run_measured(
+            [sys.executable, str(ROOT / "tests" / "forms.py"), name, str(data), str(model), "--epochs", str(epochs)]
+        )
+        if train.exit_code != 0:
+            raise SystemExit(f"training {name} failed: {train.last_error_line()}")
+        command = [sys.executable, "-m", "vggedge", "optimize", "-q", "--recipe", "auto", "--model", str(model)]
+        command += ["--data", str(data), "--out", str(work / name), "--max-drop", str(args.max_drop)]
+        command += ["--search-minutes", str(args.search_minutes), "--eval-samples", "300"]
+        command += ["--preprocess", preprocess] if preprocess else []
+        run = run_measured(command)
+        if run.exit_code not in (0, 1):
+            raise SystemExit(f"auto on {name} failed: {run.last_error_line()}")
+        report = json.loads((work / name / "auto" / "report.json").read_text())
+        rows.append((name, epochs, train.wall_s, run, report))
+        print(name, report["result"]["status"], report["ratios"], flush=True)
+    lines = [
+        "# `--recipe auto` on every model form",
+        "",
+        f"Environment: `{environment_name()}`; command: `python benchmarks/auto_forms.py --search-minutes "
+        f"{args.search_minutes:g}`. Each form (tests/forms.py, 1/4 of VGG16's widths, 32x32 digits) trained, saved "
+        f"as `.keras`, then `optimize --recipe auto --max-drop {args.max_drop:g}` on it with the default final "
+        "fine-tunes; top-1 on 300 evaluation images (one image = 0.33 point), Δ with the paired bootstrap 95% "
+        "interval; latency ratio from each report's own timing (Keras baseline / TFLite result, batch 1).",
+        "",
+        "| form | epochs | baseline top-1 | found: blocks keep · head · format | status | top-1 | Δ pts (95% interval) "
+        "| × smaller | × faster than Keras | candidates | search s | stopped | wall s | peak GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, epochs, _, run, report in rows:
+        search, result, ratios = report["search"], report["result"], report["ratios"]
+        best = search["best"]
+        keep = " ".join(f"{1 - r:.3g}" for r in best["block_ratios"])
+        interval = (result.get("top1_change") or {}).get("ci95_pts") or [0.0, 0.0]
+        lines.append(
+            f"| {name} | {epochs} | {report['baseline']['top1']:.2%} | {keep} · {best['head']} · "
+            f"{best['quantization']} | {result['status']} | {result['top1']:.2%} | {ratios['top1_delta_pts']:+.2f} "
+            f"({interval[0]:+.2f} to {interval[1]:+.2f}) | {ratios['size']:.1f} | {ratios['speedup']:.1f} | "
+            f"{len(search['candidates'])} | {search['seconds']:.0f} | {search['stopped']} | {run.wall_s:.0f} | "
+            f"{run.peak_rss_gb:.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"auto-forms-{environment_name()}.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
