@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import AUTO_SEARCH_IMAGES, files_under
+from conftest import AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +54,9 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
         assert all(c["speedup"] <= margin or c["drop_pts"] > search["max_drop_pts"] for c in final)
     if any(search["best"]["block_ratios"]):
         assert steps["filter-prune"]["block_ratios"] == search["best"]["block_ratios"]
+    # --max-epochs cut the found recipe's fine-tunes as it cuts the fixed recipes', and the report says so.
+    assert all(step.get("epochs", 0) <= FORM_MAX_EPOCHS for step in found["recipe"]["steps"])
+    assert any("--max-epochs" in note for note in found["notes"])
     assert found["result"]["verification"]["agreement"] >= 0.97
     assert found["result"]["status"] in ("ok", "over_budget")
     assert "## Automatic search" in (auto_runs / "found" / "auto" / "report.md").read_text()
@@ -218,11 +221,10 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     from vggedge.pipeline import OptimizeOptions, calibration_images, prepare, step_context
     from vggedge.search import Candidate, Searcher, SearchOptions, carve
 
-    monkeypatch.setattr(search_module, "FINAL_FILTER_EPOCHS", 1)  # the mechanism, not the recovery
     options = OptimizeOptions(
         model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=1, warmup=0, progress=False
     )
-    auto = SearchOptions(search_images=AUTO_SEARCH_IMAGES, runs=3)
+    auto = SearchOptions(search_images=AUTO_SEARCH_IMAGES, runs=3, max_epochs=1)  # --max-epochs 1: the mechanism
     prepared = prepare(dataclasses.replace(options, auto=auto), [])
     search_split, tune = carve(prepared.dataset.train, auto.search_images)
     context = step_context(prepared, options)
@@ -235,17 +237,20 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     real_apply = search_module.apply_step
 
     def recording(step, model, step_context):  # noqa: ANN001, ANN202
-        applied.append((step.type, step_context.seed, list(step_context.train.keys), step_context.train_labels))
+        applied.append(
+            (step.type, step.epochs, step_context.seed, list(step_context.train.keys), step_context.train_labels)
+        )
         return real_apply(step, model, step_context)
 
     monkeypatch.setattr(search_module, "apply_step", recording)
     proposal = Candidate(1, 5, [0.0, 0.0, 0.0, 0.0, 0.5], "kept", "int8", 1.0, 1, 1, 1, 0.5, 40.0, stage="stretch")
     shape = searcher.validated(proposal, searcher.last_flatbuffer)
-    # One filter-prune step, seeded as the pipeline seeds a recipe's first step, on the tune images with their labels.
-    assert [(kind, seed) for kind, seed, _, _ in applied] == [("filter-prune", context.seed)]
-    trained_on = set(applied[0][2])
+    # One filter-prune step, cut to --max-epochs as the found recipe will be and seeded as the pipeline seeds a recipe's
+    # first step, on the tune images with their labels.
+    assert [(kind, epochs, seed) for kind, epochs, seed, _, _ in applied] == [("filter-prune", 1, context.seed)]
+    trained_on = set(applied[0][3])
     assert trained_on == set(tune.keys) and not trained_on & set(search_split.keys)
-    assert np.array_equal(applied[0][3], tune.labels)
+    assert np.array_equal(applied[0][4], tune.labels)
     # Block 5 at half its filters, measured on the search split and timed beside the starting model.
     last_block = searcher.anatomy.blocks[-1]
     widths = [int(shape.model.get_layer(name).filters) for name in last_block]

@@ -642,7 +642,7 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
     from vggedge.search import Searcher, carve
 
-    auto = options.auto
+    auto = dataclasses.replace(options.auto, max_epochs=options.max_epochs)  # the GAP start, validations, the recipe
     search_split, tune = carve(prepared.dataset.train, auto.search_images)
     budget_per_image = 100.0 / max(1, len(prepared.eval))
     if options.progress and budget_per_image > auto.max_drop_pts / 2:
@@ -684,6 +684,8 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     if options.progress:
         log_line(f"auto: searched {len(found.candidates)} candidates in {duration(found.seconds)} ({found.stopped})")
     (options.out / "auto" / INTERRUPTED_TRACE).unlink(missing_ok=True)  # an earlier run's, now out of date
+    if found.cut_short:  # --max-epochs, as for the fixed recipes (the note on the report)
+        prepared = dataclasses.replace(prepared, cut_short=prepared.cut_short | {found.recipe.name})
     return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))
 
 

@@ -98,6 +98,7 @@ class SearchOptions:
     max_iterations: int = 50
     time_on: str | None = None  # `vggedge bench --serve` on the device (http://HOST:PORT); None: this machine
     time_on_token: str | None = dataclasses.field(default=None, repr=False)
+    max_epochs: int | None = None  # --max-epochs: the GAP start's, the validations' and the found recipe's fine-tunes
 
 
 @dataclasses.dataclass
@@ -142,6 +143,7 @@ class SearchResult:
     baseline_search_top1: float
     final_step: float
     stretch_stopped: str = ""  # why the stretch ended ("" when there was no time for it)
+    cut_short: bool = False  # --max-epochs cut the found recipe's fine-tunes
     validations: int = 0
 
     def describe(self, goal: Goal, options: SearchOptions) -> dict:
@@ -381,7 +383,8 @@ class Searcher:
         return latency_summary(time_calls(tflite.invoke_once, warmup=0, runs=min(runs, 5000))).p50
 
     def with_gap_head(self, model: keras.Model) -> keras.Model:
-        step = HeadStep(train="distill", init="lstsq", epochs=SHORT_HEAD_EPOCHS, learning_rate=FINAL_HEAD_RATE)
+        epochs = min(SHORT_HEAD_EPOCHS, self.options.max_epochs or SHORT_HEAD_EPOCHS)
+        step = HeadStep(train="distill", init="lstsq", epochs=epochs, learning_rate=FINAL_HEAD_RATE)
         return apply_step(step, model, self.context).model
 
     def relative_ratios(self, model: keras.Model, block: int, level: int) -> dict[str, float]:
@@ -506,8 +509,10 @@ class Searcher:
             )
             chosen = self.validate(found, proposed)
         best = self.final_quantization(chosen.candidate, chosen.model, chosen.flatbuffer, chosen.levels, head)
-        recipe = recipe_for(best.block_ratios, head, Quantization(best.quantization), self.options.max_drop_pts)
+        full = recipe_for(best.block_ratios, head, Quantization(best.quantization), self.options.max_drop_pts)
+        recipe = full.with_max_epochs(self.options.max_epochs)
         return SearchResult(
+            cut_short=recipe != full,
             recipe=recipe,
             best=best,
             candidates=self.candidates,
@@ -604,6 +609,7 @@ class Searcher:
         training images outside the search split, then measured like a candidate (timed beside ``against``)."""
         started = time.perf_counter()
         recipe = recipe_for(proposal.block_ratios, self.head, self.options.quantization, self.options.max_drop_pts)
+        recipe = recipe.with_max_epochs(self.options.max_epochs)  # as the found recipe will run
         model = self.baseline
         for index, step in enumerate(recipe.steps):
             if not isinstance(step, QuantizeStep):  # the conversion is measure's
