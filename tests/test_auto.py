@@ -218,7 +218,7 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     outside the search split, and measured on the search split like any candidate."""
     import numpy as np
 
-    from vggedge import search as search_module
+    from vggedge import pipeline
     from vggedge.pipeline import OptimizeOptions, calibration_images, prepare, step_context
     from vggedge.search import Candidate, Searcher, SearchOptions, carve
 
@@ -235,20 +235,22 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     searcher.head = "kept"
     start = searcher.measure(prepared.baseline.model, 0, None, [0] * 5, "kept")
     applied = []
-    real_apply = search_module.apply_step
+    real_apply = pipeline.apply_step
 
     def recording(step, model, step_context):  # noqa: ANN001, ANN202
-        applied.append(
-            (step.type, step.epochs, step_context.seed, list(step_context.train.keys), step_context.train_labels)
-        )
+        epochs = getattr(step, "epochs", None)
+        applied.append((step.type, epochs, step_context.seed, list(step_context.train.keys), step_context.train_labels))
         return real_apply(step, model, step_context)
 
-    monkeypatch.setattr(search_module, "apply_step", recording)
+    monkeypatch.setattr(pipeline, "apply_step", recording)  # the validation runs the recipe as the pipeline does
     proposal = Candidate(1, 5, [0.0, 0.0, 0.0, 0.0, 0.5], "kept", "int8", 1.0, 1, 1, 1, 0.5, 40.0, stage="stretch")
     shape = searcher.validated(proposal, searcher.last_flatbuffer)
     # One filter-prune step, cut to --max-epochs as the found recipe will be and seeded as the pipeline seeds a recipe's
     # first step, on the tune images with their labels.
-    assert [(kind, epochs, seed) for kind, epochs, seed, _, _ in applied] == [("filter-prune", 1, context.seed)]
+    assert [(kind, epochs, seed) for kind, epochs, seed, _, _ in applied] == [
+        ("filter-prune", 1, context.seed),
+        ("quantize", None, context.seed + 1),  # the conversion itself is measure's
+    ]
     trained_on = set(applied[0][3])
     assert trained_on == set(tune.keys) and not trained_on & set(search_split.keys)
     assert np.array_equal(applied[0][4], tune.labels)

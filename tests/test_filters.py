@@ -227,12 +227,15 @@ def test_the_refit_walking_both_models_matches_the_one_that_probes_each_layer(ti
 def test_sampled_patch_rows_are_the_full_patch_rows_at_those_positions(rng, padding, strides, dilation):
     """The refit gathers only the patches it samples (a 224-pixel VGG16's first block would need 1.85 GB per chunk
     of 16 images for all of them); they must be exactly the rows extract_patches gives at those positions."""
-    from vggedge.steps.reconstruct import _row_count, _rows, _sampled_rows
+    from vggedge.keras_env import tf
+    from vggedge.steps.reconstruct import _row_count, _sampled_rows
 
     layer = keras.layers.Conv2D(4, 3, strides=strides, padding=padding, dilation_rate=dilation)
     inputs = rng.normal(size=(3, 11, 9, 5)).astype(np.float32)
     layer.build(inputs.shape)
-    every = _rows(layer, inputs)
+    k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
+    patches = tf.image.extract_patches(inputs, [1, *k, 1], [1, *s, 1], [1, *d, 1], layer.padding.upper()).numpy()
+    every = patches.reshape(-1, patches.shape[-1])
     assert _row_count(layer, inputs.shape) == len(every)
     chosen = rng.choice(len(every), 17, replace=False)
     np.testing.assert_array_equal(_sampled_rows(layer, inputs, chosen), every[chosen])

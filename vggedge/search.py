@@ -610,12 +610,9 @@ class Searcher:
         started = time.perf_counter()
         recipe = recipe_for(proposal.block_ratios, self.head, self.options.quantization, self.options.max_drop_pts)
         recipe = recipe.with_max_epochs(self.options.max_epochs)  # as the found recipe will run
-        model = self.baseline
-        for index, step in enumerate(recipe.steps):
-            if not isinstance(step, QuantizeStep):  # the conversion is measure's
-                model = apply_step(
-                    step, model, dataclasses.replace(self.final_context, seed=self.final_context.seed + index)
-                ).model
+        from vggedge.pipeline import apply_steps  # the pipeline runs the search: loaded by now, no import cycle
+
+        model, _ = apply_steps(recipe, self.baseline, self.final_context, self.final_context.seed)
         levels = [LEVELS.index(ratio) for ratio in proposal.block_ratios]
         candidate = self.measure(
             model, proposal.iteration, proposal.changed_block, levels, self.head, against, stage="validated"

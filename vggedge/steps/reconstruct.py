@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from vggedge.keras_env import keras, tf
+from vggedge.keras_env import keras
 from vggedge.models.anatomy import chain_layers
 
 # Training images a refit sees. The search ranks candidates right after their refit: 256. The filter-prune step
@@ -43,18 +43,6 @@ def _probe(model: keras.Model, name: str) -> keras.Model:
     return keras.Model(model.input, model.get_layer(name).input)
 
 
-def _rows(layer: keras.layers.Layer, inputs: np.ndarray) -> np.ndarray:
-    """The layer's input as rows of a linear map: conv patches (kernel row, column, channel) or flat vectors, at
-    every output position (the reference for :func:`_sampled_rows`)."""
-    if isinstance(layer, keras.layers.Dense):
-        return inputs.reshape(-1, inputs.shape[-1])
-    k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
-    patches = tf.image.extract_patches(
-        inputs, [1, k[0], k[1], 1], [1, s[0], s[1], 1], [1, d[0], d[1], 1], layer.padding.upper()
-    ).numpy()
-    return patches.reshape(-1, patches.shape[-1])
-
-
 def _grid(layer: keras.layers.Layer, height: int, width: int) -> tuple[int, int, int, int]:
     """(output rows, output columns, padding above, padding left) of a conv layer, as TensorFlow pads."""
     (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
@@ -67,7 +55,7 @@ def _grid(layer: keras.layers.Layer, height: int, width: int) -> tuple[int, int,
 
 
 def _row_count(layer: keras.layers.Layer, shape: tuple[int, ...]) -> int:
-    """How many rows :func:`_rows` gives for inputs of ``shape``."""
+    """How many rows a layer's input of ``shape`` gives: one per output position (conv) or per vector (dense)."""
     if isinstance(layer, keras.layers.Dense):
         return int(np.prod(shape[:-1]))
     out_h, out_w, _, _ = _grid(layer, shape[1], shape[2])
@@ -75,7 +63,9 @@ def _row_count(layer: keras.layers.Layer, shape: tuple[int, ...]) -> int:
 
 
 def _sampled_rows(layer: keras.layers.Layer, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """``_rows(layer, inputs)[chosen]``, gathered without building every patch: a 224-pixel VGG16's conv1_2 has
+    """The layer's input as rows of a linear map (conv patches in kernel row, column, channel order, as
+    ``tf.image.extract_patches`` gives them, or flat vectors) at the flat output positions ``chosen`` only, gathered
+    without building every patch: a 224-pixel VGG16's conv1_2 has
     576-wide patches at 50,176 positions per image (1.85 GB for a chunk of 16 images, in each of the two models),
     of which the refit keeps at most :data:`MAX_ROWS` in all."""
     if isinstance(layer, keras.layers.Dense):
