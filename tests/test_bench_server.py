@@ -210,7 +210,7 @@ class NotABenchServer(http.server.BaseHTTPRequestHandler):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--time-on", "latency-table.json", "--time-on-token", "t"], "--time-on takes the address"),
+        (["--time-on", "latency-table.json", "--time-on-token", "t"], "no such file"),
         (["--time-on", "http://127.0.0.1:1", "--time-on-token", "t"], "does not answer"),
         (["--time-on", "RUNNING", "--time-on-token", "wrong-token"], "refused the token (401)"),
         (["--time-on", "OTHER", "--time-on-token", "t"], "not as `vggedge bench --serve` does"),

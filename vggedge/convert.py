@@ -42,16 +42,20 @@ def convert(
     mode: Quantization | str,
     calibration_images: np.ndarray | None = None,
     scratch: Path | None = None,
+    io_type: tf.DType | None = None,
 ) -> bytes:
     """Convert ``model`` to a TFLite flatbuffer; ``calibration_images`` (raw uint8 pixels) for calibrated modes.
 
     ``scratch``: a folder on disk for the intermediate SavedModel (the size of the float32 weights),
-    deleted before returning; default: the system's temporary folder."""
+    deleted before returning; default: the system's temporary folder. ``io_type``: a calibrated model's input and
+    output type instead of uint8 (the profiling kit's pieces take ``tf.int8``, so they hold no QUANTIZE op)."""
     mode = Quantization(mode)  # ValueError naming the value for an unknown mode
     if mode.calibrated and (calibration_images is None or len(calibration_images) == 0):
         raise ValueError("int8 conversion needs calibration images")
     with saved_converter(model, scratch) as converter:
         configure(converter, mode, calibration_images)
+        if io_type is not None and mode.calibrated:
+            converter.inference_input_type = converter.inference_output_type = io_type
         with skip_recurrent_rewrite(model):
             return converter.convert()
 

@@ -49,12 +49,13 @@ import numpy as np
 from vggedge.convert import convert
 from vggedge.data import FileSplit, Split
 from vggedge.device.client import BenchClient
+from vggedge.device.latency_table import LatencyTable
 from vggedge.device.runtime import TFLiteModel
 from vggedge.errors import UserError
 from vggedge.flops import count_macs
 from vggedge.keras_env import keras
 from vggedge.metrics import latency_summary, time_calls, time_interleaved, top1_classes
-from vggedge.models.anatomy import Anatomy, find_anatomy
+from vggedge.models.anatomy import Anatomy, find_anatomy, fingerprint
 from vggedge.quantization import Quantization
 from vggedge.recipe import FilterPruneStep, HeadStep, QuantizeStep, Recipe
 from vggedge.steps import StepContext, apply_step
@@ -96,7 +97,9 @@ class SearchOptions:
     threads: int | None = None
     runs: int = 10  # timed invocations per candidate (after 2 untimed)
     max_iterations: int = 50
-    time_on: str | None = None  # `vggedge bench --serve` on the device (http://HOST:PORT); None: this machine
+    # `vggedge bench --serve` on the device (http://HOST:PORT), or a latency table it measured (TABLE.json); None:
+    # this machine
+    time_on: str | None = None
     time_on_token: str | None = dataclasses.field(default=None, repr=False)
     max_epochs: int | None = None  # --max-epochs: the GAP start's, the validations' and the found recipe's fine-tunes
 
@@ -275,7 +278,13 @@ class Searcher:
         self.baseline_top1 = float(np.mean(top1_classes(teacher) == self.reference))
         self.full_widths = [[int(self.baseline.get_layer(n).filters) for n in block] for block in self.anatomy.blocks]
         self.tune_images = first_images(tune)  # what each candidate's refit sees, decoded once
-        self.device = BenchClient(options.time_on, options.time_on_token) if options.time_on else None
+        self.device: BenchClient | None = None
+        self.table: LatencyTable | None = None
+        if options.time_on and options.time_on.startswith(("http://", "https://")):
+            self.device = BenchClient(options.time_on, options.time_on_token)
+        elif options.time_on:
+            self.table = LatencyTable.load(Path(options.time_on))
+            self.table.require(fingerprint(baseline, self.anatomy), options.quantization.value, options.threads)
 
     def trace_so_far(self) -> dict:
         """The candidates measured until now, for a search that did not finish (Ctrl-C): the report's ``search``
@@ -324,7 +333,10 @@ class Searcher:
             path.write_bytes(flatbuffer)
             tflite = TFLiteModel(path, threads=self.options.threads)
             scores = np.stack([tflite.predict_one(image) for image in self.search.images])
-            if self.device:
+            if self.table:
+                # Predicted from the pieces the device measured: deterministic, so no side-by-side reference.
+                latency, timed_on = self.table.predict(levels, head), self.table.describe()
+            elif self.device:
                 # On the board itself: the server times each file at least MIN_TIMING_S; the current model
                 # right after the candidate, so the two figures are taken as close together as the board allows.
                 latency, timed_on = self.device.time(flatbuffer, self.options.threads, self.options.runs)
@@ -448,6 +460,10 @@ class Searcher:
         a, b, c = coefficients
         return lambda macs, weights: a * macs / 1e6 + b * weights / 1e6 + c
 
+    def reachable(self, level: int) -> bool:
+        """A level the timing can answer for: any here or on a server; with a table, the levels its kit holds."""
+        return self.table is None or level in self.table.levels
+
     def proposals(
         self, current: Candidate, model: keras.Model, levels: list[int]
     ) -> tuple[float, list[tuple[int, int]]]:
@@ -463,7 +479,7 @@ class Searcher:
                     (
                         level
                         for level in range(levels[block] + 1, len(LEVELS))
-                        if self.predicted(current, model, block, level) <= target
+                        if self.reachable(level) and self.predicted(current, model, block, level) <= target
                     ),
                     None,
                 )
@@ -542,7 +558,8 @@ class Searcher:
             iteration = self.iteration
             target, proposals = self.proposals(current.candidate, current.model, current.levels)
             if not proposals:
-                thinnest = all(level == len(LEVELS) - 1 for level in current.levels)
+                last = max(level for level in range(len(LEVELS)) if self.reachable(level))
+                thinnest = all(level == last for level in current.levels)
                 stopped = "every block is at its thinnest level" if thinnest else "no block alone can cut it further"
                 break
             trials: list[Shape] = []
@@ -629,8 +646,8 @@ class Searcher:
         timed side by side with the search's: one measured faster by :data:`FINAL_QUANTIZATION_MARGIN` and within the
         budget replaces it (``--goal latency``; a full-int8 file is always the smallest, so ``--goal size`` keeps
         it). On AVX-512 VNNI or AMX int8 wins; on a CPU without fast int8 kernels a float16 or dynamic model may not."""
-        if self.options.goal != "latency" or self.options.quantization != Quantization.INT8:
-            return current
+        if self.options.goal != "latency" or self.options.quantization != Quantization.INT8 or self.table:
+            return current  # a table times int8 pieces only
         iteration = max(c.iteration for c in self.candidates) + 1
         chosen = current
         for mode in ALTERNATIVE_QUANTIZATIONS:

@@ -25,11 +25,12 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
-    from vggedge.cli import bench, compare, inspect, optimize, predict, recipes
+    from vggedge.cli import bench, compare, inspect, kit, optimize, predict, recipes
 
     app.command(name="optimize")(optimize.optimize_command)
     app.command(name="inspect")(inspect.inspect_command)
     app.add_typer(recipes.app, name="recipes")
+    app.command(name="kit")(kit.kit_command)
     app.command(name="bench")(bench.bench_command)
     app.command(name="compare")(compare.compare_command)
     app.command(name="predict")(predict.predict_command)

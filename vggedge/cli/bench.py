@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -90,6 +91,18 @@ def bench_command(
             "`optimize --recipe auto --time-on http://HOST:PORT`.",
         ),
     ] = False,
+    profile: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Time a profiling kit instead (a folder `vggedge kit MODEL` made): every piece at every width, "
+            "written as the latency table for `optimize --recipe auto --time-on TABLE.json` (default "
+            "KIT/table-<N>t.json, or --out).",
+            show_default=False,
+        ),
+    ] = None,
+    profile_seconds: Annotated[
+        float, typer.Option(min=0.0, help="--profile: seconds of timed runs per file (after the warm-up).")
+    ] = 0.25,
     host: Annotated[
         str, typer.Option(help="--serve: the address to listen on (loopback unless you say otherwise).")
     ] = "127.0.0.1",
@@ -111,6 +124,38 @@ def bench_command(
     model × threads within the accuracy budget."""
     apply_verbosity(verbose)
     counts = parse_threads(threads)
+    if profile is not None:
+        if models or serve:
+            raise UserError("--profile times a kit's files: give no model files and no --serve with it")
+        if counts and len(counts) > 1:
+            raise UserError("--profile measures one thread count per table: give one --threads")
+        from vggedge.device.profile import ProfileOptions
+        from vggedge.device.profile import profile as profile_kit
+
+        table = profile_kit(
+            ProfileOptions(
+                kit=profile,
+                threads=counts[0] if counts else None,
+                runtime=runtime,
+                seconds=profile_seconds,
+                runs=runs,
+                warmup=warmup,
+                out=out,
+                progress=not quiet,
+            )
+        )
+        from vggedge.device.latency_table import LatencyTable
+
+        measured = LatencyTable.load(table)
+        for check in measured.checks:
+            typer.echo(
+                f"check: blocks at levels {check['levels']} ({check['head']} head): predicted "
+                f"{check['predicted_ms']:.3f} ms, measured {check['measured_ms']:.3f} ms ({check['error_pct']:+.1f}%)"
+            )
+        for warning in json.loads(table.read_text()).get("warnings", []):
+            typer.echo(f"warning: {warning}")
+        typer.echo(f"table: {table} (for `vggedge optimize --recipe auto --time-on {table}`)")
+        return
     if serve:
         if models:
             raise UserError("--serve times the models clients send: give no model files with it")

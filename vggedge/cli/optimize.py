@@ -175,7 +175,9 @@ def optimize_command(
         Optional[str],
         typer.Option(
             help="--recipe auto: time every candidate on the device itself, through `vggedge bench --serve` "
-            "running there (http://HOST:PORT; e.g. through ssh -L 8765:localhost:8765 pi). Default: this machine.",
+            "running there (http://HOST:PORT; e.g. through ssh -L 8765:localhost:8765 pi), or predict it from a "
+            "latency table the device measured (TABLE.json: `vggedge kit`, then `vggedge bench --profile KIT` on "
+            "the device). Default: this machine.",
             show_default=False,
         ),
     ] = None,
@@ -215,10 +217,14 @@ def optimize_command(
         raise UserError("--recipe auto runs on one machine: unset TF_CONFIG (--replicas N works on this one)")
     if time_on and not auto:
         raise UserError("--time-on times the candidates of --recipe auto: use it with --recipe auto")
-    if auto and time_on:
+    if auto and time_on and time_on.startswith(("http://", "https://")):
         from vggedge.device.client import BenchClient
 
         BenchClient(time_on, time_on_token).check()  # a server that cannot time stops the run before any work
+    elif auto and time_on:
+        from vggedge.device.latency_table import LatencyTable
+
+        LatencyTable.load(Path(time_on))  # a file that is not a table stops the run before any work
     if auto:
         names = []
     elif not names:

@@ -251,3 +251,16 @@ def leaf_layers(container, trainable: bool = True) -> list:  # noqa: ANN001
         else:
             found.append((layer, trainable and layer.trainable))
     return found
+
+
+def fingerprint(model: keras.Model, anatomy: Anatomy | None = None) -> dict:
+    """The model's structure by name and width: what a latency table measured for one model must match to be used
+    for another (``optimize --recipe auto --time-on TABLE.json``)."""
+    anatomy = anatomy or find_anatomy(model)
+    return {
+        "input_shape": [int(d) for d in model.input_shape[1:]],
+        "blocks": [[[name, int(model.get_layer(name).filters)] for name in block] for block in anatomy.blocks],
+        "head": anatomy.head_kind,
+        "hidden": [[name, int(model.get_layer(name).units)] for name in anatomy.hidden],
+        "output": [anatomy.output, anatomy.units, anatomy.activation],
+    }

@@ -1,0 +1,229 @@
+"""The profiling kit (``vggedge kit``), its timing on the device (``bench --profile``) and the table the search reads
+(``optimize --recipe auto --time-on TABLE.json``): real files, real interpreters, the tiny VGG16."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import files_under
+
+KEEP = [0, 4]  # levels: full width and half, enough to test every kind of piece in a few dozen files
+AUTO_SEARCH_IMAGES = 200
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_h5):  # noqa: ANN001, ANN201
+    from vggedge.models.loading import load_baseline
+
+    return load_baseline(str(tiny_h5), None, None, progress=False)
+
+
+@pytest.fixture(scope="module")
+def kit(baseline, tmp_path_factory) -> tuple[Path, dict]:  # noqa: ANN001
+    from vggedge.layer_kit import build_kit
+
+    folder = tmp_path_factory.mktemp("kit")
+    return folder, build_kit(baseline.model, folder, KEEP)
+
+
+@pytest.fixture(scope="module")
+def table(kit) -> Path:  # noqa: ANN001
+    from vggedge.device.profile import ProfileOptions, profile
+
+    return profile(ProfileOptions(kit=kit[0], threads=1, seconds=0.05, runs=5, progress=False))
+
+
+def expected_pieces(anatomy, levels: list[int], heads: int) -> int:  # noqa: ANN001
+    """Per conv: one piece per level, times the previous block's levels at a block's first conv (not the model's)."""
+    count = 0
+    for number, block in enumerate(anatomy.blocks):
+        count += len(levels) * (len(levels) if number else 1) + (len(block) - 1) * len(levels)
+    return count + heads * len(levels)
+
+
+def test_the_kit_holds_every_piece_at_every_width_as_int8(baseline, kit):  # noqa: ANN001
+    from vggedge.device.runtime import find_runtime
+    from vggedge.steps.filters import kept_count
+
+    folder, manifest = kit
+    anatomy = baseline.anatomy
+    assert manifest["heads"] == ["kept", "gap"]  # a flatten head with hidden dense layers: the search may swap it
+    assert len(manifest["entries"]) == expected_pieces(anatomy, KEEP, 2)
+    assert {w["role"] for w in manifest["wholes"]} == {"reference", "check"}
+    assert sorted(files_under(folder)) == sorted(
+        [folder / "kit.json"] + [folder / e["file"] for e in [*manifest["entries"], *manifest["wholes"]]]
+    )
+    runtime = find_runtime()
+    first_of_block2 = anatomy.blocks[1][0]
+    last_of_block1 = baseline.model.get_layer(anatomy.blocks[0][-1]).filters
+    piece = next(
+        e for e in manifest["entries"] if e["segment"] == first_of_block2 and e["in_level"] == 4 and e["out_level"] == 0
+    )
+    interpreter = runtime.interpreter_class(model_path=str(folder / piece["file"]))
+    interpreter.allocate_tensors()
+    (given,), (answer,) = interpreter.get_input_details(), interpreter.get_output_details()
+    # int8 in and out (no QUANTIZE op of its own), block 1's half width in, block 2's full width out, pooled once.
+    assert given["dtype"] == np.int8 and answer["dtype"] == np.int8
+    assert given["shape"][-1] == kept_count(last_of_block1, 0.5)
+    assert answer["shape"][-1] == baseline.model.get_layer(first_of_block2).filters
+    whole = next(w for w in manifest["wholes"] if w["role"] == "reference")
+    interpreter = runtime.interpreter_class(model_path=str(folder / whole["file"]))
+    interpreter.allocate_tensors()
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8  # as the search converts a candidate
+
+
+def test_the_kits_whole_model_is_the_model_and_its_shapes_are_the_searchs(baseline):  # noqa: ANN001
+    from vggedge.layer_kit import KitBuilder
+    from vggedge.search import LEVELS
+    from vggedge.steps.filters import block_layer_ratios, thin_model
+
+    builder = KitBuilder(baseline.model)
+    images = np.random.default_rng(0).uniform(0, 255, (4, *baseline.model.input_shape[1:])).astype(np.float32)
+    rebuilt = builder.whole([0] * 5, "kept")
+    # At full width every weight is the model's own: the same function, so the pieces are cut from this model.
+    assert np.allclose(rebuilt.predict(images, verbose=0), baseline.model.predict(images, verbose=0), atol=1e-6)
+    levels = [1, 4, 2, 7, 3]
+    thinned, _ = thin_model(baseline.model, block_layer_ratios(baseline.anatomy, [LEVELS[i] for i in levels]))
+    shaped = builder.whole(levels, "kept")
+    widths = [layer.filters for layer in shaped.layers if hasattr(layer, "filters")]
+    assert widths == [int(thinned.get_layer(name).filters) for name in baseline.anatomy.convs]
+    gap = builder.whole(levels, "gap")
+    assert gap.count_params() < shaped.count_params() and gap.output_shape == shaped.output_shape
+
+
+def test_profiling_the_kit_writes_a_table_that_predicts_the_whole_models(baseline, kit, table):  # noqa: ANN001
+    from vggedge.device.latency_table import LatencyTable, piece_keys
+    from vggedge.models.anatomy import fingerprint
+
+    folder, manifest = kit
+    data = json.loads(table.read_text())
+    measured = LatencyTable.load(table)
+    assert table.parent == folder and table.name == "table-1t.json" and measured.threads == 1
+    assert len(measured.entries) == len(manifest["entries"]) and all(ms > 0 for ms in measured.entries.values())
+    measured.require(fingerprint(baseline.model), "int8", None)  # the model it was cut from: usable
+    # At full width the prediction is the measured whole model by construction (its residual closes the sum) ...
+    for whole in (w for w in data["wholes"] if w["role"] == "reference"):
+        mean = (whole["ms_before"] + whole["ms_after"]) / 2
+        assert measured.predict(whole["levels"], whole["head"]) == pytest.approx(mean, rel=1e-3)
+    # ... elsewhere it is a prediction, checked against the whole model measured on the same interpreter.
+    assert measured.checks and all(c["predicted_ms"] > 0 and c["measured_ms"] > 0 for c in measured.checks)
+    half = measured.predict([4] * 5, "gap")
+    assert half < measured.predict([0] * 5, "gap")  # half the filters in every block: fewer MACs, less time
+    keys = piece_keys(measured.model["blocks"], [4] * 5, "gap")
+    assert len(keys) == len(baseline.anatomy.convs) + 1 and all(key in measured.entries for key in keys)
+    assert data["environment"]["threads"] == 1 and data["environment"]["cpu"]
+    assert "device_check" in data["environment"] and data["whole_drift_pct"] >= 0
+
+
+def test_a_table_for_another_model_thread_count_or_level_is_refused(table):  # noqa: ANN001
+    from vggedge.device.latency_table import LatencyTable
+    from vggedge.errors import UserError
+
+    measured = LatencyTable.load(table)
+    other = json.loads(json.dumps(measured.model))
+    other["blocks"][2][0][1] *= 2  # one conv twice as wide: another model
+    with pytest.raises(UserError, match="measured for another model"):
+        measured.require(other, "int8", None)
+    with pytest.raises(UserError, match="measured at 1 threads, not --threads 2"):
+        measured.require(measured.model, "int8", 2)
+    with pytest.raises(UserError, match="has no entry"):
+        measured.predict([1] * 5, "gap")  # 7/8 is not in a kit of full and half widths
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("{not json", "is not a latency table"),
+        ('{"schema": "vggedge.report/1"}', "is not a latency table (vggedge.latency-table/1)"),
+        ('{"schema": "vggedge.latency-table/1", "model": {}}', "a missing or bad field"),
+    ],
+)
+def test_time_on_a_file_that_is_no_table_is_one_line_before_any_work(cli, tiny_h5, tmp_path, content, message):
+    path = tmp_path / "table.json"
+    if content is not None:
+        path.write_text(content)
+    out = tmp_path / "out"
+    result = cli("optimize", "--recipe", "auto", "--model", tiny_h5, "--out", out, "--time-on", path, "-q")
+    assert result.code == 2 and message in result.err, result.err
+    assert "Traceback" not in result.err and files_under(out) == []
+
+
+def test_auto_with_a_table_for_another_model_stops_in_one_line(cli, tiny_h5, digits_dir, table, tmp_path):  # noqa: ANN001
+    data = json.loads(table.read_text())
+    data["model"]["input_shape"] = [64, 64, 3]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    result = cli(
+        "optimize", "--recipe", "auto", "--model", tiny_h5, "--data", digits_dir, "--out", out,
+        "--time-on", other, "--search-images", str(AUTO_SEARCH_IMAGES), "-q",
+    )  # fmt: skip
+    assert result.code == 2 and "was measured for another model" in result.err, result.err
+    assert "Traceback" not in result.err and files_under(out) == []
+
+
+def test_the_search_times_every_candidate_from_the_table_and_visits_only_its_levels(
+    tiny_h5, digits_dir, table, tmp_path
+):  # noqa: ANN001
+    from vggedge.device.latency_table import LatencyTable
+    from vggedge.pipeline import OptimizeOptions, calibration_images, prepare, step_context
+    from vggedge.search import LEVELS, Searcher, SearchOptions, carve
+
+    measured = LatencyTable.load(table)
+    options = OptimizeOptions(
+        model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=1, warmup=0, progress=False
+    )
+    auto = SearchOptions(
+        search_images=AUTO_SEARCH_IMAGES, minutes=0.3, max_epochs=1, time_on=str(table), max_drop_pts=5
+    )
+    prepared = prepare(dataclasses.replace(options, auto=auto), [])
+    search_split, tune = carve(prepared.dataset.train, auto.search_images)
+    searcher = Searcher(
+        prepared.baseline.model, search_split, tune, calibration_images(prepared, 50), True, auto,
+        step_context(prepared, options),
+    )  # fmt: skip
+    result = searcher.run()
+    assert len(result.candidates) >= 3  # the start, its GAP head and at least one cut
+    for c in result.candidates:
+        levels = [LEVELS.index(ratio) for ratio in c.block_ratios]
+        assert set(levels) <= set(KEEP), c
+        assert c.timed_on.startswith("table table-1t.json") and c.reference_ms is None
+        assert c.latency_ms == pytest.approx(measured.predict(levels, c.head)), c
+    assert result.best.quantization == "int8"  # a table times int8 pieces: no other quantization is tried
+    assert any(any(c.block_ratios) for c in result.candidates)
+
+
+def test_the_kit_and_profile_commands(cli, tiny_h5, tmp_path, monkeypatch):
+    kit = tmp_path / "kit"
+    made = cli("kit", tiny_h5, "--out", kit, "--keep", "1", "-q")
+    assert made.code == 0, made.err
+    manifest = json.loads((kit / "kit.json").read_text())
+    assert manifest["levels"] == [0] and f"vggedge bench --profile {kit}" in made.out
+    again = cli("kit", tiny_h5, "--out", kit, "-q")
+    assert again.code == 2 and "is not an empty folder" in again.err
+    bad = cli("kit", tiny_h5, "--out", tmp_path / "k2", "--keep", "1,2/3", "-q")
+    assert bad.code == 2 and "the search's levels keep" in bad.err and not (tmp_path / "k2").exists()
+    out = tmp_path / "table.json"
+    timed = cli("bench", "--profile", kit, "--threads", "1", "--profile-seconds", "0.02", "--out", out, "-q")
+    assert timed.code == 0, timed.err
+    assert f"--time-on {out}" in timed.out and json.loads(out.read_text())["threads"] == 1
+    # Not a kit, several thread counts, or an emulator: one line, no table.
+    for args, message in [
+        (["--profile", tmp_path], "no kit.json there"),
+        (["--profile", kit, "--threads", "1,2"], "one thread count per table"),
+        (["--profile", kit, tiny_h5], "give no model files"),
+    ]:
+        refused = cli("bench", *args, "--out", tmp_path / "no.json", "-q")
+        assert refused.code == 2 and message in refused.err, refused.err
+    import vggedge.device.profile as profile_module
+
+    monkeypatch.setattr(profile_module, "emulation", lambda: "qemu-user")
+    emulated = cli("bench", "--profile", kit, "--out", tmp_path / "no.json", "-q")
+    assert emulated.code == 2 and "this is an emulator (qemu-user)" in emulated.err
+    assert not (tmp_path / "no.json").exists()
