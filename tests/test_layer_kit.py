@@ -1,5 +1,6 @@
 """The profiling kit (``vggedge kit``), its timing on the device (``bench --profile``) and the table the search reads
-(``optimize --recipe auto --time-on TABLE.json``): real files, real interpreters, the tiny VGG16."""
+(``optimize --recipe auto --time-on TABLE.json``): real files, real interpreters, the tiny VGG16 and every model form.
+Building a kit converts a few dozen models, so the tests that need one are marked slow."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def expected_pieces(anatomy, levels: list[int], heads: int) -> int:  # noqa: ANN
     return count + heads * len(levels)
 
 
+@pytest.mark.slow
 def test_the_kit_holds_every_piece_at_every_width_as_int8(baseline, kit):  # noqa: ANN001
     from vggedge.device.runtime import find_runtime
     from vggedge.steps.filters import kept_count
@@ -96,6 +98,7 @@ def test_the_kits_whole_model_is_the_model_and_its_shapes_are_the_searchs(baseli
     assert gap.count_params() < shaped.count_params() and gap.output_shape == shaped.output_shape
 
 
+@pytest.mark.slow
 def test_profiling_the_kit_writes_a_table_that_predicts_the_whole_models(baseline, kit, table):  # noqa: ANN001
     from vggedge.device.latency_table import LatencyTable, piece_keys
     from vggedge.models.anatomy import fingerprint
@@ -120,6 +123,7 @@ def test_profiling_the_kit_writes_a_table_that_predicts_the_whole_models(baselin
     assert "device_check" in data["environment"] and data["whole_drift_pct"] >= 0
 
 
+@pytest.mark.slow
 def test_a_table_for_another_model_thread_count_or_level_is_refused(table):  # noqa: ANN001
     from vggedge.device.latency_table import LatencyTable
     from vggedge.errors import UserError
@@ -154,6 +158,7 @@ def test_time_on_a_file_that_is_no_table_is_one_line_before_any_work(cli, tiny_h
     assert "Traceback" not in result.err and files_under(out) == []
 
 
+@pytest.mark.slow
 def test_auto_with_a_table_for_another_model_stops_in_one_line(cli, tiny_h5, digits_dir, table, tmp_path):  # noqa: ANN001
     data = json.loads(table.read_text())
     data["model"]["input_shape"] = [64, 64, 3]
@@ -168,6 +173,7 @@ def test_auto_with_a_table_for_another_model_stops_in_one_line(cli, tiny_h5, dig
     assert "Traceback" not in result.err and files_under(out) == []
 
 
+@pytest.mark.slow
 def test_the_search_times_every_candidate_from_the_table_and_visits_only_its_levels(
     tiny_h5, digits_dir, table, tmp_path
 ):  # noqa: ANN001
@@ -199,6 +205,7 @@ def test_the_search_times_every_candidate_from_the_table_and_visits_only_its_lev
     assert any(any(c.block_ratios) for c in result.candidates)
 
 
+@pytest.mark.slow
 def test_the_kit_and_profile_commands(cli, tiny_h5, tmp_path, monkeypatch):
     kit = tmp_path / "kit"
     made = cli("kit", tiny_h5, "--out", kit, "--keep", "1", "-q")
@@ -227,3 +234,41 @@ def test_the_kit_and_profile_commands(cli, tiny_h5, tmp_path, monkeypatch):
     emulated = cli("bench", "--profile", kit, "--out", tmp_path / "no.json", "-q")
     assert emulated.code == 2 and "this is an emulator (qemu-user)" in emulated.err
     assert not (tmp_path / "no.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["sequential_autonamed", "gap_dense_functional", "nested_frozen", "batch_norm"])
+def test_the_kit_of_every_model_form_is_cut_from_it_and_profiles(form, tmp_path):
+    """Users' models as they save them (tests/forms.py, untrained: the kit's structure does not depend on training):
+    the kit's full-width whole model is the loaded model's function, its thinned shapes are the search's, and a
+    profiled kit predicts the full-width model and matches the model's fingerprint."""
+    from forms import FORMS
+    from vggedge.device.latency_table import LatencyTable
+    from vggedge.device.profile import ProfileOptions, profile
+    from vggedge.layer_kit import KitBuilder, build_kit, head_variants
+    from vggedge.models.anatomy import fingerprint
+    from vggedge.models.loading import load_baseline
+    from vggedge.search import LEVELS
+    from vggedge.steps.filters import block_layer_ratios, thin_model
+
+    build, _, preprocess = FORMS[form]
+    build().save(tmp_path / f"{form}.keras")
+    baseline = load_baseline(str(tmp_path / f"{form}.keras"), None, preprocess, progress=False)
+    builder = KitBuilder(baseline.model)
+    images = np.random.default_rng(0).integers(0, 256, (4, *baseline.model.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(
+        builder.whole([0] * 5, "kept").predict(images, verbose=0), baseline.model.predict(images, verbose=0), atol=1e-5
+    )
+    levels = [2, 4, 1, 6, 3]
+    thinned, _ = thin_model(baseline.model, block_layer_ratios(baseline.anatomy, [LEVELS[i] for i in levels]))
+    for head in head_variants(baseline.anatomy):
+        shaped = builder.whole(levels, head)
+        assert [layer.filters for layer in shaped.layers if hasattr(layer, "filters")] == [
+            int(thinned.get_layer(name).filters) for name in baseline.anatomy.convs
+        ]
+    manifest = build_kit(baseline.model, tmp_path / "kit", [0])
+    table = LatencyTable.load(profile(ProfileOptions(kit=tmp_path / "kit", threads=1, seconds=0.01, progress=False)))
+    table.require(fingerprint(baseline.model), "int8", 1)
+    assert len(table.entries) == len(baseline.anatomy.convs) + len(manifest["heads"])
+    for head in manifest["heads"]:
+        assert table.predict([0] * 5, head) > 0
