@@ -6,7 +6,7 @@ search needs, ranks shapes as the interpreter does) is measured here, on this ma
 1. ``vggedge kit`` of the model (all eight levels by default), timing the kit build;
 2. ``vggedge bench --profile`` at the target's threads, timing the profile;
 3. ``--shapes`` random per-block shapes (seeded), with the GAP head the search ends with (and the kept head for a
-   few), built from the same pieces, converted to int8 and timed *whole*, interleaved in rounds;
+   few), built from the same pieces, converted to int8 and timed *whole*, each alone (as an application runs it);
 4. per shape: predicted (table) against measured; the median and largest absolute error, and Spearman's rank
    correlation between the two (1.0: the table orders shapes as the interpreter does). Beside it, the search's own
    latency model when it times here (MACs and weights fitted by least squares over the shapes) on the same shapes.
@@ -49,11 +49,10 @@ def main() -> None:
     from vggedge.cache import default_cache_dir
     from vggedge.convert import convert
     from vggedge.device.latency_table import LatencyTable
-    from vggedge.device.profile import ProfileOptions, profile
+    from vggedge.device.profile import ProfileOptions, profile, time_file
     from vggedge.device.runtime import find_runtime
     from vggedge.flops import count_macs
     from vggedge.layer_kit import KitBuilder, build_kit, head_variants, parse_keep
-    from vggedge.metrics import time_interleaved
     from vggedge.models.loading import load_baseline
     from vggedge.quantization import Quantization
     from vggedge.search import LEVELS
@@ -94,19 +93,20 @@ def main() -> None:
         if (shape, head) not in shapes:
             shapes.append((shape, head))
     runtime = find_runtime()
-    interpreters, counts = [], []
+    counts, paths = [], []
     pixels = rng.uniform(0, 255, (4, *model.input_shape[1:])).astype(np.float32)
     for number, (shape, head) in enumerate(shapes):
         whole = builder.whole(shape, head)
         counts.append((count_macs(whole), thin_counts(whole, {})[1]))
-        path = work / f"shape{number}.tflite"
-        path.write_bytes(convert(whole, Quantization.INT8, pixels))
-        interpreter = runtime.interpreter_class(model_path=str(path), num_threads=args.threads)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-        interpreters.append(interpreter)
-    measured = [t.p50 for t in time_interleaved([i.invoke for i in interpreters], 20.0, 200)]
+        paths.append(work / f"shape{number}.tflite")
+        paths[-1].write_bytes(convert(whole, Quantization.INT8, pixels))
+    # Each shape invoked back to back, as an application runs one model and as the profile times its whole models
+    # (interleaving 24 models makes each one's weights leave the cache between calls: slower than any of them runs
+    # alone); two passes in opposite orders, their mean.
+    passes = [
+        {path: time_file(path, runtime, args.threads, 1.0, 200, 2) for path in order} for order in (paths, paths[::-1])
+    ]
+    measured = [(passes[0][path] + passes[1][path]) / 2 for path in paths]
     predicted = [table.predict(shape, head) for shape, head in shapes]
     errors = [100 * (p - m) / m for p, m in zip(predicted, measured, strict=True)]
     # The search's own latency model, fitted on these same measured shapes (its best case: in the search it is fitted
@@ -136,7 +136,8 @@ def main() -> None:
             + ".",
             f"- `bench --profile` ({args.seconds} s per file): {profile_s:.0f} s; drift of the whole models before and "
             f"after the pieces {drift:.1f}%.",
-            f"- {len(shapes)} shapes timed whole, interleaved in rounds for at least 20 s (p50 of each).",
+            f"- {len(shapes)} shapes timed whole, each alone for at least 1 s (p50), in two passes of opposite order "
+            "(their mean).",
             f"- **Table: median absolute error {np.median(np.abs(errors)):.1f}%, "
             f"largest {np.max(np.abs(errors)):.1f}%, "
             f"Spearman's rank correlation {table_rho:.3f}.**",

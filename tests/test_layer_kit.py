@@ -56,7 +56,11 @@ def test_the_kit_holds_every_piece_at_every_width_as_int8(baseline, kit):  # noq
     anatomy = baseline.anatomy
     assert manifest["heads"] == ["kept", "gap"]  # a flatten head with hidden dense layers: the search may swap it
     assert len(manifest["entries"]) == expected_pieces(anatomy, KEEP, 2)
-    assert {w["role"] for w in manifest["wholes"]} == {"reference", "check"}
+    calibration = [[w["levels"], w["head"]] for w in manifest["wholes"] if w["role"] == "calibration"]
+    assert sorted(calibration) == sorted([[level] * 5, head] for level in KEEP for head in ["kept", "gap"])
+    checks = [w["levels"] for w in manifest["wholes"] if w["role"] == "check"]
+    assert checks and all(len(set(levels)) > 1 and set(levels) <= set(KEEP) for levels in checks)
+    assert all(e["weights"] > 0 for e in manifest["entries"])
     assert sorted(files_under(folder)) == sorted(
         [folder / "kit.json"] + [folder / e["file"] for e in [*manifest["entries"], *manifest["wholes"]]]
     )
@@ -73,7 +77,7 @@ def test_the_kit_holds_every_piece_at_every_width_as_int8(baseline, kit):  # noq
     assert given["dtype"] == np.int8 and answer["dtype"] == np.int8
     assert given["shape"][-1] == kept_count(last_of_block1, 0.5)
     assert answer["shape"][-1] == baseline.model.get_layer(first_of_block2).filters
-    whole = next(w for w in manifest["wholes"] if w["role"] == "reference")
+    whole = next(w for w in manifest["wholes"] if w["role"] == "calibration")
     interpreter = runtime.interpreter_class(model_path=str(folder / whole["file"]))
     interpreter.allocate_tensors()
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8  # as the search converts a candidate
@@ -109,12 +113,16 @@ def test_profiling_the_kit_writes_a_table_that_predicts_the_whole_models(baselin
     assert table.parent == folder and table.name == "table-1t.json" and measured.threads == 1
     assert len(measured.entries) == len(manifest["entries"]) and all(ms > 0 for ms in measured.entries.values())
     measured.require(fingerprint(baseline.model), "int8", None)  # the model it was cut from: usable
-    # At full width the prediction is the measured whole model by construction (its residual closes the sum) ...
-    for whole in (w for w in data["wholes"] if w["role"] == "reference"):
+    # On a uniform shape the prediction is the measured whole model by construction (its residual closes the sum) ...
+    for whole in (w for w in data["wholes"] if w["role"] == "calibration"):
         mean = (whole["ms_before"] + whole["ms_after"]) / 2
         assert measured.predict(whole["levels"], whole["head"]) == pytest.approx(mean, rel=1e-3)
-    # ... elsewhere it is a prediction, checked against the whole model measured on the same interpreter.
+    # ... elsewhere it is a prediction, checked against the whole model measured on the same interpreter, with the
+    # residual taken at the shape's weights between the uniform shapes around it.
     assert measured.checks and all(c["predicted_ms"] > 0 and c["measured_ms"] > 0 for c in measured.checks)
+    for check in measured.checks:
+        assert check["predicted_ms"] == pytest.approx(measured.predict(check["levels"], check["head"]), abs=1e-3)
+    assert [w for w, _ in measured.residual["gap"]] == sorted(w for w, _ in measured.residual["gap"])
     half = measured.predict([4] * 5, "gap")
     assert half < measured.predict([0] * 5, "gap")  # half the filters in every block: fewer MACs, less time
     keys = piece_keys(measured.model["blocks"], [4] * 5, "gap")
@@ -272,3 +280,13 @@ def test_the_kit_of_every_model_form_is_cut_from_it_and_profiles(form, tmp_path)
     assert len(table.entries) == len(baseline.anatomy.convs) + len(manifest["heads"])
     for head in manifest["heads"]:
         assert table.predict([0] * 5, head) > 0
+
+
+def test_the_residual_is_linear_in_weights_between_the_uniform_shapes():
+    from vggedge.device.latency_table import residual_at
+
+    points = [(100.0, -0.01), (1000.0, 0.05), (4000.0, 0.35)]
+    assert residual_at(points, 50) == -0.01 and residual_at(points, 9000) == 0.35  # the nearest end beyond them
+    assert residual_at(points, 1000) == pytest.approx(0.05)
+    assert residual_at(points, 2500) == pytest.approx(0.2)  # halfway between 0.05 and 0.35
+    assert residual_at(points, 550) == pytest.approx(0.02)

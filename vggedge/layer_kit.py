@@ -7,8 +7,9 @@ TensorFlow to build models with, so the tables are made in two halves:
 - here, on the workstation, a *kit*: for every conv layer of the model (with what follows it up to the next
   conv: activation, normalization, pooling) and every (input width level, output width level) the search's
   per-block levels can give it, a single-piece int8 TFLite file; the head at every width of the last block,
-  kept and swapped for global average pooling; and a few whole models (the full-width ones, whose measured
-  time sets what the pieces' sum leaves out, and check shapes that say how well the sum predicts);
+  kept and swapped for global average pooling; and whole models: the uniform shapes (every block at one level,
+  each head), whose measured times set what the pieces' sum leaves out (:mod:`vggedge.device.latency_table`
+  says why that depends on the shape), and mixed shapes that check the prediction;
 - on the device, ``vggedge bench --profile KIT`` (:mod:`vggedge.device.profile`) times every file and writes the
   table that ``optimize --recipe auto --time-on TABLE.json`` reads (:mod:`vggedge.device.latency_table`).
 
@@ -38,7 +39,7 @@ from vggedge.keras_env import keras, tf
 from vggedge.models.anatomy import Anatomy, chain_layers, find_anatomy, fingerprint
 from vggedge.quantization import Quantization
 from vggedge.search import LEVELS, check_searchable
-from vggedge.steps.filters import kept_count
+from vggedge.steps.filters import kept_count, thin_counts
 
 CALIBRATION_SAMPLES = 4  # activation ranges do not change an int8 kernel's time: a few random inputs suffice
 
@@ -197,20 +198,20 @@ def _bind(function: Callable, *args: object) -> Callable[[], keras.Model]:
     return lambda: function(*args)
 
 
-def check_shapes(block_count: int, levels: Sequence[int]) -> list[list[int]]:
-    """Shapes the table is checked on, besides full width: every block at the middle kept level, every block at the
-    thinnest, and the levels cycled over the blocks (a mixed shape such as the search finds)."""
-    thin = [i for i in levels if i]
-    if not thin:
+def check_shapes(block_count: int, levels: Sequence[int], count: int = 3, seed: int = 0) -> list[list[int]]:
+    """Mixed shapes the table is checked on (the calibration wholes are uniform): the levels cycled over the blocks,
+    then seeded random ones, as the search's shapes mix levels."""
+    if len(levels) < 2:
         return []
-    middle = thin[(len(thin) - 1) // 2]
-    cycled = [levels[(b + 1) % len(levels)] for b in range(block_count)]
-    shapes = [[middle] * block_count, [thin[-1]] * block_count, cycled]
-    unique: list[list[int]] = []
-    for shape in shapes:
-        if shape not in unique and any(shape):
-            unique.append(shape)
-    return unique
+    rng = np.random.default_rng(seed)
+    shapes = [[levels[(b + 1) % len(levels)] for b in range(block_count)]]
+    for _ in range(100 * count):
+        if len(shapes) >= count:
+            break
+        shape = [int(level) for level in rng.choice(levels, block_count)]
+        if len(set(shape)) > 1 and shape not in shapes:
+            shapes.append(shape)
+    return shapes
 
 
 def piece_flatbuffer(model: keras.Model, rng: np.random.Generator) -> bytes:
@@ -238,15 +239,20 @@ def build_kit(
     rng = np.random.default_rng(seed)
     entries = builder.entries(levels)
     heads = head_variants(anatomy)
-    # The checks under the head the search ends with on such a model: GAP when it can swap one in.
-    wholes = [([0] * len(anatomy.blocks), head, "reference") for head in heads]
+    # Uniform shapes (every block at one level) under each head set the residual; mixed ones under the head the
+    # search ends with on such a model (GAP when it can swap one in) check it.
+    wholes = [([level] * len(anatomy.blocks), head, "calibration") for head in heads for level in levels]
     wholes += [(shape, heads[-1], "check") for shape in check_shapes(len(anatomy.blocks), levels)]
     total = len(entries) + len(wholes)
     listed = []
     for done, (segment, in_level, out_level, build) in enumerate(entries, start=1):
         name = f"pieces/{segment}-i{_level_tag(in_level)}-o{_level_tag(out_level)}.tflite"
-        (out / name).write_bytes(piece_flatbuffer(build(), rng))
-        listed.append({"file": name, "segment": segment, "in_level": in_level, "out_level": out_level})
+        piece = build()
+        (out / name).write_bytes(piece_flatbuffer(piece, rng))
+        weights = thin_counts(piece, {})[1]  # conv and dense kernel weights: the residual's axis
+        listed.append(
+            {"file": name, "segment": segment, "in_level": in_level, "out_level": out_level, "weights": weights}
+        )
         if progress:
             progress(done, total)
     whole_list = []

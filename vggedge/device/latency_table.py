@@ -1,10 +1,16 @@
 """The per-piece latency table a device measured (``vggedge bench --profile KIT``), and what it predicts.
 
 NetAdapt's lookup tables for a VGG: a candidate's latency is the sum of its pieces' measured times (each conv
-with what follows it, at its input and output widths; the head at the last block's width) plus what the pieces
-leave out (the input and output QUANTIZE ops, the interpreter's per-invocation cost, the preprocessing), taken
-once from the full-width model measured whole on the same device. Check shapes measured whole beside them say
-how well the sum predicts (``checks``: predicted, measured, error).
+with what follows it, at its input and output widths; the head at the last block's width) plus what the sum
+leaves out, the *residual*: the input and output QUANTIZE ops, the preprocessing, the interpreter's per-call
+cost counted once per piece instead of once, and above all the memory hierarchy. A piece invoked again and
+again alone finds its weights in cache; inside the whole model every layer's weights come in again on each
+call. On the sample at 2 threads (an AMX Xeon), the full-width GAP model took 0.54 ms against its pieces' 0.32,
+every block at half its filters 0.168 against 0.140, and at 1/8 0.083 against 0.083: a constant residual
+(the full-width model's) predicted the half-width one 115% too slow. So the residual is measured on the
+uniform shapes (every block at one level, each head) and taken for another shape at its weight count, linearly
+between the two uniform shapes around it. Mixed shapes measured whole beside them say how well that predicts
+(``checks``: predicted, measured, error).
 
 No TensorFlow here: the device writes the table (:mod:`vggedge.device.profile`), the workstation's search reads
 it (``optimize --recipe auto --time-on TABLE.json``). The kit is made by :mod:`vggedge.layer_kit`.
@@ -44,7 +50,8 @@ def piece_keys(blocks: Sequence[Sequence[Sequence]], levels: Sequence[int], head
 
 @dataclasses.dataclass
 class LatencyTable:
-    """A measured table: ``entries`` maps :func:`entry_key` to p50 milliseconds; ``residual_ms`` per head."""
+    """A measured table: ``entries`` maps :func:`entry_key` to p50 milliseconds and ``weights`` to the piece's kernel
+    weights; ``residual`` per head: (weights of a uniform shape, whole model's time minus its pieces') points."""
 
     path: Path
     model: dict
@@ -53,7 +60,8 @@ class LatencyTable:
     heads: list[str]
     threads: int
     entries: dict[str, float]
-    residual_ms: dict[str, float]
+    weights: dict[str, int]
+    residual: dict[str, list[tuple[float, float]]]
     checks: list[dict]
     environment: dict
 
@@ -82,7 +90,11 @@ class LatencyTable:
                 heads=[str(head) for head in data["heads"]],
                 threads=int(data["threads"]),
                 entries={str(key): float(ms) for key, ms in data["entries"].items()},
-                residual_ms={str(head): float(ms) for head, ms in data["residual_ms"].items()},
+                weights={str(key): int(count) for key, count in data["weights"].items()},
+                residual={
+                    str(head): sorted((float(w), float(ms)) for w, ms in points)
+                    for head, points in data["residual"].items()
+                },
                 checks=list(data.get("checks", [])),
                 environment=dict(data.get("environment", {})),
             )
@@ -109,20 +121,17 @@ class LatencyTable:
                 f"profile again with `vggedge bench --profile KIT --threads {threads}`"
             )
 
-    def covers(self, levels: Sequence[int], head: str) -> bool:
-        return all(key in self.entries for key in piece_keys(self.model["blocks"], levels, head)) and (
-            head in self.residual_ms
-        )
-
     def predict(self, levels: Sequence[int], head: str) -> float:
-        """Milliseconds a shape takes on the device the table was measured on: its pieces' sum plus the residual."""
+        """Milliseconds a shape takes on the device the table was measured on: its pieces' sum plus the residual at
+        its weight count."""
         keys = piece_keys(self.model["blocks"], levels, head)
         missing = [key for key in keys if key not in self.entries]
-        if missing or head not in self.residual_ms:
+        if missing or not self.residual.get(head):
             raise UserError(
                 f"--time-on {self.path} has no entry for {missing[0] if missing else head}: profile a full kit"
             )
-        return sum(self.entries[key] for key in keys) + self.residual_ms[head]
+        weights = sum(self.weights[key] for key in keys)
+        return sum(self.entries[key] for key in keys) + residual_at(self.residual[head], weights)
 
     def describe(self) -> str:
         """Where the figures come from, for the report's ``timed_on``."""
@@ -131,23 +140,39 @@ class LatencyTable:
         return f"table {self.path.name} (measured on {device}, {runtime}, {self.threads} threads)"
 
 
+def residual_at(points: Sequence[tuple[float, float]], weights: float) -> float:
+    """The residual at ``weights``: linear between the two measured points around it, the nearest end's beyond them."""
+    if weights <= points[0][0]:
+        return points[0][1]
+    for (w0, r0), (w1, r1) in zip(points, points[1:], strict=False):
+        if weights <= w1:
+            return r0 + (r1 - r0) * (weights - w0) / max(w1 - w0, 1e-9)
+    return points[-1][1]
+
+
 def assemble(manifest: dict, piece_ms: dict[str, float], whole_ms: dict[str, float]) -> dict:
-    """The table's content from the kit's manifest and the measured p50s (keyed by file): entries, the residual per
-    head from the full-width wholes, and each check shape's predicted against measured time."""
-    entries = {
-        entry_key(e["segment"], e["in_level"], e["out_level"]): round(piece_ms[e["file"]], 5)
-        for e in manifest["entries"]
-    }
+    """The table's content from the kit's manifest and the measured p50s (keyed by file): entries and their weights,
+    the residual points per head from the uniform ("calibration") wholes, each check shape's predicted against
+    measured time."""
+    entries, weights = {}, {}
+    for e in manifest["entries"]:
+        key = entry_key(e["segment"], e["in_level"], e["out_level"])
+        entries[key], weights[key] = round(piece_ms[e["file"]], 5), int(e["weights"])
     blocks = manifest["model"]["blocks"]
-    residual, checks = {}, []
+    residual: dict[str, list[tuple[int, float]]] = {}
+    checks = []
     for whole in manifest["wholes"]:
-        if whole["role"] == "reference":
-            pieces = sum(entries[key] for key in piece_keys(blocks, whole["levels"], whole["head"]))
-            residual[whole["head"]] = round(whole_ms[whole["file"]] - pieces, 5)
+        if whole["role"] == "calibration":
+            keys = piece_keys(blocks, whole["levels"], whole["head"])
+            pieces = sum(entries[key] for key in keys)
+            point = (sum(weights[key] for key in keys), round(whole_ms[whole["file"]] - pieces, 5))
+            residual.setdefault(whole["head"], []).append(point)
+    residual = {head: sorted(points) for head, points in residual.items()}
     for whole in manifest["wholes"]:
         if whole["role"] == "check" and whole["head"] in residual:
             keys = piece_keys(blocks, whole["levels"], whole["head"])
-            predicted = sum(entries[key] for key in keys) + residual[whole["head"]]
+            shape_weights = sum(weights[key] for key in keys)
+            predicted = sum(entries[key] for key in keys) + residual_at(residual[whole["head"]], shape_weights)
             measured = whole_ms[whole["file"]]
             checks.append(
                 {
@@ -158,4 +183,4 @@ def assemble(manifest: dict, piece_ms: dict[str, float], whole_ms: dict[str, flo
                     "error_pct": round(100 * (predicted - measured) / measured, 2),
                 }
             )
-    return {"entries": entries, "residual_ms": residual, "checks": checks}
+    return {"entries": entries, "weights": weights, "residual": residual, "checks": checks}
