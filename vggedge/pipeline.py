@@ -21,7 +21,7 @@ from vggedge import defaults
 from vggedge.atomic import write_bytes, write_text
 from vggedge.cache import default_cache_dir
 from vggedge.convert import convert
-from vggedge.data import Dataset, FileSplit, Split, load_dataset, save_split
+from vggedge.data import Dataset, FileSplit, Split, load_all, load_dataset, save_split
 from vggedge.device.benchmark import TFLiteMeasurement, measure_tflite
 from vggedge.device.environment import describe_environment
 from vggedge.distribute import Placement, one_device
@@ -374,7 +374,7 @@ def check_auto(baseline: Baseline, counts: DataCounts, auto: SearchOptions) -> N
     check_searchable(baseline.anatomy)
     if counts.synthetic or counts.train == 0:
         raise UserError("--recipe auto ranks shapes by accuracy: it needs a trained model and --data with images")
-    if counts.train < auto.search_images + MIN_TRAINING_IMAGES:
+    if auto.search_data is None and counts.train < auto.search_images + MIN_TRAINING_IMAGES:
         raise UserError(
             f"--recipe auto carves {auto.search_images} search images from the {counts.train} training images and "
             f"needs {MIN_TRAINING_IMAGES} more to fine-tune on: add images or lower --search-images"
@@ -640,10 +640,10 @@ def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> l
 def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     """``--recipe auto``: search the shape on a split carved from the training images, then run the found
     recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
-    from vggedge.search import Searcher, carve
+    from vggedge.search import Searcher
 
     auto = dataclasses.replace(options.auto, max_epochs=options.max_epochs)  # the GAP start, validations, the recipe
-    search_split, tune = carve(prepared.dataset.train, auto.search_images)
+    search_split, tune = search_images(prepared, auto, options.progress)
     budget_per_image = 100.0 / max(1, len(prepared.eval))
     if options.progress and budget_per_image > auto.max_drop_pts / 2:
         log_line(
@@ -684,9 +684,53 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     if options.progress:
         log_line(f"auto: searched {len(found.candidates)} candidates in {duration(found.seconds)} ({found.stopped})")
     (options.out / "auto" / INTERRUPTED_TRACE).unlink(missing_ok=True)  # an earlier run's, now out of date
+    note = memorized_search_split(prepared, found.baseline_search_top1, auto)
+    if note:
+        if options.progress:
+            log_line(f"auto: {note}")
+        prepared = dataclasses.replace(prepared, notes=[*prepared.notes, note])
     if found.cut_short:  # --max-epochs, as for the fixed recipes (the note on the report)
         prepared = dataclasses.replace(prepared, cut_short=prepared.cut_short | {found.recipe.name})
     return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))
+
+
+def search_images(prepared: Prepared, auto, progress: bool) -> tuple:  # noqa: ANN001 - search.SearchOptions
+    """(search split, images for the refits and validations): ``--search-data`` whole and every training image, or
+    the first ``--search-images`` training images carved off and the rest."""
+    from vggedge.search import carve
+
+    if auto.search_data is None:
+        return carve(prepared.dataset.train, auto.search_images)
+    size = int(prepared.baseline.model.input_shape[1])
+    names, split, _ = load_all(auto.search_data, size, progress=progress)
+    if names != prepared.dataset.class_names:
+        raise UserError(
+            f"--search-data {auto.search_data} has the classes {names}, and --data {prepared.dataset.class_names}: "
+            "give the same class folders"
+        )
+    return split, prepared.dataset.train
+
+
+# The baseline scoring this much more (in points) on a carved search split than on the evaluation images: it has
+# trained on the search images, where drops are understated.
+MEMORIZED_GAP_PTS = 1.0
+
+
+def memorized_search_split(prepared: Prepared, baseline_search_top1: float, auto) -> str | None:  # noqa: ANN001
+    """A note when the search split is carved from images the baseline looks trained on: its top-1 there above its
+    top-1 on the evaluation images by more than :data:`MEMORIZED_GAP_PTS` and the budget. (The baseline's own two
+    figures; no candidate is judged on the evaluation images.)"""
+    evaluated = prepared.figures.top1
+    if auto.search_data is not None or evaluated is None:
+        return None
+    gap = (baseline_search_top1 - evaluated) * 100
+    if gap <= max(MEMORIZED_GAP_PTS, auto.max_drop_pts):
+        return None
+    return (
+        f"the baseline scores {baseline_search_top1:.2%} on the search split carved from the training images and "
+        f"{evaluated:.2%} on the evaluation images: it may have trained on the search images, where a thinner "
+        "model's drop looks smaller than it is; --search-data with images it never trained on ranks without that bias"
+    )
 
 
 INTERRUPTED_TRACE = "search-incomplete.json"

@@ -441,8 +441,9 @@ def search_markdown(search: dict) -> list[str]:
         "## Automatic search",
         "",
         f"Goal: {search.get('goal')} within {search.get('max_drop_pts')} points; {search.get('seconds')} s, "
-        f"stopped: {search.get('stopped')}. Ranked on {images.get('search')} search images carved from the "
-        f"training images (baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); layers refitted "
+        f"stopped: {search.get('stopped')}. Ranked on {images.get('search')} search images "
+        f"({search.get('search_from', 'carved from the training images')}; "
+        f"baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); layers refitted "
         f"after each cut on {images.get('reconstruction')} training images; latency from {search.get('latency_from')}.",
         *stretch_markdown(search.get("stretch")),
         "",

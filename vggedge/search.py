@@ -102,6 +102,9 @@ class SearchOptions:
     time_on: str | None = None
     time_on_token: str | None = dataclasses.field(default=None, repr=False)
     max_epochs: int | None = None  # --max-epochs: the GAP start's, the validations' and the found recipe's fine-tunes
+    # --search-data: labelled images the baseline never trained on, ranked on instead of a split carved from the
+    # training images (which a user's model has usually been trained on, so a thinner model's drop looks smaller)
+    search_data: Path | None = None
 
 
 @dataclasses.dataclass
@@ -169,14 +172,19 @@ class SearchResult:
             },
             "complete": True,
             "images": {"search": self.search_images, "reconstruction": self.tune_images},
+            "search_from": search_source(options),
             "repair": "least-squares refit of the layers after each cut (vggedge.steps.reconstruct)",
             "baseline_search_top1": round(self.baseline_search_top1, 4),
-            "ranked_on": "search split (carved from the training images; never the evaluation images)",
+            "ranked_on": f"search split ({search_source(options)}; never the evaluation images)",
             "latency_from": self.best.timed_on,
             "best": dataclasses.asdict(self.best),
             "candidates": [dataclasses.asdict(c) for c in self.candidates],
             "pareto": pareto_front(self.candidates, goal),
         }
+
+
+def search_source(options: SearchOptions) -> str:
+    return f"--search-data {options.search_data}" if options.search_data else "carved from the training images"
 
 
 def pareto_front(candidates: list[Candidate], goal: Goal) -> list[int]:
