@@ -262,3 +262,23 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     assert c.stage == "validated" and c.block_ratios == proposal.block_ratios and c.latency_ms > 0
     assert c.reference_ms > 0 and c.size_bytes < start.size_bytes and 0 <= c.search_top1 <= 1
     assert searcher.validations == 1 and searcher.candidates[-1] is c
+
+
+def test_search_data_is_checked_in_one_line_and_writes_nothing(cli, tiny_h5, digits_dir, tmp_path):
+    """--search-data: only with auto, a folder, and the --data's classes (a two-class folder is refused)."""
+    out = tmp_path / "out"
+    result = cli("optimize", "--recipe", "int8", "--model", tiny_h5, "--search-data", digits_dir, "--out", out, "-q")
+    assert result.code == 2 and "use it with --recipe auto" in result.err, result.err
+    result = cli("optimize", "--recipe", "auto", "--model", tiny_h5, "--search-data", tmp_path / "none", "--out", out)
+    assert result.code == 2 and "is not a folder" in result.err, result.err
+    two = tmp_path / "two"
+    for name in ("0", "1"):
+        (two / name).mkdir(parents=True)
+        for image in sorted((digits_dir / name).iterdir())[:5]:
+            (two / name / image.name).symlink_to(image)
+    result = cli(
+        "optimize", "--recipe", "auto", "--model", tiny_h5, "--data", digits_dir, "--search-data", two,
+        "--out", out, "-q", "--search-minutes", "0.1",
+    )  # fmt: skip
+    assert result.code == 2 and "give the same class folders" in result.err, result.err
+    assert "Traceback" not in result.err and files_under(out) == []

@@ -61,8 +61,8 @@ def kit_command(
 
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written: a kit is whole or absent
         raise
-    for line in lines:
-        line.finish()
+    if lines:
+        lines.finish()
     files = len(manifest["entries"]) + len(manifest["wholes"])
     typer.echo(
         f"kit: {out} ({files} files: {len(manifest['entries'])} pieces, {len(manifest['wholes'])} whole models). "
