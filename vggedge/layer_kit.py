@@ -39,7 +39,7 @@ from vggedge.keras_env import keras, tf
 from vggedge.models.anatomy import Anatomy, chain_layers, find_anatomy, fingerprint
 from vggedge.quantization import Quantization
 from vggedge.search import LEVELS, check_searchable
-from vggedge.steps.filters import kept_count, thin_counts
+from vggedge.steps.filters import _copy_layer, kept_count, thin_counts
 
 CALIBRATION_SAMPLES = 4  # activation ranges do not change an int8 kernel's time: a few random inputs suffice
 
@@ -95,13 +95,6 @@ class Pieces:
         return cls(prefix, convs, head)
 
 
-def _copy(layer: keras.layers.Layer, filters: int | None) -> keras.layers.Layer:
-    config = layer.get_config()
-    if filters is not None:
-        config["filters"] = filters
-    return layer.__class__.from_config(config)
-
-
 def build_chain(
     layers: Sequence[keras.layers.Layer], input_shape: Sequence[int], widths: dict[str, int], name: str
 ) -> keras.Model:
@@ -110,7 +103,8 @@ def build_chain(
     inputs = keras.Input(tuple(int(d) for d in input_shape))
     x = inputs
     for layer in layers:
-        new = _copy(layer, widths.get(layer.name) if isinstance(layer, keras.layers.Conv2D) else None)
+        conv = isinstance(layer, keras.layers.Conv2D)
+        new = _copy_layer(layer, filters=widths[layer.name]) if conv and layer.name in widths else _copy_layer(layer)
         x = new(x)
         source = layer.get_weights()
         if source and [w.shape for w in source] == [tuple(w.shape) for w in new.weights]:

@@ -60,6 +60,13 @@ def time_calls(call: Callable[[], object], warmup: int, runs: int) -> list[float
     return timings
 
 
+def adaptive_runs(call: Callable[[], object], seconds: float, runs: int, cap: int = 5000, warmup: int = 2) -> int:
+    """How many calls fill ``seconds`` (at least ``runs``, at most ``cap``), from ``warmup`` untimed calls and the p50
+    of three timed ones: a sub-millisecond model's median needs hundreds of samples before it stops moving."""
+    once = latency_summary(time_calls(call, warmup=warmup, runs=3)).p50
+    return min(cap, max(runs, int(seconds * 1000 / max(once, 1e-3))))
+
+
 def time_interleaved(
     calls: list[Callable[[], object]], min_seconds: float, min_rounds: int, max_rounds: int = 5000
 ) -> list[Latency]:

@@ -643,7 +643,7 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     from vggedge.search import Searcher
 
     auto = dataclasses.replace(options.auto, max_epochs=options.max_epochs)  # the GAP start, validations, the recipe
-    search_split, tune = search_images(prepared, auto, options.progress)
+    search_split, tune = search_and_tune_splits(prepared, auto, options.progress)
     budget_per_image = 100.0 / max(1, len(prepared.eval))
     if options.progress and budget_per_image > auto.max_drop_pts / 2:
         log_line(
@@ -694,7 +694,7 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))
 
 
-def search_images(prepared: Prepared, auto, progress: bool) -> tuple:  # noqa: ANN001 - search.SearchOptions
+def search_and_tune_splits(prepared: Prepared, auto, progress: bool) -> tuple:  # noqa: ANN001 - search.SearchOptions
     """(search split, images for the refits and validations): ``--search-data`` whole and every training image, or
     the first ``--search-images`` training images carved off and the rest."""
     from vggedge.search import carve

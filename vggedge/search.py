@@ -54,7 +54,7 @@ from vggedge.device.runtime import TFLiteModel
 from vggedge.errors import UserError
 from vggedge.flops import count_macs
 from vggedge.keras_env import keras
-from vggedge.metrics import latency_summary, time_calls, time_interleaved, top1_classes
+from vggedge.metrics import adaptive_runs, latency_summary, time_calls, time_interleaved, top1_classes
 from vggedge.models.anatomy import Anatomy, find_anatomy, fingerprint
 from vggedge.quantization import Quantization
 from vggedge.recipe import FilterPruneStep, HeadStep, QuantizeStep, Recipe
@@ -306,7 +306,7 @@ class Searcher:
             "complete": False,
             "images": {"search": len(self.search), "reconstruction": len(self.tune_images)},
             "baseline_search_top1": round(self.baseline_top1, 4),
-            "ranked_on": "search split (carved from the training images; never the evaluation images)",
+            "ranked_on": f"search split ({search_source(self.options)}; never the evaluation images)",
             "best_so_far": dataclasses.asdict(kept[-1]) if kept else None,
             "candidates": [dataclasses.asdict(c) for c in self.candidates],
             "pareto": pareto_front(self.candidates, self.options.goal),
@@ -398,9 +398,8 @@ class Searcher:
     def time(self, tflite: TFLiteModel) -> float:
         """p50 of at least ``runs`` invocations and at least :data:`MIN_TIMING_S` of them: a small model's
         sub-millisecond calls need hundreds of samples before their median stops moving."""
-        once = latency_summary(time_calls(tflite.invoke_once, warmup=2, runs=3)).p50
-        runs = max(self.options.runs, int(MIN_TIMING_S * 1000 / max(once, 1e-3)))
-        return latency_summary(time_calls(tflite.invoke_once, warmup=0, runs=min(runs, 5000))).p50
+        runs = adaptive_runs(tflite.invoke_once, MIN_TIMING_S, self.options.runs)
+        return latency_summary(time_calls(tflite.invoke_once, warmup=0, runs=runs)).p50
 
     def with_gap_head(self, model: keras.Model) -> keras.Model:
         epochs = min(SHORT_HEAD_EPOCHS, self.options.max_epochs or SHORT_HEAD_EPOCHS)

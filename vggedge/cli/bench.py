@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -152,7 +151,7 @@ def bench_command(
                 f"check: blocks at levels {check['levels']} ({check['head']} head): predicted "
                 f"{check['predicted_ms']:.3f} ms, measured {check['measured_ms']:.3f} ms ({check['error_pct']:+.1f}%)"
             )
-        for warning in json.loads(table.read_text()).get("warnings", []):
+        for warning in measured.warnings:
             typer.echo(f"warning: {warning}")
         typer.echo(f"table: {table} (for `vggedge optimize --recipe auto --time-on {table}`)")
         return

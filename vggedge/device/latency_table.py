@@ -64,6 +64,7 @@ class LatencyTable:
     residual: dict[str, list[tuple[float, float]]]
     checks: list[dict]
     environment: dict
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> LatencyTable:
@@ -97,6 +98,7 @@ class LatencyTable:
                 },
                 checks=list(data.get("checks", [])),
                 environment=dict(data.get("environment", {})),
+                warnings=[str(w) for w in data.get("warnings", [])],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise UserError(f"--time-on {path}: a latency table with a missing or bad field ({error})") from None

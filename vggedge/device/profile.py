@@ -25,7 +25,7 @@ from vggedge.device.environment import describe_environment, emulation
 from vggedge.device.latency_table import KIT_SCHEMA, TABLE_SCHEMA, assemble
 from vggedge.device.runtime import Runtime, check_tflite_file, default_threads, find_runtime
 from vggedge.errors import UserError
-from vggedge.metrics import latency_summary, time_calls
+from vggedge.metrics import adaptive_runs, latency_summary, time_calls
 from vggedge.progress import track
 
 MAX_RUNS = 5000
@@ -76,8 +76,7 @@ def time_file(path: Path, runtime: Runtime, threads: int, seconds: float, runs: 
         raise UserError(f"{path} could not be loaded by {runtime.name}: {str(error).splitlines()[0][:160]}") from None
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    once = latency_summary(time_calls(interpreter.invoke, warmup=max(warmup, 1), runs=3)).p50
-    count = min(MAX_RUNS, max(runs, int(seconds * 1000 / max(once, 1e-3))))
+    count = adaptive_runs(interpreter.invoke, seconds, runs, cap=MAX_RUNS, warmup=max(warmup, 1))
     return latency_summary(time_calls(interpreter.invoke, warmup=0, runs=count)).p50
 
 

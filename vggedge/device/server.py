@@ -41,7 +41,7 @@ from vggedge.device.check import device_check, snapshot
 from vggedge.device.environment import describe_environment, emulation
 from vggedge.device.runtime import TFLITE_MAGIC, Runtime, TFLiteModel, default_threads, find_runtime
 from vggedge.errors import UserError
-from vggedge.metrics import latency_summary, time_calls
+from vggedge.metrics import adaptive_runs, latency_summary, time_calls
 
 MAX_RUNS = 1000
 MAX_SECONDS = 30
@@ -180,8 +180,7 @@ class BenchHandler(BaseHTTPRequestHandler):
             model.set_input(_zeros(model.input_size))
             if seconds and not emulated:
                 # At least `seconds` of runs: a sub-millisecond model's median needs hundreds of samples.
-                once = latency_summary(time_calls(model.invoke_once, warmup=2, runs=3)).p50
-                runs = max(runs, min(MAX_ADAPTIVE_RUNS, int(seconds * 1000 / max(once, 1e-3))))
+                runs = adaptive_runs(model.invoke_once, seconds, runs, cap=MAX_ADAPTIVE_RUNS)
             timings = [] if emulated else time_calls(model.invoke_once, self.server.options.warmup, runs)
             del model
             check = device_check(before, snapshot(), model_bytes=len(body))
