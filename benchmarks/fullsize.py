@@ -37,8 +37,17 @@ from measure import run_measured  # noqa: E402
 THREADS = (1, 2)
 
 
+def recipe_name(recipe: str) -> str:
+    """The row's name and the report folder's: a shipped recipe's name, or a recipe file's own ``name``
+    (``auto``'s ``recipe.toml`` is ``auto``)."""
+    from vggedge.recipe import load_recipe
+
+    return load_recipe(recipe).name
+
+
 def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
-    """One recipe in a child process: wall time and peak resident memory of that process alone."""
+    """One recipe (a shipped name or a ``.toml`` file, such as the shape ``--recipe auto`` found) in a child
+    process: wall time and peak resident memory of that process alone."""
     command = [
         sys.executable,
         "-m",
@@ -59,8 +68,9 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
     if weights:
         command += ["--weights", weights]
     run = run_measured(command)
-    row = {"recipe": recipe, "wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb, "exit": run.exit_code}
-    report_path = work / recipe / "report.json"
+    name = recipe_name(recipe)
+    row = {"recipe": name, "wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb, "exit": run.exit_code}
+    report_path = work / name / "report.json"
     if run.exit_code != 0 or not report_path.exists():
         row["status"] = "failed: " + run.last_error_line(120)
         return row
@@ -75,7 +85,7 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
         gzip_mb=round(result["gzip_bytes"] / 1e6, 2),
         gflops=round((result.get("flops") or 0) / 1e9, 2),
         convert_s=(result.get("timing") or {}).get("convert_s"),
-        model=str(work / recipe / "model.tflite"),
+        model=str(work / name / "model.tflite"),
         weights=report["model"]["weights"],
     )
     return row
@@ -201,7 +211,7 @@ def main() -> None:
         print(f"  {rows[-1]}", flush=True)
     fp32_path, fp32_row = float32_tflite(weights, work)
     print(f"  {fp32_row}", flush=True)
-    peer_rows = [] if args.no_peers else measure_peers(weights, work, args.calibration)
+    peer_rows = [] if args.no_peers else measure_peers(weights, work, fp32_path, args.calibration)
 
     keras_rows = {threads: keras_reference(weights, threads, args.runs) for threads in THREADS}
     models = {"float32 TFLite (reference)": fp32_path} | {
@@ -239,18 +249,17 @@ def main() -> None:
     write_tables(table, args.out, weights or "imagenet", args.runs)
 
 
-def measure_peers(weights: str | None, work: Path, calibration: int) -> list[dict]:
-    """OpenVINO (+NNCF) and ONNX Runtime on the same VGG16, each conversion in its own child process."""
+def measure_peers(weights: str | None, work: Path, fp32_tflite: Path, calibration: int) -> list[dict]:
+    """OpenVINO (+NNCF) from a SavedModel and ONNX Runtime from the float32 TFLite, of the same VGG16, each
+    conversion in its own child process."""
     import peers
 
     savedmodel = work / "peers-savedmodel"
     print("peers: writing the shared SavedModel ...", flush=True)
     peers.save_savedmodel(weights, savedmodel)
-    rows = []
-    for make in (peers.openvino_rows, peers.onnx_rows):
-        for row in make(savedmodel, work, calibration):
-            print(f"  {row}", flush=True)
-            rows.append(row)
+    rows = peers.openvino_rows(savedmodel, work, calibration) + peers.onnx_rows(fp32_tflite, work, calibration)
+    for row in rows:
+        print(f"  {row}", flush=True)
     return rows
 
 

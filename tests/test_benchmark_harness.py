@@ -72,3 +72,28 @@ def test_the_peer_sentence_is_computed_from_the_table(harness):
     assert "20.0 ms per image against 18.0 ms" in sentence and "0.90× its speed" in sentence
     assert "`fast` takes 5.0 ms, 3.60× faster" in sentence
     assert harness.peer_sentence(table[:2]) == []  # no peer measured: nothing claimed
+
+
+def test_a_recipe_file_row_is_named_by_its_recipe(harness, tmp_path):
+    """``--recipes reports/auto/recipe.toml`` puts auto's found shape beside ``fast``: its row and report folder are
+    the file's own recipe name (optimize writes ``<out>/<name>/``), not the path."""
+    from vggedge.recipe import load_recipe
+
+    found = load_recipe("fast").model_copy(update={"name": "auto"})
+    path = tmp_path / "recipe.toml"
+    path.write_text(found.to_toml())
+    assert harness.recipe_name(str(path)) == "auto"
+    assert harness.recipe_name("int8") == "int8"
+
+
+def test_the_int8_graph_census_finds_what_runs_outside_xnnpack(harness, all_runs):
+    """The interpreter keeps listing the nodes a delegate replaced; the census walks back from the output, so it
+    counts what runs: on the tiny int8 model, one XNNPACK partition, and outside it the uint8 input's and output's
+    QUANTIZE (XNNPACK takes no uint8-to-int8 QUANTIZE) and the int8 SOFTMAX."""
+    import int8_graph  # benchmarks/ is on the path once the harness module is loaded
+
+    every, outside, partitions = int8_graph.op_census(all_runs / "int8" / "model.tflite")
+    assert every["CONV_2D"] >= 2 and every["QUANTIZE"] == 2
+    assert partitions == 1
+    assert outside == {"QUANTIZE": 2, "SOFTMAX": 1}
+    assert sum(outside.values()) < sum(every.values())
