@@ -257,9 +257,11 @@ def measure_peers(weights: str | None, work: Path, fp32_tflite: Path, calibratio
     savedmodel = work / "peers-savedmodel"
     print("peers: writing the shared SavedModel ...", flush=True)
     peers.save_savedmodel(weights, savedmodel)
-    rows = peers.openvino_rows(savedmodel, work, calibration) + peers.onnx_rows(fp32_tflite, work, calibration)
-    for row in rows:
-        print(f"  {row}", flush=True)
+    rows = []
+    for make, source in ((peers.openvino_rows, savedmodel), (peers.onnx_rows, fp32_tflite)):
+        for row in make(source, work, calibration):
+            print(f"  {row}", flush=True)  # each peer's rows as they come: the ONNX export alone can take minutes
+            rows.append(row)
     return rows
 
 
