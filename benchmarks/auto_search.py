@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--search-minutes", type=float, default=20.0)
     parser.add_argument("--goal", choices=("latency", "size"), default="latency")
     parser.add_argument("--max-drop", type=float, default=1.0)
+    parser.add_argument("--search-images", type=int, help="passed to auto (default: its own, by the budget)")
     parser.add_argument("--runs", type=int, default=200, help="interleaved timing rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     parser.add_argument("--cache-dir", type=Path, help="vggedge's cache (a trained sample saves its training)")
@@ -69,6 +70,8 @@ def main() -> None:
     runs = {"fixed": optimize(["--recipe", ",".join(FIXED), "--out", str(work / "runs")], cache)}
     auto_args = ["--recipe", "auto", "--max-drop", str(args.max_drop), "--goal", args.goal]
     auto_args += ["--search-minutes", str(args.search_minutes), "--out", str(work / "runs")]
+    if args.search_images:
+        auto_args += ["--search-images", str(args.search_images)]
     runs["auto"] = optimize(auto_args, cache)
     reports = {name: json.loads((work / "runs" / name / "report.json").read_text()) for name in (*FIXED, "auto")}
     models = {name: work / "runs" / name / "model.tflite" for name in reports}

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))  # peers.py, measure.py, also when loaded by path (tests)
 
+import cpuid_mask  # noqa: E402
 from measure import run_measured  # noqa: E402
 
 THREADS = (1, 2)
@@ -192,7 +193,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="where models go (default: a temporary folder)")
     parser.add_argument("--no-peers", action="store_true", help="leave out OpenVINO and ONNX Runtime")
     parser.add_argument("--calibration", type=int, default=8, help="calibration images for the peers' int8")
+    parser.add_argument("--no-onnx", action="store_true", help="leave out ONNX Runtime (its export passes 12 GB)")
+    parser.add_argument(
+        "--kernels",
+        choices=("native", "avx2"),
+        default="native",
+        help="avx2: CPUID masked so XNNPACK and oneDNN run the kernels an AVX2-only CPU gets (cpuid_mask.py)",
+    )
     args = parser.parse_args()
+    if args.kernels == "avx2":
+        cpuid_mask.reexec_with_avx2_kernels()
 
     cached = (keras_cache_dir() / VGG16_WEIGHTS_FILE).exists()
     weights = None if cached else "random"
@@ -211,7 +221,7 @@ def main() -> None:
         print(f"  {rows[-1]}", flush=True)
     fp32_path, fp32_row = float32_tflite(weights, work)
     print(f"  {fp32_row}", flush=True)
-    peer_rows = [] if args.no_peers else measure_peers(weights, work, fp32_path, args.calibration)
+    peer_rows = [] if args.no_peers else measure_peers(weights, work, fp32_path, args.calibration, not args.no_onnx)
 
     keras_rows = {threads: keras_reference(weights, threads, args.runs) for threads in THREADS}
     models = {"float32 TFLite (reference)": fp32_path} | {
@@ -249,7 +259,9 @@ def main() -> None:
     write_tables(table, args.out, weights or "imagenet", args.runs)
 
 
-def measure_peers(weights: str | None, work: Path, fp32_tflite: Path, calibration: int) -> list[dict]:
+def measure_peers(
+    weights: str | None, work: Path, fp32_tflite: Path, calibration: int, onnx: bool = True
+) -> list[dict]:
     """OpenVINO (+NNCF) from a SavedModel and ONNX Runtime from the float32 TFLite, of the same VGG16, each
     conversion in its own child process."""
     import peers
@@ -258,7 +270,8 @@ def measure_peers(weights: str | None, work: Path, fp32_tflite: Path, calibratio
     print("peers: writing the shared SavedModel ...", flush=True)
     peers.save_savedmodel(weights, savedmodel)
     rows = []
-    for make, source in ((peers.openvino_rows, savedmodel), (peers.onnx_rows, fp32_tflite)):
+    makers = [(peers.openvino_rows, savedmodel)] + ([(peers.onnx_rows, fp32_tflite)] if onnx else [])
+    for make, source in makers:
         for row in make(source, work, calibration):
             print(f"  {row}", flush=True)  # each peer's rows as they come: the ONNX export alone can take minutes
             rows.append(row)
@@ -307,7 +320,7 @@ def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
     from vggedge.device.runtime import find_runtime
 
     env = dataclasses.asdict(describe_environment(find_runtime(), None))
-    stem = f"fullsize-{environment_name()}"
+    stem = f"fullsize-{environment_name()}" + ("-avx2-kernels" if cpuid_mask.masked() else "")
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -320,6 +333,16 @@ def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
         *peer_sentence(table),
         f"Weights: {weights}. Latency: median (p50) and p90 of {runs} interleaved runs after warm-up, 1 and 2 threads.",
         f"Environment: {', '.join(f'{k}={v}' for k, v in env.items())}.",
+        *(
+            [
+                "",
+                "**AVX2 kernels on this CPU**: CPUID masked to an AVX2-only x86-64 (`--kernels avx2`, "
+                "benchmarks/avx2_only.c), so XNNPACK and oneDNN ran the code paths an AVX2-only CPU gets, on this "
+                "CPU's cores. Not an AVX2-only CPU's figures: the ratios between runtimes are the point.",
+            ]
+            if cpuid_mask.masked()
+            else []
+        ),
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),

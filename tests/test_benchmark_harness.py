@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,59 @@ def test_the_int8_graph_census_finds_what_runs_outside_xnnpack(harness, all_runs
     assert partitions == 1
     assert outside == {"QUANTIZE": 2, "SOFTMAX": 1}
     assert sum(outside.values()) < sum(every.values())
+
+
+CPUID_PROBE = r"""
+#include <cpuid.h>
+#include <stdio.h>
+int main(void) {
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    unsigned avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, vnni = (c >> 11) & 1, amx = (d >> 25) & 1;
+    __cpuid_count(7, 1, a, b, c, d);
+    printf("%u %u %u %u %u\n", avx2, avx512f, vnni, amx, (a >> 4) & 1);
+    return 0;
+}
+"""
+
+RUN_INT8 = """
+import sys
+import numpy as np
+from vggedge.device.runtime import TFLiteModel
+model = TFLiteModel(sys.argv[1], threads=1)
+images = np.random.default_rng(0).integers(0, 256, size=(8, model.input_size, model.input_size, 3)).astype(np.float32)
+np.save(sys.argv[2], np.stack([model.predict_one(image) for image in images]))
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("gcc") is None or "cpuid_fault" not in Path("/proc/cpuinfo").read_text(),
+    reason="needs gcc and Linux CPUID faulting (x86-64)",
+)
+def test_the_avx2_mask_hides_avx512_vnni_and_amx_and_keeps_int8_answers(all_runs, tmp_path):
+    import sys
+
+    import numpy as np
+
+    mask = importlib.util.spec_from_file_location("cpuid_mask", HARNESS.with_name("cpuid_mask.py"))
+    module = importlib.util.module_from_spec(mask)
+    mask.loader.exec_module(module)
+    library = tmp_path / "avx2_only.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", library, module.SOURCE], check=True)
+    (tmp_path / "probe.c").write_text(CPUID_PROBE)
+    subprocess.run(["gcc", "-o", tmp_path / "probe", tmp_path / "probe.c"], check=True)
+
+    def run(command: list, masked: bool) -> subprocess.CompletedProcess:
+        env = os.environ | ({"LD_PRELOAD": str(library)} if masked else {})
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+
+    host = run([tmp_path / "probe"], masked=False).stdout.split()
+    seen = run([tmp_path / "probe"], masked=True).stdout.split()
+    assert seen == [host[0], "0", "0", "0", "0"]  # AVX2 as the host has it; AVX-512F, VNNI, AMX-INT8, AVX-VNNI hidden
+    model = all_runs / "int8" / "model.tflite"
+    for masked, name in ((False, "native.npy"), (True, "avx2.npy")):
+        run([sys.executable, "-c", RUN_INT8, str(model), str(tmp_path / name)], masked)
+    native, avx2 = np.load(tmp_path / "native.npy"), np.load(tmp_path / "avx2.npy")
+    # Other kernels, the same int8 arithmetic: the same classes, scores within a few output quantization steps.
+    assert (native.argmax(axis=1) == avx2.argmax(axis=1)).all()
+    assert np.abs(native - avx2).max() <= 0.02

@@ -368,15 +368,16 @@ def accuracy_budget(recipe: Recipe, options: OptimizeOptions) -> AccuracyBudget:
 def check_auto(baseline: Baseline, counts: DataCounts, auto: SearchOptions) -> None:
     """Before any work: a conv block to thin, labelled data, and training images for both the search split
     and the fine-tunes."""
-    from vggedge.search import check_searchable
+    from vggedge.search import check_searchable, search_split_size
     from vggedge.steps.context import MIN_TRAINING_IMAGES
 
     check_searchable(baseline.anatomy)
     if counts.synthetic or counts.train == 0:
         raise UserError("--recipe auto ranks shapes by accuracy: it needs a trained model and --data with images")
-    if auto.search_data is None and counts.train < auto.search_images + MIN_TRAINING_IMAGES:
+    carved = search_split_size(auto, counts.train)
+    if auto.search_data is None and counts.train < carved + MIN_TRAINING_IMAGES:
         raise UserError(
-            f"--recipe auto carves {auto.search_images} search images from the {counts.train} training images and "
+            f"--recipe auto carves {carved} search images from the {counts.train} training images and "
             f"needs {MIN_TRAINING_IMAGES} more to fine-tune on: add images or lower --search-images"
         )
 
@@ -640,9 +641,13 @@ def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> l
 def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     """``--recipe auto``: search the shape on a split carved from the training images, then run the found
     recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
-    from vggedge.search import Searcher
+    from vggedge.search import Searcher, search_split_size
 
-    auto = dataclasses.replace(options.auto, max_epochs=options.max_epochs)  # the GAP start, validations, the recipe
+    auto = dataclasses.replace(
+        options.auto,
+        max_epochs=options.max_epochs,  # the GAP start's, the validations' and the found recipe's fine-tunes
+        search_images=search_split_size(options.auto, prepared.counts.train),
+    )
     search_split, tune = search_and_tune_splits(prepared, auto, options.progress)
     budget_per_image = 100.0 / max(1, len(prepared.eval))
     if options.progress and budget_per_image > auto.max_drop_pts / 2:

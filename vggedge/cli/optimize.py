@@ -157,12 +157,15 @@ def optimize_command(
         float, typer.Option(min=0.1, help="--recipe auto: time for the search, before the final fine-tune.")
     ] = 20.0,
     search_images: Annotated[
-        int,
+        Optional[int],
         typer.Option(
             min=20,
-            help="--recipe auto: training images held apart to rank candidates on (never the evaluation images).",
+            help="--recipe auto: training images held apart to rank candidates on (never the evaluation images). "
+            "Default: enough that one image is at most a quarter of --max-drop (400 at 1 point), at least 200 and at "
+            "most half the training images.",
+            show_default=False,
         ),
-    ] = 200,
+    ] = None,
     search_data: Annotated[
         Optional[Path],
         typer.Option(

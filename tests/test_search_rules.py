@@ -1,0 +1,56 @@
+"""The search's two near-tie rules, without a model: how many images rank candidates, and when the GAP head stays."""
+
+from __future__ import annotations
+
+import pytest
+
+from vggedge.search import (
+    GAP_TIE_SPEED,
+    SEARCH_IMAGE_SHARE,
+    Candidate,
+    Searcher,
+    SearchOptions,
+    search_split_size,
+)
+
+
+@pytest.mark.parametrize(
+    ("max_drop", "train", "expected"),
+    [
+        (1.0, 1404, 400),  # the sample: one image is a quarter of the point
+        (0.5, 4000, 800),
+        (0.5, 1000, 500),  # at most half the training images: the refits train on the rest
+        (2.0, 1404, 200),  # a coarse budget: the floor
+        (1.0, 300, 200),  # few images: the floor, and check_auto says when even that leaves too few
+    ],
+)
+def test_the_default_search_split_resolves_a_quarter_of_the_budget(max_drop, train, expected):
+    size = search_split_size(SearchOptions(max_drop_pts=max_drop), train)
+    assert size == expected
+    if size not in (200, train // 2):
+        assert 100 / size <= SEARCH_IMAGE_SHARE * max_drop
+
+
+def test_an_explicit_search_split_size_is_kept():
+    assert search_split_size(SearchOptions(max_drop_pts=1.0, search_images=120), 1404) == 120
+
+
+def _start(head: str, speedup: float | None, size: int, latency: float = 1.0) -> Candidate:
+    return Candidate(0, None, [0.0] * 5, head, "int8", latency, size, 1, 1, 0.9, 0.0, speedup=speedup)
+
+
+@pytest.mark.parametrize(
+    ("goal", "speedup", "kept"),
+    [
+        ("latency", 1.02, True),
+        ("latency", 0.97, True),  # measured 0.96-0.99x on the held-out forms: a tie, the smaller file wins
+        ("latency", GAP_TIE_SPEED, True),
+        ("latency", GAP_TIE_SPEED - 0.01, False),  # slower beyond the timing's resolution
+        ("size", 0.5, True),  # by size, the smaller file whatever its speed
+    ],
+)
+def test_the_gap_head_stays_unless_measured_clearly_slower(goal, speedup, kept):
+    searcher = Searcher.__new__(Searcher)
+    searcher.options = SearchOptions(goal=goal)
+    gap, dense = _start("gap", speedup, 1_000), _start("kept", None, 7_000)
+    assert searcher.keeps_gap(gap, dense) is kept
