@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="where models go (default: a temporary folder)")
     parser.add_argument("--no-peers", action="store_true", help="leave out OpenVINO and ONNX Runtime")
     parser.add_argument("--calibration", type=int, default=8, help="calibration images for the peers' int8")
-    parser.add_argument("--no-onnx", action="store_true", help="leave out ONNX Runtime (its export passes 12 GB)")
+    parser.add_argument("--no-onnx", action="store_true", help="leave out ONNX Runtime")
     parser.add_argument(
         "--kernels",
         choices=("native", "avx2"),
@@ -221,7 +221,7 @@ def main() -> None:
         print(f"  {rows[-1]}", flush=True)
     fp32_path, fp32_row = float32_tflite(weights, work)
     print(f"  {fp32_row}", flush=True)
-    peer_rows = [] if args.no_peers else measure_peers(weights, work, fp32_path, args.calibration, not args.no_onnx)
+    peer_rows = [] if args.no_peers else measure_peers(weights, work, args.calibration, not args.no_onnx)
 
     keras_rows = {threads: keras_reference(weights, threads, args.runs) for threads in THREADS}
     models = {"float32 TFLite (reference)": fp32_path} | {
@@ -259,21 +259,19 @@ def main() -> None:
     write_tables(table, args.out, weights or "imagenet", args.runs)
 
 
-def measure_peers(
-    weights: str | None, work: Path, fp32_tflite: Path, calibration: int, onnx: bool = True
-) -> list[dict]:
-    """OpenVINO (+NNCF) from a SavedModel and ONNX Runtime from the float32 TFLite, of the same VGG16, each
-    conversion in its own child process."""
+def measure_peers(weights: str | None, work: Path, calibration: int, onnx: bool = True) -> list[dict]:
+    """OpenVINO (+NNCF) from a SavedModel and ONNX Runtime from the Keras model written as ONNX, of the same
+    VGG16, each conversion in its own child process."""
     import peers
 
     savedmodel = work / "peers-savedmodel"
     print("peers: writing the shared SavedModel ...", flush=True)
     peers.save_savedmodel(weights, savedmodel)
     rows = []
-    makers = [(peers.openvino_rows, savedmodel)] + ([(peers.onnx_rows, fp32_tflite)] if onnx else [])
+    makers = [(peers.openvino_rows, savedmodel)] + ([(peers.onnx_rows, weights)] if onnx else [])
     for make, source in makers:
         for row in make(source, work, calibration):
-            print(f"  {row}", flush=True)  # each peer's rows as they come: the ONNX export alone can take minutes
+            print(f"  {row}", flush=True)  # each peer's rows as they come
             rows.append(row)
     return rows
 

@@ -2,8 +2,8 @@
 
 Each conversion runs in its own child process, so its wall time and peak memory are its own (the
 same treatment the recipes get), from the same VGG16 (preprocessing baked in, raw pixels in): OpenVINO from
-a SavedModel, ONNX from the float32 TFLite reference. A peer that is not installed, or whose conversion fails
-or outgrows the memory cap, is a row that says why. Install them with ``pip install -e ".[peers]"``.
+a SavedModel, ONNX written from the Keras model (``onnx_export``). A peer that is not installed, or whose
+conversion fails or outgrows the memory cap, is a row that says why. Install them with ``pip install -e ".[peers]"``.
 
 Latency is measured by ``fullsize.py`` in the same interleaved loop as the TFLite models, through
 the small ``Runner`` objects made here (``set_input`` / ``invoke_once``, as ``TFLiteModel``).
@@ -94,23 +94,27 @@ print(json.dumps({{"convert_s": round(time.perf_counter() - started, 1)}}))
     return rows
 
 
-def onnx_rows(fp32_tflite: Path, work: Path, calibration: int) -> list[dict]:
-    """ONNX Runtime float32 (tf2onnx export) and int8 (static QDQ quantization).
-
-    The export reads the float32 TFLite reference (the graph the recipes start from: preprocessing baked in, raw
-    pixels in), which skips the SavedModel's freezing. Measured with tf2onnx 1.17 on the 138M-parameter VGG16
-    (2026-12, 2-core Xeon, 24 GB): from the SavedModel it passed 12 GB; from the TFLite, 12 GB in 61 s and 20 GB
-    in 88 s under a higher cap; from the SavedModel with ``--large_model``, 17.8 GB and then a failure on NumPy 2
-    (``np.product``). So the rows say why until tf2onnx fits."""
-    if not (installed("tf2onnx") and installed("onnxruntime")):
-        return [{"recipe": "ONNX Runtime fp32 (peer)", "status": "not measured: tf2onnx/onnxruntime not installed"}]
+def onnx_rows(weights: str | None, work: Path, calibration: int) -> list[dict]:
+    """ONNX Runtime float32 (the Keras VGG16 written as ONNX by ``onnx_export``) and int8 (ONNX Runtime's static
+    QDQ quantization of it). The export runs in a child like every conversion and is compared with the Keras
+    model on two images before it is timed; tf2onnx could not export the full model here (``onnx_export``)."""
+    if not (installed("onnx") and installed("onnxruntime")):
+        return [{"recipe": "ONNX Runtime fp32 (peer)", "status": "not measured: onnx/onnxruntime not installed"}]
     fp32_path, int8_path = work / "model.onnx", work / "model-int8.onnx"
     export = f"""
-import json, subprocess, sys, time
+import json, sys, time
+import numpy as np
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from onnx_export import keras_to_onnx, largest_difference
+from vggedge.models.loading import load_imagenet_vgg16
+model = load_imagenet_vgg16({weights!r}).model
 started = time.perf_counter()
-subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--tflite", {str(fp32_tflite)!r},
-                "--output", {str(fp32_path)!r}, "--opset", "17"], check=True, capture_output=True)
-print(json.dumps({{"convert_s": round(time.perf_counter() - started, 1)}}))
+keras_to_onnx(model, {str(fp32_path)!r})
+convert_s = round(time.perf_counter() - started, 1)
+images = np.random.default_rng(0).integers(0, 256, size=(2, 224, 224, 3)).astype(np.float32)
+difference = largest_difference({str(fp32_path)!r}, model, images)
+status = "ok" if difference <= 1e-3 else f"failed: ONNX scores differ from Keras by {{difference:.2g}} of the largest"
+print(json.dumps({{"convert_s": convert_s, "max_rel_diff_vs_keras": float(f"{{difference:.2g}}"), "status": status}}))
 """
     fp32 = {"recipe": "ONNX Runtime fp32 (peer)", **run_child(export, work)}
     rows = [fp32]
