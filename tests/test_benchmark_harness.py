@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import benchmark_modules
 import pytest
 
 pytestmark = pytest.mark.slow
 
-HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "fullsize.py"
-
 
 @pytest.fixture(scope="module")
 def harness():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("fullsize", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_modules.load("fullsize")
 
 
 def test_interleaved_timing_covers_every_model_and_thread_count(harness, all_runs):
@@ -134,9 +129,7 @@ def test_the_avx2_mask_hides_avx512_vnni_and_amx_and_keeps_int8_answers(all_runs
 
     import numpy as np
 
-    mask = importlib.util.spec_from_file_location("cpuid_mask", HARNESS.with_name("cpuid_mask.py"))
-    module = importlib.util.module_from_spec(mask)
-    mask.loader.exec_module(module)
+    module = benchmark_modules.load("cpuid_mask")
     library = tmp_path / "avx2_only.so"
     subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", library, module.SOURCE], check=True)
     (tmp_path / "probe.c").write_text(CPUID_PROBE)

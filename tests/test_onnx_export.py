@@ -3,24 +3,17 @@ it came from, on every model form and on vggedge's own VGG16 (caffe preprocessin
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import benchmark_modules
 import numpy as np
 import pytest
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-WRITER = Path(__file__).resolve().parent.parent / "benchmarks" / "onnx_export.py"
-
 
 @pytest.fixture(scope="module")
 def writer():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("onnx_export", WRITER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_modules.load("onnx_export")
 
 
 def pixels(size: int, count: int = 3) -> np.ndarray:
