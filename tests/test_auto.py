@@ -194,13 +194,15 @@ def _fake_searcher(drops: list[float], max_drop: float = 1.0):  # noqa: ANN202
 @pytest.mark.parametrize(
     ("drops", "asked", "chosen"),
     [
-        ([0.5, 0.8, 1.0, 2.5, 4.0], [2, 3], 2),  # the middle passes, the one after it fails: the middle
-        ([0.2, 0.3, 0.4, 0.6, 0.9], [2, 3, 4], 4),  # every one passes: the fastest, in three validations
+        ([0.5, 0.6, 0.75, 2.5, 4.0], [2, 3], 2),  # the middle passes, the one after it fails: the middle
+        ([0.2, 0.3, 0.4, 0.6, 0.7], [2, 3, 4], 4),  # every one passes: the fastest, in three validations
+        # At the budget line is not a pass (VALIDATION_MARGIN): 1.0 and 0.8 fail at 1 point, 0.5 passes.
+        ([0.5, 0.8, 1.0, 2.5, 4.0], [2, 0, 1], 0),
         ([1.5, 2.0, 3.0, 4.0], [1, 0], None),  # none passes: the shape found under the budget, never validated
         ([], [], None),  # nothing proposed: no validation at all
     ],
 )
-def test_validation_bisects_the_stretch_to_the_fastest_shape_within_the_budget(drops, asked, chosen):
+def test_validation_bisects_the_stretch_to_the_fastest_shape_within_the_budget_with_a_margin(drops, asked, chosen):
     searcher, found, proposed = _fake_searcher(drops)
     shape = searcher.validate(found, proposed)
     assert searcher.asked == asked
