@@ -9,7 +9,7 @@
  * run their AVX2 code paths on this CPU. It changes which kernels run, not the hardware under them: figures taken
  * this way are "AVX2 kernels on <this CPU>", never an AVX2-only CPU's.
  *
- * Build: gcc -O2 -shared -fPIC -o avx2_only.so avx2_only.c   (benchmarks/int8_avx2_paths.py does it)
+ * Build: gcc -O2 -shared -fPIC -o avx2_only.so avx2_only.c   (benchmarks/cpuid_mask.py does it for fullsize.py --kernels avx2)
  */
 #define _GNU_SOURCE
 #include <signal.h>

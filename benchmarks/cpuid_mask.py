@@ -22,6 +22,13 @@ def masked() -> bool:
     return bool(os.environ.get(MARKER))
 
 
+def build_library(folder: Path) -> Path:
+    """``avx2_only.c`` compiled into ``folder`` (gcc), ready for LD_PRELOAD."""
+    library = folder / "avx2_only.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(library), str(SOURCE)], check=True)
+    return library
+
+
 def reexec_with_avx2_kernels() -> None:
     """Compile the preload library and re-run this very command under it (the masking must be armed before any
     runtime reads CPUID, and every child process inherits it through LD_PRELOAD)."""
@@ -31,8 +38,7 @@ def reexec_with_avx2_kernels() -> None:
         raise SystemExit(
             "--kernels avx2 needs CPUID faulting (the cpuid_fault flag in /proc/cpuinfo); this CPU has none"
         )
-    library = Path(tempfile.mkdtemp(prefix="vggedge-avx2-")) / "avx2_only.so"
-    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(library), str(SOURCE)], check=True)
+    library = build_library(Path(tempfile.mkdtemp(prefix="vggedge-avx2-")))
     preload = " ".join(filter(None, [str(library), os.environ.get("LD_PRELOAD", "")]))
     os.environ.update({"LD_PRELOAD": preload, MARKER: str(library)})
     os.execv(sys.executable, [sys.executable, *sys.argv])

@@ -30,6 +30,8 @@ def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_ke
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    from vggedge.models.anatomy import leaf_layers
+
     nodes, weights = [], []
     current = "pixels"
     count = 0
@@ -52,7 +54,7 @@ def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_ke
 
     emit("Transpose", [current], perm=[0, 3, 1, 2])  # NHWC pixels -> the NCHW ONNX convolutions expect
     channels_last = False
-    for layer in flat_layers(model):
+    for layer, _ in leaf_layers(model):  # nested models (a frozen base) opened up, in order
         kind = type(layer).__name__
         config = layer.get_config()
         if kind in ("InputLayer", "Dropout", "Activation"):  # an Activation layer's is applied below
@@ -117,14 +119,6 @@ def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_ke
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="vggedge")
     onnx.checker.check_model(onnx_model)  # by proto; the 553 MB VGG16 is under protobuf's 2 GB
     onnx.save(onnx_model, str(path))
-
-
-def flat_layers(model) -> list:  # noqa: ANN001
-    """The layers in order, nested models (a frozen base inside a functional model) opened up."""
-    layers = []
-    for layer in model.layers:
-        layers.extend(flat_layers(layer) if hasattr(layer, "layers") else [layer])
-    return layers
 
 
 def largest_difference(onnx_path: Path, model, images: np.ndarray) -> float:  # noqa: ANN001

@@ -129,9 +129,7 @@ def test_the_avx2_mask_hides_avx512_vnni_and_amx_and_keeps_int8_answers(all_runs
 
     import numpy as np
 
-    module = benchmark_modules.load("cpuid_mask")
-    library = tmp_path / "avx2_only.so"
-    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", library, module.SOURCE], check=True)
+    library = benchmark_modules.load("cpuid_mask").build_library(tmp_path)
     (tmp_path / "probe.c").write_text(CPUID_PROBE)
     subprocess.run(["gcc", "-o", tmp_path / "probe", tmp_path / "probe.c"], check=True)
 
