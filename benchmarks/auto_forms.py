@@ -49,6 +49,15 @@ def split_folder(source: Path, rest: Path, held_out: Path, every: int = 6) -> No
         target.symlink_to(image.resolve())
 
 
+def validation_cell(search: dict) -> str:
+    """How many validations ran, which shape the search returned, and the returned validation's drop and bound."""
+    validation = search.get("validation") or {}
+    passed = [c for c in search["candidates"] if c.get("stage") == "validated" and c.get("passed")]
+    returned = validation.get("chosen", "?").split(" (")[0]
+    figures = f" ({-passed[-1]['drop_pts']:+.2f}, {passed[-1]['drop_bound_pts']:.2f})" if passed else ""
+    return f"{validation.get('validations', 0)}: {returned}{figures}"
+
+
 def main() -> None:
     from vggedge.cache import default_cache_dir
     from vggedge.sample import sample_images_dir
@@ -106,8 +115,9 @@ def main() -> None:
         ),
         "",
         "| form | epochs | baseline top-1 | found: blocks keep · head · format | status | top-1 | Δ pts (95% interval) "
-        "| × smaller | × faster than Keras | candidates | search s | stopped | wall s | peak GB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| × smaller | × faster than Keras | validations: returned (search-split Δ, bound) | candidates | search s "
+        "| stopped | wall s | peak GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, epochs, _, run, report in rows:
         search, result, ratios = report["search"], report["result"], report["ratios"]
@@ -118,8 +128,8 @@ def main() -> None:
             f"| {name} | {epochs} | {report['baseline']['top1']:.2%} | {keep} · {best['head']} · "
             f"{best['quantization']} | {result['status']} | {result['top1']:.2%} | {ratios['top1_delta_pts']:+.2f} "
             f"({interval[0]:+.2f} to {interval[1]:+.2f}) | {ratios['size']:.1f} | {ratios['speedup']:.1f} | "
-            f"{len(search['candidates'])} | {search['seconds']:.0f} | {search['stopped']} | {run.wall_s:.0f} | "
-            f"{run.peak_rss_gb:.2f} |"
+            f"{validation_cell(search)} | {len(search['candidates'])} | {search['seconds']:.0f} | {search['stopped']} "
+            f"| {run.wall_s:.0f} | {run.peak_rss_gb:.2f} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

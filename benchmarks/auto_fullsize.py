@@ -16,7 +16,7 @@ thread reads the process's resident memory every 20 ms and gives each step its o
 
     python benchmarks/auto_fullsize.py [--blocks 5,4,3,2,1] [--threads 2]
 
-Writes ``reports/benchmarks/auto-fullsize-<environment>.md``. The validation of the stretch's shapes (the
+Writes ``reports/benchmarks/auto-fullsize-<environment>.md``. The validation of the path's shapes (the
 final fine-tunes) is not measured: it is a fine-tune on the user's images, whose time the data sets.
 """
 

@@ -38,19 +38,22 @@ def optimize(args: list[str], cache: Path) -> dict:
 
 
 def stretch_sentence(search: dict, validated: list[dict]) -> str:
-    """What the stretch past the budget proposed and what its validations (the final fine-tunes) decided."""
+    """What the descents proposed and what the validations (the final fine-tunes) decided."""
     stretch = search.get("stretch") or {}
     proposed = sum(c.get("stage") == "stretch" and c["kept"] for c in search["candidates"])
     if not stretch:
         return ""
     verdicts = ", ".join(
-        f"keep {' '.join(f'{1 - r:.3g}' for r in c['block_ratios'])}: {-c['drop_pts']:+.2f} pts in {c['seconds']:.0f} s"
-        + (" (passed)" if c["kept"] else " (over)")
+        f"keep {' '.join(f'{1 - r:.3g}' for r in c['block_ratios'])} · {c['head']}: {-c['drop_pts']:+.2f} pts "
+        f"({c.get('lost', '?')} lost, {c.get('gained', '?')} gained; bound {c.get('drop_bound_pts', '?')}) "
+        f"in {c['seconds']:.0f} s" + (" (passed)" if c.get("passed", c["kept"]) else " (over)")
         for c in validated
     )
+    chosen = (search.get("validation") or {}).get("chosen")
     return (
         f"Stretch under a {stretch['bar_pts']:g}-point bar: {proposed} shapes proposed ({stretch['stopped']}); "
-        f"{len(validated)} validated{': ' + verdicts if verdicts else ''}. "
+        f"{len(validated)} validated along the path{': ' + verdicts if verdicts else ''}"
+        f"{'; returned ' + chosen if chosen else ''}. "
     )
 
 

@@ -30,14 +30,30 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     )
     assert "via http://127.0.0.1:" in search["latency_from"]
     # One starting point kept (the baseline's shape, or it with the GAP head), then per iteration at most one
-    # candidate: within the budget on the search split and measured faster than the one kept before it.
-    kept = [c for c in candidates if c["kept"]]
-    assert [c["iteration"] for c in kept][0] == 0 and sum(c["iteration"] == 0 for c in kept) == 1
-    assert all(c["drop_pts"] <= search["max_drop_pts"] for c in kept)
+    # candidate: within the budget (the stretch: its bar) on the search split and measured faster than the one
+    # kept before it.
+    stepped = [c for c in candidates if c["kept"] and c["stage"] in ("search", "stretch")]
+    assert stepped[0]["iteration"] == 0 and sum(c["iteration"] == 0 for c in stepped) == 1
+    assert all(c["drop_pts"] <= search["max_drop_pts"] for c in stepped if c["stage"] == "search")
+    assert all(c["drop_pts"] <= search["stretch"]["bar_pts"] for c in stepped)
     # Each step measured faster than the model before it, the two timed side by side (interleaved) on the device.
-    assert all(c["speedup"] > 1 and c["reference_ms"] > 0 for c in kept if c["iteration"] > 0)
+    assert all(c["speedup"] > 1 and c["reference_ms"] > 0 for c in stepped if c["iteration"] > 0)
     assert all(c["reference_ms"] is not None for c in candidates[1:]) and candidates[0]["reference_ms"] is None
-    assert search["best"]["block_ratios"] == kept[-1]["block_ratios"]
+    # The path (the GAP swap, then every step) is validated at least once, however short the time: the returned
+    # shape is the fastest that passed (its drop plus one standard error within the budget), else the baseline's.
+    path = stepped[1:] if stepped[0]["head"] == "kept" else stepped
+    validated = [c for c in candidates if c["stage"] == "validated"]
+    assert len(validated) == search["validation"]["validations"] >= (1 if path else 0)
+    assert all(c["passed"] == (c["drop_bound_pts"] <= search["max_drop_pts"]) for c in validated)
+    assert all(c["drop_bound_pts"] > c["drop_pts"] for c in validated)  # the bound adds one standard error
+    passed = [c for c in validated if c["passed"]]
+    if passed:
+        assert search["best"]["block_ratios"] == passed[-1]["block_ratios"]
+        assert search["best"]["head"] == passed[-1]["head"]
+        assert "validated shape" in search["validation"]["chosen"]
+    else:
+        assert search["best"]["block_ratios"] == [0.0] * 5 and search["best"]["head"] == "kept"
+        assert "starting shape" in search["validation"]["chosen"]
     assert search["pareto"] and all(0 <= i < len(candidates) for i in search["pareto"])
     # The found shape is the run's recipe, and the run was verified like any other.
     steps = {step["type"]: step for step in found["recipe"]["steps"]}
@@ -164,9 +180,13 @@ def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5
     assert all(c["latency_ms"] > 0 and 0 <= c["search_top1"] <= 1 for c in trace["candidates"])
 
 
-def _fake_searcher(drops: list[float], max_drop: float = 1.0):  # noqa: ANN202
-    """A Searcher with nothing but what :meth:`Searcher.validate` reads, whose validation of proposal i answers
-    ``drops[i]`` points at once."""
+SEARCH_IMAGES = 400  # the default split at 1 point: one image is 0.25 points
+
+
+def _fake_searcher(counts: list[tuple[int, int]], max_drop: float = 1.0):  # noqa: ANN202
+    """A Searcher with nothing but what :meth:`Searcher.validate` reads, whose validation of proposal i answers at
+    once with ``counts[i]`` = (images lost, images gained) against the baseline on 400 search images, judged by the
+    real rule."""
     import time
 
     from vggedge.search import Candidate, Searcher, SearchOptions, Shape
@@ -176,6 +196,7 @@ def _fake_searcher(drops: list[float], max_drop: float = 1.0):  # noqa: ANN202
 
     searcher = Searcher.__new__(Searcher)
     searcher.options = SearchOptions(max_drop_pts=max_drop)
+    searcher.search = [None] * SEARCH_IMAGES
     searcher.deadline = time.perf_counter() + 600
     searcher.asked = []
 
@@ -183,34 +204,73 @@ def _fake_searcher(drops: list[float], max_drop: float = 1.0):  # noqa: ANN202
         index = round(proposal.block_ratios[0] / 0.125) - 1
         searcher.asked.append(index)
         measured = candidate(index + 1)
-        measured.drop_pts, measured.stage = drops[index], "validated"
+        measured.lost, measured.gained = counts[index]
+        measured.drop_pts, measured.stage = 100 * (measured.lost - measured.gained) / SEARCH_IMAGES, "validated"
+        searcher.judge(measured)
         return Shape(measured, None, {}, b"", [])
 
     searcher.validated = validated
-    found = Shape(candidate(0), None, {}, b"found", [])
-    return searcher, found, [candidate(i + 1) for i in range(len(drops))]
+    start = Shape(candidate(0), None, {}, b"start", [])
+    return searcher, start, [candidate(i + 1) for i in range(len(counts))]
 
 
 @pytest.mark.parametrize(
-    ("drops", "asked", "chosen"),
+    ("images", "lost", "gained", "bound"),
     [
-        ([0.5, 0.6, 0.75, 2.5, 4.0], [2, 3], 2),  # the middle passes, the one after it fails: the middle
-        ([0.2, 0.3, 0.4, 0.6, 0.7], [2, 3, 4], 4),  # every one passes: the fastest, in three validations
-        # At the budget line is not a pass (VALIDATION_MARGIN): 1.0 and 0.8 fail at 1 point, 0.5 passes.
-        ([0.5, 0.8, 1.0, 2.5, 4.0], [2, 0, 1], 0),
-        ([1.5, 2.0, 3.0, 4.0], [1, 0], None),  # none passes: the shape found under the budget, never validated
+        (400, 0, 0, 0.25),  # no disagreement on 400 images: passes up to -0.75 at 1 point, as the old fixed margin
+        (100, 0, 0, 1.0),  # ... and on 100 only when it loses nothing
+        (400, 4, 0, 1.56),  # -1.00 at the budget line: over it by one standard error
+        (400, 6, 4, 1.33),  # -0.50 from ten disagreements fails ...
+        (400, 2, 0, 0.93),  # ... -0.50 from two lost images passes
+        (400, 3, 0, 1.25),  # ... -0.75 from three does not
+        (291, 6, 5, 1.534),  # -0.34 on 291 images (a form's shape at this drop ended -1.67 on 300) from eleven fails
+        (300, 0, 3, -0.34),  # a shape that gained on the baseline has room
+    ],
+)
+def test_the_validation_bound_is_the_drop_plus_one_standard_error_of_the_paired_images(images, lost, gained, bound):
+    from vggedge.search import drop_bound
+
+    assert drop_bound(lost, gained, images) == pytest.approx(bound, abs=0.006)
+
+
+def test_the_validation_bound_grows_with_the_disagreements_at_one_drop():
+    from vggedge.search import drop_bound
+
+    bounds = [drop_bound(2 + k, k, 400) for k in range(0, 40, 5)]  # all -0.50
+    assert bounds == sorted(bounds) and bounds[-1] - bounds[0] > 1.0
+
+
+@pytest.mark.parametrize(
+    ("counts", "asked", "chosen"),
+    [
+        ([(1, 1), (2, 1), (2, 0), (8, 0), (16, 0)], [2, 3], 2),  # the middle passes, the one after it fails
+        ([(0, 0), (0, 1), (1, 1), (1, 0), (2, 2)], [2, 3, 4], 4),  # every one passes: the fastest, in three
+        # At the budget line is not a pass: 4 lost (-1.00) and 3 lost (-0.75, bound 1.25) fail, 1 lost passes.
+        ([(1, 0), (3, 0), (4, 0), (10, 0), (16, 0)], [2, 0, 1], 0),
+        ([(6, 0), (8, 0), (12, 0), (16, 0)], [1, 0], None),  # none passes: the starting shape, never a refit proxy
         ([], [], None),  # nothing proposed: no validation at all
     ],
 )
-def test_validation_bisects_the_stretch_to_the_fastest_shape_within_the_budget_with_a_margin(drops, asked, chosen):
-    searcher, found, proposed = _fake_searcher(drops)
-    shape = searcher.validate(found, proposed)
+def test_validation_bisects_the_path_to_the_fastest_shape_within_one_standard_error(counts, asked, chosen):
+    searcher, start, proposed = _fake_searcher(counts)
+    shape = searcher.validate(start, proposed)
     assert searcher.asked == asked
     if chosen is None:
-        assert shape is found
+        assert shape is start and "starting shape" in searcher.chosen
     else:
-        assert shape.candidate.stage == "validated" and shape.candidate.kept
+        assert shape.candidate.stage == "validated" and shape.candidate.kept and shape.candidate.passed
         assert shape.candidate.block_ratios == proposed[chosen].block_ratios
+        assert f"validated shape {chosen + 1} of {len(proposed)}" in searcher.chosen
+
+
+def test_a_search_out_of_time_still_validates_once():
+    """No time left after the descent: one validation anyway, so the returned shape was measured after the found
+    recipe's own fine-tunes."""
+    searcher, start, proposed = _fake_searcher([(0, 0), (1, 0), (2, 0), (9, 0)])
+    searcher.deadline = 0.0
+    shape = searcher.validate(start, proposed)
+    assert searcher.asked == [1] and shape.candidate.block_ratios == proposed[1].block_ratios
+    assert "time was up" in searcher.chosen
 
 
 def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_search_split(

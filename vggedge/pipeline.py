@@ -641,7 +641,7 @@ def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> l
 def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     """``--recipe auto``: search the shape on a split carved from the training images, then run the found
     recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
-    from vggedge.search import Searcher, search_split_size
+    from vggedge.search import VALIDATION_STANDARD_ERRORS, Searcher, search_split_size
 
     auto = dataclasses.replace(
         options.auto,
@@ -672,9 +672,15 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
             f"auto: {'' if candidate.stage == 'search' else candidate.stage + ' '}candidate {len(searcher.candidates)} "
             f"(blocks keep {keep}, head {candidate.head}, {candidate.quantization}): "
             f"{candidate.latency_ms:.2f} ms, {candidate.size_bytes / 1e6:.2f} MB, search top-1 "
-            f"{candidate.search_top1:.1%} ({-candidate.drop_pts:+.2f} pts); target {target:.4g} {unit}; "
-            f"{duration(time.perf_counter() - started)} of {auto.minutes:g} min"
+            f"{candidate.search_top1:.1%} ({-candidate.drop_pts:+.2f} pts){validation_verdict(candidate)}; "
+            f"target {target:.4g} {unit}; {duration(time.perf_counter() - started)} of {auto.minutes:g} min"
         )
+
+    def validation_verdict(candidate) -> str:  # noqa: ANN001
+        if candidate.passed is None:
+            return ""
+        verdict = "passes" if candidate.passed else "fails"
+        return f", drop + {VALIDATION_STANDARD_ERRORS:g} s.e. {candidate.drop_bound_pts:.2f} pts: {verdict}"
 
     calibration = calibration_images(prepared, defaults.CALIBRATION_SAMPLES)
     context = step_context(prepared, options)

@@ -421,16 +421,25 @@ def change_interval(change: Top1Change | None) -> str:
     )
 
 
-def stretch_markdown(stretch: dict | None) -> list[str]:
-    """One paragraph on the stretch past the budget and its validations (absent from older reports)."""
+def stretch_markdown(stretch: dict | None, validation: dict | None) -> list[str]:
+    """One paragraph on the stretch past the budget and the validations (absent from older reports; reports of
+    0.2's first auto versions kept the validations under ``stretch``)."""
     if not stretch:
         return []
-    return [
+    lines = [
         "",
         f"Stretch: past the budget under a {stretch.get('bar_pts')}-point bar on the search split (stopped: "
-        f"{stretch.get('stopped')}); {stretch.get('validations')} of its shapes validated with "
-        f"{stretch.get('validated_with')}. A validated shape within the budget replaces the one the search found.",
+        f"{stretch.get('stopped')}).",
     ]
+    if validation:
+        lines[-1] += (
+            f" Validations along the path: {validation.get('validations')}, each with "
+            f"{validation.get('validated_with')}; a shape passes when {validation.get('rule')}. Returned: "
+            f"{validation.get('chosen')}."
+        )
+    elif "validations" in stretch:
+        lines[-1] += f" {stretch.get('validations')} of its shapes validated with {stretch.get('validated_with')}."
+    return lines
 
 
 def search_markdown(search: dict) -> list[str]:
@@ -445,22 +454,24 @@ def search_markdown(search: dict) -> list[str]:
         f"({search.get('search_from', 'carved from the training images')}; "
         f"baseline {fmt(search.get('baseline_search_top1'), 'pct')} there); layers refitted "
         f"after each cut on {images.get('reconstruction')} training images; latency from {search.get('latency_from')}.",
-        *stretch_markdown(search.get("stretch")),
+        *stretch_markdown(search.get("stretch"), search.get("validation")),
         "",
         "| # | stage | iteration | block | kept per block | head · format | p50 ms | × vs current | size "
-        "| search top-1 | Δ pts | |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| search top-1 | Δ pts | lost · gained | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     front = set(search.get("pareto", []))
     for i, c in enumerate(search.get("candidates", [])):
         keep = " ".join(f"{1 - r:.3g}" for r in c.get("block_ratios", []))
-        mark = ("kept" if c.get("kept") else "") + (" ★" if i in front else "")
+        verdict = {True: " passed", False: " failed"}.get(c.get("passed"), "")
+        mark = ("kept" if c.get("kept") else "") + verdict + (" ★" if i in front else "")
+        counts = f"{c['lost']} · {c['gained']}" if "lost" in c else "—"
         change = None if c.get("drop_pts") is None else -c["drop_pts"]
         lines.append(
             f"| {i} | {c.get('stage', 'search')} | {c.get('iteration')} | {c.get('changed_block') or '—'} | {keep} "
             f"| {c.get('head')} · {c.get('quantization')} | "
             f"{fmt(c.get('latency_ms'), 'ms')} | {fmt(c.get('speedup'), '.2f')} | {fmt(c.get('size_bytes'), 'mb')} | "
             f"{fmt(c.get('search_top1'), 'pct')} "
-            f"| {fmt(change, '+.2f')} | {mark.strip()} |"
+            f"| {fmt(change, '+.2f')} | {counts} | {mark.strip()} |"
         )
     return lines

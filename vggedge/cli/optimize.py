@@ -154,7 +154,13 @@ def optimize_command(
         typer.Option(help="--recipe auto: what to minimise within --max-drop: latency (measured) or size (the file)."),
     ] = "latency",
     search_minutes: Annotated[
-        float, typer.Option(min=0.1, help="--recipe auto: time for the search, before the final fine-tune.")
+        float,
+        typer.Option(
+            min=0.1,
+            help="--recipe auto: time for the search, before the final fine-tune: the descents take up to two "
+            "thirds of it, the validations of their shapes (each one run of the found recipe's fine-tunes) the rest, "
+            "and at least one runs.",
+        ),
     ] = 20.0,
     search_images: Annotated[
         Optional[int],
