@@ -54,7 +54,7 @@ def validation_cell(search: dict) -> str:
     validation = search.get("validation") or {}
     passed = [c for c in search["candidates"] if c.get("stage") == "validated" and c.get("passed")]
     returned = validation.get("chosen", "?").split(" (")[0]
-    figures = f" ({-passed[-1]['drop_pts']:+.2f}, {passed[-1]['drop_bound_pts']:.2f})" if passed else ""
+    figures = f" ({0.0 - passed[-1]['drop_pts']:+.2f}, {passed[-1]['drop_bound_pts']:.2f})" if passed else ""
     return f"{validation.get('validations', 0)}: {returned}{figures}"
 
 
