@@ -238,13 +238,14 @@ def search_split_size(options: SearchOptions, train_images: int) -> int:
 def drop_bound(lost: int, gained: int, images: int) -> float:
     """The drop (points) plus :data:`VALIDATION_STANDARD_ERRORS` standard errors of it, from the paired counts on
     ``images`` search images: per image the shape scores -1 (lost), +1 (gained) or 0 against the baseline, and the
-    drop's standard error is that variable's over the square root of ``images``. One disagreement more than counted
-    (in the variance only): a shape that disagrees on none of 100 images may still disagree on about one image in
-    100 elsewhere, and should not be read as exact."""
+    drop's standard error is that variable's over the square root of ``images``. At least one disagreement (in the
+    variance only): a shape that disagrees on none of 100 images may still disagree on about one image in 100
+    elsewhere, and should not be read as exact. (One more than counted in every case rejected the sample's shapes at
+    -0.50 from 3 lost and 1 gained, bound 1.06, down to the plain GAP shape, 0.31x as fast as `fast`.)"""
     if images <= 0:
         return math.inf
     drop = (lost - gained) / images
-    second_moment = (lost + gained + 1) / images
+    second_moment = max(lost + gained, 1) / images
     error = math.sqrt(max(0.0, second_moment - drop**2) / images)
     return 100.0 * (drop + VALIDATION_STANDARD_ERRORS * error)
 
