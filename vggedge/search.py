@@ -93,8 +93,9 @@ STRETCH_FACTOR = 3.0
 # budget line is a coin toss there (three validations at exactly -1.00 on the sample ended +0.28, +1.11 and -1.11), and
 # a shape that disagrees with the baseline on many images moves more from one sample to the next (a form's shape
 # passed at -0.34 on 291 images and ended -1.67 on 300). A fixed margin of a quarter of the budget did not scale
-# with either; the standard error does: with the default 400 images at 1 point, a shape that loses no image passes
-# up to -0.75, as the margin did, and one that trades many images with the baseline needs room for them.
+# with either; the standard error does: with the default 400 images at 1 point it adds 0.25 point for one
+# disagreement and 0.5 for four (a shape at -0.50 passes from 3 lost and 1 gained, fails from 4 and 2), so a shape
+# that trades many images with the baseline needs room for them.
 VALIDATION_STANDARD_ERRORS = 1.0
 # The share of --search-minutes the descents leave to the validations: a descent that runs until the time is up leaves
 # time for one validation of a long path, which then rarely passes (the suite's half-minute search probed the middle of
