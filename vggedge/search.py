@@ -753,7 +753,7 @@ class Searcher:
 
     def judge(self, candidate: Candidate) -> None:
         """A validated shape's verdict: its drop plus one standard error within the budget (:func:`drop_bound`)."""
-        candidate.drop_bound_pts = round(drop_bound(candidate.lost, candidate.gained, len(self.search)), 2)
+        candidate.drop_bound_pts = round(drop_bound(candidate.lost, candidate.gained, len(self.search)), 2) + 0.0
         candidate.passed = candidate.drop_bound_pts <= self.options.max_drop_pts + 1e-9
 
     def final_quantization(
