@@ -235,6 +235,18 @@ def test_the_validation_bound_is_the_drop_plus_one_standard_error_of_the_paired_
     assert (drop_bound(lost, gained, images) <= 1.0) == (bound <= 1.0)  # the verdict at 1 point, exactly
 
 
+@pytest.mark.parametrize(("images", "passed"), [(400, True), (398, False)])
+def test_the_verdict_is_taken_on_the_exact_bound_not_the_rounded_one(images, passed):
+    """3 lost and 1 gained: bound 0.9994 on 400 images, 1.0044 on 398; both read 1.00 in the report."""
+    searcher, _, _ = _fake_searcher([])
+    searcher.search = [None] * images
+    from vggedge.search import Candidate
+
+    candidate = Candidate(1, 1, [0.5] + [0.0] * 4, "gap", "int8", 1.0, 1, 1, 1, 0.99, 0.5, lost=3, gained=1)
+    searcher.judge(candidate)
+    assert candidate.passed is passed and candidate.drop_bound_pts == 1.0
+
+
 def test_the_validation_bound_grows_with_the_disagreements_at_one_drop():
     from vggedge.search import drop_bound
 

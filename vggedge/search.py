@@ -753,8 +753,9 @@ class Searcher:
 
     def judge(self, candidate: Candidate) -> None:
         """A validated shape's verdict: its drop plus one standard error within the budget (:func:`drop_bound`)."""
-        candidate.drop_bound_pts = round(drop_bound(candidate.lost, candidate.gained, len(self.search)), 2) + 0.0
-        candidate.passed = candidate.drop_bound_pts <= self.options.max_drop_pts + 1e-9
+        bound = drop_bound(candidate.lost, candidate.gained, len(self.search))
+        candidate.passed = bound <= self.options.max_drop_pts + 1e-9  # the exact figure: 1.004 is over 1 point
+        candidate.drop_bound_pts = round(bound, 2) + 0.0
 
     def final_quantization(
         self, current: Candidate, model: keras.Model, flatbuffer: bytes, levels: list[int], head: str
