@@ -1,0 +1,112 @@
+"""`--recipe auto`'s validation rule, without a model: the bound (drop plus one standard error of the paired drop),
+its verdict, and the bisection along the path with the real rule (a Searcher with nothing but what they read)."""
+
+from __future__ import annotations
+
+import pytest
+
+SEARCH_IMAGES = 400  # the default split at 1 point: one image is 0.25 points
+
+
+def _fake_searcher(counts: list[tuple[int, int]], max_drop: float = 1.0):  # noqa: ANN202
+    """A Searcher with nothing but what :meth:`Searcher.validate` reads, whose validation of proposal i answers at
+    once with ``counts[i]`` = (images lost, images gained) against the baseline on 400 search images, judged by the
+    real rule."""
+    import time
+
+    from vggedge.search import Candidate, Searcher, SearchOptions, Shape
+
+    def candidate(i: int) -> Candidate:
+        return Candidate(i, 1, [0.125 * i] + [0.0] * 4, "gap", "int8", 1.0 / (i + 1), 1, 1, 1, 0.9, 0.0)
+
+    searcher = Searcher.__new__(Searcher)
+    searcher.options = SearchOptions(max_drop_pts=max_drop)
+    searcher.search = [None] * SEARCH_IMAGES
+    searcher.deadline = time.perf_counter() + 600
+    searcher.asked = []
+
+    def validated(proposal: Candidate, against: bytes) -> Shape:
+        index = round(proposal.block_ratios[0] / 0.125) - 1
+        searcher.asked.append(index)
+        measured = candidate(index + 1)
+        measured.lost, measured.gained = counts[index]
+        measured.drop_pts, measured.stage = 100 * (measured.lost - measured.gained) / SEARCH_IMAGES, "validated"
+        searcher.judge(measured)
+        return Shape(measured, None, {}, b"", [])
+
+    searcher.validated = validated
+    start = Shape(candidate(0), None, {}, b"start", [])
+    return searcher, start, [candidate(i + 1) for i in range(len(counts))]
+
+
+@pytest.mark.parametrize(
+    ("images", "lost", "gained", "bound"),
+    [
+        (400, 0, 0, 0.25),  # no disagreement on 400 images: passes up to -0.75 at 1 point, as the old fixed margin
+        (100, 0, 0, 1.0),  # ... and on 100 only when it loses nothing
+        (400, 4, 0, 1.50),  # -1.00 at the budget line: over it by one standard error
+        (400, 6, 4, 1.29),  # -0.50 from ten disagreements fails ...
+        (400, 2, 0, 0.85),  # ... -0.50 from two lost images passes
+        (400, 3, 0, 1.18),  # ... -0.75 from three does not
+        (291, 6, 5, 1.48),  # -0.34 on 291 images (a form's shape at this drop ended -1.67 on 300) from eleven fails
+        (300, 0, 3, -0.43),  # a shape that gained on the baseline has room
+        (400, 3, 1, 0.999),  # -0.50 from four: at the line, a pass (the sample's mild shapes after their fine-tunes)
+    ],
+)
+def test_the_validation_bound_is_the_drop_plus_one_standard_error_of_the_paired_images(images, lost, gained, bound):
+    from vggedge.search import drop_bound
+
+    assert drop_bound(lost, gained, images) == pytest.approx(bound, abs=0.006)
+    assert (drop_bound(lost, gained, images) <= 1.0) == (bound <= 1.0)  # the verdict at 1 point, exactly
+
+
+@pytest.mark.parametrize(("images", "passed"), [(400, True), (398, False)])
+def test_the_verdict_is_taken_on_the_exact_bound_not_the_rounded_one(images, passed):
+    """3 lost and 1 gained: bound 0.9994 on 400 images, 1.0044 on 398; both read 1.00 in the report."""
+    searcher, _, _ = _fake_searcher([])
+    searcher.search = [None] * images
+    from vggedge.search import Candidate
+
+    candidate = Candidate(1, 1, [0.5] + [0.0] * 4, "gap", "int8", 1.0, 1, 1, 1, 0.99, 0.5, lost=3, gained=1)
+    searcher.judge(candidate)
+    assert candidate.passed is passed and candidate.drop_bound_pts == 1.0
+
+
+def test_the_validation_bound_grows_with_the_disagreements_at_one_drop():
+    from vggedge.search import drop_bound
+
+    bounds = [drop_bound(2 + k, k, 400) for k in range(0, 40, 5)]  # all -0.50
+    assert bounds == sorted(bounds) and bounds[-1] - bounds[0] > 1.0
+
+
+@pytest.mark.parametrize(
+    ("counts", "asked", "chosen"),
+    [
+        ([(1, 1), (2, 1), (2, 0), (8, 0), (16, 0)], [2, 3], 2),  # the middle passes, the one after it fails
+        ([(0, 0), (0, 1), (1, 1), (1, 0), (2, 2)], [2, 3, 4], 4),  # every one passes: the fastest, in three
+        # At the budget line is not a pass: 4 lost (-1.00) and 3 lost (-0.75, bound 1.18) fail, 1 lost passes.
+        ([(1, 0), (3, 0), (4, 0), (10, 0), (16, 0)], [2, 0, 1], 0),
+        ([(6, 0), (8, 0), (12, 0), (16, 0)], [1, 0], None),  # none passes: the starting shape, never a refit proxy
+        ([], [], None),  # nothing proposed: no validation at all
+    ],
+)
+def test_validation_bisects_the_path_to_the_fastest_shape_within_one_standard_error(counts, asked, chosen):
+    searcher, start, proposed = _fake_searcher(counts)
+    shape = searcher.validate(start, proposed)
+    assert searcher.asked == asked
+    if chosen is None:
+        assert shape is start and "starting shape" in searcher.chosen
+    else:
+        assert shape.candidate.stage == "validated" and shape.candidate.kept and shape.candidate.passed
+        assert shape.candidate.block_ratios == proposed[chosen].block_ratios
+        assert f"validated shape {chosen + 1} of {len(proposed)}" in searcher.chosen
+
+
+def test_a_search_out_of_time_still_validates_once():
+    """No time left after the descent: one validation anyway, so the returned shape was measured after the found
+    recipe's own fine-tunes."""
+    searcher, start, proposed = _fake_searcher([(0, 0), (1, 0), (2, 0), (9, 0)])
+    searcher.deadline = 0.0
+    shape = searcher.validate(start, proposed)
+    assert searcher.asked == [1] and shape.candidate.block_ratios == proposed[1].block_ratios
+    assert "time was up" in searcher.chosen
