@@ -92,14 +92,14 @@ def test_the_validation_bound_grows_with_the_disagreements_at_one_drop():
 )
 def test_validation_bisects_the_path_to_the_fastest_shape_within_one_standard_error(counts, asked, chosen):
     searcher, start, proposed = _fake_searcher(counts)
-    shape = searcher.validate(start, proposed)
+    shape, returned = searcher.validate(start, proposed)
     assert searcher.asked == asked
     if chosen is None:
-        assert shape is start and "starting shape" in searcher.chosen
+        assert shape is start and "starting shape" in returned
     else:
         assert shape.candidate.stage == "validated" and shape.candidate.kept and shape.candidate.passed
         assert shape.candidate.block_ratios == proposed[chosen].block_ratios
-        assert f"validated shape {chosen + 1} of {len(proposed)}" in searcher.chosen
+        assert f"validated shape {chosen + 1} of {len(proposed)}" in returned
 
 
 def test_a_search_out_of_time_still_validates_once():
@@ -107,6 +107,6 @@ def test_a_search_out_of_time_still_validates_once():
     recipe's own fine-tunes."""
     searcher, start, proposed = _fake_searcher([(0, 0), (1, 0), (2, 0), (9, 0)])
     searcher.deadline = 0.0
-    shape = searcher.validate(start, proposed)
+    shape, returned = searcher.validate(start, proposed)
     assert searcher.asked == [1] and shape.candidate.block_ratios == proposed[1].block_ratios
-    assert "time was up" in searcher.chosen
+    assert "time was up" in returned

@@ -346,7 +346,6 @@ class Searcher:
         self.descents_deadline = self.started + options.minutes * 60 * (1 - VALIDATION_SHARE)
         self.iteration = 0  # across the search and the stretch
         self.validations = 0
-        self.chosen = ""
         self.head = "kept"
         self.final_step = options.step
         self.candidates: list[Candidate] = []
@@ -617,9 +616,9 @@ class Searcher:
                 proposed,
             )
         # The GAP head is a step of the path like the cuts (its recipe fine-tunes longer than the search's start did):
-        # when nothing validates, the baseline's own shape and head.
+        # when nothing validates, the baseline's own shape and head (``start`` itself when the head was kept).
         path = [start.candidate, *proposed] if head == "gap" else proposed
-        chosen = self.validate(baseline_shape if head == "gap" else start, path)
+        chosen, returned = self.validate(baseline_shape, path)
         head = chosen.candidate.head
         best = self.final_quantization(chosen.candidate, chosen.model, chosen.flatbuffer, chosen.levels, head)
         full = recipe_for(best.block_ratios, head, Quantization(best.quantization), self.options.max_drop_pts)
@@ -637,7 +636,7 @@ class Searcher:
             final_step=self.final_step,
             stretch_stopped=stretch_stopped,
             validations=self.validations,
-            chosen=self.chosen,
+            chosen=returned,
         )
 
     def descend(
@@ -704,16 +703,16 @@ class Searcher:
             self.final_step = self.step
         return current, stopped
 
-    def validate(self, start: Shape, proposed: list[Candidate]) -> Shape:
+    def validate(self, start: Shape, proposed: list[Candidate]) -> tuple[Shape, str]:
         """The fastest of the ``proposed`` shapes (the descents' path, each faster than the one before; the GAP head
         first when the search adopted it) that passes its validation: built as the found recipe builds it, its drop on
         the search split plus one standard error within the budget (:func:`drop_bound`). By bisection while time is
         left, and at least once: a search that ran out of time in its descent still returns a shape measured after
         the final recipe's own fine-tunes, never the refit's proxy. ``start`` when none passes: the baseline's widths,
         with its own head when the path begins with the GAP swap. Bisection assumes the accuracy after fine-tuning
-        falls along the path, as it does on average."""
+        falls along the path, as it does on average. Returns the shape and which one it is, for the report."""
         low, high, chosen = 0, len(proposed), start  # index 0 is ``start``, index i is proposed[i - 1]
-        self.chosen = (
+        returned = (
             "the starting shape: nothing proposed" if not proposed else "the starting shape: no validation passed"
         )
         asked = 0
@@ -725,12 +724,12 @@ class Searcher:
             if candidate.passed:
                 low, chosen = middle, shape
                 candidate.kept = True
-                self.chosen = f"validated shape {middle} of {len(proposed)} along the path"
+                returned = f"validated shape {middle} of {len(proposed)} along the path"
             else:
                 high = middle - 1
         if low < high:
-            self.chosen += " (time was up before the bisection ended)"
-        return chosen
+            returned += " (time was up before the bisection ended)"
+        return chosen, returned
 
     def validated(self, proposal: Candidate, against: bytes) -> Shape:
         """``proposal``'s shape built as the final recipe builds it (from the baseline, its fine-tunes), on the
@@ -752,7 +751,8 @@ class Searcher:
         return Shape(candidate, model, {}, self.last_flatbuffer, levels)
 
     def judge(self, candidate: Candidate) -> None:
-        """A validated shape's verdict: its drop plus one standard error within the budget (:func:`drop_bound`)."""
+        """A validated shape's verdict: its drop plus :data:`VALIDATION_STANDARD_ERRORS` standard errors within the
+        budget (:func:`drop_bound`)."""
         bound = drop_bound(candidate.lost, candidate.gained, len(self.search))
         candidate.passed = bound <= self.options.max_drop_pts + 1e-9  # the exact figure: 1.004 is over 1 point
         candidate.drop_bound_pts = round(bound, 2) + 0.0
