@@ -59,8 +59,8 @@ def validation_cell(search: dict) -> str:
 
 
 def main() -> None:
-    from vggedge.cache import default_cache_dir
-    from vggedge.sample import sample_images_dir
+    from vggedge.core.cache import default_cache_dir
+    from vggedge.models.sample import sample_images_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--search-minutes", type=float, default=3.0)

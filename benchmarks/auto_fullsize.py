@@ -73,10 +73,11 @@ def emit(what, started, **extra):
         log.write(line + "\n")
 
 
-from vggedge.data import Split
+from vggedge.core.data import Split
 from vggedge.models.loading import load_imagenet_vgg16
-from vggedge.recipe import HeadStep
-from vggedge.search import SHORT_HEAD_EPOCHS, Searcher, SearchOptions
+from vggedge.recipe.schema import HeadStep
+from vggedge.auto.rules import SHORT_HEAD_EPOCHS, SearchOptions
+from vggedge.auto.searcher import Searcher
 from vggedge.steps import StepContext, apply_step
 from vggedge.steps.reconstruct import REFIT_IMAGES
 

@@ -38,9 +38,9 @@ def main() -> None:
     parser.add_argument("--eval-samples", type=int, default=360)
     args = parser.parse_args()
 
-    from vggedge.cache import default_cache_dir
+    from vggedge.core.cache import default_cache_dir
     from vggedge.device.environment import cpu_features, cpu_name
-    from vggedge.sample import sample_images_dir
+    from vggedge.models.sample import sample_images_dir
 
     data = sample_images_dir(default_cache_dir())
     work = Path(tempfile.mkdtemp(prefix="vggedge-bn-"))

@@ -121,8 +121,8 @@ def decode_throughput(folder: Path, count: int, repeats: int = 5) -> dict:
 import json, statistics, time
 from pathlib import Path
 import numpy as np
-from vggedge.data import FileSplit, decode_image
-from vggedge.training import image_dataset
+from vggedge.core.data import FileSplit, decode_image
+from vggedge.backend.training import image_dataset
 paths = sorted(Path({str(folder)!r}).rglob("*.jpg"))[:{count}]
 for path in paths:
     path.read_bytes()

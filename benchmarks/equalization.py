@@ -36,13 +36,16 @@ def main() -> None:
     parser.add_argument("--label", help="the model's name in the table (default: --model)")
     args = parser.parse_args()
 
-    from vggedge.convert import convert
+    from vggedge.core.metrics import top1_classes
     from vggedge.device.environment import cpu_features, cpu_name
     from vggedge.device.runtime import TFLiteModel
-    from vggedge.equalize import equalize
-    from vggedge.metrics import top1_classes
-    from vggedge.pipeline import OptimizeOptions, apply_steps, calibration_images, prepare, step_context
-    from vggedge.recipe import QuantizeStep, load_recipe
+    from vggedge.export.convert import convert
+    from vggedge.export.equalize import equalize
+    from vggedge.recipe.schema import QuantizeStep, load_recipe
+    from vggedge.run.baseline import prepare, step_context
+    from vggedge.run.calibration import calibration_images
+    from vggedge.run.options import OptimizeOptions
+    from vggedge.steps import apply_steps
 
     recipes = [load_recipe(name).with_max_epochs(args.max_epochs) for name in args.recipes.split(",")]
     options = OptimizeOptions(

@@ -41,7 +41,7 @@ THREADS = (1, 2)
 def recipe_name(recipe: str) -> str:
     """The row's name and the report folder's: a shipped recipe's name, or a recipe file's own ``name``
     (``auto``'s ``recipe.toml`` is ``auto``)."""
-    from vggedge.recipe import load_recipe
+    from vggedge.recipe.schema import load_recipe
 
     return load_recipe(recipe).name
 
@@ -97,12 +97,12 @@ def keras_reference(weights: str | None, threads: int, runs: int) -> dict:
     code = f"""
 import dataclasses, json, os, sys
 import numpy as np
-from vggedge.keras_env import tf
+from vggedge.backend.keras_env import tf
 tf.config.threading.set_intra_op_parallelism_threads({threads})
 tf.config.threading.set_inter_op_parallelism_threads(1)
 from vggedge.models.loading import load_imagenet_vgg16
-from vggedge.pipeline import measure_keras_latency
-from vggedge.flops import flops
+from vggedge.run.baseline import measure_keras_latency
+from vggedge.models.flops import flops
 baseline = load_imagenet_vgg16({weights!r})
 image = np.random.default_rng(0).integers(0, 256, size=(224, 224, 3)).astype(np.uint8)
 latency = measure_keras_latency(baseline.model, image, runs={runs}, warmup=2)
@@ -118,7 +118,7 @@ def float32_tflite(weights: str | None, work: Path) -> tuple[Path, dict]:
     code = f"""
 import time
 from pathlib import Path
-from vggedge.convert import convert
+from vggedge.export.convert import convert
 from vggedge.models.loading import load_imagenet_vgg16
 model = load_imagenet_vgg16({weights!r}).model
 started = time.perf_counter()
@@ -184,7 +184,7 @@ def environment_name() -> str:
 
 def main() -> None:
     from vggedge.models.loading import VGG16_WEIGHTS_FILE, keras_cache_dir
-    from vggedge.recipe import shipped_recipes
+    from vggedge.recipe.schema import shipped_recipes
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="*", default=list(shipped_recipes()))

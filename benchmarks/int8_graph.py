@@ -76,10 +76,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     args = parser.parse_args()
 
-    from vggedge.convert import convert
-    from vggedge.keras_env import tf
+    from vggedge.backend.keras_env import tf
+    from vggedge.core.quantization import Quantization
+    from vggedge.export.convert import convert
     from vggedge.models.loading import load_imagenet_vgg16
-    from vggedge.quantization import Quantization
 
     work = Path(tempfile.mkdtemp(prefix="vggedge-int8-graph-"))
     model = load_imagenet_vgg16("random").model

@@ -46,20 +46,20 @@ def main() -> None:
     from scipy.optimize import nnls
     from scipy.stats import spearmanr
 
-    from vggedge.cache import default_cache_dir
-    from vggedge.convert import convert
+    from vggedge.auto.kit import KitBuilder, build_kit, head_variants, parse_keep
+    from vggedge.auto.rules import LEVELS
+    from vggedge.core.cache import default_cache_dir
+    from vggedge.core.quantization import Quantization
     from vggedge.device.latency_table import LatencyTable
     from vggedge.device.profile import ProfileOptions, profile, time_file
     from vggedge.device.runtime import find_runtime
-    from vggedge.flops import count_macs
-    from vggedge.layer_kit import KitBuilder, build_kit, head_variants, parse_keep
+    from vggedge.export.convert import convert
+    from vggedge.models.flops import count_macs
     from vggedge.models.loading import load_baseline
-    from vggedge.quantization import Quantization
-    from vggedge.search import LEVELS
     from vggedge.steps.filters import thin_counts
 
     if args.model == "sample":
-        from vggedge.sample import load_sample_dataset
+        from vggedge.models.sample import load_sample_dataset
 
         cache = default_cache_dir()
         baseline = load_baseline("sample", None, None, load_sample_dataset(cache, progress=False), False, cache)

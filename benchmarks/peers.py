@@ -43,7 +43,7 @@ def run_child(code: str, cwd: Path) -> dict:
 def save_savedmodel(weights: str | None, folder: Path) -> None:
     """The VGG16 every peer converts, as vggedge loads it (preprocessing baked in)."""
     code = f"""
-from vggedge.keras_env import tf
+from vggedge.backend.keras_env import tf
 from vggedge.models.loading import load_imagenet_vgg16
 tf.saved_model.save(load_imagenet_vgg16({weights!r}).model, {str(folder)!r})
 print("{{}}")

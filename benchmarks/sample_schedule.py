@@ -3,7 +3,7 @@
 The sample VGG16 (full VGG16 topology at 32x32, Dense 4096 x 2) is trained on first use by the README's
 first command, so its schedule decides how long a newcomer waits. Each (epochs, seed) is trained in its
 own process, interleaved (epochs vary fastest) so a slower minute of the machine hits every schedule
-alike; top-1 is on the sample's 360 held-out evaluation images (vggedge.sample's split).
+alike; top-1 is on the sample's 360 held-out evaluation images (vggedge.models.sample's split).
 
     python benchmarks/sample_schedule.py --epochs 3 4 6 --seeds 0 1 2
 
@@ -31,9 +31,9 @@ from vggedge.device.environment import cpu_features, cpu_name  # noqa: E402
 CHILD = """
 import json, sys, time, dataclasses
 from pathlib import Path
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
 from vggedge.models.vgg import build_vgg16
-from vggedge.sample import TrainingPlan, load_sample_dataset, sample_spec, train_classifier
+from vggedge.models.sample import TrainingPlan, load_sample_dataset, sample_spec, train_classifier
 epochs, seed, lr, cache = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
 plan = dataclasses.replace(TrainingPlan(), epochs=epochs, seed=seed, learning_rate=lr)
 dataset = load_sample_dataset(cache, progress=False)

@@ -45,7 +45,7 @@ SPREAD_LOG = os.environ.get("VGGEDGE_SPREAD_LOG")
 
 
 def pytest_configure(config) -> None:  # noqa: ANN001
-    from vggedge.keras_env import tf
+    from vggedge.backend.keras_env import tf
 
     # Same inputs, same seed -> same numbers on this CPU (a different CPU may still round differently).
     tf.config.experimental.enable_op_determinism()
@@ -53,7 +53,7 @@ def pytest_configure(config) -> None:  # noqa: ANN001
 
 def seed_everything(seed: int = TEST_SEED) -> None:
     """Python, numpy and TensorFlow seeded: what a test or fixture that trains calls first."""
-    from vggedge.keras_env import keras
+    from vggedge.backend.keras_env import keras
 
     keras.utils.set_random_seed(seed)
 
@@ -85,7 +85,7 @@ def record_figure(name: str, value: float) -> None:
 
 @pytest.fixture(scope="session")
 def digits_dir() -> Path:
-    from vggedge.sample import sample_images_dir
+    from vggedge.models.sample import sample_images_dir
 
     return sample_images_dir(Path(os.environ["VGGEDGE_CACHE"]))
 
@@ -107,7 +107,7 @@ def small_digits_dir(digits_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def digits(digits_dir):  # noqa: ANN001, ANN201
-    from vggedge.sample import load_sample_dataset
+    from vggedge.models.sample import load_sample_dataset
 
     # Decoded once for the session: tests that train on the digits directly slice arrays. The streamed
     # path (FileSplit) is what every CLI run in the suite takes, and tests/test_streaming.py checks it.
@@ -116,8 +116,8 @@ def digits(digits_dir):  # noqa: ANN001, ANN201
 
 
 def train_tiny(dataset, classes: int = 10, epochs: int = TINY_EPOCHS):  # noqa: ANN001, ANN201
+    from vggedge.models.sample import TrainingPlan, train_classifier
     from vggedge.models.vgg import VGGSpec, build_vgg16
-    from vggedge.sample import TrainingPlan, train_classifier
 
     seed_everything()
     spec = VGGSpec(input_size=32, classes=classes, width=1 / 4, dense_units=256, preprocess="unit")
@@ -223,7 +223,7 @@ FORM_EPOCHS: dict[str, int] = {"batch_norm": 4}
 LONGEST_FORMS = ("batch_norm",)  # started before the other long runs
 # Forms the suite leaves out (comma-separated names, VGGEDGE_TEST_SKIP_FORMS): none by default, every recipe runs on
 # every form. The BatchNormalization form was opt-in while its run took ~480 s of one core (CI then 1,123 s); on a later
-# machine it took 220 s, and CI with it 633 s, before the head step was shared (vggedge.shared_steps).
+# machine it took 220 s, and CI with it 633 s, before the head step was shared (vggedge.steps.shared).
 SKIPPED_FORMS = tuple(name for name in os.environ.get("VGGEDGE_TEST_SKIP_FORMS", "").split(",") if name)
 # `--recipe auto` on the tiny VGG16 in the suite: a search of about half a minute (a start, its GAP head and
 # one iteration's candidates, then at least one validation), the found recipe's fine-tunes cut to FORM_MAX_EPOCHS,

@@ -188,7 +188,7 @@ def keras2_h5(source: Path, target: Path) -> None:
 
 
 def _to_h5(source: str, target: str) -> None:
-    from vggedge.keras_env import keras  # noqa: F401 - chooses Keras 2 before Keras 3 loads TensorFlow
+    from vggedge.backend.keras_env import keras  # noqa: F401 - chooses Keras 2 before Keras 3 loads TensorFlow
     from vggedge.models.translate import keras3_to_keras2
 
     keras3 = _keras3()
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--width-scale", type=int, default=1, help="batch_norm: widths x N (4: VGG16's 64..512)")
     parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
-    from vggedge.data import load_folder
+    from vggedge.core.data import load_folder
 
     dataset = load_folder(args.data, 32, progress=False)
     model = train_form(args.name, dataset, seed=args.seed, epochs=args.epochs, width_scale=args.width_scale)

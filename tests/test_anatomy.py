@@ -7,8 +7,8 @@ import json
 import pytest
 
 from forms import FORMS, nested_frozen, sequential_autonamed
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
+from vggedge.core.errors import UserError
 from vggedge.models.anatomy import NotVGGLike, find_anatomy
 from vggedge.models.loading import load_model_file
 from vggedge.models.vgg import VGGSpec, build_vgg16

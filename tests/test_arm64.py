@@ -31,7 +31,7 @@ def arm64_python() -> str:
 
 def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predicts(all_runs, digits, cli, tmp_path):
     arm64_python()
-    from vggedge.data import save_split
+    from vggedge.core.data import save_split
 
     images = tmp_path / "eval"
     save_split(digits.eval, digits.class_names, images)  # the 360 images the int8 run was evaluated on

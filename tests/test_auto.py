@@ -87,8 +87,8 @@ def test_candidates_are_ranked_on_a_split_the_evaluation_never_sees(auto_runs):
 
 
 def test_the_search_split_is_carved_from_training_images_only(digits_dir):
-    from vggedge.data import load_folder
-    from vggedge.search import carve
+    from vggedge.auto.rules import carve
+    from vggedge.core.data import load_folder
 
     dataset = load_folder(digits_dir, 32, 360, 100, progress=False)
     search, rest = carve(dataset.train, AUTO_SEARCH_IMAGES)
@@ -133,8 +133,8 @@ def test_auto_refuses_a_cluster_before_any_work(cli, tiny_h5, digits_dir, tmp_pa
 
 
 def test_compare_draws_the_search_trace(auto_runs):
-    from vggedge.compare import collect_rows
-    from vggedge.compare_html import scatter_png
+    from vggedge.comparison.html import scatter_png
+    from vggedge.comparison.table import collect_rows
 
     rows = collect_rows([auto_runs / "found"])
     auto = next(row for row in rows if row["recipe"] == "auto")
@@ -147,8 +147,11 @@ def test_compare_draws_the_search_trace(auto_runs):
 
 
 def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5, digits_dir, tmp_path, monkeypatch):
-    from vggedge.pipeline import INTERRUPTED_TRACE, OptimizeOptions, optimize
-    from vggedge.search import Searcher, SearchOptions
+    from vggedge.auto.rules import SearchOptions
+    from vggedge.auto.searcher import Searcher
+    from vggedge.run.auto_run import INTERRUPTED_TRACE
+    from vggedge.run.optimize import optimize
+    from vggedge.run.options import OptimizeOptions
 
     real_measure = Searcher.measure
 
@@ -187,9 +190,13 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     outside the search split, and measured on the search split like any candidate."""
     import numpy as np
 
-    from vggedge import pipeline
-    from vggedge.pipeline import OptimizeOptions, calibration_images, prepare, step_context
-    from vggedge.search import Candidate, Searcher, SearchOptions, carve
+    from vggedge import steps as pipeline  # apply_steps and the apply_step it calls
+    from vggedge.auto.rules import SearchOptions, carve
+    from vggedge.auto.searcher import Searcher
+    from vggedge.auto.trace import Candidate
+    from vggedge.run.baseline import prepare, step_context
+    from vggedge.run.calibration import calibration_images
+    from vggedge.run.options import OptimizeOptions
 
     options = OptimizeOptions(
         model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=1, warmup=0, progress=False

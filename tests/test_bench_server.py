@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from vggedge.core.errors import UserError
 from vggedge.device.server import ServerOptions, load_or_create_token, start
-from vggedge.errors import UserError
 
 
 @pytest.fixture(scope="module")
 def tflite_bytes(tmp_path_factory) -> bytes:
     """A small VGG-topology float32 TFLite model (untrained: the server times, it does not score)."""
-    from vggedge.convert import convert
+    from vggedge.export.convert import convert
     from vggedge.models.vgg import VGGSpec, build_vgg16
 
     spec = VGGSpec(input_size=32, classes=10, width=1 / 16, dense_units=32, preprocess="unit")
@@ -185,7 +185,7 @@ def test_serve_refuses_model_files(cli, tmp_path):
 
 
 def test_the_client_times_on_the_server_for_at_least_the_seconds_asked(running, tflite_bytes):
-    from vggedge.device.client import BenchClient
+    from vggedge.auto.remote import BenchClient
 
     client = BenchClient(f"http://127.0.0.1:{running.port}", running.token)
     assert client.check()["environment"]["cpu"]

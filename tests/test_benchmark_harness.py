@@ -75,7 +75,7 @@ def test_the_peer_sentence_is_computed_from_the_table(harness):
 def test_a_recipe_file_row_is_named_by_its_recipe(harness, tmp_path):
     """``--recipes reports/auto/recipe.toml`` puts auto's found shape beside ``fast``: its row and report folder are
     the file's own recipe name (optimize writes ``<out>/<name>/``), not the path."""
-    from vggedge.recipe import load_recipe
+    from vggedge.recipe.schema import load_recipe
 
     found = load_recipe("fast").model_copy(update={"name": "auto"})
     path = tmp_path / "recipe.toml"

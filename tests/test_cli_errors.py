@@ -104,7 +104,7 @@ def test_corrupt_or_non_keras_model_file(cli, out, tmp_path, name, content, mess
 
 
 def test_model_that_is_not_an_image_classifier(cli, out, tmp_path):
-    from vggedge.keras_env import keras
+    from vggedge.backend.keras_env import keras
 
     path = tmp_path / "tabular.h5"
     keras.Sequential([keras.Input((20,)), keras.layers.Dense(3, activation="softmax")]).save(path)
@@ -114,7 +114,7 @@ def test_model_that_is_not_an_image_classifier(cli, out, tmp_path):
 
 
 def test_model_with_code_is_refused(cli, out, tmp_path):
-    from vggedge.keras_env import keras
+    from vggedge.backend.keras_env import keras
 
     path = tmp_path / "lambda.h5"
     keras.Sequential(

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from vggedge.compare import collect_rows, recommend
-from vggedge.compare_html import pareto_front, to_html
+from vggedge.comparison.html import pareto_front, to_html
+from vggedge.comparison.table import collect_rows, recommend
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,7 @@ def test_baselines_of_the_same_model_data_and_device_are_one_row(all_runs, tmp_p
 
 def test_plot_labels_never_overlap(all_runs):
     """Every recipe of `--recipe all` on one plot: each spot gets a label and no two labels' boxes meet."""
-    from vggedge.compare_html import _overlaps, clusters, scatter_png
+    from vggedge.comparison.html import _overlaps, clusters, scatter_png
 
     rows = collect_rows([all_runs])
     for key in ("size_mb", "p50_ms"):

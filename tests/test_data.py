@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggedge.data import load_all, load_folder
-from vggedge.errors import UserError
+from vggedge.core.data import load_all, load_folder
+from vggedge.core.errors import UserError
 
 
 def make_folder(root, per_class: int = 6, classes=("cat", "dog")):  # noqa: ANN001, ANN201
@@ -82,7 +82,7 @@ def test_eval_samples_bounds_an_evaluation_folder_in_checksum_order(tmp_path):
     so a 50,000-image validation set need not be decoded into memory."""
     import zlib
 
-    from vggedge.data import load_dataset
+    from vggedge.core.data import load_dataset
 
     train = make_folder(tmp_path / "train", per_class=30)
     held_out = make_folder(tmp_path / "held-out", per_class=20)

@@ -87,9 +87,11 @@ def test_eval_data_names_the_evaluation_set(cli, tiny_h5, digits_dir, tmp_path):
 def test_a_data_folder_that_vanishes_mid_run_ends_it_in_one_line(tiny_h5, digits_dir, tmp_path):
     """The training images are read while the steps run; when their folder disappears the run stops with
     one line naming the recipe, instead of fine-tuning on what is left (or on nothing) and reporting it."""
-    from vggedge.errors import UserError
-    from vggedge.pipeline import OptimizeOptions, prepare, run_recipe
-    from vggedge.recipe import load_recipe
+    from vggedge.core.errors import UserError
+    from vggedge.recipe.schema import load_recipe
+    from vggedge.run.baseline import prepare
+    from vggedge.run.options import OptimizeOptions
+    from vggedge.run.recipe_run import run_recipe
 
     data = copy_classes(digits_dir, tmp_path / "photos", 40)
     options = OptimizeOptions(

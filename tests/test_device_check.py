@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from vggedge.core.report import DeviceCheck, Environment, Report
 from vggedge.device.check import Snapshot, device_check, parse_throttled, snapshot, throttle_flags
 from vggedge.device.environment import cpu_features
-from vggedge.report import DeviceCheck, Environment, Report
 
 BOARDS = Path(__file__).parent / "data" / "boards"
 MB = 2**20
@@ -103,7 +103,7 @@ def test_throttle_bits_are_named_now_and_since_boot():
 
 
 def test_the_check_survives_a_report_round_trip_and_shows_in_markdown(tmp_path):
-    from vggedge.report import BaselineFigures, DatasetSection, ModelSection, RecipeSection, Result
+    from vggedge.core.report import BaselineFigures, DatasetSection, ModelSection, RecipeSection, Result
 
     check = check_board("pi4-ondemand-hot", "throttled=0x0", "throttled=0x20002", machine="aarch64")
     environment = Environment(device="Raspberry Pi 4 Model B Rev 1.5", device_check=check)

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_optimize_args
-from vggedge.distribute import BATCH_RULE, LEARNING_RATE_RULE, Placement, one_device, start
-from vggedge.errors import UserError
-from vggedge.keras_env import tf
-from vggedge.training import replica_index_batches
+from vggedge.backend.distribute import BATCH_RULE, LEARNING_RATE_RULE, Placement, one_device, start
+from vggedge.backend.keras_env import tf
+from vggedge.backend.training import replica_index_batches
+from vggedge.core.errors import UserError
 
 # How far a distributed prune may land from the single-device one, in top-1 points: the spread of
 # prune's figure over seeds 0-4 with oneDNN on and off (reports/benchmarks/test-spread-*.md) is the bar
@@ -185,8 +185,8 @@ def test_prune_on_two_workers_on_loopback_matches_one_device(all_runs, tiny_h5, 
 
 def test_replica_slices_stay_aligned_with_their_targets():
     """The slice each replica decodes carries the targets of the same images (labels gathered by index)."""
-    from vggedge.data import Split
-    from vggedge.training import _decoder, _with_targets
+    from vggedge.backend.training import _decoder, _with_targets
+    from vggedge.core.data import Split
 
     images = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1).repeat(3, axis=3)
     split = Split(images, np.arange(20), [str(i) for i in range(20)])
@@ -200,10 +200,10 @@ def test_replica_slices_stay_aligned_with_their_targets():
 def test_the_training_bar_counts_images(replicas, expected, monkeypatch):
     """The fine-tuning bar runs in images (its rate is images/s): every image on one device, the full
     global batches only when distributed (the partial one is dropped)."""
-    import vggedge.training
-    from vggedge.training import TrainingProgress
+    import vggedge.backend.training
+    from vggedge.backend.training import TrainingProgress
 
-    monkeypatch.setattr(vggedge.training, "on_terminal", lambda: True)  # a bar, as on a terminal
+    monkeypatch.setattr(vggedge.backend.training, "on_terminal", lambda: True)  # a bar, as on a terminal
     where = one_device() if replicas == 1 else placement(replicas)
     plan = where.batching(70, 32)
     bar = TrainingProgress("test", plan, 2)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import record_figure
-from vggedge.flops import count_macs, flops
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
 from vggedge.models.anatomy import find_anatomy
+from vggedge.models.flops import count_macs, flops
 from vggedge.models.vgg import VGGSpec, build_vgg16
-from vggedge.recipe import FilterPruneStep
+from vggedge.recipe.schema import FilterPruneStep
 from vggedge.steps import StepContext, apply_step
 from vggedge.steps.filters import filters_to_keep, thin_model
 
@@ -148,7 +148,7 @@ def test_filter_prune_step_needs_exactly_one_target():
 
 def test_block_ratios_survive_the_saved_recipe():
     """recipe.toml is what `--recipe auto` hands back: its per-block ratios must read back as a list."""
-    from vggedge.recipe import QuantizeStep, Recipe, recipe_from_dict, tomllib
+    from vggedge.recipe.schema import QuantizeStep, Recipe, recipe_from_dict, tomllib
 
     recipe = Recipe(
         name="auto", steps=[FilterPruneStep(block_ratios=[0.0, 0.25, 0.5, 0.0, 0.0]), QuantizeStep(mode="int8")]
@@ -180,7 +180,7 @@ def test_least_squares_refit_brings_a_thinned_model_back(tiny, digits, block):
     """The search's repair after a cut (vggedge.steps.reconstruct): the layers that lost input channels are
     refitted to answer as before, and the model agrees with the unpruned one again. Mechanism, not a spread:
     a cut to 1/4 of a block leaves the tiny model far from itself and the refit brings it back."""
-    from vggedge.metrics import top1_classes
+    from vggedge.core.metrics import top1_classes
     from vggedge.steps.reconstruct import changed_inputs, reconstruct
 
     model, _ = tiny
@@ -227,7 +227,7 @@ def test_the_refit_walking_both_models_matches_the_one_that_probes_each_layer(ti
 def test_sampled_patch_rows_are_the_full_patch_rows_at_those_positions(rng, padding, strides, dilation):
     """The refit gathers only the patches it samples (a 224-pixel VGG16's first block would need 1.85 GB per chunk
     of 16 images for all of them); they must be exactly the rows extract_patches gives at those positions."""
-    from vggedge.keras_env import tf
+    from vggedge.backend.keras_env import tf
     from vggedge.steps.reconstruct import _row_count, _sampled_rows
 
     layer = keras.layers.Conv2D(4, 3, strides=strides, padding=padding, dilation_rate=dilation)

@@ -14,11 +14,11 @@ import pytest
 
 from conftest import record_figure
 from forms import FORMS, unbalance
-from vggedge.convert import convert
+from vggedge.backend.keras_env import keras
 from vggedge.device.runtime import TFLiteModel
-from vggedge.equalize import equalize, find_pairs
-from vggedge.keras_env import keras
-from vggedge.layer_error import HEALTHY_RMSE_IN_SCALES, layer_errors
+from vggedge.export.convert import convert
+from vggedge.export.equalize import equalize, find_pairs
+from vggedge.export.layer_error import HEALTHY_RMSE_IN_SCALES, layer_errors
 from vggedge.steps.context import clone_with
 
 CULPRIT = "block3_conv1"
@@ -94,8 +94,8 @@ def test_qat_starts_from_the_activation_ranges_the_model_has(tiny, digits) -> No
     until a long fine-tune moves the range. Set from the float layers' outputs first, the QAT model answers as
     the float model before it trains at all. Its int8 error table then has one row per user layer, matched by
     name through tfmot's wrappers (quant_<layer>), each against the float layers with the model's own weights."""
-    from vggedge.keras_env import tfmot
-    from vggedge.layer_error import float_view
+    from vggedge.backend.keras_env import tfmot
+    from vggedge.export.layer_error import float_view
     from vggedge.steps.qat import TFMOT_INITIAL_RANGE, initialize_activation_ranges
 
     quantize = tfmot().quantization.keras
@@ -205,7 +205,7 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
 
 
 def test_calibration_takes_every_class_in_turn() -> None:
-    from vggedge.pipeline import class_balanced_order
+    from vggedge.run.calibration import class_balanced_order
 
     labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2])
     assert class_balanced_order(labels).tolist() == [0, 6, 8, 1, 7, 2, 3, 4, 5]
@@ -216,7 +216,7 @@ def test_calibration_takes_every_class_in_turn() -> None:
 def test_calibration_that_misses_a_class_is_said(digits) -> None:
     import dataclasses
 
-    from vggedge.pipeline import classes_without_calibration
+    from vggedge.run.calibration import classes_without_calibration
 
     assert classes_without_calibration(digits, 100) is None  # the digits' calibration split has all ten
     calibration = digits.calibration
@@ -238,7 +238,7 @@ def test_named_float_layers_are_exactly_those(unbalanced, digits) -> None:
     import tempfile
     from pathlib import Path
 
-    from vggedge.fallback import convert_with_fallback
+    from vggedge.export.fallback import convert_with_fallback
 
     flatbuffer, record = convert_with_fallback(unbalanced, "block3", digits.calibration.images[:100], None, None)
     assert record["float_layers"] == ["block3_conv1", "block3_conv2", "block3_conv3"]
@@ -256,8 +256,8 @@ def test_named_float_layers_are_exactly_those(unbalanced, digits) -> None:
 
 @pytest.mark.parametrize("value", ["block0", "fc1,", "heads"])
 def test_a_bad_keep_float_selector_is_refused_when_the_recipe_is_read(value) -> None:
-    from vggedge.errors import UserError
-    from vggedge.recipe import recipe_from_dict
+    from vggedge.core.errors import UserError
+    from vggedge.recipe.schema import recipe_from_dict
 
     step = {"type": "quantize", "mode": "int8", "keep_float": value}
     with pytest.raises(UserError, match="keep_float"):

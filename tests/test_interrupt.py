@@ -10,9 +10,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_ctrl_c_during_a_fine_tune_leaves_nothing_behind(tiny_h5, digits_dir, tmp_path, monkeypatch):
-    from vggedge.keras_env import keras
-    from vggedge.pipeline import OptimizeOptions, prepare, run_recipe
-    from vggedge.recipe import load_recipe
+    from vggedge.backend.keras_env import keras
+    from vggedge.recipe.schema import load_recipe
+    from vggedge.run.baseline import prepare
+    from vggedge.run.options import OptimizeOptions
+    from vggedge.run.recipe_run import run_recipe
     from vggedge.steps import prune
 
     class CtrlC(keras.callbacks.Callback):

@@ -26,7 +26,7 @@ def baseline(tiny_h5):  # noqa: ANN001, ANN201
 
 @pytest.fixture(scope="module")
 def kit(baseline, tmp_path_factory) -> tuple[Path, dict]:  # noqa: ANN001
-    from vggedge.layer_kit import build_kit
+    from vggedge.auto.kit import build_kit
 
     folder = tmp_path_factory.mktemp("kit")
     return folder, build_kit(baseline.model, folder, KEEP)
@@ -87,8 +87,8 @@ def test_the_kit_holds_every_piece_at_every_width_as_int8(baseline, kit):  # noq
 
 
 def test_the_kits_whole_model_is_the_model_and_its_shapes_are_the_searchs(baseline):  # noqa: ANN001
-    from vggedge.layer_kit import KitBuilder
-    from vggedge.search import LEVELS
+    from vggedge.auto.kit import KitBuilder
+    from vggedge.auto.rules import LEVELS
     from vggedge.steps.filters import block_layer_ratios, thin_model
 
     builder = KitBuilder(baseline.model)
@@ -136,8 +136,8 @@ def test_profiling_the_kit_writes_a_table_that_predicts_the_whole_models(baselin
 
 @pytest.mark.slow
 def test_a_table_for_another_model_thread_count_or_level_is_refused(table):  # noqa: ANN001
+    from vggedge.core.errors import UserError
     from vggedge.device.latency_table import LatencyTable
-    from vggedge.errors import UserError
 
     measured = LatencyTable.load(table)
     other = json.loads(json.dumps(measured.model))
@@ -188,9 +188,12 @@ def test_auto_with_a_table_for_another_model_stops_in_one_line(cli, tiny_h5, dig
 def test_the_search_times_every_candidate_from_the_table_and_visits_only_its_levels(
     tiny_h5, digits_dir, table, tmp_path
 ):  # noqa: ANN001
+    from vggedge.auto.rules import LEVELS, SearchOptions, carve
+    from vggedge.auto.searcher import Searcher
     from vggedge.device.latency_table import LatencyTable
-    from vggedge.pipeline import OptimizeOptions, calibration_images, prepare, step_context
-    from vggedge.search import LEVELS, Searcher, SearchOptions, carve
+    from vggedge.run.baseline import prepare, step_context
+    from vggedge.run.calibration import calibration_images
+    from vggedge.run.options import OptimizeOptions
 
     measured = LatencyTable.load(table)
     options = OptimizeOptions(
@@ -256,12 +259,12 @@ def test_the_kit_of_every_model_form_is_cut_from_it_and_profiles(form, tmp_path)
     the kit's full-width whole model is the loaded model's function, its thinned shapes are the search's, and a
     profiled kit predicts the full-width model and matches the model's fingerprint."""
     from forms import FORMS
+    from vggedge.auto.kit import KitBuilder, build_kit, head_variants
+    from vggedge.auto.rules import LEVELS
     from vggedge.device.latency_table import LatencyTable
     from vggedge.device.profile import ProfileOptions, profile
-    from vggedge.layer_kit import KitBuilder, build_kit, head_variants
     from vggedge.models.anatomy import fingerprint
     from vggedge.models.loading import load_baseline
-    from vggedge.search import LEVELS
     from vggedge.steps.filters import block_layer_ratios, thin_model
 
     build, _, preprocess = FORMS[form]

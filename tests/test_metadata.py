@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vggedge.core.labels import LABELS_FILE, find_labels, labels_in_model
 from vggedge.device.runtime import TFLiteModel
-from vggedge.labels import LABELS_FILE, find_labels, labels_in_model
-from vggedge.metadata import (
+from vggedge.export.metadata import (
     BUFFER_ALIGNMENT,
     METADATA_BUFFER_NAME,
     add_classifier_metadata,
@@ -28,7 +28,7 @@ NAMES = [f"class {c}" for c in "abcdefghij"]
 @pytest.fixture(scope="module")
 def small_models(digits) -> dict[str, bytes]:
     """{quantization: flatbuffer} of a small untrained VGG: float32 (float pixels in) and int8 (uint8 in and out)."""
-    from vggedge.convert import convert
+    from vggedge.export.convert import convert
     from vggedge.models.vgg import VGGSpec, build_vgg16
 
     spec = VGGSpec(input_size=32, classes=10, width=1 / 16, dense_units=32, preprocess="unit")
@@ -96,8 +96,8 @@ def test_a_sigmoid_output_names_its_positive_class():
 
 
 def test_a_model_without_an_image_input_gets_no_metadata():
-    from vggedge.convert import convert
-    from vggedge.keras_env import keras
+    from vggedge.backend.keras_env import keras
+    from vggedge.export.convert import convert
 
     table = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(ValueError, match="not an image classifier input"):

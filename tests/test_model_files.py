@@ -66,7 +66,7 @@ def test_sigmoid_keras3_model_through_optimize(cli, tmp_path, digits_dir):
     for name in ("0", "1"):
         shutil.copytree(digits_dir / name, tmp_path / "data" / name)
     # Train the head a little so accuracy means something: 0 vs 1 digits.
-    from vggedge.data import load_folder
+    from vggedge.core.data import load_folder
 
     data = load_folder(tmp_path / "data", 32, progress=False)
     train = data.train.decoded()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
 from vggedge.models.anatomy import find_anatomy
 from vggedge.models.normalization import (
     describe_normalization,
@@ -161,7 +161,7 @@ def test_a_model_wrong_only_in_inference_mode_is_stopped_with_the_reason():
 
 def test_reestimation_brings_stale_statistics_back():
     """After the statistics went stale, one pass of re-estimation makes inference mode agree with training mode."""
-    from vggedge.data import Split
+    from vggedge.core.data import Split
     from vggedge.steps.inference_check import check_inference_mode
 
     keras.utils.set_random_seed(0)

@@ -56,7 +56,7 @@ def test_the_onnx_graph_answers_as_each_form(writer, form, tmp_path):
 def test_the_onnx_graph_of_vggedges_vgg16_bakes_in_the_caffe_preprocessing(writer, tmp_path):
     import onnxruntime as ort
 
-    from vggedge.keras_env import keras
+    from vggedge.backend.keras_env import keras
     from vggedge.models.vgg import VGGSpec, build_vgg16
 
     keras.utils.set_random_seed(0)

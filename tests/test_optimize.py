@@ -114,12 +114,12 @@ def test_random_weights_report_sizes_and_null_accuracy(cli, tmp_path, monkeypatc
 
 
 def test_a_failing_step_becomes_a_failed_report_not_a_crash(cli, tiny_h5, digits_dir, tmp_path, monkeypatch):
-    from vggedge import pipeline
+    from vggedge.run import recipe_run
 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("converter exploded")
 
-    monkeypatch.setattr(pipeline, "convert", broken)
+    monkeypatch.setattr(recipe_run, "convert", broken)
     (tmp_path / "int8").mkdir()
     (tmp_path / "int8" / "model.tflite").write_bytes(b"stale model from an earlier run")
     result = cli(

@@ -17,8 +17,8 @@ from PIL import Image
 from test_bench import NO_TENSORFLOW
 
 from conftest import files_under
+from vggedge.core.labels import LABELS_FILE, find_labels, labels_in_model
 from vggedge.device.runtime import TFLiteModel
-from vggedge.labels import LABELS_FILE, find_labels, labels_in_model
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -27,7 +27,7 @@ DIGITS = [str(i) for i in range(10)]
 def small_tflite():
     """(plain flatbuffer, the same with a labels file packed as TFLite metadata packs its associated files: a zip
     archive appended to the flatbuffer) of a small untrained VGG."""
-    from vggedge.convert import convert
+    from vggedge.export.convert import convert
     from vggedge.models.vgg import VGGSpec, build_vgg16
 
     spec = VGGSpec(input_size=32, classes=10, width=1 / 16, dense_units=32, preprocess="unit")
@@ -133,8 +133,8 @@ def test_predict_refuses_bad_input_in_one_line(small_tflite, tmp_path, cli, args
 
 def test_predict_refuses_a_model_it_cannot_use_in_one_line(tmp_path, cli):
     """Not a TFLite file, and a TFLite model whose input is not an image (a regression on 8 numbers): exit 2."""
-    from vggedge.convert import convert
-    from vggedge.keras_env import keras
+    from vggedge.backend.keras_env import keras
+    from vggedge.export.convert import convert
 
     Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
     (tmp_path / "notes.tflite").write_text("not a model")

@@ -7,14 +7,14 @@ import pytest
 
 
 def test_a_stage_in_a_log_ends_with_one_line_and_reports_as_it_goes(capsys, monkeypatch):
-    import vggedge.progress
-    from vggedge.progress import track
+    import vggedge.core.progress
+    from vggedge.core.progress import track
 
     assert list(track(range(5), "Counting", total=5)) == [0, 1, 2, 3, 4]
     lines = capsys.readouterr().err.splitlines()
     assert lines == [lines[0]] and lines[0].startswith("Counting: 5 in ")  # one line when it ends, no bar codes
 
-    monkeypatch.setattr(vggedge.progress, "LOG_EVERY_S", 0.0)  # a long stage: a line at every step
+    monkeypatch.setattr(vggedge.core.progress, "LOG_EVERY_S", 0.0)  # a long stage: a line at every step
     list(track(range(3), "Reading", total=3))
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("Reading: 1/3, ") and "left" in lines[0]
@@ -23,16 +23,16 @@ def test_a_stage_in_a_log_ends_with_one_line_and_reports_as_it_goes(capsys, monk
 
 
 def test_quiet_means_no_line_at_all(capsys):
-    from vggedge.progress import track
+    from vggedge.core.progress import track
 
     assert list(track(range(3), "Counting", total=3, enabled=False)) == [0, 1, 2]
     assert capsys.readouterr().err == ""
 
 
 def test_training_in_a_log_prints_one_line_per_epoch(capsys):
-    from vggedge.data import Split
-    from vggedge.keras_env import keras
-    from vggedge.training import fit
+    from vggedge.backend.keras_env import keras
+    from vggedge.backend.training import fit
+    from vggedge.core.data import Split
 
     images = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
     labels = np.arange(40) % 2
@@ -50,6 +50,6 @@ def test_training_in_a_log_prints_one_line_per_epoch(capsys):
 
 @pytest.mark.parametrize(("seconds", "text"), [(0.4, "0 s"), (42, "42 s"), (185, "3 min 05 s")])
 def test_durations_read_as_a_person_says_them(seconds, text):
-    from vggedge.progress import duration
+    from vggedge.core.progress import duration
 
     assert duration(seconds) == text

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from vggedge.errors import UserError
-from vggedge.recipe import HeadStep, PruneStep, QuantizeStep, Recipe, load_recipe, recipe_from_dict, shipped_recipes
+from vggedge.core.errors import UserError
+from vggedge.recipe.schema import (
+    HeadStep,
+    PruneStep,
+    QuantizeStep,
+    Recipe,
+    load_recipe,
+    recipe_from_dict,
+    shipped_recipes,
+)
 
 SHIPPED = {"fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge", "fast"}
 
@@ -144,7 +152,7 @@ def test_recipe_budget_round_trips():
 
 def test_every_step_type_is_registered_once_and_dispatches():
     """The registry is the only list of step types: the recipe format and the dispatch both read it."""
-    from vggedge.recipe import STEP_TYPES, AnyStep
+    from vggedge.recipe.schema import STEP_TYPES, AnyStep
     from vggedge.steps import implementation
 
     assert set(STEP_TYPES) == {"quantize", "prune", "head", "filter-prune"}
@@ -155,7 +163,7 @@ def test_every_step_type_is_registered_once_and_dispatches():
 
 
 def test_keep_float_from_the_command_line_sets_only_full_int8_steps():
-    from vggedge.recipe import load_recipe
+    from vggedge.recipe.schema import load_recipe
 
     gap_int8 = load_recipe("gap-int8").with_keep_float("auto")
     assert gap_int8.keep_float == "auto" and 'keep_float = "auto"' in gap_int8.to_toml()

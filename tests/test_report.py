@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vggedge.report import (
+from vggedge.core.report import (
     REPORT_SCHEMA,
     BaselineFigures,
     DatasetSection,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vggedge.core.errors import UserError
+from vggedge.core.metrics import agreement, as_class_scores, latency_summary, top_k_accuracy
+from vggedge.core.report import Latency
 from vggedge.device.runtime import check_tflite_file, find_runtime
-from vggedge.errors import UserError
-from vggedge.metrics import agreement, as_class_scores, latency_summary, top_k_accuracy
-from vggedge.report import Latency
 
 
 def test_runtime_prefers_ai_edge_litert():

@@ -23,7 +23,7 @@ RECIPES = ["fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "e
 PREDICT = """
 import json, sys
 import numpy as np
-from vggedge.data import load_all
+from vggedge.core.data import load_all
 from vggedge.device.runtime import TFLiteModel, find_runtime
 runtime = find_runtime("tflite-runtime")
 out = {"version": runtime.version}
@@ -40,7 +40,7 @@ def test_same_predictions_on_both_runtimes(all_runs, digits_dir):
         if os.environ.get("CI"):
             pytest.fail("CI must provide VGGEDGE_PI_PYTHON (a venv with tflite-runtime 2.14; see .ci/run)")
         pytest.skip("set VGGEDGE_PI_PYTHON to a Python with tflite-runtime 2.14 and vggedge installed")
-    from vggedge.data import load_all
+    from vggedge.core.data import load_all
     from vggedge.device.runtime import TFLiteModel, find_runtime
 
     paths = [str(all_runs / name / "model.tflite") for name in RECIPES if (all_runs / name / "model.tflite").exists()]

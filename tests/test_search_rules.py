@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vggedge.search import (
-    GAP_TIE_SPEED,
-    SEARCH_IMAGE_SHARE,
-    Candidate,
-    Searcher,
-    SearchOptions,
-    search_split_size,
-)
+from vggedge.auto.rules import GAP_TIE_SPEED, SEARCH_IMAGE_SHARE, SearchOptions, search_split_size
+from vggedge.auto.searcher import Searcher
+from vggedge.auto.trace import Candidate
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Steps several recipes of one run begin with are applied once (vggedge.shared_steps), for the chief and
+"""Steps several recipes of one run begin with are applied once (vggedge.steps.shared), for the chief and
 for a distributed run's workers alike, and let go after their last user."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from vggedge import pipeline
-from vggedge.recipe import load_recipe, shipped_recipes
-from vggedge.shared_steps import SharedSteps, prefix_key
+from vggedge import steps as pipeline  # apply_steps and the apply_step it calls
+from vggedge.recipe.schema import load_recipe, shipped_recipes
 from vggedge.steps.context import StepResult
+from vggedge.steps.shared import SharedSteps, prefix_key
 
 
 class Model:

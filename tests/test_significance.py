@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vggedge.metrics import mcnemar_exact_p, paired_change
+from vggedge.core.metrics import mcnemar_exact_p, paired_change
 
 
 def one_hot(classes: np.ndarray, count: int = 10) -> np.ndarray:

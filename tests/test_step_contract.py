@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vggedge.errors import UserError
+from vggedge.core.errors import UserError
 from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.models.vgg import VGGSpec, build_vgg16
-from vggedge.recipe import STEP_TYPES
+from vggedge.recipe.schema import STEP_TYPES
 from vggedge.steps import DataCounts, StepContext, apply_step, check_step
 
 pytestmark = pytest.mark.slow

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import record_figure
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
+from vggedge.core.errors import UserError
 from vggedge.models.anatomy import find_anatomy
 from vggedge.models.vgg import VGGSpec, build_vgg16
-from vggedge.recipe import HeadStep, PruneStep
+from vggedge.recipe.schema import HeadStep, PruneStep
 from vggedge.steps import StepContext, apply_step
 from vggedge.steps.head import ridge_fit
 
@@ -102,7 +102,7 @@ def test_structural_steps_work_on_a_model_with_preprocessing_prepended():
     """Keras' ImageNet VGG16 arrives without preprocessing; the caffe layer is prepended. Regression:
     re-applied (shared) layers made `flatten.input` belong to the original graph ("Graph disconnected")."""
     from vggedge.models.vgg import with_preprocessing
-    from vggedge.recipe import FilterPruneStep
+    from vggedge.recipe.schema import FilterPruneStep
 
     model = with_preprocessing(
         build_vgg16(VGGSpec(input_size=64, classes=1000, width=1 / 16, dense_units=16, preprocess="none")), "caffe"
@@ -117,8 +117,8 @@ def test_structural_steps_work_on_a_model_with_preprocessing_prepended():
 
 def test_qat_without_data_still_sets_quantizer_ranges():
     """Regression: without a training-mode pass, tfmot's weight ranges stay +-6 and small weights become 0."""
-    from vggedge.convert import convert
-    from vggedge.recipe import QuantizeStep
+    from vggedge.export.convert import convert
+    from vggedge.recipe.schema import QuantizeStep
 
     model = small_model()
     synthetic = StepContext.synthetic_for(32, progress=False)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggedge.data import FileSplit, Split, decode_image, load_folder
-from vggedge.training import image_dataset, predict_images
+from vggedge.backend.training import image_dataset, predict_images
+from vggedge.core.data import FileSplit, Split, decode_image, load_folder
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_streamed_pixels_equal_decoded_ones_and_bad_files_are_left_out(folder):
 
 
 def test_prediction_keeps_one_output_per_file(folder):
-    from vggedge.keras_env import keras
+    from vggedge.backend.keras_env import keras
 
     data = load_folder(folder, 32, eval_samples=10, calibration_samples=5, progress=False)
     inputs = keras.Input((32, 32, 3))

@@ -14,7 +14,9 @@ def _fake_searcher(counts: list[tuple[int, int]], max_drop: float = 1.0):  # noq
     real rule."""
     import time
 
-    from vggedge.search import Candidate, Searcher, SearchOptions, Shape
+    from vggedge.auto.rules import SearchOptions
+    from vggedge.auto.searcher import Searcher
+    from vggedge.auto.trace import Candidate, Shape
 
     def candidate(i: int) -> Candidate:
         return Candidate(i, 1, [0.125 * i] + [0.0] * 4, "gap", "int8", 1.0 / (i + 1), 1, 1, 1, 0.9, 0.0)
@@ -54,7 +56,7 @@ def _fake_searcher(counts: list[tuple[int, int]], max_drop: float = 1.0):  # noq
     ],
 )
 def test_the_validation_bound_is_the_drop_plus_one_standard_error_of_the_paired_images(images, lost, gained, bound):
-    from vggedge.search import drop_bound
+    from vggedge.auto.rules import drop_bound
 
     assert drop_bound(lost, gained, images) == pytest.approx(bound, abs=0.006)
     assert (drop_bound(lost, gained, images) <= 1.0) == (bound <= 1.0)  # the verdict at 1 point, exactly
@@ -65,7 +67,7 @@ def test_the_verdict_is_taken_on_the_exact_bound_not_the_rounded_one(images, pas
     """3 lost and 1 gained: bound 0.9994 on 400 images, 1.0044 on 398; both read 1.00 in the report."""
     searcher, _, _ = _fake_searcher([])
     searcher.search = [None] * images
-    from vggedge.search import Candidate
+    from vggedge.auto.trace import Candidate
 
     candidate = Candidate(1, 1, [0.5] + [0.0] * 4, "gap", "int8", 1.0, 1, 1, 1, 0.99, 0.5, lost=3, gained=1)
     searcher.judge(candidate)
@@ -73,7 +75,7 @@ def test_the_verdict_is_taken_on_the_exact_bound_not_the_rounded_one(images, pas
 
 
 def test_the_validation_bound_grows_with_the_disagreements_at_one_drop():
-    from vggedge.search import drop_bound
+    from vggedge.auto.rules import drop_bound
 
     bounds = [drop_bound(2 + k, k, 400) for k in range(0, 40, 5)]  # all -0.50
     assert bounds == sorted(bounds) and bounds[-1] - bounds[0] > 1.0

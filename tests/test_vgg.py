@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
 from vggedge.models.vgg import VGGSpec, build_vgg16, preprocessing_layer, with_preprocessing
 
 

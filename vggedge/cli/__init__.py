@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from vggedge.errors import UserError
+from vggedge.core.errors import UserError
 
 app = typer.Typer(
     name="vggedge",

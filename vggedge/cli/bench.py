@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from vggedge import defaults
 from vggedge.cli.options import VerboseOption, apply_verbosity
-from vggedge.errors import UserError
+from vggedge.core import defaults
+from vggedge.core.errors import UserError
 
 
 def parse_threads(text: str | None) -> list[int] | None:
@@ -186,7 +186,7 @@ def bench_command(
     )
     if output.summary is None:
         print_reports(output.reports)
-        from vggedge.report import Report
+        from vggedge.core.report import Report
 
         check = Report.load(output.reports[0]).environment.device_check
         for warning in check.warnings if check else []:

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from vggedge.core.errors import UserError
+
 
 def compare_command(
     paths: Annotated[list[Path], typer.Argument(help="report.json files or folders (searched recursively).")],
@@ -27,6 +29,12 @@ def compare_command(
 ) -> None:
     """Compare reports across recipes and devices (size, accuracy, latency, speed-up) and recommend, per
     device, the smallest, the fastest and the most accurate result within the accuracy budget."""
-    from vggedge.compare import run_compare
+    from vggedge.comparison import FORMATS, compare
 
-    run_compare(paths, "json" if as_json else format, out, max_drop)
+    format = "json" if as_json else format
+    if format not in FORMATS:  # before any file is read or written
+        raise UserError(f"--format must be table, md, csv or json. Received: {format!r}")
+    comparison = compare(paths, max_drop)
+    if out is not None:
+        comparison.save(out)
+    comparison.print(format)

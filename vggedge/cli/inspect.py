@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vggedge.cache import default_cache_dir
 from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
+from vggedge.core.cache import default_cache_dir
 
 
 def inspect_command(
@@ -25,15 +25,15 @@ def inspect_command(
     """Show how vggedge reads a model: preprocessing, conv blocks, head, output, parameters, FLOPs, and for
     every shipped recipe whether it applies (checked exactly as `optimize` checks before any work)."""
     apply_verbosity(verbose)
-    from vggedge.flops import flops
+    from vggedge.models.flops import flops
     from vggedge.models.loading import load_baseline
     from vggedge.models.normalization import summary as normalization_summary
-    from vggedge.recipe import load_recipe, shipped_recipes
+    from vggedge.recipe.schema import load_recipe, shipped_recipes
     from vggedge.steps import DataCounts, check_recipe
     from vggedge.steps.context import frozen_layers
 
     if model == "sample":
-        from vggedge.sample import load_sample_dataset
+        from vggedge.models.sample import load_sample_dataset
 
         cache = cache_dir or default_cache_dir()
         baseline = load_baseline("sample", None, None, load_sample_dataset(cache, progress=False), False, cache)

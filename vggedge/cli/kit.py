@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from vggedge.cache import default_cache_dir
 from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
-from vggedge.errors import UserError
+from vggedge.core.cache import default_cache_dir
+from vggedge.core.errors import UserError
 
 
 def kit_command(
@@ -38,18 +38,18 @@ def kit_command(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} exists and is not an empty folder: give a new one")
-    from vggedge.layer_kit import build_kit, parse_keep
+    from vggedge.auto.kit import build_kit, parse_keep
     from vggedge.models.loading import load_baseline
 
     levels = parse_keep(keep) if keep else None
     if model == "sample":
-        from vggedge.sample import load_sample_dataset
+        from vggedge.models.sample import load_sample_dataset
 
         cache = cache_dir or default_cache_dir()
         baseline = load_baseline("sample", None, None, load_sample_dataset(cache, progress=False), False, cache)
     else:
         baseline = load_baseline(model, weights, preprocess, progress=False, offline=offline)
-    from vggedge.progress import LineProgress
+    from vggedge.core.progress import LineProgress
 
     lines = None if quiet else LineProgress("Making the kit", None, " files")
     try:

@@ -9,10 +9,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from vggedge import defaults
-from vggedge.cache import default_cache_dir
 from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
-from vggedge.errors import UserError
+from vggedge.core import defaults
+from vggedge.core.cache import default_cache_dir
+from vggedge.core.errors import UserError
 
 
 def optimize_command(
@@ -223,7 +223,7 @@ def optimize_command(
     Under TF_CONFIG (TensorFlow's cluster description) every worker runs this same command and
     fine-tunes in lock-step with the others; only the chief (worker 0) writes reports."""
     apply_verbosity(verbose)
-    from vggedge.recipe import load_recipe, shipped_recipes
+    from vggedge.recipe.schema import load_recipe, shipped_recipes
 
     if preprocess is not None and preprocess not in ("none", "unit", "tf", "caffe"):
         raise UserError(f"--preprocess must be none, unit, tf or caffe. Received: {preprocess!r}")
@@ -241,7 +241,7 @@ def optimize_command(
     if time_on and not auto:
         raise UserError("--time-on times the candidates of --recipe auto: use it with --recipe auto")
     if auto and time_on and time_on.startswith(("http://", "https://")):
-        from vggedge.device.client import BenchClient
+        from vggedge.auto.remote import BenchClient
 
         BenchClient(time_on, time_on_token).check()  # a server that cannot time stops the run before any work
     elif auto and time_on:
@@ -262,15 +262,16 @@ def optimize_command(
     if keep_float is not None:
         recipes = with_keep_float(recipes, keep_float, auto)
 
-    from vggedge.distribute import start
+    from vggedge.backend.distribute import start
 
     # Before anything else touches TensorFlow: devices and a cluster's collectives are fixed at start-up.
     placement = start(replicas, os.environ.get("TF_CONFIG"))
 
+    from vggedge.auto.rules import SearchOptions
     from vggedge.cli.summary import print_reports
-    from vggedge.pipeline import OptimizeOptions, optimize
-    from vggedge.report import STATUS_OK
-    from vggedge.search import SearchOptions
+    from vggedge.core.report import STATUS_OK
+    from vggedge.run.optimize import optimize
+    from vggedge.run.options import OptimizeOptions
 
     search = None
     if auto:

@@ -42,6 +42,6 @@ VerboseOption = Annotated[
 def apply_verbosity(verbose: bool) -> None:
     """Called first by every command that loads TensorFlow or an interpreter, before either is imported."""
     if not verbose:
-        from vggedge.quiet import silence_native_stderr
+        from vggedge.core.quiet import silence_native_stderr
 
         silence_native_stderr()

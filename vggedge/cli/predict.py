@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from vggedge.cli.options import VerboseOption, apply_verbosity
-from vggedge.errors import UserError
+from vggedge.core.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -22,7 +22,7 @@ def list_recipes(
     """List the shipped recipes with one line each (`vggedge recipes show NAME` prints one in full)."""
     if context.invoked_subcommand:
         return
-    from vggedge.recipe import load_recipe, shipped_recipes
+    from vggedge.recipe.schema import load_recipe, shipped_recipes
 
     recipes = [load_recipe(name) for name in shipped_recipes()]
     if as_json:
@@ -51,6 +51,6 @@ def list_recipes(
 @app.command("show")
 def show(name: Annotated[str, typer.Argument(help="A shipped recipe name or a .toml path.")]) -> None:
     """Print a recipe, resolved (every default filled in), in the recipe file format."""
-    from vggedge.recipe import load_recipe
+    from vggedge.recipe.schema import load_recipe
 
     typer.echo(load_recipe(name).to_toml(), nl=False)

@@ -8,8 +8,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from vggedge.formatting import fmt
-from vggedge.report import SHORT_STATUS, STATUS_OK, Report
+from vggedge.core.formatting import fmt
+from vggedge.core.report import SHORT_STATUS, STATUS_OK, Report
 
 LEGEND = (
     "MB: model file; ×small, ×fast: against the float32 Keras baseline (size, p50 latency); "

@@ -27,19 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vggedge import defaults
-from vggedge.atomic import write_text
-from vggedge.data import load_all
-from vggedge.device.benchmark import gzip_size, model_format
-from vggedge.device.check import MEMORY_PER_MODEL_BYTE, device_check, meminfo, snapshot, system_vcgencmd
-from vggedge.device.environment import describe_environment, device_model, emulation
-from vggedge.device.runtime import Runtime, TFLiteModel, check_tflite_file, default_threads, find_runtime
-from vggedge.device.summary import BenchSummary, summarize
-from vggedge.device.summary import write as write_summary
-from vggedge.errors import UserError
-from vggedge.metrics import accuracy_figures, latency_summary, top1_classes
-from vggedge.progress import log_line, track
-from vggedge.report import (
+from vggedge.core import defaults
+from vggedge.core.atomic import write_text
+from vggedge.core.data import load_all
+from vggedge.core.errors import UserError
+from vggedge.core.metrics import accuracy_figures, latency_summary, top1_classes
+from vggedge.core.progress import log_line, track
+from vggedge.core.report import (
     STATUS_NOT_VERIFIED,
     STATUS_OK,
     STATUS_OVER_BUDGET,
@@ -51,6 +45,12 @@ from vggedge.report import (
     Report,
     Result,
 )
+from vggedge.device.benchmark import gzip_size, model_format
+from vggedge.device.check import MEMORY_PER_MODEL_BYTE, device_check, meminfo, snapshot, system_vcgencmd
+from vggedge.device.environment import describe_environment, device_model, emulation
+from vggedge.device.runtime import Runtime, TFLiteModel, check_tflite_file, default_threads, find_runtime
+from vggedge.device.summary import BenchSummary, summarize
+from vggedge.device.summary import write as write_summary
 
 
 @dataclasses.dataclass

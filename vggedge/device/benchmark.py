@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vggedge import defaults
+from vggedge.core import defaults
+from vggedge.core.metrics import accuracy_figures, latency_summary, time_calls
+from vggedge.core.report import Result
 from vggedge.device.runtime import Runtime, TFLiteModel
-from vggedge.metrics import accuracy_figures, latency_summary, time_calls
-from vggedge.report import Result
 
 
 @dataclasses.dataclass

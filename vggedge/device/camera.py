@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from vggedge.core.errors import UserError
 from vggedge.device.classifier import Classifier
-from vggedge.errors import UserError
 
 # numpy R,G,B from Picamera2 (see the module docstring)
 CAMERA_FORMAT = "BGR888"

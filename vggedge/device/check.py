@@ -4,7 +4,7 @@ On a Raspberry Pi the same file runs fast or slow for reasons a latency figure d
 userland on a 64-bit kernel (no aarch64 XNNPACK kernels, no ai-edge-litert wheel), a power-saving governor,
 thermal throttling (the Arm cores step down between 80 and 85 °C), under-voltage, swap. ``bench`` reads
 the board before and after its timed runs (:func:`snapshot`) and turns the two into a
-:class:`~vggedge.report.DeviceCheck` with a warning, and its fix in words, for each condition that makes
+:class:`~vggedge.core.report.DeviceCheck` with a warning, and its fix in words, for each condition that makes
 the figure unrepresentative (:func:`device_check`).
 
 Every reader takes a root folder (``/`` on the device), so the tests run on recorded Pi 4 and Pi 5 trees
@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from vggedge.report import DeviceCheck
+from vggedge.core.report import DeviceCheck
 
 # `vcgencmd get_throttled`: bits 0-3 describe now, bits 16-19 the same conditions since boot (sticky).
 THROTTLE_BITS = {

@@ -5,7 +5,7 @@
     classifier.predict("cat.jpg")        # [("cat", 0.97), ("dog", 0.02), ...]
 
 An image is a PIL image, a path, or an HxWx3 uint8 array (RGB), resized by the one rule ``optimize``
-evaluated with (``vggedge.data.model_pixels``); the model takes raw pixels, its preprocessing is inside
+evaluated with (``vggedge.core.data.model_pixels``); the model takes raw pixels, its preprocessing is inside
 it. Names come from the model's metadata, else ``labels.txt`` beside it, else the class indices.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vggedge.data import model_pixels
+from vggedge.core.data import model_pixels
+from vggedge.core.errors import UserError
+from vggedge.core.labels import find_labels, read_labels_file
+from vggedge.core.metrics import as_class_scores
 from vggedge.device.runtime import TFLiteModel
-from vggedge.errors import UserError
-from vggedge.labels import find_labels, read_labels_file
-from vggedge.metrics import as_class_scores
 
 ImageLike = Image.Image | str | Path | np.ndarray
 

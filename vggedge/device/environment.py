@@ -12,8 +12,8 @@ import platform
 import sys
 from pathlib import Path
 
+from vggedge.core.report import Environment
 from vggedge.device.runtime import Runtime, default_threads
-from vggedge.report import Environment
 
 # The instruction-set features that decide float and integer (int8) speed, as /proc/cpuinfo spells them.
 # The same int8 model runs 1.1x faster than fp32 on an AVX2-only CPU and 4x faster with AVX-512 VNNI;

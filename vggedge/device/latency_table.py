@@ -13,7 +13,7 @@ between the two uniform shapes around it. Mixed shapes measured whole beside the
 (``checks``: predicted, measured, error).
 
 No TensorFlow here: the device writes the table (:mod:`vggedge.device.profile`), the workstation's search reads
-it (``optimize --recipe auto --time-on TABLE.json``). The kit is made by :mod:`vggedge.layer_kit`.
+it (``optimize --recipe auto --time-on TABLE.json``). The kit is made by :mod:`vggedge.auto.kit`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from vggedge.errors import UserError
+from vggedge.core.errors import UserError
 
 KIT_SCHEMA = "vggedge.layer-kit/1"
 TABLE_SCHEMA = "vggedge.latency-table/1"

@@ -1,6 +1,6 @@
 """``vggedge bench --profile KIT``: time every file of a profiling kit on this device and write the latency table.
 
-The kit (made on the workstation by ``vggedge kit MODEL``, :mod:`vggedge.layer_kit`) holds one int8 TFLite file
+The kit (made on the workstation by ``vggedge kit MODEL``, :mod:`vggedge.auto.kit`) holds one int8 TFLite file
 per piece of the model at each width the search can give it, and a few whole models. Each file is loaded alone,
 warmed, and invoked for at least ``seconds`` (and ``runs`` times); its p50 is its entry. The whole models are
 timed before and after the pieces, so the table shows whether the board's speed moved while it was measured
@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vggedge import defaults
-from vggedge.atomic import write_text
+from vggedge.core import defaults
+from vggedge.core.atomic import write_text
+from vggedge.core.errors import UserError
+from vggedge.core.metrics import adaptive_runs, latency_summary, time_calls
+from vggedge.core.progress import track
 from vggedge.device.check import device_check, snapshot, warnings
 from vggedge.device.environment import describe_environment, emulation
 from vggedge.device.latency_table import KIT_SCHEMA, TABLE_SCHEMA, assemble
 from vggedge.device.runtime import Runtime, check_tflite_file, default_threads, find_runtime
-from vggedge.errors import UserError
-from vggedge.metrics import adaptive_runs, latency_summary, time_calls
-from vggedge.progress import track
 
 MAX_RUNS = 5000
 DRIFT_WARNING_PCT = 5.0  # the full-width models measured this much apart before and after the pieces: a moving board

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vggedge.errors import UserError
+from vggedge.core.errors import UserError
 
 # (module to import, distribution name for its version), in order of preference.
 RUNTIMES = (
@@ -114,7 +114,7 @@ class TFLiteModel:
         return self._dequantize_output(self.interpreter.get_tensor(self.output["index"]))
 
     def predict(self, images: np.ndarray, progress: bool = False, description: str = "TFLite inference") -> np.ndarray:
-        from vggedge.progress import track
+        from vggedge.core.progress import track
 
         return np.stack([self.predict_one(x) for x in track(images, description, total=len(images), enabled=progress)])
 

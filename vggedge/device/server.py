@@ -36,12 +36,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from vggedge import defaults
+from vggedge.core import defaults
+from vggedge.core.errors import UserError
+from vggedge.core.metrics import adaptive_runs, latency_summary, time_calls
 from vggedge.device.check import device_check, snapshot
 from vggedge.device.environment import describe_environment, emulation
 from vggedge.device.runtime import TFLITE_MAGIC, Runtime, TFLiteModel, default_threads, find_runtime
-from vggedge.errors import UserError
-from vggedge.metrics import adaptive_runs, latency_summary, time_calls
 
 MAX_RUNS = 1000
 MAX_SECONDS = 30

@@ -1,7 +1,7 @@
 """One table for a bench of several models × thread counts, and what to run on *this* board.
 
 The recommendation is the fastest model × threads (sustained p50) whose top-1 is within the accuracy
-budget, judged as ``compare`` judges it (``vggedge.compare.within_budget``), so the two never disagree.
+budget, judged as ``compare`` judges it (``vggedge.core.budget.within_budget``), so the two never disagree.
 A line says when an int8 model is no faster than the float model of the same graph here (ncnn measures
 VGG16 int8 slower than float on a Pi 5 at one thread): on such a board the float file is the better choice.
 Written as ``bench.md`` and ``bench.json`` beside the per-model reports.
@@ -17,10 +17,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from vggedge.atomic import write_text
-from vggedge.compare import within_budget
-from vggedge.formatting import fmt
-from vggedge.report import SHORT_STATUS, STATUS_NOT_VERIFIED, Report
+from vggedge.core.atomic import write_text
+from vggedge.core.budget import within_budget
+from vggedge.core.formatting import fmt
+from vggedge.core.report import SHORT_STATUS, STATUS_NOT_VERIFIED, Report
 
 INTEGER_QUANTIZATIONS = ("int8", "int8-qat")
 FLOAT_QUANTIZATIONS = ("float32", "float16")

@@ -14,17 +14,17 @@ Dropout, BatchNormalization and activation layers may sit anywhere. The model mu
 (branches, skip connections, recurrent layers) is not VGG-like and is refused in one line.
 
 Recipe steps pick layers with selectors (``conv``, ``block2-5``, ``dense``, ``head``, ``all``,
-``name:REGEX``; grammar in :mod:`vggedge.selectors`), resolved on the anatomy by :meth:`Anatomy.select`.
+``name:REGEX``; grammar in :mod:`vggedge.core.selectors`), resolved on the anatomy by :meth:`Anatomy.select`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
+from vggedge.core.errors import UserError
+from vggedge.core.selectors import SELECTOR_HELP, parse_selector
 from vggedge.models.vgg import PREPROCESS_NAME, append_copies
-from vggedge.selectors import SELECTOR_HELP, parse_selector
 
 PREPROCESSING_TYPES = (keras.layers.Rescaling, keras.layers.Normalization)
 POOLING_TYPES = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)

@@ -22,13 +22,13 @@ import json
 import os
 from pathlib import Path
 
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
+from vggedge.core.errors import UserError
+from vggedge.core.report import ModelSection
 from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
 from vggedge.models.normalization import describe_normalization
 from vggedge.models.translate import TRANSLATORS, keras3_to_keras2
 from vggedge.models.vgg import Preprocess, preprocessing_layer, with_preprocessing
-from vggedge.report import ModelSection
 
 VGG16_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 # Layer classes a model file may contain: anything else (Lambda, custom classes) could run code.
@@ -296,7 +296,7 @@ def load_baseline(
     if weights and model != "vgg16":
         raise UserError("--weights only applies to --model vgg16")
     if model == "sample":
-        from vggedge.sample import load_or_train_sample
+        from vggedge.models.sample import load_or_train_sample
 
         if cache is None:
             raise ValueError("--model sample needs a cache folder")

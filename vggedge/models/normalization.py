@@ -31,7 +31,7 @@ import dataclasses
 
 import numpy as np
 
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
 
 FOLDS_INTO = (keras.layers.Conv2D, keras.layers.Dense)
 REESTIMATE_IMAGES = 512
@@ -181,8 +181,8 @@ def reestimate_statistics(model: keras.Model, images, count: int = REESTIMATE_IM
     with the momentum set so that batch k weighs 1/(k+1), gives the plain average instead. Dropout is
     switched off for the pass and frozen normalization layers take part (Keras 2 runs a frozen one in
     inference mode otherwise)."""
-    from vggedge.keras_env import tf
-    from vggedge.training import image_dataset
+    from vggedge.backend.keras_env import tf
+    from vggedge.backend.training import image_dataset
 
     norms = normalization_layers(model)
     if not norms or not len(images):

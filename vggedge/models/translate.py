@@ -1,7 +1,7 @@
 """Translate a Keras 3 model into an equivalent Keras 2 (tf_keras) model, weights included.
 
 tensorflow-model-optimization only understands Keras 2, and vggedge works in Keras 2 throughout
-(see :mod:`vggedge.keras_env`). Users' ``.keras`` files are Keras 3, so they are rebuilt layer by
+(see :mod:`vggedge.backend.keras_env`). Users' ``.keras`` files are Keras 3, so they are rebuilt layer by
 layer. VGG-style classifiers are chains (nested models such as a frozen VGG16 base inside a
 Sequential are flattened), so a chain of known layer types covers them; anything else is refused
 with a clear message rather than translated approximately.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
+from vggedge.core.errors import UserError
 from vggedge.models.anatomy import leaf_layers
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
 
 # Filters per conv layer, block by block: VGG16's 13 conv layers in five blocks.
 VGG16_BLOCKS: tuple[tuple[int, ...], ...] = (

@@ -1,6 +1,6 @@
 """What recipe steps do to a Keras model. One module per step type, named by the step's class.
 
-Each step class in :mod:`vggedge.recipe` names its module here (``implementation``); the module
+Each step class in :mod:`vggedge.recipe.schema` names its module here (``implementation``); the module
 defines two functions:
 
 - ``check(step, anatomy, data) -> Anatomy``: refuse (``UserError``) a model or data the step cannot
@@ -9,21 +9,23 @@ defines two functions:
 - ``apply(step, model, context) -> StepResult``: the work, on a copy of the model.
 
 The quantize step's module only fine-tunes for ``int8-qat``; the conversion itself is
-:mod:`vggedge.convert`.
+:mod:`vggedge.export.convert`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from types import ModuleType
 
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
+from vggedge.core.errors import UserError
 from vggedge.models.anatomy import Anatomy
 from vggedge.models.normalization import normalization_layers, reestimate_statistics
-from vggedge.recipe import Recipe, Step
+from vggedge.recipe.schema import Recipe, Step
 from vggedge.steps.context import DataCounts, StepContext, StepResult, plain_copy
 from vggedge.steps.inference_check import check_inference_mode
+from vggedge.steps.shared import SharedSteps
 
 
 def implementation(step: Step) -> ModuleType:
@@ -64,4 +66,36 @@ def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResu
     return outcome
 
 
-__all__ = ["apply_step", "check_recipe", "check_step", "implementation", "DataCounts", "StepContext", "StepResult"]
+def apply_steps(
+    recipe: Recipe, model: keras.Model, context: StepContext, seed: int, shared: SharedSteps | None = None
+) -> tuple[keras.Model, list[dict]]:
+    """Every step of ``recipe`` in order; step ``i`` is seeded with ``seed + i``. With ``shared``, the steps an
+    earlier recipe of the run began with the same way are taken over from it (:mod:`vggedge.steps.shared`)."""
+    records: list[dict] = []
+    start = 0
+    reused = shared.reuse(recipe) if shared is not None else None
+    if reused is not None:
+        model, records, start = reused.model, reused.records, reused.steps
+    for index in range(start, len(recipe.steps)):
+        # Each step gets its own seed (shuffling, new layers' init), so a recipe's figures do not
+        # depend on which recipes ran before it in the same invocation.
+        outcome = apply_step(recipe.steps[index], model, dataclasses.replace(context, seed=seed + index))
+        model = outcome.model
+        records.append(outcome.record)
+        if shared is not None:
+            shared.offer(recipe, index + 1, model, records)
+    if shared is not None:
+        shared.finished(recipe)
+    return model, records
+
+
+__all__ = [
+    "apply_step",
+    "apply_steps",
+    "check_recipe",
+    "check_step",
+    "implementation",
+    "DataCounts",
+    "StepContext",
+    "StepResult",
+]

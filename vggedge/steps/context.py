@@ -6,11 +6,12 @@ import dataclasses
 
 import numpy as np
 
-from vggedge.data import Dataset, FileSplit, Split
-from vggedge.distribute import Placement, one_device
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
-from vggedge.training import predict_images
+from vggedge.backend.distribute import Placement, one_device
+from vggedge.backend.keras_env import keras
+from vggedge.backend.training import predict_images
+from vggedge.core.data import Dataset, FileSplit, Split
+from vggedge.core.errors import UserError
+from vggedge.models.copying import clone_with  # noqa: F401 - the steps' copy, imported from here by each step
 
 # Fewer training images than one default batch cannot fine-tune or fit anything worth reporting (a
 # 120-image folder once left 0 after evaluation and calibration, and a head fitted on 4 noise images
@@ -53,10 +54,10 @@ class StepContext:
     step on the same model and data gives the same model, whoever calls it and whatever ran before.
     ``held_apart``: images for the inference-mode check after a fine-tune (none: no check).
     ``placement`` is where fine-tuning runs: steps build and compile the model they train under its
-    strategy's scope and pass it to :func:`vggedge.training.fit` (one device unless the CLI chose more).
+    strategy's scope and pass it to :func:`vggedge.backend.training.fit` (one device unless the CLI chose more).
     """
 
-    train: Split | FileSplit  # decoded arrays, or files streamed batch by batch (vggedge.training)
+    train: Split | FileSplit  # decoded arrays, or files streamed batch by batch (vggedge.backend.training)
     train_labels: np.ndarray | None
     progress: bool = True
     synthetic: bool = False
@@ -79,7 +80,7 @@ class StepContext:
         )
 
     def learning_rate(self, rate: float) -> float:
-        """A recipe's learning rate, scaled for the number of replicas (:mod:`vggedge.distribute`)."""
+        """A recipe's learning rate, scaled for the number of replicas (:mod:`vggedge.backend.distribute`)."""
         return self.placement.learning_rate(rate)
 
     @classmethod
@@ -96,30 +97,10 @@ class StepResult:
     record: dict
 
 
-def clone_with(model: keras.Model, wrap, names: set[str]) -> keras.Model:  # noqa: ANN001
-    """A deep copy of ``model`` (weights copied, nothing shared) with ``wrap`` applied to the named layers.
-
-    Fine-tuning steps train the copy, so the model they started from (the baseline, the teacher)
-    is left untouched.
-    """
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        fresh = layer.__class__.from_config(layer.get_config())
-        return wrap(fresh) if layer.name in names else fresh
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    for layer in copy.layers:
-        inner = getattr(layer, "layer", layer)
-        weights = model.get_layer(inner.name).get_weights()
-        if weights:
-            inner.set_weights(weights)
-    return copy
-
-
 def plain_copy(model: keras.Model) -> keras.Model:
     """``model`` rebuilt outside any strategy, weights copied: what a distributed step hands on, so
     conversion, verification and later steps see ordinary variables, not one copy per replica."""
-    from vggedge.keras_env import tfmot
+    from vggedge.backend.keras_env import tfmot
 
     with tfmot().quantization.keras.quantize_scope():  # quantization-aware layers are custom objects
         copy = keras.models.clone_model(model)

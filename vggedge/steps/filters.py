@@ -15,11 +15,12 @@ from collections.abc import Collection, Mapping
 
 import numpy as np
 
-from vggedge.errors import UserError
-from vggedge.flops import count_macs
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
+from vggedge.backend.training import cosine_to_a_tenth, fit, total_steps
+from vggedge.core.errors import UserError
 from vggedge.models.anatomy import Anatomy, find_anatomy
-from vggedge.recipe import FilterPruneStep
+from vggedge.models.flops import count_macs
+from vggedge.recipe.schema import FilterPruneStep
 from vggedge.steps.context import (
     DataCounts,
     StepContext,
@@ -31,7 +32,6 @@ from vggedge.steps.context import (
     training_targets,
 )
 from vggedge.steps.reconstruct import STEP_REFIT_IMAGES, first_images, reconstruct
-from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 
 def kept_count(filters: int, ratio: float) -> int:

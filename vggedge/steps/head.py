@@ -19,13 +19,13 @@ import dataclasses
 
 import numpy as np
 
-from vggedge.errors import UserError
-from vggedge.keras_env import keras
-from vggedge.metrics import top1_classes
+from vggedge.backend.keras_env import keras
+from vggedge.backend.training import fit, predict_images
+from vggedge.core.errors import UserError
+from vggedge.core.metrics import top1_classes
 from vggedge.models.anatomy import Anatomy, find_anatomy
-from vggedge.recipe import HeadStep
+from vggedge.recipe.schema import HeadStep
 from vggedge.steps.context import DataCounts, StepContext, StepResult, classifier_loss, clone_with, float_bytes
-from vggedge.training import fit, predict_images
 
 NEW_OUTPUT = "predictions"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vggedge.keras_env import keras
-from vggedge.metrics import top1_classes
+from vggedge.backend.keras_env import keras
+from vggedge.core.metrics import top1_classes
 from vggedge.models.normalization import normalization_layers
 
 CHECK_IMAGES = 64

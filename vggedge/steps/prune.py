@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vggedge.keras_env import keras, tfmot
+from vggedge.backend.keras_env import keras, tfmot
+from vggedge.backend.training import cosine_to_a_tenth, fit, total_steps
 from vggedge.models.anatomy import Anatomy, find_anatomy
-from vggedge.recipe import PruneStep
+from vggedge.recipe.schema import PruneStep
 from vggedge.steps.context import (
     DataCounts,
     StepContext,
@@ -25,7 +26,6 @@ from vggedge.steps.context import (
     set_trainable,
     training_targets,
 )
-from vggedge.training import cosine_to_a_tenth, fit, total_steps
 
 
 class PruningError(RuntimeError):

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from vggedge.equalize import equalize
-from vggedge.keras_env import keras, tfmot
-from vggedge.layer_error import output_before_activation
-from vggedge.metrics import top1_classes
+from vggedge.backend.keras_env import keras, tfmot
+from vggedge.backend.training import fit
+from vggedge.core.metrics import top1_classes
+from vggedge.core.selectors import split_selectors
+from vggedge.export.equalize import equalize
+from vggedge.export.layer_error import output_before_activation
 from vggedge.models.anatomy import Anatomy, chain_layers
 from vggedge.models.normalization import fold_for_quantization
-from vggedge.recipe import QuantizeStep
-from vggedge.selectors import split_selectors
+from vggedge.recipe.schema import QuantizeStep
 from vggedge.steps.context import (
     DataCounts,
     StepContext,
@@ -27,7 +28,6 @@ from vggedge.steps.context import (
     training_targets,
 )
 from vggedge.steps.inference_check import CHECK_IMAGES
-from vggedge.training import fit
 
 
 def check(step: QuantizeStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from vggedge.keras_env import keras
+from vggedge.backend.keras_env import keras
 from vggedge.models.anatomy import chain_layers
 
 # Training images a refit sees. The search ranks candidates right after their refit: 256. The filter-prune step

@@ -1,0 +1,400 @@
+"""NetAdapt-style descent over a VGG's conv blocks (see :mod:`vggedge.auto`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vggedge.auto.rules import (
+    FINAL_HEAD_RATE,
+    GAP_TIE_SPEED,
+    LEVELS,
+    MIN_STEP,
+    SHORT_HEAD_EPOCHS,
+    STRETCH_FACTOR,
+    VALIDATION_SHARE,
+    SearchOptions,
+    check_searchable,
+    recipe_for,
+    search_source,
+)
+from vggedge.auto.timing import timer_for
+from vggedge.auto.trace import Candidate, SearchResult, Shape, pareto_front
+from vggedge.auto.validation import Validation
+from vggedge.backend.keras_env import keras
+from vggedge.core.data import FileSplit, Split
+from vggedge.core.errors import UserError
+from vggedge.core.metrics import top1_classes
+from vggedge.core.quantization import Quantization
+from vggedge.device.runtime import TFLiteModel
+from vggedge.export.convert import convert
+from vggedge.models.anatomy import find_anatomy, fingerprint
+from vggedge.models.flops import count_macs
+from vggedge.recipe.schema import HeadStep
+from vggedge.steps import StepContext, apply_step
+from vggedge.steps.filters import kept_count, thin_counts, thin_model
+from vggedge.steps.reconstruct import first_images, reconstruct
+
+
+class Searcher(Validation):
+    """The NetAdapt-style loop over one baseline; :meth:`run` returns the best shape as a recipe."""
+
+    def __init__(
+        self,
+        baseline: keras.Model,
+        search: Split,
+        tune: FileSplit | Split,
+        calibration: np.ndarray,
+        labels_match: bool,
+        options: SearchOptions,
+        context: StepContext,
+        on_candidate: Callable[[Candidate, float], None] | None = None,
+    ) -> None:
+        self.baseline = baseline
+        self.anatomy = find_anatomy(baseline)
+        check_searchable(self.anatomy)
+        self.search = search
+        self.tune = tune
+        self.calibration = calibration
+        self.options = options
+        self.context = dataclasses.replace(context, train=tune, train_labels=None)  # distillation
+        # The validations' fine-tunes: the final recipe's targets (labels when they index the outputs), without the
+        # search split, whose top-1 decides.
+        labels = tune.labels if context.train_labels is not None else None
+        self.final_context = dataclasses.replace(context, train=tune, train_labels=labels)
+        self.on_candidate = on_candidate or (lambda candidate, target: None)
+        self.started = time.perf_counter()
+        self.deadline = self.started + options.minutes * 60
+        # The descents stop here at the latest, so the validations have time of their own (VALIDATION_SHARE)
+        self.descents_deadline = self.started + options.minutes * 60 * (1 - VALIDATION_SHARE)
+        self.iteration = 0  # across the search and the stretch
+        self.validations = 0
+        self.head = "kept"
+        self.final_step = options.step
+        self.candidates: list[Candidate] = []
+        self.step = options.step  # per descent: halved when no block can meet it, or no candidate stays within its bar
+        self.failed: set[tuple[int, int]] = set()  # (block, level) that failed from the current model
+        teacher = baseline.predict(search.images.astype(np.float32), batch_size=32, verbose=0)
+        self.reference = search.labels if labels_match else top1_classes(teacher)
+        self.baseline_right = top1_classes(teacher) == self.reference
+        self.baseline_top1 = float(np.mean(self.baseline_right))
+        self.full_widths = [[int(self.baseline.get_layer(n).filters) for n in block] for block in self.anatomy.blocks]
+        self.tune_images = first_images(tune)  # what each candidate's refit sees, decoded once
+        self.timer = timer_for(
+            options.time_on,
+            options.time_on_token,
+            options.threads,
+            options.runs,
+            search.images[0],
+            fingerprint(baseline, self.anatomy),
+            options.quantization.value,
+        )
+
+    def trace_so_far(self) -> dict:
+        """The candidates measured until now, for a search that did not finish (Ctrl-C): the report's ``search``
+        section without a result, marked incomplete."""
+        kept = [c for c in self.candidates if c.kept]
+        return {
+            "goal": self.options.goal,
+            "max_drop_pts": self.options.max_drop_pts,
+            "seconds": round(time.perf_counter() - self.started, 1),
+            "stopped": "interrupted",
+            "complete": False,
+            "images": {"search": len(self.search), "reconstruction": len(self.tune_images)},
+            "baseline_search_top1": round(self.baseline_top1, 4),
+            "ranked_on": f"search split ({search_source(self.options)}; never the evaluation images)",
+            "best_so_far": dataclasses.asdict(kept[-1]) if kept else None,
+            "candidates": [dataclasses.asdict(c) for c in self.candidates],
+            "pareto": pareto_front(self.candidates, self.options.goal),
+        }
+
+    # ---- measuring one shape ----------------------------------------------------------------------
+    def out_of_time(self, deadline: float | None = None) -> bool:
+        return time.perf_counter() > (deadline or self.deadline)
+
+    def measure(
+        self,
+        model: keras.Model,
+        iteration: int,
+        block: int | None,
+        levels: list[int],
+        head: str,
+        against: bytes | None = None,
+        quantization: Quantization | None = None,
+        stage: str = "search",
+    ) -> Candidate:
+        """Convert (in ``quantization``, default the search's), score on the search split and time one shape; with
+        ``against`` (the current model's flatbuffer), time both side by side. The flatbuffer is left in
+        :attr:`last_flatbuffer`."""
+        started = time.perf_counter()
+        quantization = quantization or self.options.quantization
+        calibration = self.calibration if quantization.calibrated else None
+        flatbuffer = convert(model, quantization, calibration)
+        self.last_flatbuffer = flatbuffer
+        with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
+            path = Path(folder) / "candidate.tflite"
+            path.write_bytes(flatbuffer)
+            tflite = TFLiteModel(path, threads=self.options.threads)
+            scores = np.stack([tflite.predict_one(image) for image in self.search.images])
+            side_by_side = against if self.options.goal == "latency" else None
+            timing = self.timer.time(tflite, flatbuffer, levels, head, side_by_side)
+        latency, reference_ms, timed_on = timing.latency_ms, timing.reference_ms, timing.timed_on
+        right = top1_classes(scores) == self.reference
+        top1 = float(np.mean(right))
+        candidate = Candidate(
+            iteration=iteration,
+            changed_block=block,
+            block_ratios=[LEVELS[level] for level in levels],
+            head=head,
+            quantization=quantization.value,
+            latency_ms=latency,
+            size_bytes=len(flatbuffer),
+            macs=count_macs(model),
+            weights=thin_counts(model, {})[1],
+            search_top1=round(top1, 4),
+            drop_pts=round((self.baseline_top1 - top1) * 100, 2),
+            timed_on=timed_on,
+            seconds=round(time.perf_counter() - started, 1),
+            reference_ms=reference_ms,
+            speedup=round(reference_ms / latency, 4) if reference_ms and latency else None,
+            stage=stage,
+            lost=int(np.sum(self.baseline_right & ~right)),
+            gained=int(np.sum(~self.baseline_right & right)),
+        )
+        self.candidates.append(candidate)
+        return candidate
+
+    def keeps_gap(self, gap: Candidate, kept: Candidate) -> bool:
+        """The GAP head (always the smaller file) unless it is measured slower beyond the timing's resolution
+        (``--goal latency``, :data:`GAP_TIE_SPEED`); by size, whenever it is smaller."""
+        if self.options.goal == "latency" and gap.speedup is not None:
+            return gap.speedup >= GAP_TIE_SPEED
+        return gap.figure(self.options.goal) <= kept.figure(self.options.goal)
+
+    def improves(self, candidate: Candidate, current: Candidate) -> bool:
+        """Faster side by side (latency), or a smaller file (size)."""
+        if self.options.goal == "latency" and candidate.speedup is not None:
+            return candidate.speedup > 1.0
+        return candidate.figure(self.options.goal) < current.figure(self.options.goal)
+
+    def with_gap_head(self, model: keras.Model) -> keras.Model:
+        epochs = min(SHORT_HEAD_EPOCHS, self.options.max_epochs or SHORT_HEAD_EPOCHS)
+        step = HeadStep(train="distill", init="lstsq", epochs=epochs, learning_rate=FINAL_HEAD_RATE)
+        return apply_step(step, model, self.context).model
+
+    def relative_ratios(self, model: keras.Model, block: int, level: int) -> dict[str, float]:
+        """Per-layer ratios that cut block ``block`` (0-based) of ``model`` to ``level`` of the baseline's widths:
+        relative to the current width, so each layer lands on exactly kept_count(full, level) filters
+        (kept_count rounds up, hence the half filter)."""
+        ratios = {}
+        for name, full in zip(self.anatomy.blocks[block], self.full_widths[block], strict=True):
+            now = int(model.get_layer(name).filters)
+            ratios[name] = max(0.0, 1.0 - (kept_count(full, LEVELS[level]) - 0.5) / now)
+        return ratios
+
+    def thinner(
+        self, model: keras.Model, kept: dict[str, np.ndarray], block: int, new_level: int
+    ) -> tuple[keras.Model, dict[str, np.ndarray]]:
+        """(``model`` with block ``block`` (0-based) cut to ``new_level``, its filters as indices into the search's
+        starting model). ``kept`` is the same map for ``model``. Every layer whose inputs differ from the starting
+        model's is refitted to answer as the starting model did (:mod:`vggedge.steps.reconstruct`), so the
+        error of earlier cuts does not pile up from iteration to iteration.
+
+        Why a refit and not NetAdapt's short fine-tune: on the sample, a block-2 cut to 1/4 came back to
+        98.5% search-split top-1 from 11.5%, where one pass of distillation over 512 images reached 64.5% from
+        a milder cut (to 3/8), and three passes 79.5%, in more time; a five-times larger rate broke it."""
+        relative: dict[str, np.ndarray] = {}
+        thin, _ = thin_model(model, self.relative_ratios(model, block, new_level), kept=relative)
+        composed = dict(kept)
+        for name, indices in relative.items():
+            composed[name] = kept[name][indices] if name in kept else indices
+        reconstruct(self.start_model, thin, composed, self.tune_images, seed=self.context.seed + len(self.candidates))
+        return thin, composed
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def predicted(self, current: Candidate, model: keras.Model, block: int, level: int) -> float:
+        """The goal figure a block change would give, from the measured one. Size: scaled by the kernel weights
+        left. Latency: by :meth:`latency_model` once the search has measured enough shapes, else by the mean
+        of the MACs and weights ratios (batch-1 latency follows the MACs in early blocks and the weight bytes
+        in late ones: on the sample, halving block 4 cut the latency by 11%, cutting block 2 to 1/4 not at
+        all, though its MACs share is larger). Only picks which level to try; the pick is measured."""
+        macs, weights = thin_counts(model, self.relative_ratios(model, block, level))
+        now_macs, now_weights = thin_counts(model, {})
+        if self.options.goal == "size":
+            return current.figure("size") * weights / max(1, now_weights)
+        fitted = self.latency_model(current.head)
+        if fitted is not None:
+            return current.figure("latency") * fitted(macs, weights) / max(1e-9, fitted(now_macs, now_weights))
+        return current.figure("latency") * (macs / max(1, now_macs) + weights / max(1, now_weights)) / 2
+
+    def latency_model(self, head: str) -> Callable[[int, int], float] | None:
+        """latency ~ a * MACs + b * weights + c (a, b, c >= 0), least squares over the shapes measured so far with
+        this head (NetAdapt's per-layer lookup tables, learned from the search's own measurements); None until
+        there are four."""
+        from scipy.optimize import nnls
+
+        points = [c for c in self.candidates if c.head == head and c.latency_ms]
+        if len(points) < 4:
+            return None
+        design = np.array([[c.macs / 1e6, c.weights / 1e6, 1.0] for c in points])
+        coefficients, _ = nnls(design, np.array([c.latency_ms for c in points]))
+        if not coefficients[:2].any():
+            return None
+        a, b, c = coefficients
+        return lambda macs, weights: a * macs / 1e6 + b * weights / 1e6 + c
+
+    def proposals(
+        self, current: Candidate, model: keras.Model, levels: list[int]
+    ) -> tuple[float, list[tuple[int, int]]]:
+        """(target, [(block, level)]): per block, the mildest thinner level predicted to cut the goal figure by
+        the step. A block that cannot meet it alone proposes nothing (as in NetAdapt: thinning block 1 to 1/8
+        because nothing milder reached the target collapsed the model); when no block can, the step is halved,
+        down to :data:`MIN_STEP`, so the search ends in smaller steps instead of stopping early."""
+        while True:
+            target = current.figure(self.options.goal) * (1 - self.step)
+            found = []
+            for block in range(len(levels)):
+                level = next(
+                    (
+                        level
+                        for level in range(levels[block] + 1, len(LEVELS))
+                        if self.timer.reachable(level) and self.predicted(current, model, block, level) <= target
+                    ),
+                    None,
+                )
+                if level is not None and (block, level) not in self.failed:
+                    found.append((block, level))
+            if found or self.step / 2 < MIN_STEP:
+                return target, found
+            self.step /= 2
+
+    def run(self) -> SearchResult:
+        goal = self.options.goal
+        levels = [0] * len(self.anatomy.blocks)
+        current_model = self.baseline
+        current = self.measure(current_model, 0, None, levels, "kept")
+        current_flatbuffer = self.last_flatbuffer
+        self.on_candidate(current, current.figure(goal))
+        baseline_shape = Shape(current, current_model, {}, current_flatbuffer, levels)
+        head = "kept"
+        if self.anatomy.head_kind == "flatten" or self.anatomy.hidden:
+            gap_model = self.with_gap_head(current_model)
+            gap = self.measure(gap_model, 0, None, levels, "gap", against=current_flatbuffer)
+            self.on_candidate(gap, current.figure(goal))
+            if gap.drop_pts <= self.options.max_drop_pts and self.keeps_gap(gap, current):
+                current_model, current, head = gap_model, gap, "gap"
+                current_flatbuffer = self.last_flatbuffer
+        if current.drop_pts > self.options.max_drop_pts:
+            raise UserError(
+                f"--recipe auto: the starting model already loses {current.drop_pts:.2f} points on the search split "
+                f"({self.options.quantization.value}), more than --max-drop {self.options.max_drop_pts}: "
+                "raise --max-drop or give more search images"
+            )
+        current.kept = True
+        self.start_model, self.head = current_model, head
+        start = Shape(current, current_model, {}, current_flatbuffer, levels)
+        proposed: list[Candidate] = []  # every shape the descents keep, each faster than the one before
+        found, stopped = self.descend(start, self.options.max_drop_pts, self.descents_deadline, "search", proposed)
+        stretch_stopped = ""
+        if not self.out_of_time(self.descents_deadline):
+            # Half of the time left for the stretch, the rest for validating the path.
+            halfway = time.perf_counter() + (self.deadline - time.perf_counter()) / 2
+            _, stretch_stopped = self.descend(
+                found,
+                STRETCH_FACTOR * self.options.max_drop_pts,
+                min(halfway, self.descents_deadline),
+                "stretch",
+                proposed,
+            )
+        # The GAP head is a step of the path like the cuts (its recipe fine-tunes longer than the search's start did):
+        # when nothing validates, the baseline's own shape and head (``start`` itself when the head was kept).
+        path = [start.candidate, *proposed] if head == "gap" else proposed
+        chosen, returned = self.validate(baseline_shape, path)
+        head = chosen.candidate.head
+        best = self.final_quantization(chosen.candidate, chosen.model, chosen.flatbuffer, chosen.levels, head)
+        full = recipe_for(best.block_ratios, head, Quantization(best.quantization), self.options.max_drop_pts)
+        recipe = full.with_max_epochs(self.options.max_epochs)
+        return SearchResult(
+            cut_short=recipe != full,
+            recipe=recipe,
+            best=best,
+            candidates=self.candidates,
+            seconds=time.perf_counter() - self.started,
+            stopped=stopped,
+            search_images=len(self.search),
+            tune_images=len(self.tune_images),
+            baseline_search_top1=self.baseline_top1,
+            final_step=self.final_step,
+            stretch_stopped=stretch_stopped,
+            validations=self.validations,
+            chosen=returned,
+        )
+
+    def descend(
+        self, shape: Shape, bar: float, deadline: float, stage: str, proposed: list[Candidate] | None = None
+    ) -> tuple[Shape, str]:
+        """NetAdapt's iterations from ``shape``: each keeps the candidate with the best search-split top-1 among those
+        within ``bar`` points of the baseline and measured faster (smaller) than the current model. Returns the last
+        shape kept and why the descent stopped; the kept candidates are appended to ``proposed`` too."""
+        goal = self.options.goal
+        self.step, self.failed = self.options.step, set()
+        current = shape
+        budget = "the budget" if stage == "search" else f"the stretch's {bar:g} points"
+        stopped = f"{self.options.max_iterations} iterations"
+        for _ in range(self.options.max_iterations):
+            self.iteration += 1
+            iteration = self.iteration
+            target, proposals = self.proposals(current.candidate, current.model, current.levels)
+            if not proposals:
+                last = max(level for level in range(len(LEVELS)) if self.timer.reachable(level))
+                thinnest = all(level == last for level in current.levels)
+                stopped = "every block is at its thinnest level" if thinnest else "no block alone can cut it further"
+                break
+            trials: list[Shape] = []
+            for block, new_level in proposals:
+                # Time is checked between candidates, and every iteration measures at least one: a slow start
+                # (a busy machine) still gets one step, and the search overruns its time by one candidate at most.
+                if trials and self.out_of_time(deadline):
+                    break
+                levels = [*current.levels[:block], new_level, *current.levels[block + 1 :]]
+                model, kept = self.thinner(current.model, current.kept, block, new_level)
+                candidate = self.measure(
+                    model, iteration, block + 1, levels, self.head, current.flatbuffer, stage=stage
+                )
+                self.on_candidate(candidate, target)
+                trials.append(Shape(candidate, model, kept, self.last_flatbuffer, levels))
+            # Within the bar and measured faster (side by side) or smaller than the current model: the MACs-based
+            # pick of a level can miss the target, and a candidate that does not improve on the current one is no step.
+            within = [
+                t for t in trials if t.candidate.drop_pts <= bar and self.improves(t.candidate, current.candidate)
+            ]
+            if not within:
+                # A milder step may let another block (one that could not meet the larger cut alone) propose;
+                # the candidates that failed from this model are not tried again.
+                self.failed |= {
+                    (t.candidate.changed_block - 1, t.levels[t.candidate.changed_block - 1]) for t in trials
+                }
+                if self.out_of_time(deadline):
+                    stopped = "time is up"
+                    break
+                if self.step / 2 >= MIN_STEP:
+                    self.step /= 2
+                    continue
+                stopped = f"no candidate of iteration {iteration} was both within {budget} and an improvement"
+                break
+            current = max(within, key=lambda t: (t.candidate.search_top1, -t.candidate.figure(goal)))
+            current.candidate.kept = True
+            if proposed is not None:
+                proposed.append(current.candidate)
+            self.failed = set()
+            if self.out_of_time(deadline):
+                stopped = "time is up"
+                break
+        if stage == "search":
+            self.final_step = self.step
+        return current, stopped

@@ -1,0 +1,138 @@
+"""What the search measured: one :class:`Candidate` per shape, the :class:`SearchResult`, and the report's
+``search`` section (:meth:`SearchResult.describe`), Pareto front included."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from vggedge.auto.rules import (
+    FINAL_QUANTIZATION_MARGIN,
+    GAP_TIE_SPEED,
+    LEVELS,
+    STRETCH_FACTOR,
+    VALIDATION_STANDARD_ERRORS,
+    Goal,
+    SearchOptions,
+    search_source,
+)
+from vggedge.backend.keras_env import keras
+from vggedge.recipe.schema import Recipe
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One measured shape: where the search went, and why it kept or left it."""
+
+    iteration: int
+    changed_block: int | None  # 1-based block this candidate thinned; None for the starting points
+    block_ratios: list[float]
+    head: str  # "kept" or "gap"
+    quantization: str
+    latency_ms: float | None
+    size_bytes: int
+    macs: int
+    weights: int  # conv and dense kernel weights: with the MACs, what the latency model is fitted on
+    search_top1: float
+    drop_pts: float
+    kept: bool = False
+    timed_on: str = ""
+    seconds: float = 0.0
+    # --goal latency: the current (kept) model timed beside it, interleaved, so machine noise hits both alike;
+    # speedup = reference_ms / latency_ms, and only a candidate measured faster side by side (> 1) is a step
+    reference_ms: float | None = None
+    speedup: float | None = None
+    # "search" (kept under --max-drop), "stretch" (under STRETCH_FACTOR x --max-drop, a proposal), "validated" (the
+    # shape after the final recipe's fine-tunes: its search_top1 is what the validation decided on)
+    stage: str = "search"
+    # Search-split images only the baseline got right (lost) and only this shape got right (gained): the paired
+    # counts the drop comes from, and its standard error (drop_bound)
+    lost: int = 0
+    gained: int = 0
+    # A validation: the drop plus VALIDATION_STANDARD_ERRORS standard errors, and whether that is within --max-drop
+    drop_bound_pts: float | None = None
+    passed: bool | None = None
+
+    def figure(self, goal: Goal) -> float:
+        return float(self.latency_ms if goal == "latency" else self.size_bytes)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    recipe: Recipe
+    best: Candidate
+    candidates: list[Candidate]
+    seconds: float
+    stopped: str  # why the search ended
+    search_images: int
+    tune_images: int
+    baseline_search_top1: float
+    final_step: float
+    stretch_stopped: str = ""  # why the stretch ended ("" when there was no time for it)
+    cut_short: bool = False  # --max-epochs cut the found recipe's fine-tunes
+    validations: int = 0
+    chosen: str = ""  # which shape the search returned, and why (a validated one, or the start when none passed)
+
+    def describe(self, goal: Goal, options: SearchOptions) -> dict:
+        """The report's ``search`` section."""
+        return {
+            "goal": goal,
+            "max_drop_pts": options.max_drop_pts,
+            "step": options.step,
+            "final_step": round(self.final_step, 4),
+            "levels_removed": list(LEVELS),
+            "final_quantization_margin": FINAL_QUANTIZATION_MARGIN,
+            "gap_tie_speed": round(GAP_TIE_SPEED, 4),
+            "seconds": round(self.seconds, 1),
+            "stopped": self.stopped,
+            "stretch": {
+                "bar_pts": round(STRETCH_FACTOR * options.max_drop_pts, 3),
+                "stopped": self.stretch_stopped or "no time left after the search",
+            },
+            "validation": {
+                "validations": self.validations,
+                "validated_with": "the found recipe's fine-tunes from the baseline, on the training images outside "
+                "the search split; top-1 on the search split",
+                "rule": f"drop + {VALIDATION_STANDARD_ERRORS:g} standard error(s) of the paired drop <= max_drop_pts",
+                "standard_errors": VALIDATION_STANDARD_ERRORS,
+                "chosen": self.chosen,
+            },
+            "complete": True,
+            "images": {"search": self.search_images, "reconstruction": self.tune_images},
+            "search_from": search_source(options),
+            "repair": "least-squares refit of the layers after each cut (vggedge.steps.reconstruct)",
+            "baseline_search_top1": round(self.baseline_search_top1, 4),
+            "ranked_on": f"search split ({search_source(options)}; never the evaluation images)",
+            "latency_from": self.best.timed_on,
+            "best": dataclasses.asdict(self.best),
+            "candidates": [dataclasses.asdict(c) for c in self.candidates],
+            "pareto": pareto_front(self.candidates, goal),
+        }
+
+
+def pareto_front(candidates: list[Candidate], goal: Goal) -> list[int]:
+    """Indices of the candidates no other beats on both the goal figure and search-split top-1."""
+    front = []
+    for i, c in enumerate(candidates):
+        dominated = any(
+            o.figure(goal) <= c.figure(goal)
+            and o.search_top1 >= c.search_top1
+            and (o.figure(goal) < c.figure(goal) or o.search_top1 > c.search_top1)
+            for o in candidates
+        )
+        if not dominated:
+            front.append(i)
+    return front
+
+
+@dataclasses.dataclass
+class Shape:
+    """Where a descent stands: the kept candidate, its model, its filters as indices into the search's starting
+    model, the flatbuffer it was timed as, and its level per block."""
+
+    candidate: Candidate
+    model: keras.Model
+    kept: dict[str, np.ndarray]
+    flatbuffer: bytes
+    levels: list[int]

@@ -1,0 +1,107 @@
+"""Validating the descent's path: each proposed shape built as the found recipe builds it (from the baseline, its own
+fine-tunes), then judged by the one-standard-error rule (:func:`vggedge.auto.rules.drop_bound`); and the final
+quantization, where another mode is measured faster than int8 on this target."""
+
+from __future__ import annotations
+
+import time
+
+from vggedge.auto.rules import (
+    ALTERNATIVE_QUANTIZATIONS,
+    FINAL_QUANTIZATION_MARGIN,
+    LEVELS,
+    drop_bound,
+    recipe_for,
+)
+from vggedge.auto.timing import TableTimer
+from vggedge.auto.trace import Candidate, Shape
+from vggedge.backend.keras_env import keras
+from vggedge.core.quantization import Quantization
+from vggedge.steps import apply_steps
+
+
+class Validation:
+    """The :class:`~vggedge.auto.searcher.Searcher`'s last stage, kept apart from its descent: bisection along the
+    path, at least one validation, and the final quantization's side-by-side timing."""
+
+    def validate(self, start: Shape, proposed: list[Candidate]) -> tuple[Shape, str]:
+        """The fastest of the ``proposed`` shapes (the descents' path, each faster than the one before; the GAP head
+        first when the search adopted it) that passes its validation: built as the found recipe builds it, its drop on
+        the search split plus one standard error within the budget (:func:`drop_bound`). By bisection while time is
+        left, and at least once: a search that ran out of time in its descent still returns a shape measured after
+        the final recipe's own fine-tunes, never the refit's proxy. ``start`` when none passes: the baseline's widths,
+        with its own head when the path begins with the GAP swap. Bisection assumes the accuracy after fine-tuning
+        falls along the path, as it does on average. Returns the shape and which one it is, for the report."""
+        low, high, chosen = 0, len(proposed), start  # index 0 is ``start``, index i is proposed[i - 1]
+        returned = (
+            "the starting shape: nothing proposed" if not proposed else "the starting shape: no validation passed"
+        )
+        asked = 0
+        while low < high and (asked == 0 or not self.out_of_time()):
+            middle = (low + high + 1) // 2
+            shape = self.validated(proposed[middle - 1], start.flatbuffer)
+            asked += 1
+            candidate = shape.candidate
+            if candidate.passed:
+                low, chosen = middle, shape
+                candidate.kept = True
+                returned = f"validated shape {middle} of {len(proposed)} along the path"
+            else:
+                high = middle - 1
+        if low < high:
+            returned += " (time was up before the bisection ended)"
+        return chosen, returned
+
+    def validated(self, proposal: Candidate, against: bytes) -> Shape:
+        """``proposal``'s shape built as the final recipe builds it (from the baseline, its fine-tunes), on the
+        training images outside the search split, then measured like a candidate (timed beside ``against``)."""
+        started = time.perf_counter()
+        recipe = recipe_for(proposal.block_ratios, proposal.head, self.options.quantization, self.options.max_drop_pts)
+        recipe = recipe.with_max_epochs(self.options.max_epochs)  # as the found recipe will run
+        model, _ = apply_steps(recipe, self.baseline, self.final_context, self.final_context.seed)
+        levels = [LEVELS.index(ratio) for ratio in proposal.block_ratios]
+        candidate = self.measure(
+            model, proposal.iteration, proposal.changed_block, levels, proposal.head, against, stage="validated"
+        )
+        candidate.seconds = round(time.perf_counter() - started, 1)
+        self.judge(candidate)
+        self.validations += 1
+        self.on_candidate(candidate, proposal.figure(self.options.goal))
+        return Shape(candidate, model, {}, self.last_flatbuffer, levels)
+
+    def judge(self, candidate: Candidate) -> None:
+        """A validated shape's verdict: its drop plus :data:`VALIDATION_STANDARD_ERRORS` standard errors within the
+        budget (:func:`drop_bound`)."""
+        bound = drop_bound(candidate.lost, candidate.gained, len(self.search))
+        candidate.passed = bound <= self.options.max_drop_pts + 1e-9  # the exact figure: 1.004 is over 1 point
+        candidate.drop_bound_pts = round(bound, 2) + 0.0
+
+    def final_quantization(
+        self, current: Candidate, model: keras.Model, flatbuffer: bytes, levels: list[int], head: str
+    ) -> Candidate:
+        """The found shape in each other quantization the target might run faster (float16 weights, dynamic range),
+        timed side by side with the search's: one measured faster by :data:`FINAL_QUANTIZATION_MARGIN` and within the
+        budget replaces it (``--goal latency``; a full-int8 file is always the smallest, so ``--goal size`` keeps
+        it). On AVX-512 VNNI or AMX int8 wins; on a CPU without fast int8 kernels a float16 or dynamic model may not."""
+        if (
+            self.options.goal != "latency"
+            or self.options.quantization != Quantization.INT8
+            or isinstance(self.timer, TableTimer)
+        ):
+            return current  # a table times int8 pieces only
+        iteration = max(c.iteration for c in self.candidates) + 1
+        chosen = current
+        for mode in ALTERNATIVE_QUANTIZATIONS:
+            if self.out_of_time() and chosen is not current:
+                break
+            candidate = self.measure(model, iteration, None, levels, head, against=flatbuffer, quantization=mode)
+            self.on_candidate(candidate, current.figure("latency"))
+            # Each is timed against the int8 model, so speedups compare across them.
+            to_beat = FINAL_QUANTIZATION_MARGIN if chosen is current else max(FINAL_QUANTIZATION_MARGIN, chosen.speedup)
+            if candidate.drop_pts <= self.options.max_drop_pts and (candidate.speedup or 0.0) > to_beat:
+                chosen = candidate
+        # An alternative that replaces int8 is marked too; the int8 shape keeps its mark from its descent or its
+        # validation (the baseline's own shape, returned when no validation passed, has none after a GAP start)
+        if chosen is not current:
+            chosen.kept = True
+        return chosen

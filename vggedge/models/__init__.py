@@ -1,0 +1,1 @@
+"""Keras models: VGG16 as data, loading a user's file, reading its anatomy, the offline sample, FLOPs."""

@@ -1,0 +1,144 @@
+"""``--recipe auto`` inside ``optimize``: carve the search split, search, then run the found recipe like any other."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from vggedge.core import defaults
+from vggedge.core.atomic import write_text
+from vggedge.core.data import load_all
+from vggedge.core.errors import UserError
+from vggedge.core.progress import duration, log_line
+from vggedge.run.baseline import step_context
+from vggedge.run.calibration import (
+    calibration_images,
+)
+from vggedge.run.options import OptimizeOptions, Prepared
+from vggedge.run.recipe_run import run_recipe
+
+
+def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
+    """``--recipe auto``: search the shape on a split carved from the training images, then run the found
+    recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
+    from vggedge.auto.rules import VALIDATION_STANDARD_ERRORS, search_split_size
+    from vggedge.auto.searcher import Searcher
+
+    auto = dataclasses.replace(
+        options.auto,
+        max_epochs=options.max_epochs,  # the GAP start's, the validations' and the found recipe's fine-tunes
+        search_images=search_split_size(options.auto, prepared.counts.train),
+    )
+    search_split, tune = search_and_tune_splits(prepared, auto, options.progress)
+    budget_per_image = 100.0 / max(1, len(prepared.eval))
+    if options.progress and budget_per_image > auto.max_drop_pts / 2:
+        log_line(
+            f"auto: one of the {len(prepared.eval)} evaluation images is {budget_per_image:.2f} points, more than half "
+            f"the {auto.max_drop_pts}-point budget: the reported top-1 cannot resolve it (more --eval-samples can)"
+        )
+    search_per_image = 100.0 / max(1, len(search_split))
+    if options.progress and search_per_image > auto.max_drop_pts / 2:
+        log_line(
+            f"auto: one of the {len(search_split)} search images is {search_per_image:.2f} points, more than half the "
+            "budget: candidates are ranked coarsely (more --search-images, or a larger --max-drop, ranks finer)"
+        )
+    started = time.perf_counter()
+
+    def report_candidate(candidate, target: float) -> None:  # noqa: ANN001
+        if not options.progress:
+            return
+        keep = " ".join(f"{1 - r:.3g}" for r in candidate.block_ratios)
+        unit = "ms" if auto.goal == "latency" else "bytes"
+        log_line(
+            f"auto: {'' if candidate.stage == 'search' else candidate.stage + ' '}candidate {len(searcher.candidates)} "
+            f"(blocks keep {keep}, head {candidate.head}, {candidate.quantization}): "
+            f"{candidate.latency_ms:.2f} ms, {candidate.size_bytes / 1e6:.2f} MB, search top-1 "
+            f"{candidate.search_top1:.1%} ({-candidate.drop_pts:+.2f} pts){validation_verdict(candidate)}; "
+            f"target {target:.4g} {unit}; {duration(time.perf_counter() - started)} of {auto.minutes:g} min"
+        )
+
+    def validation_verdict(candidate) -> str:  # noqa: ANN001
+        if candidate.passed is None:
+            return ""
+        verdict = "passes" if candidate.passed else "fails"
+        return f", drop + {VALIDATION_STANDARD_ERRORS:g} s.e. {candidate.drop_bound_pts:.2f} pts: {verdict}"
+
+    calibration = calibration_images(prepared, defaults.CALIBRATION_SAMPLES)
+    context = step_context(prepared, options)
+    searcher = Searcher(
+        prepared.baseline.model, search_split, tune, calibration, prepared.labels_match, auto, context, report_candidate
+    )
+    try:
+        found = searcher.run()
+    except KeyboardInterrupt:
+        keep_interrupted_trace(searcher, options)
+        raise
+    if options.progress:
+        log_line(f"auto: searched {len(found.candidates)} candidates in {duration(found.seconds)} ({found.stopped})")
+    (options.out / "auto" / INTERRUPTED_TRACE).unlink(missing_ok=True)  # an earlier run's, now out of date
+    note = memorized_search_split(prepared, found.baseline_search_top1, auto)
+    if note:
+        if options.progress:
+            log_line(f"auto: {note}")
+        prepared = dataclasses.replace(prepared, notes=[*prepared.notes, note])
+    if found.cut_short:  # --max-epochs, as for the fixed recipes (the note on the report)
+        prepared = dataclasses.replace(prepared, cut_short=prepared.cut_short | {found.recipe.name})
+    return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))
+
+
+def search_and_tune_splits(prepared: Prepared, auto, progress: bool) -> tuple:  # noqa: ANN001 - search.SearchOptions
+    """(search split, images for the refits and validations): ``--search-data`` whole and every training image, or
+    the first ``--search-images`` training images carved off and the rest."""
+    from vggedge.auto.rules import carve
+
+    if auto.search_data is None:
+        return carve(prepared.dataset.train, auto.search_images)
+    size = int(prepared.baseline.model.input_shape[1])
+    names, split, _ = load_all(auto.search_data, size, progress=progress)
+    if names != prepared.dataset.class_names:
+        raise UserError(
+            f"--search-data {auto.search_data} has the classes {names}, and --data {prepared.dataset.class_names}: "
+            "give the same class folders"
+        )
+    return split, prepared.dataset.train
+
+
+# The baseline scoring this much more (in points) on a carved search split than on the evaluation images: it has
+# trained on the search images, where drops are understated.
+MEMORIZED_GAP_PTS = 1.0
+
+
+def memorized_search_split(prepared: Prepared, baseline_search_top1: float, auto) -> str | None:  # noqa: ANN001
+    """A note when the search split is carved from images the baseline looks trained on: its top-1 there above its
+    top-1 on the evaluation images by more than :data:`MEMORIZED_GAP_PTS` and the budget. (The baseline's own two
+    figures; no candidate is judged on the evaluation images.)"""
+    evaluated = prepared.figures.top1
+    if auto.search_data is not None or evaluated is None:
+        return None
+    gap = (baseline_search_top1 - evaluated) * 100
+    if gap <= max(MEMORIZED_GAP_PTS, auto.max_drop_pts):
+        return None
+    return (
+        f"the baseline scores {baseline_search_top1:.2%} on the search split carved from the training images and "
+        f"{evaluated:.2%} on the evaluation images: it may have trained on the search images, where a thinner "
+        "model's drop looks smaller than it is; --search-data with images it never trained on ranks without that bias"
+    )
+
+
+INTERRUPTED_TRACE = "search-incomplete.json"
+
+
+def keep_interrupted_trace(searcher, options: OptimizeOptions) -> None:  # noqa: ANN001 - a search.Searcher
+    """Ctrl-C during ``--recipe auto``'s search: no model and no report, but the candidates measured so far, in
+    ``<out>/auto/search-incomplete.json`` (written atomically, marked ``complete: false``), so minutes of
+    measurements are not lost. A run that finishes removes it."""
+    if not searcher.candidates:
+        return
+    path = options.out / "auto" / INTERRUPTED_TRACE
+    write_text(path, json.dumps(searcher.trace_so_far(), indent=1) + "\n")
+    log_line(
+        f"auto: interrupted after {len(searcher.candidates)} candidates; what they measured is in {path} "
+        "(marked incomplete); no model or report was written"
+    )
