@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
-from vggedge.core.errors import UserError
+from vggedge.core.errors import DeviceError
 
 BUSY_RETRIES = 30  # a 503 (another job) is retried after its Retry-After, this many times
 MIN_TIMING_S = 1  # the server times each file at least this long (a sub-millisecond model needs hundreds of runs)
@@ -23,12 +23,12 @@ class BenchClient:
     def __init__(self, url: str, token: str | None, timeout_s: float = 600.0) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise UserError(
+            raise DeviceError(
                 f"--time-on takes the address of `vggedge bench --serve` (http://HOST:PORT), not {url!r} "
                 "(per-layer latency tables are not supported yet)"
             )
         if not token:
-            raise UserError(
+            raise DeviceError(
                 "--time-on needs the bench server's token: --time-on-token or VGGEDGE_BENCH_TOKEN "
                 "(the server printed it on first start and keeps it in ~/.config/vggedge/bench-token on the device)"
             )
@@ -51,12 +51,12 @@ class BenchClient:
                     time.sleep(float(error.headers.get("Retry-After") or 2))
                     continue
                 if error.code == 401:
-                    raise UserError(f"--time-on {self.url} refused the token (401): check --time-on-token") from None
-                raise UserError(f"--time-on {self.url} answered {error.code}: {said}") from None
+                    raise DeviceError(f"--time-on {self.url} refused the token (401): check --time-on-token") from None
+                raise DeviceError(f"--time-on {self.url} answered {error.code}: {said}") from None
             except (urllib.error.URLError, OSError) as error:
                 reason = getattr(error, "reason", error)
-                raise UserError(f"--time-on {self.url} does not answer: {reason}") from None
-        raise UserError(f"--time-on {self.url} stayed busy with other jobs; try again when it is free")
+                raise DeviceError(f"--time-on {self.url} does not answer: {reason}") from None
+        raise DeviceError(f"--time-on {self.url} stayed busy with other jobs; try again when it is free")
 
     def _json(self, raw: bytes) -> dict:
         try:
@@ -64,7 +64,7 @@ class BenchClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             data = None
         if not isinstance(data, dict) or "environment" not in data:
-            raise UserError(f"--time-on {self.url} answered, but not as `vggedge bench --serve` does")
+            raise DeviceError(f"--time-on {self.url} answered, but not as `vggedge bench --serve` does")
         return data
 
     @staticmethod
@@ -84,7 +84,7 @@ class BenchClient:
         answer = self._request("POST", "/time" + query, flatbuffer)
         latency = answer.get("latency_ms") or {}
         if answer.get("emulated") or latency.get("p50") is None:
-            raise UserError(f"--time-on {self.url} is emulated ({answer.get('emulated')}): its timings mean nothing")
+            raise DeviceError(f"--time-on {self.url} is emulated ({answer.get('emulated')}): its timings mean nothing")
         environment = answer["environment"]
         where = (
             f"{environment.get('device') or 'device'} via {self.url} ({environment.get('runtime')} "

@@ -20,20 +20,51 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 err = Console(stderr=True)
+
+
+EXAMPLES = {
+    "optimize": [
+        ("the offline sample, full int8", "vggedge optimize --recipe int8"),
+        ("your model and photos, every recipe", "vggedge optimize -m model.keras --data photos/ --recipe all"),
+        (
+            "the fastest shape within 1 point, 10 minutes",
+            "vggedge optimize -m model.keras --data photos/ --recipe auto --search-minutes 10",
+        ),
+        ("a quick trial of a recipe", "vggedge optimize -m model.keras --data photos/ --recipe fast --max-epochs 1"),
+    ],
+    "inspect": [("how vggedge reads your model", "vggedge inspect model.keras")],
+    "kit": [("the profiling kit for --time-on TABLE.json", "vggedge kit -m model.keras --out kit/")],
+    "bench": [
+        ("one model on this board", "vggedge bench reports/int8/model.tflite --data reports/sklearn-digits-32-eval"),
+        ("several models and thread counts", "vggedge bench reports/*/model.tflite --threads 1,4"),
+        ("time a workstation's candidates here", "vggedge bench --serve"),
+    ],
+    "compare": [("every report, with a page", "vggedge compare reports/ --out reports/")],
+    "predict": [("classify photos", "vggedge predict reports/int8/model.tflite photo.jpg")],
+}
+
+
+def epilog(command: str) -> str:
+    """The command's examples, for the end of its --help."""
+    return "**Examples**\n\n" + "\n\n".join(f"{what}: `{line}`" for what, line in EXAMPLES[command])
 
 
 def _register() -> None:
     from vggedge.cli import bench, compare, inspect, kit, optimize, predict, recipes
 
-    app.command(name="optimize")(optimize.optimize_command)
-    app.command(name="inspect")(inspect.inspect_command)
+    for name, command in (
+        ("optimize", optimize.optimize_command),
+        ("inspect", inspect.inspect_command),
+        ("kit", kit.kit_command),
+        ("bench", bench.bench_command),
+        ("compare", compare.compare_command),
+        ("predict", predict.predict_command),
+    ):
+        app.command(name=name, epilog=epilog(name))(command)
     app.add_typer(recipes.app, name="recipes")
-    app.command(name="kit")(kit.kit_command)
-    app.command(name="bench")(bench.bench_command)
-    app.command(name="compare")(compare.compare_command)
-    app.command(name="predict")(predict.predict_command)
 
 
 _register()

@@ -27,7 +27,9 @@ def compare_command(
         ),
     ] = None,
 ) -> None:
-    """Compare reports across recipes and devices (size, accuracy, latency, speed-up) and recommend, per
+    """Compare reports across recipes and devices, and recommend one per device.
+
+    Size, accuracy, latency, speed-up) and recommend, per
     device, the smallest, the fastest and the most accurate result within the accuracy budget."""
     from vggedge.comparison import FORMATS, compare
 

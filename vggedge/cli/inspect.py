@@ -22,7 +22,9 @@ def inspect_command(
     offline: OfflineOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Show how vggedge reads a model: preprocessing, conv blocks, head, output, parameters, FLOPs, and for
+    """Show how vggedge reads a model and which recipes apply to it.
+
+    Preprocessing, conv blocks, head, output, parameters, FLOPs, and for
     every shipped recipe whether it applies (checked exactly as `optimize` checks before any work)."""
     apply_verbosity(verbose)
     from vggedge.models.flops import flops

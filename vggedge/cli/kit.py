@@ -30,7 +30,9 @@ def kit_command(
     offline: OfflineOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Make the profiling kit of a model: one int8 TFLite file per conv layer (with what follows it) at every
+    """Make a model's profiling kit, for a latency table measured on the device.
+
+    One int8 TFLite file per conv layer (with what follows it) at every
     input and output width the search's per-block levels give it, the head at every width (kept and GAP),
     and whole models to set and check the sum. Copy the folder to the device, run `vggedge bench --profile
     KIT` there (no TensorFlow needed), and give the table it writes to `optimize --recipe auto --time-on`."""

@@ -45,3 +45,15 @@ def apply_verbosity(verbose: bool) -> None:
         from vggedge.core.quiet import silence_native_stderr
 
         silence_native_stderr()
+
+
+# Help panels: `--help` groups a command's options under these headings.
+MODEL = "Model"
+DATA = "Data"
+BUDGET = "Budget and verification"
+TIMING = "Timing"
+TRAINING = "Fine-tuning"
+SEARCH = "Automatic search (--recipe auto)"
+OUTPUT = "Output"
+SERVER = "Bench server (--serve)"
+PROFILE = "Latency table (--profile)"

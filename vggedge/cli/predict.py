@@ -65,7 +65,9 @@ def predict_command(
     ] = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Classify images with a TFLite model: the top classes and their scores per image, then the model's p50
+    """Classify images (or camera frames) with a TFLite model.
+
+    The top classes and their scores per image, then the model's p50
     latency. Class names come from the model itself (standard TFLite metadata), or labels.txt beside it."""
     apply_verbosity(verbose)
     if camera and images:

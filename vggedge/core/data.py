@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vggedge.core import defaults
-from vggedge.core.errors import UserError
+from vggedge.core.errors import DataError
 from vggedge.core.report import DatasetSection
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -73,7 +73,7 @@ class FileSplit:
         unmounted): a fine-tune on whatever is left would be a silently different run."""
         if self.missing:
             first = self.paths[min(self.missing)]
-            raise UserError(
+            raise DataError(
                 f"{len(self.missing)} training images vanished from disk during the run (first: {first}): "
                 "was the data folder moved, deleted or unmounted? Run again once it is back"
             )
@@ -127,7 +127,7 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     """Class names (sorted subfolder names, as ``image_dataset_from_directory``) and (file, label) pairs."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"data folder {root} does not exist: pass --data DIR with one subfolder per class")
+        raise DataError(f"data folder {root} does not exist: pass --data DIR with one subfolder per class")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = [
         (f, label)
@@ -136,7 +136,7 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not files:
-        raise UserError(
+        raise DataError(
             f"data folder {root} has no JPEG or PNG images in class subfolders: "
             "lay it out as DIR/<class name>/<image>.jpg"
         )
@@ -198,7 +198,7 @@ def load_dataset(
     training = load_folder(train_root, size, 0, calibration_samples, progress=progress, name=Path(root).name)
     names, evaluation, skipped = load_all(eval_root, size, progress=progress, limit=eval_samples)
     if names != training.class_names:
-        raise UserError(
+        raise DataError(
             f"the evaluation folder {eval_root} has classes {names} but the training folder {train_root} has "
             f"{training.class_names}: give both the same class subfolders"
         )
@@ -265,7 +265,7 @@ def load_folder(
         if len(kept) == wanted:
             break
     if not images:
-        raise UserError(f"none of the {len(files)} images in {root} could be decoded: check the files")
+        raise DataError(f"none of the {len(files)} images in {root} could be decoded: check the files")
     all_images = np.stack(images)
     all_labels = np.array(labels, dtype=np.int64)
     n_eval = len(kept) if keep_all else min(eval_samples, max(1, len(readable) // 2), len(kept))

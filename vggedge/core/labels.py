@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from vggedge.core.atomic import write_text
-from vggedge.core.errors import UserError
+from vggedge.core.errors import DataError
 
 LABELS_FILE = "labels.txt"
 
@@ -30,7 +30,7 @@ def parse_labels(text: str, source: str) -> list[str]:
     while names and not names[-1]:
         names.pop()
     if not names or any(not name for name in names):
-        raise UserError(f"{source}: one class name a line, none empty")
+        raise DataError(f"{source}: one class name a line, none empty")
     return names
 
 
@@ -39,7 +39,7 @@ def read_labels_file(path: Path) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read the labels file {path}: {error}") from None
+        raise DataError(f"cannot read the labels file {path}: {error}") from None
     return parse_labels(text, str(path))
 
 

@@ -96,6 +96,21 @@ class BenchedModel:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
+def check_mode(models: list[Path] | None, serve: bool, profile: Path | None, threads: list[int] | None) -> None:
+    """``bench`` runs one of three jobs: time model files, serve timings (``--serve``), or profile a kit
+    (``--profile``); refuse a mix, or nothing to do, before any work."""
+    if profile is not None:
+        if models or serve:
+            raise UserError("--profile times a kit's files: give no model files and no --serve with it")
+        if threads and len(threads) > 1:
+            raise UserError("--profile measures one thread count per table: give one --threads")
+    elif serve:
+        if models:
+            raise UserError("--serve times the models clients send: give no model files with it")
+    elif not models:
+        raise UserError("give a .tflite file (or several, or a run folder of `vggedge optimize`), or --serve")
+
+
 def device_slug() -> str:
     import platform
 

@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from vggedge.core.errors import UserError
+from vggedge.core.errors import DeviceError
 
 KIT_SCHEMA = "vggedge.layer-kit/1"
 TABLE_SCHEMA = "vggedge.latency-table/1"
@@ -73,13 +73,13 @@ class LatencyTable:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise UserError(
+            raise DeviceError(
                 f"--time-on {path}: no such file (make it on the device with `vggedge bench --profile KIT`)"
             ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise UserError(f"--time-on {path} is not a latency table: {error}") from None
+            raise DeviceError(f"--time-on {path} is not a latency table: {error}") from None
         if not isinstance(data, dict) or data.get("schema") != TABLE_SCHEMA:
-            raise UserError(
+            raise DeviceError(
                 f"--time-on {path} is not a latency table ({TABLE_SCHEMA}): `vggedge bench --profile KIT` writes one"
             )
         try:
@@ -101,7 +101,7 @@ class LatencyTable:
                 warnings=[str(w) for w in data.get("warnings", [])],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise UserError(f"--time-on {path}: a latency table with a missing or bad field ({error})") from None
+            raise DeviceError(f"--time-on {path}: a latency table with a missing or bad field ({error})") from None
 
     def require(self, model: dict, quantization: str, threads: int | None) -> None:
         """Refuse, in one line, a table measured for another model, quantization or thread count."""
@@ -109,16 +109,16 @@ class LatencyTable:
             theirs = ", ".join(f"{len(b)} convs" for b in self.model.get("blocks", []))
             ours = ", ".join(f"{len(b)} convs" for b in model.get("blocks", []))
             detail = "" if theirs != ours else " (same layout: other layer names, widths, input or head)"
-            raise UserError(
+            raise DeviceError(
                 f"--time-on {self.path} was measured for another model (blocks of {theirs} vs this one's {ours}"
                 f"{detail}): make a kit of this model with `vggedge kit` and profile it on the device"
             )
         if self.quantization != quantization:
-            raise UserError(
+            raise DeviceError(
                 f"--time-on {self.path} times {self.quantization} pieces; the search converts to {quantization}"
             )
         if threads is not None and threads != self.threads:
-            raise UserError(
+            raise DeviceError(
                 f"--time-on {self.path} was measured at {self.threads} threads, not --threads {threads}: "
                 f"profile again with `vggedge bench --profile KIT --threads {threads}`"
             )
@@ -129,7 +129,7 @@ class LatencyTable:
         keys = piece_keys(self.model["blocks"], levels, head)
         missing = [key for key in keys if key not in self.entries]
         if missing or not self.residual.get(head):
-            raise UserError(
+            raise DeviceError(
                 f"--time-on {self.path} has no entry for {missing[0] if missing else head}: profile a full kit"
             )
         weights = sum(self.weights[key] for key in keys)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vggedge.core.errors import UserError
+from vggedge.core.errors import DeviceError
 
 # (module to import, distribution name for its version), in order of preference.
 RUNTIMES = (
@@ -36,7 +36,7 @@ def find_runtime(preferred: str | None = None) -> Runtime:
     """The first importable runtime (or ``preferred``, by distribution name, e.g. ``tflite-runtime``)."""
     candidates = [r for r in RUNTIMES if preferred in (None, r[1])]
     if not candidates:
-        raise UserError(f"unknown runtime {preferred!r}; choose one of {', '.join(r[1] for r in RUNTIMES)}")
+        raise DeviceError(f"unknown runtime {preferred!r}; choose one of {', '.join(r[1] for r in RUNTIMES)}")
     for module_name, dist in candidates:
         try:
             module = importlib.import_module(module_name)
@@ -47,7 +47,7 @@ def find_runtime(preferred: str | None = None) -> Runtime:
         except metadata.PackageNotFoundError:
             version = "unknown"
         return Runtime(dist, version, module.Interpreter)
-    raise UserError(
+    raise DeviceError(
         "no TFLite interpreter is installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)"
     )
 
@@ -72,16 +72,16 @@ class TFLiteModel:
             self.interpreter = self.runtime.interpreter_class(model_path=str(self.path), num_threads=self.threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise UserError(
+            raise DeviceError(
                 f"{self.path} could not be loaded by {self.runtime.name}: {str(error).splitlines()[0][:160]}"
             ) from None
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise UserError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
+            raise DeviceError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
         self.input, self.output = inputs[0], outputs[0]
         shape = tuple(int(s) for s in self.input["shape"])
         if len(shape) != 4 or shape[-1] != 3:
-            raise UserError(f"{self.path} is not an image classifier: its input shape is {shape}")
+            raise DeviceError(f"{self.path} is not an image classifier: its input shape is {shape}")
         self.input_size = shape[1]
 
     @property
@@ -133,8 +133,8 @@ def check_tflite_file(path: Path) -> None:
     """Refuse a missing, empty, truncated or non-TFLite file before the interpreter sees it."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"model file {path} does not exist")
+        raise DeviceError(f"model file {path} does not exist")
     with path.open("rb") as handle:
         head = handle.read(8)
     if head[4:8] != TFLITE_MAGIC:
-        raise UserError(f"{path} is not a TFLite model (no TFL3 flatbuffer identifier)")
+        raise DeviceError(f"{path} is not a TFLite model (no TFL3 flatbuffer identifier)")

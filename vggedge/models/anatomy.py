@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 from vggedge.backend.keras_env import keras
-from vggedge.core.errors import UserError
+from vggedge.core.errors import ModelError, UserError
 from vggedge.core.selectors import SELECTOR_HELP, parse_selector
 from vggedge.models.vgg import PREPROCESS_NAME, append_copies
 
@@ -81,7 +81,7 @@ class Anatomy:
         """Layer names a ``layers`` selector picks, in model order; a UserError when it picks none."""
         chosen = self._resolve(selector)
         if not chosen:
-            raise UserError(
+            raise ModelError(
                 f"layers={selector!r} selects no layer of {self.name!r} ({self.summary()}); "
                 f"use one of {SELECTOR_HELP} (`vggedge inspect MODEL` shows the parts)"
             )
@@ -91,7 +91,7 @@ class Anatomy:
         try:
             selector = parse_selector(text)
         except ValueError as error:
-            raise UserError(f"layers: {error}") from None
+            raise ModelError(f"layers: {error}") from None
         if selector.kind == "conv":
             return list(self.convs)
         if selector.kind == "dense":

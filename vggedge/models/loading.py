@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from vggedge.backend.keras_env import keras
-from vggedge.core.errors import UserError
+from vggedge.core.errors import ModelError
 from vggedge.core.report import ModelSection
 from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
 from vggedge.models.normalization import describe_normalization
@@ -94,7 +94,7 @@ def load_imagenet_vgg16(weights: str | None, offline: bool = False) -> Baseline:
     elif weights:
         path = Path(weights)
         if not path.is_file():
-            raise UserError(
+            raise ModelError(
                 f"weights file {path} does not exist: "
                 "pass --weights PATH to a VGG16 .h5 weights file, or --weights random"
             )
@@ -102,17 +102,17 @@ def load_imagenet_vgg16(weights: str | None, offline: bool = False) -> Baseline:
         try:
             model.load_weights(path)
         except (OSError, ValueError) as error:
-            raise UserError(f"{path} is not a VGG16 weights file ({str(error).splitlines()[0][:120]})") from None
+            raise ModelError(f"{path} is not a VGG16 weights file ({str(error).splitlines()[0][:120]})") from None
         label = str(path)
     else:
         cached = keras_cache_dir() / VGG16_WEIGHTS_FILE
         if not cached.exists() and offline:
-            raise UserError(_offline_message(cached))
+            raise ModelError(_offline_message(cached))
         try:
             model = keras.applications.VGG16(weights="imagenet", **on_pixels)
         except Exception as error:  # Keras raises a bare Exception for a failed download
             if "URL fetch failure" in str(error) or isinstance(error, OSError):
-                raise UserError(_offline_message(cached)) from None
+                raise ModelError(_offline_message(cached)) from None
             raise
         label = "imagenet"
     return Baseline(
@@ -154,7 +154,7 @@ def _refuse_unsafe(classes: set[str], path: Path) -> None:
         if not c.endswith(("Initializer", "Regularizer", "Constraint")) and c not in _CONFIG_HELPERS
     )
     if unsafe:
-        raise UserError(
+        raise ModelError(
             f"{path} contains layers vggedge will not load ({', '.join(unsafe)}): they can run arbitrary code or are "
             "not supported; export a model built from standard Conv2D/Pooling/Flatten/Dense layers"
         )
@@ -194,9 +194,9 @@ def _load_h5(path: Path) -> keras.Model:
             raw = handle.attrs.get("model_config")
             version = handle.attrs.get("keras_version")
     except OSError:
-        raise UserError(f"{path} is not a readable HDF5 model file (corrupt or truncated?)") from None
+        raise ModelError(f"{path} is not a readable HDF5 model file (corrupt or truncated?)") from None
     if raw is None:
-        raise UserError(f"{path} holds no model architecture (a weights-only file?): save the whole model")
+        raise ModelError(f"{path} holds no model architecture (a weights-only file?): save the whole model")
     config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     _refuse_unsafe(_classes_in_config(config), path)
     version = version.decode() if isinstance(version, bytes) else str(version or "")
@@ -205,7 +205,7 @@ def _load_h5(path: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except (ValueError, TypeError, KeyError, OSError) as error:
-        raise UserError(
+        raise ModelError(
             f"cannot load {path} (Keras {version or 'version unknown'}) as a Keras 2 model ({type(error).__name__}); "
             "re-save it with model.save('model.keras') and pass that file"
         ) from None
@@ -218,7 +218,7 @@ def _load_keras3(path: Path) -> keras.Model:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError):
-        raise UserError(f"{path} is not a readable .keras model file (corrupt or truncated?)") from None
+        raise ModelError(f"{path} is not a readable .keras model file (corrupt or truncated?)") from None
     _refuse_unsafe(_classes_in_config(config), path)
     return _keras3_to_keras2(path, "a .keras file")
 
@@ -229,7 +229,7 @@ def _keras3_to_keras2(path: Path, what: str) -> keras.Model:
     try:
         model3 = keras3.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras 3 raises many types for a bad file; its messages dump configs
-        raise UserError(
+        raise ModelError(
             f"cannot load {path} ({what}) with Keras 3 ({type(error).__name__}): "
             "check that the file is complete and was saved by Keras 3"
         ) from None
@@ -240,11 +240,11 @@ def check_classifier(model: keras.Model, path: Path | str) -> None:
     """Refuse models that do not map one RGB image to one vector of class scores."""
     in_shape, out_shape = model.input_shape, model.output_shape
     if isinstance(in_shape, list) or isinstance(out_shape, list):
-        raise UserError(f"{path} has several inputs or outputs; vggedge needs one image in, one class vector out")
+        raise ModelError(f"{path} has several inputs or outputs; vggedge needs one image in, one class vector out")
     if len(in_shape) != 4 or in_shape[-1] != 3 or in_shape[1] is None or in_shape[1] != in_shape[2]:
-        raise UserError(f"{path} is not an image classifier: its input is {in_shape}, expected (None, S, S, 3)")
+        raise ModelError(f"{path} is not an image classifier: its input is {in_shape}, expected (None, S, S, 3)")
     if len(out_shape) != 2:
-        raise UserError(f"{path} is not an image classifier: its output is {out_shape}, expected (None, classes)")
+        raise ModelError(f"{path} is not an image classifier: its output is {out_shape}, expected (None, classes)")
 
 
 def resolve_preprocess(anatomy: Anatomy, requested: Preprocess | None, path: Path | str) -> tuple[Preprocess, str]:
@@ -252,7 +252,7 @@ def resolve_preprocess(anatomy: Anatomy, requested: Preprocess | None, path: Pat
     if anatomy.preprocessing:
         own = ", ".join(anatomy.preprocessing)
         if requested not in (None, "none"):
-            raise UserError(
+            raise ModelError(
                 f"{path} already preprocesses its input ({own}); --preprocess {requested} would scale the pixels "
                 "twice: leave --preprocess out (or pass none)"
             )
@@ -268,13 +268,13 @@ def resolve_preprocess(anatomy: Anatomy, requested: Preprocess | None, path: Pat
 def load_model_file(path: Path, preprocess: Preprocess | None) -> Baseline:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"model file {path} does not exist: pass --model sample, --model vgg16 or a .keras/.h5 path")
+        raise ModelError(f"model file {path} does not exist: pass --model sample, --model vgg16 or a .keras/.h5 path")
     if path.suffix == ".h5":
         model = _load_h5(path)
     elif path.suffix == ".keras":
         model = _load_keras3(path)
     else:
-        raise UserError(f"{path}: unsupported model file type {path.suffix!r}; use .keras (Keras 3) or .h5 (Keras 2)")
+        raise ModelError(f"{path}: unsupported model file type {path.suffix!r}; use .keras (Keras 3) or .h5 (Keras 2)")
     check_classifier(model, path)
     model = flatten_chain(model)
     chosen, note = resolve_preprocess(find_anatomy(model), preprocess, path)
@@ -294,7 +294,7 @@ def load_baseline(
 ) -> Baseline:
     """Resolve ``--model``: ``sample`` (trained once, kept in ``cache``), ``vgg16`` or a path."""
     if weights and model != "vgg16":
-        raise UserError("--weights only applies to --model vgg16")
+        raise ModelError("--weights only applies to --model vgg16")
     if model == "sample":
         from vggedge.models.sample import load_or_train_sample
 

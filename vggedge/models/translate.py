@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vggedge.backend.keras_env import keras
-from vggedge.core.errors import UserError
+from vggedge.core.errors import ModelError
 from vggedge.models.anatomy import leaf_layers
 
 
@@ -88,7 +88,7 @@ def _chain(model) -> list:  # noqa: ANN001
     layers = leaf_layers(model)
     for layer, _ in layers:
         if len(getattr(layer, "_inbound_nodes", [None])) > 1 and type(layer).__name__ not in TRANSLATORS:
-            raise UserError(f"layer {layer.name!r} is shared; vggedge handles chain-shaped classifiers only")
+            raise ModelError(f"layer {layer.name!r} is shared; vggedge handles chain-shaped classifiers only")
     return layers
 
 
@@ -101,7 +101,7 @@ def keras3_to_keras2(model) -> keras.Model:  # noqa: ANN001
         kind = type(layer).__name__
         if kind not in TRANSLATORS:
             known = ", ".join(sorted(TRANSLATORS))
-            raise UserError(f"cannot translate layer {layer.name!r} of type {kind} from Keras 3; supported: {known}")
+            raise ModelError(f"cannot translate layer {layer.name!r} of type {kind} from Keras 3; supported: {known}")
         twin = TRANSLATORS[kind](layer)
         x = twin(x)
         weights = layer.get_weights()

@@ -33,7 +33,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vggedge.core.errors import UserError, did_you_mean
+from vggedge.core.errors import RecipeError, did_you_mean
 from vggedge.core.quantization import Quantization
 from vggedge.core.selectors import migrate_v1_selector, parse_selector, split_selectors
 
@@ -402,10 +402,10 @@ def _allowed_keys(location: list[str], data: dict) -> set[str]:
 def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:
     """Validate a parsed recipe; raise :class:`UserError` with one line naming ``source`` and the key."""
     if not isinstance(data, dict):
-        raise UserError(f"{source}: a recipe must be a table of keys")
+        raise RecipeError(f"{source}: a recipe must be a table of keys")
     schema = data.get("schema", RECIPE_SCHEMA)
     if schema not in READABLE_SCHEMAS:
-        raise UserError(
+        raise RecipeError(
             f"{source}: unsupported recipe schema {schema!r}; this vggedge reads {', '.join(READABLE_SCHEMAS)}"
         )
     if schema != RECIPE_SCHEMA:
@@ -413,7 +413,7 @@ def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:
-        raise UserError(_explain(error, source, data)) from None
+        raise RecipeError(_explain(error, source, data)) from None
 
 
 def _migrate_v1(data: dict) -> dict:
@@ -438,17 +438,17 @@ def load_recipe(name_or_path: str) -> Recipe:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise UserError(f"recipe file {path} does not exist")
+            raise RecipeError(f"recipe file {path} does not exist")
     else:
         shipped = shipped_recipes()
         if name_or_path not in shipped:
             hint = did_you_mean(name_or_path, shipped)
-            raise UserError(
+            raise RecipeError(
                 f"unknown recipe {name_or_path!r}{hint}; available: {', '.join(shipped)} (or a path to a .toml file)"
             )
         path = shipped[name_or_path]
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not a valid TOML recipe: {error}") from None
+        raise RecipeError(f"{path}: not a valid TOML recipe: {error}") from None
     return recipe_from_dict(data, source=str(path))

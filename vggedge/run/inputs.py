@@ -11,7 +11,7 @@ import numpy as np
 
 from vggedge.auto.rules import SearchOptions
 from vggedge.core.data import Dataset, Split, load_dataset
-from vggedge.core.errors import UserError
+from vggedge.core.errors import OutputError, UserError
 from vggedge.models.loading import Baseline
 from vggedge.recipe.schema import Recipe
 from vggedge.run.options import SYNTHETIC_IMAGES, OptimizeOptions
@@ -25,7 +25,7 @@ def check_writable(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         reason = "a file is in the way" if not existing.is_dir() else "permission denied"
-        raise UserError(
+        raise OutputError(
             f"cannot write to output folder {folder} ({reason} at {existing}): pass --out DIR to a writable folder"
         )
 

@@ -19,7 +19,7 @@ import importlib
 from types import ModuleType
 
 from vggedge.backend.keras_env import keras
-from vggedge.core.errors import UserError
+from vggedge.core.errors import RecipeError, UserError
 from vggedge.models.anatomy import Anatomy
 from vggedge.models.normalization import normalization_layers, reestimate_statistics
 from vggedge.recipe.schema import Recipe, Step
@@ -44,7 +44,7 @@ def check_recipe(recipe: Recipe, anatomy: Anatomy, data: DataCounts) -> None:
         try:
             anatomy = check_step(step, anatomy, data)
         except UserError as error:
-            raise UserError(f"recipe {recipe.name!r}, step {index + 1} ({step.type}): {error}") from None
+            raise RecipeError(f"recipe {recipe.name!r}, step {index + 1} ({step.type}): {error}") from None
 
 
 def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResult:
