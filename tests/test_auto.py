@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under
+from helpers import AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import files_under
+from helpers import files_under
 
 PROGRESS_LINE = re.compile(r"^[A-Z][\w ]*\w: \d+ in \d+ s$")
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import files_under
+from helpers import files_under
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_optimize_args
+from helpers import tiny_optimize_args
 from vggedge.backend.distribute import BATCH_RULE, LEARNING_RATE_RULE, Placement, one_device, start
 from vggedge.backend.keras_env import tf
 from vggedge.backend.training import replica_index_batches

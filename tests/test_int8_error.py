@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import record_figure
 from forms import FORMS, unbalance
+from helpers import record_figure
 from vggedge.backend.keras_env import keras
 from vggedge.device.runtime import TFLiteModel
 from vggedge.export.convert import convert

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import record_figure
+from helpers import record_figure
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ def transfer_learning_keras3(path):  # noqa: ANN001, ANN201
     """The tutorials' shape in Keras 3: a frozen conv base (nested model) under a new 1-unit sigmoid head."""
     import keras as keras3
 
-    from conftest import TEST_SEED
+    from helpers import TEST_SEED
 
     keras3.utils.set_random_seed(TEST_SEED)  # Keras 3 has its own random state
     base = keras3.Sequential(

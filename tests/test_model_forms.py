@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from conftest import FORM_MAX_EPOCHS, record_figure, suite_forms
+from helpers import FORM_MAX_EPOCHS, record_figure, suite_forms
 
 pytestmark = pytest.mark.slow
 

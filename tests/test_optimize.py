@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import files_under, record_figure
+from helpers import files_under, record_figure
 from vggedge.device.environment import SPEED_FEATURES
 from vggedge.device.runtime import TFLiteModel
 

@@ -16,7 +16,7 @@ from no_tensorflow import ASSERT_NO_TENSORFLOW, BLOCK_TENSORFLOW
 from PIL import Image
 from test_bench import NO_TENSORFLOW
 
-from conftest import files_under
+from helpers import files_under
 from vggedge.core.labels import LABELS_FILE, find_labels, labels_in_model
 from vggedge.device.runtime import TFLiteModel
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TINY_MAX_DROP, record_figure
+from helpers import TINY_MAX_DROP, record_figure
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import record_figure
+from helpers import record_figure
 from vggedge.backend.keras_env import keras
 from vggedge.core.errors import UserError
 from vggedge.models.anatomy import find_anatomy

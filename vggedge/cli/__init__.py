@@ -83,3 +83,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: files are written atomically, so nothing half-written was left behind")
         sys.exit(130)
+
+
+def click_command():  # noqa: ANN201 - a click.Group
+    """The app as a click command group: what the docs' CLI reference (mkdocs-click) is generated from."""
+    return typer.main.get_command(app)

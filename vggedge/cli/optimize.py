@@ -355,5 +355,6 @@ def optimize_command(
     if not results:  # a cluster's other worker: it fine-tuned in step with the chief, which writes the reports
         stderr.print("worker: fine-tuned in step with the chief, which writes the reports", highlight=False)
         return
-    if not all(result.ok for result in print_reports([result.folder / "report.json" for result in results])):
+    print_reports([result.folder / "report.json" for result in results])
+    if not all(result.ok for result in results):
         raise typer.Exit(1)
