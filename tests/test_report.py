@@ -90,3 +90,34 @@ def test_missing_keys_read_as_null_and_unknown_keys_are_ignored():
 def test_foreign_or_malformed_reports_raise(data, error):
     with pytest.raises(error):
         Report.from_dict(data)
+
+
+def test_report_md_steps_are_labelled_lines_and_a_widths_table_not_dicts():
+    """A person reads each step: its settings, what it cut (a table), its fine-tune's loss (first → last and a
+    curve, flagged when it rose at the end or never moved), its checks; the full record stays in report.json."""
+    from vggedge.core.report import Report, render_markdown
+
+    report = Report.load(EXAMPLE)
+    report.recipe.steps = [
+        {
+            "type": "filter-prune",
+            "block_ratios": [0.5, 0.5, 0.5, 0.5, 0.5],
+            "epochs": 6,
+            "filters": {"block1_conv1": [64, 32], "block5_conv3": [512, 256]},
+            "macs_before": 664_000_000,
+            "macs_after": 170_000_000,
+            "loss_per_epoch": [1.107, 0.766, 0.495, 0.425, 0.368, 0.869],
+            "inference_check": {"top1": 0.5, "images": 64},
+            "targets": {"fine": {"nested": 1}},
+        },
+        {"type": "head", "train": "distill", "epochs": 3, "loss_per_epoch": [0.5135, 0.5135, 0.5135]},
+    ]
+    steps = render_markdown(report).split("## Steps")[1].split("## Environment")[0]
+    assert "1. **filter-prune** (block_ratios=[0.5, 0.5, 0.5, 0.5, 0.5], epochs=6)" in steps
+    assert "| block5_conv3 | 512 | 256 |" in steps
+    assert "MACs per image: 664.0 M → 170.0 M (3.91× fewer)" in steps
+    assert "loss 1.107 → 0.869" in steps and "rose at the end: lowest 0.368 at epoch 5" in steps
+    assert "inference-mode check: top1 0.5, images 64" in steps
+    assert "loss 0.5135 → 0.5135" in steps and "flat: the fine-tune did not move the loss" in steps
+    assert "also in report.json: targets" in steps
+    assert "{'" not in steps  # no Python dict dumped

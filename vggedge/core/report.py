@@ -23,6 +23,7 @@ from typing import Any
 
 from vggedge.core.atomic import write_text
 from vggedge.core.formatting import fmt
+from vggedge.core.step_summary import step_markdown
 
 REPORT_SCHEMA = "vggedge.report/1"
 # A result's status. "ok" is a promise: exported, verified against its Keras source, and within the
@@ -350,8 +351,7 @@ def render_markdown(report: Report) -> str:
         "",
     ]
     for i, step in enumerate(recipe.steps, start=1):
-        details = ", ".join(f"{k}={v}" for k, v in step.items() if k not in ("type", "layer_sparsity"))
-        lines.append(f"{i}. `{step.get('type')}`: {details}")
+        lines += step_markdown(i, step)
     if recipe.training and recipe.training.strategy:
         t = recipe.training
         rules = f"; {t.batch_rule}; {t.learning_rate_rule}" if t.batch_rule else ""
