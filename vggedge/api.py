@@ -76,28 +76,7 @@ def optimize(
     >>> results = vggedge.optimize("model.keras", recipe="int8", data="photos/")   # doctest: +SKIP
     >>> results[0].ok, results[0].model_path                                        # doctest: +SKIP
     """
-    from vggedge.run.requests import check_preprocess, check_search_inputs, resolve_recipes
-
-    auto = isinstance(recipe, str) and recipe.strip() == "auto"
-    unknown = sorted(set(search_options) - set(SEARCH_ONLY))
-    if unknown:
-        raise TypeError(f"optimize() got unexpected keyword argument(s): {', '.join(unknown)}")
-    given = [f"--{name.replace('_', '-')}" for name, value in search_options.items() if value is not None]
-    if given and not auto:
-        kind = "options" if len(given) > 1 else "an option"
-        raise UserError(f"{', '.join(given)}: {kind} of the automatic search; use it with --recipe auto")
-    if auto and keep_float is not None:
-        raise UserError("--keep-float applies to the fixed int8 recipes, not to --recipe auto")
-    check_preprocess(preprocess)
-    search = None
-    if auto:
-        settings = {name: search_options.get(name) for name in SEARCH_ONLY}
-        goal = settings["goal"] or "latency"
-        check_search_inputs(goal, settings["search_data"], settings["time_on"], settings["time_on_token"])
-        search = _search_options(goal, max_drop, threads, settings)
-        recipes = []
-    else:
-        recipes = resolve_recipes(recipe, keep_float)
+    recipes, search = _checked_request(recipe, keep_float, preprocess, max_drop, threads, search_options)
     with _model_source(model) as source:
         options = _options(
             replicas,
@@ -208,6 +187,33 @@ def compare(paths: Sequence[Path | str] | Path | str, max_drop: float | None = N
     from vggedge.comparison import compare as run
 
     return run(paths, max_drop)
+
+
+def _checked_request(
+    recipe: object, keep_float: str | None, preprocess: str | None, max_drop: float | None, threads: int | None,
+    search_options: dict,
+) -> tuple[list, object | None]:  # fmt: skip
+    """(recipes, the search's options or None) from what :func:`optimize` was asked, every mistake refused before
+    TensorFlow starts: search-only options without ``recipe="auto"``, ``keep_float`` with it, unknown recipes."""
+    from vggedge.run.requests import check_preprocess, check_search_inputs, resolve_recipes
+
+    auto = isinstance(recipe, str) and recipe.strip() == "auto"
+    unknown = sorted(set(search_options) - set(SEARCH_ONLY))
+    if unknown:
+        raise TypeError(f"optimize() got unexpected keyword argument(s): {', '.join(unknown)}")
+    given = [f"--{name.replace('_', '-')}" for name, value in search_options.items() if value is not None]
+    if given and not auto:
+        kind = "options" if len(given) > 1 else "an option"
+        raise UserError(f"{', '.join(given)}: {kind} of the automatic search; use it with --recipe auto")
+    if auto and keep_float is not None:
+        raise UserError("--keep-float applies to the fixed int8 recipes, not to --recipe auto")
+    check_preprocess(preprocess)
+    if not auto:
+        return resolve_recipes(recipe, keep_float), None
+    settings = {name: search_options.get(name) for name in SEARCH_ONLY}
+    goal = settings["goal"] or "latency"
+    check_search_inputs(goal, settings["search_data"], settings["time_on"], settings["time_on_token"])
+    return [], _search_options(goal, max_drop, threads, settings)
 
 
 def _search_options(goal: str, max_drop: float | None, threads: int | None, settings: dict) -> object:

@@ -1,7 +1,7 @@
 """The search's rules and figures: width levels, fine-tune lengths, the validation rule (:func:`drop_bound`), the
 search split's size, and the found shape as a recipe (:func:`recipe_for`).
 
-The measurements behind each constant are in ``docs/auto.md``."""
+The measurements behind the constants are in ``docs/guides/auto.md``."""
 
 from __future__ import annotations
 
@@ -18,82 +18,37 @@ from vggedge.recipe.schema import FilterPruneStep, HeadStep, QuantizeStep, Recip
 
 Goal = Literal["latency", "size"]
 
-
-# Fractions of a block's filters removed, level by level: keep 1, 7/8, 3/4, 5/8, 1/2, 3/8, 1/4, 1/8. Eighths
-# rather than quarters near the top: the first cut of a block is the largest shock for the layers after it.
+# Fractions of a block's filters removed, level by level (keep 1, 7/8, ... 1/8): eighths, since the first cut of a
+# block is the largest shock for the layers after it.
 LEVELS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
-
-
-# The final recipe's fine-tunes: those of the shipped `fast` recipe (filter-prune, then the GAP head).
+# The found recipe's fine-tunes: those of the shipped `fast` recipe (filter-prune, then the GAP head).
 FINAL_FILTER_EPOCHS = 6
-
-
 FINAL_FILTER_RATE = 2e-4
-
-
 FINAL_HEAD_EPOCHS = 20
-
-
 FINAL_HEAD_RATE = 1e-3
-
-
-SHORT_HEAD_EPOCHS = 5
-
-
+SHORT_HEAD_EPOCHS = 5  # the search's own GAP start: a proxy, validated later like every shape
 MIN_STEP = 0.02  # the smallest cut an iteration asks for, after halving the step when no block could meet it
-
-
-# Tried on the found shape against full int8 (--goal latency): the first for CPUs without fast int8 kernels, the
-# second keeps activations in float with int8 weights.
+# Tried on the found shape beside int8 (--goal latency), for CPUs without fast int8 kernels.
 ALTERNATIVE_QUANTIZATIONS = (Quantization.FLOAT16, Quantization.DYNAMIC)
-
-
-# How much faster (side by side) an alternative must be measured to replace int8: int8 is also the smallest file, and a
-# sub-millisecond model's interleaved timing over a second or two is not exact to a few percent (one CI search took
-# dynamic range for a lead of 1.09x on the tiny model).
+# An alternative replaces int8 (also the smallest file) only when measured this much faster side by side: a
+# sub-millisecond model's interleaved timing is not exact to a few percent.
 FINAL_QUANTIZATION_MARGIN = 1.05
-
-
-# The stretch's bar on the search split, as a multiple of --max-drop: the refit's drop overstates the final one by
-# about 1-3 points on the sample; a shape kept under it is only a proposal until a validation passes it.
+# The stretch's bar, a multiple of --max-drop: the refit overstates the final drop, so the descent goes on past the
+# budget; what it keeps is only proposed until a validation passes it.
 STRETCH_FACTOR = 3.0
-
-
-# A validated shape passes when its drop on the search split plus this many standard errors of that drop stays within
-# --max-drop: the one-standard-error rule of model selection (Breiman et al. 1984; Hastie et al., The Elements of
-# Statistical Learning, 7.10), on the paired images. The evaluation images are another sample: a drop measured at the
-# budget line is a coin toss there (three validations at exactly -1.00 on the sample ended +0.28, +1.11 and -1.11), and
-# a shape that disagrees with the baseline on many images moves more from one sample to the next (a form's shape
-# passed at -0.34 on 291 images and ended -1.67 on 300). A fixed margin of a quarter of the budget did not scale
-# with either; the standard error does: with the default 400 images at 1 point it adds 0.25 point for one
-# disagreement and 0.5 for four (a shape at -0.50 passes from 3 lost and 1 gained, fails from 4 and 2), so a shape
-# that trades many images with the baseline needs room for them.
+# A validated shape passes when drop + this many standard errors of the paired drop stays within --max-drop (the
+# one-standard-error rule, Hastie et al., ESL 7.10): a shape that trades many images with the baseline needs room
+# for them. The measurements that chose it: docs/guides/auto.md.
 VALIDATION_STANDARD_ERRORS = 1.0
-
-
-# The share of --search-minutes the descents leave to the validations: a descent that runs until the time is up leaves
-# time for one validation of a long path, which then rarely passes (the suite's half-minute search probed the middle of
-# a 7-step path once and returned the plain int8 shape). A descent that ends earlier leaves more, as before.
+# The share of --search-minutes kept for the validations (a descent that runs to the deadline leaves time for one).
 VALIDATION_SHARE = 1 / 3
-
-
-MIN_TIMING_S = 1.0  # timed invocations per candidate last at least this long (0.5 s let a 1.06 ms shape read 1.55)
-
-
-# --goal latency: the GAP head is kept when measured at least this fraction of the kept head's speed. Side by side,
-# the two start models differ only in the head, a few percent of a conv stack's time: the held-out forms measured
-# GAP at 0.96-0.99x, within the timing's resolution, and left a 6-7x smaller model on the table. Within it, the
-# smaller file wins (the mirror of FINAL_QUANTIZATION_MARGIN, which keeps the smaller int8 file in a near tie).
+MIN_TIMING_S = 1.0  # every timing lasts at least this long: sub-millisecond calls need hundreds of samples
+# --goal latency keeps the GAP head (the smaller file) unless measured slower than this fraction of the kept head's
+# speed: the two differ only in the head, within the timing's resolution.
 GAP_TIE_SPEED = 1 / FINAL_QUANTIZATION_MARGIN
-
-
-# The carved search split's default size: one image at most this share of --max-drop (400 images at 1 point), so
-# that a validation is not decided by one image (at 200, one image was half the budget, and the sample's
-# stretch validations both ended one image past it). Never below SEARCH_IMAGES_FLOOR, never more than half the
-# training images (the refits train on the rest).
+# The carved search split: one image at most this share of --max-drop (400 images at 1 point), never below the
+# floor, never more than half the training images (the refits train on the rest).
 SEARCH_IMAGE_SHARE = 0.25
-
-
 SEARCH_IMAGES_FLOOR = 200
 
 
@@ -133,8 +88,7 @@ def drop_bound(lost: int, gained: int, images: int) -> float:
     ``images`` search images: per image the shape scores -1 (lost), +1 (gained) or 0 against the baseline, and the
     drop's standard error is that variable's over the square root of ``images``. At least one disagreement (in the
     variance only): a shape that disagrees on none of 100 images may still disagree on about one image in 100
-    elsewhere, and should not be read as exact. (One more than counted in every case rejected the sample's shapes at
-    -0.50 from 3 lost and 1 gained, bound 1.06, down to the plain GAP shape, 0.31x as fast as `fast`.)"""
+    elsewhere, and should not be read as exact."""
     if images <= 0:
         return math.inf
     drop = (lost - gained) / images

@@ -7,6 +7,8 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 from vggedge.backend.keras_env import keras
 from vggedge.core import defaults
 from vggedge.core.atomic import write_bytes, write_text
@@ -49,7 +51,7 @@ from vggedge.run.outputs import (
     with_metadata,
     write_baseline_predictions,
 )
-from vggedge.steps import apply_steps
+from vggedge.steps import StepContext, apply_steps
 from vggedge.steps.shared import SharedSteps
 
 
@@ -62,6 +64,18 @@ def accuracy_budget(recipe: Recipe, options: OptimizeOptions) -> AccuracyBudget:
     return AccuracyBudget(defaults.MAX_DROP_PTS, "default")
 
 
+@dataclasses.dataclass
+class Built:
+    """A recipe's model after its steps and its conversion; ``flatbuffer`` is None when a step or the export
+    failed (``error`` says how), and ``records`` then holds the steps that ran."""
+
+    model: keras.Model
+    records: list[dict]
+    flatbuffer: bytes | None
+    timing: dict
+    error: str | None = None
+
+
 def run_recipe(
     recipe: Recipe,
     prepared: Prepared,
@@ -69,75 +83,117 @@ def run_recipe(
     search: dict | None = None,
     shared: SharedSteps | None = None,
 ) -> Path:
-    """Apply the recipe's steps (taking over those an earlier recipe of the run shares, ``shared``), convert,
-    verify, benchmark, and write the run folder."""
+    """One recipe, stage by stage: its steps and conversion (taking over the steps an earlier recipe of the run
+    shares, ``shared``), the run folder's recipe and labels, verification and measurement against the budget, and
+    the report. A failed step or export is a report with that status, never a crash."""
     folder = options.out / recipe.name
-    baseline = prepared.baseline
     notes = list(prepared.notes)
     if recipe.name in prepared.cut_short:
         notes.append(f"fine-tuning cut to at most {options.max_epochs} epochs per step (--max-epochs): a trial run")
-    context = step_context(prepared, options)
-    model, records, result, measured = baseline.model, [], Result(), None
-    timing = {"steps_s": 0.0, "convert_s": None}
-    try:
-        started = time.perf_counter()
-        model, records = apply_steps(recipe, model, context, options.seed, shared)
-        timing["steps_s"] = round(time.perf_counter() - started, 2)
-        taken = [i for i, record in enumerate(records, start=1) if record.get("shared_with")]
-        if taken:
-            notes.append(
-                f"step{'s' if len(taken) > 1 else ''} {', '.join(map(str, taken))} taken over from recipe "
-                f"{records[taken[0] - 1]['shared_with']!r} of this run (the same steps with the same seeds: "
-                "applied once)"
-            )
-        require_training_files(context, recipe)
-        unreadable = getattr(context.train, "failed", set())
-        if unreadable:  # said, never a silently shorter training set
-            notes.append(f"{len(unreadable)} training images could not be decoded and were left out of fine-tuning")
-        calibration = calibration_images(prepared, recipe.calibration_samples) if recipe.calibration_samples else None
-        if calibration is not None and prepared.dataset is not None and prepared.labels_match:
-            uncovered = classes_without_calibration(prepared.dataset, len(calibration))
-            if uncovered:
-                notes.append(uncovered)
-        if calibration is not None and context.synthetic:
-            notes.append(
-                f"int8 calibrated on {len(calibration)} synthetic images (random weights: no data to learn from)"
-            )
-        started = time.perf_counter()
-        options.out.mkdir(parents=True, exist_ok=True)  # the converter's scratch SavedModel goes beside the runs
-        if recipe.keep_float:
-            check = fallback_check(context, accuracy_budget(recipe, options), options)
-            flatbuffer, fallback = convert_with_fallback(model, recipe.keep_float, calibration, check, options.out)
-            records[-1]["keep_float"] = fallback
-            if fallback["float_layers"]:
-                notes.append(fallback_note(fallback, len(flatbuffer), recipe.keep_float))
-        else:
-            flatbuffer = convert(model, recipe.quantization, calibration, scratch=options.out)
-        timing["convert_s"] = round(time.perf_counter() - started, 2)
-        if options.progress:  # the conversion has no bar: a line says it happened and what it took
-            log_line(
-                f"{recipe.name}: converted to TFLite ({recipe.quantization.value}) in {duration(timing['convert_s'])}, "
-                f"{len(flatbuffer) / 1e6:.2f} MB"
-            )
-    except Exception as error:  # a failed step or export is a row in the report (checks ran up front), not a crash
-        require_training_files(context, recipe)  # unless the data vanished: that ends the run, in one line
-        # Every figure stays null (not measured), never 0.
-        result = Result(
-            status=STATUS_FAILED_EXPORT, error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
-        )
-        notes.append(traceback.format_exc(limit=3).splitlines()[-1])
-        flatbuffer = None
-        (folder / "model.tflite").unlink(missing_ok=True)  # never leave an older run's model beside this report
+    built = build(recipe, prepared, options, shared, notes)
     write_text(folder / "recipe.toml", recipe.to_toml())
-    budget = accuracy_budget(recipe, options)
     names = class_names(prepared, options)
     write_labels(folder, names)
-    if flatbuffer is not None:
-        flatbuffer = with_metadata(flatbuffer, recipe, baseline, names, notes)
-        model_path = folder / "model.tflite"
+    result, measured = judge(built, recipe, prepared, options, names, notes)
+    write_baseline_predictions(folder, prepared)
+    return write_report(recipe, built.records, result, measured, prepared, options, notes, search)
+
+
+def build(
+    recipe: Recipe, prepared: Prepared, options: OptimizeOptions, shared: SharedSteps | None, notes: list[str]
+) -> Built:
+    """The steps, then the conversion; a failure in either is caught here and said (the data vanishing ends the
+    run instead, in one line)."""
+    context = step_context(prepared, options)
+    built = Built(prepared.baseline.model, [], None, {"steps_s": 0.0, "convert_s": None})
+    try:
+        started = time.perf_counter()
+        built.model, built.records = apply_steps(recipe, built.model, context, options.seed, shared)
+        built.timing["steps_s"] = round(time.perf_counter() - started, 2)
+        notes += step_notes(built.records, context, recipe)
+        calibration = calibration_for(recipe, prepared, context, notes)
+        built.flatbuffer = export(built, recipe, calibration, context, options, notes)
+    except Exception as error:  # a failed step or export is a row in the report (checks ran up front), not a crash
+        require_training_files(context, recipe)  # unless the data vanished: that ends the run, in one line
+        built.flatbuffer = None
+        built.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        notes.append(traceback.format_exc(limit=3).splitlines()[-1])
+        (options.out / recipe.name / "model.tflite").unlink(missing_ok=True)  # never beside this report: an older run's
+    return built
+
+
+def step_notes(records: list[dict], context: StepContext, recipe: Recipe) -> list[str]:
+    """What the steps' records say a reader should know: steps taken over, training images left out."""
+    notes = []
+    taken = [i for i, record in enumerate(records, start=1) if record.get("shared_with")]
+    if taken:
+        notes.append(
+            f"step{'s' if len(taken) > 1 else ''} {', '.join(map(str, taken))} taken over from recipe "
+            f"{records[taken[0] - 1]['shared_with']!r} of this run (the same steps with the same seeds: applied once)"
+        )
+    require_training_files(context, recipe)
+    unreadable = getattr(context.train, "failed", set())
+    if unreadable:  # said, never a silently shorter training set
+        notes.append(f"{len(unreadable)} training images could not be decoded and were left out of fine-tuning")
+    return notes
+
+
+def calibration_for(recipe: Recipe, prepared: Prepared, context: StepContext, notes: list[str]) -> np.ndarray | None:
+    """The recipe's calibration images (None when it needs none), with a note when they miss a class or are noise."""
+    if not recipe.calibration_samples:
+        return None
+    calibration = calibration_images(prepared, recipe.calibration_samples)
+    if prepared.dataset is not None and prepared.labels_match:
+        uncovered = classes_without_calibration(prepared.dataset, len(calibration))
+        if uncovered:
+            notes.append(uncovered)
+    if context.synthetic:
+        notes.append(f"int8 calibrated on {len(calibration)} synthetic images (random weights: no data to learn from)")
+    return calibration
+
+
+def export(
+    built: Built,
+    recipe: Recipe,
+    calibration: np.ndarray | None,
+    context: StepContext,
+    options: OptimizeOptions,
+    notes: list[str],
+) -> bytes:
+    """The stepped model as TFLite in the recipe's mode, with the float fallback when the recipe asks for it."""
+    started = time.perf_counter()
+    options.out.mkdir(parents=True, exist_ok=True)  # the converter's scratch SavedModel goes beside the runs
+    if recipe.keep_float:
+        check = fallback_check(context, accuracy_budget(recipe, options), options)
+        flatbuffer, fallback = convert_with_fallback(built.model, recipe.keep_float, calibration, check, options.out)
+        built.records[-1]["keep_float"] = fallback
+        if fallback["float_layers"]:
+            notes.append(fallback_note(fallback, len(flatbuffer), recipe.keep_float))
+    else:
+        flatbuffer = convert(built.model, recipe.quantization, calibration, scratch=options.out)
+    built.timing["convert_s"] = round(time.perf_counter() - started, 2)
+    if options.progress:  # the conversion has no bar: a line says it happened and what it took
+        log_line(
+            f"{recipe.name}: converted to TFLite ({recipe.quantization.value}) in "
+            f"{duration(built.timing['convert_s'])}, {len(flatbuffer) / 1e6:.2f} MB"
+        )
+    return flatbuffer
+
+
+def judge(
+    built: Built, recipe: Recipe, prepared: Prepared, options: OptimizeOptions, names: list[str], notes: list[str]
+) -> tuple[Result, TFLiteMeasurement | None]:
+    """The model written (metadata inside), verified against its Keras source, measured, held to the budget; its
+    int8 error per layer for integer results. Every figure of a failed export stays null, never 0."""
+    budget = accuracy_budget(recipe, options)
+    if built.flatbuffer is None:
+        result, measured = Result(status=STATUS_FAILED_EXPORT, error=built.error), None
+    else:
+        flatbuffer = with_metadata(built.flatbuffer, recipe, prepared.baseline, names, notes)
+        model_path = options.out / recipe.name / "model.tflite"
         write_bytes(model_path, flatbuffer)
-        result, measured = verify_and_measure(model, model_path, prepared, options)
-        result.flops = flops(model)
+        result, measured = verify_and_measure(built.model, model_path, prepared, options)
+        result.flops = flops(built.model)
         if result.status == STATUS_FAILED_VERIFICATION:
             notes.append(f"verification failed: agreement with the Keras source below {options.min_agreement}")
         drop = top1_drop_pts(prepared.figures.top1, result.top1)
@@ -148,10 +204,23 @@ def run_recipe(
                 f"({budget.source})"
             )
         if recipe.quantization.integer_io:
-            describe_layer_error(model, flatbuffer, prepared, result, notes, options)
+            describe_layer_error(built.model, flatbuffer, prepared, result, notes, options)
     result.accuracy_budget = budget
-    result.timing = timing
-    write_baseline_predictions(folder, prepared)
+    result.timing = built.timing
+    return result, measured
+
+
+def write_report(
+    recipe: Recipe,
+    records: list[dict],
+    result: Result,
+    measured: TFLiteMeasurement | None,
+    prepared: Prepared,
+    options: OptimizeOptions,
+    notes: list[str],
+    search: dict | None,
+) -> Path:
+    """``report.json`` and ``report.md`` in the recipe's run folder; returns the JSON's path."""
     report = Report(
         recipe=RecipeSection(
             name=recipe.name,
@@ -161,7 +230,7 @@ def run_recipe(
             steps=records,
             training=options.placement.describe(),
         ),
-        model=baseline.describe(),
+        model=prepared.baseline.describe(),
         dataset=describe_dataset(prepared),
         environment=describe_environment(
             measured.runtime if measured else None,
@@ -173,7 +242,7 @@ def run_recipe(
         notes=notes,
         search=search,
     )
-    return report.write(folder)
+    return report.write(options.out / recipe.name)
 
 
 def verify_and_measure(
