@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vggedge.core import defaults
+from vggedge.core import defaults, errors
 from vggedge.core.errors import UserError
 from vggedge.core.result import Result
 
@@ -78,8 +79,7 @@ def optimize(
     """
     recipes, search = _checked_request(recipe, keep_float, preprocess, max_drop, threads, search_options)
     with _model_source(model) as source:
-        options = _options(
-            replicas,
+        fields = dict(
             model=source,
             data=data,
             eval_data=eval_data,
@@ -102,10 +102,60 @@ def optimize(
             auto=search,
             skip_inapplicable=recipe == "all",
         )
+        if keras_chosen_elsewhere():
+            folders = _run_in_child(recipes, replicas, fields)
+        else:
+            from vggedge.run.optimize import optimize as run
+
+            folders = run(recipes, _options(replicas, **fields), on_skip=on_skip)
+    return [Result.load(path) for path in folders]
+
+
+def keras_chosen_elsewhere() -> bool:
+    """TensorFlow already imported with Keras 3 as ``tf.keras`` (``import keras`` or ``import tensorflow`` came
+    first, as in most notebooks): tfmot needs Keras 2, which can only be chosen before TensorFlow starts."""
+    return "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1"
+
+
+def _run_in_child(recipes: list, replicas: int | None, fields: dict) -> list[Path]:
+    """The run in a fresh Python process that chooses Keras 2 before TensorFlow starts. Its progress lines are
+    relayed to this process's stderr (a notebook shows them); a :class:`UserError` comes back as the same kind."""
+    import pickle
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="vggedge-run-") as folder:
+        request, answer = Path(folder) / "request.pickle", Path(folder) / "answer.pickle"
+        request.write_bytes(pickle.dumps((recipes, replicas, fields)))
+        code = f"from vggedge.api import _child_main; _child_main({str(request)!r}, {str(answer)!r})"
+        environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+        with subprocess.Popen(
+            [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, errors="replace", env=environment
+        ) as child:
+            for line in child.stderr:
+                sys.stderr.write(line)
+        if not answer.exists():
+            raise RuntimeError(f"the optimize run's process ended with exit code {child.returncode} and no answer")
+        kind, value = pickle.loads(answer.read_bytes())
+    if kind == "folders":
+        return [Path(path) for path in value]
+    error_class = getattr(errors, value[0], UserError) if kind == "user_error" else RuntimeError
+    raise error_class(value[1])
+
+
+def _child_main(request: str, answer: str) -> None:
+    """The child's side of :func:`_run_in_child`: run, then write the folders or the error."""
+    import pickle
+
+    recipes, replicas, fields = pickle.loads(Path(request).read_bytes())
+    try:
         from vggedge.run.optimize import optimize as run
 
-        folders = run(recipes, options, on_skip=on_skip)
-    return [Result.load(path) for path in folders]
+        outcome = ("folders", [str(path) for path in run(recipes, _options(replicas, **fields))])
+    except UserError as error:
+        outcome = ("user_error", (type(error).__name__, str(error)))
+    except Exception as error:  # noqa: BLE001 - the parent reports it
+        outcome = ("error", (type(error).__name__, f"{type(error).__name__}: {error}"))
+    Path(answer).write_bytes(pickle.dumps(outcome))
 
 
 def search(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -353,7 +354,13 @@ def optimize_command(
         **search,
     )
     if not results:  # a cluster's other worker: it fine-tuned in step with the chief, which writes the reports
-        stderr.print("worker: fine-tuned in step with the chief, which writes the reports", highlight=False)
+        from vggedge.run.requests import cluster_place
+
+        index, workers = cluster_place(os.environ["TF_CONFIG"])
+        stderr.print(
+            f"worker {index + 1} of {workers}: fine-tuned in step with the chief, which writes the reports",
+            highlight=False,
+        )
         return
     print_reports([result.folder / "report.json" for result in results])
     if not all(result.ok for result in results):

@@ -82,3 +82,14 @@ def check_search_inputs(goal: str, search_data: Path | None, time_on: str | None
         from vggedge.device.latency_table import LatencyTable
 
         LatencyTable.load(Path(time_on))  # a file that is not a table stops the run before any work
+
+
+def cluster_place(tf_config: str) -> tuple[int, int]:
+    """(this worker's index, workers) from ``TF_CONFIG``, a separate chief counted as worker 0, as
+    :func:`vggedge.backend.distribute.start` places it."""
+    import json
+
+    config = json.loads(tf_config)
+    chiefs = len(config["cluster"].get("chief", []))
+    index = int(config["task"]["index"]) + (chiefs if config["task"]["type"] == "worker" else 0)
+    return index, len(config["cluster"]["worker"]) + chiefs
