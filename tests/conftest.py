@@ -241,3 +241,13 @@ def form_runs(heavy_runs) -> dict[str, Path]:  # noqa: ANN001
 def auto_runs(heavy_runs) -> Path:  # noqa: ANN001
     """`optimize --recipe auto` on the tiny VGG16 (``found/auto``), then its recipe.toml replayed (``replay/auto``)."""
     return heavy_runs.result("auto_runs").out
+
+
+@pytest.fixture(scope="session")
+def tflite_bytes(tmp_path_factory) -> bytes:
+    """A small VGG-topology float32 TFLite model (untrained: the server times, it does not score)."""
+    from vggedge.export.convert import convert
+    from vggedge.models.vgg import VGGSpec, build_vgg16
+
+    spec = VGGSpec(input_size=32, classes=10, width=1 / 16, dense_units=32, preprocess="unit")
+    return convert(build_vgg16(spec, name="served"), "float32")

@@ -3,9 +3,12 @@ and small file helpers. Imported by conftest.py and by the test modules (``from 
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 TINY_EPOCHS = 10
@@ -195,3 +198,39 @@ def suite_forms() -> list[str]:
     from forms import FORMS
 
     return [name for name in FORMS if name not in SKIPPED_FORMS]
+
+
+class Running:
+    """A bench server on 127.0.0.1, on a free port, serving from a thread."""
+
+    def __init__(self, token_file: Path, **options: object) -> None:
+        from vggedge.device.server import ServerOptions, start
+
+        self.server, self.token, self.created = start(ServerOptions(port=0, token_file=token_file, **options))
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        token: str | None = "right",
+        headers: dict | None = None,
+    ) -> tuple[int, dict]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {self.token if token == 'right' else token}"
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

@@ -4,63 +4,18 @@ from __future__ import annotations
 
 import http.client
 import http.server
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
+from helpers import Running
 from vggedge.core.errors import UserError
-from vggedge.device.server import ServerOptions, load_or_create_token, start
-
-
-@pytest.fixture(scope="module")
-def tflite_bytes(tmp_path_factory) -> bytes:
-    """A small VGG-topology float32 TFLite model (untrained: the server times, it does not score)."""
-    from vggedge.export.convert import convert
-    from vggedge.models.vgg import VGGSpec, build_vgg16
-
-    spec = VGGSpec(input_size=32, classes=10, width=1 / 16, dense_units=32, preprocess="unit")
-    return convert(build_vgg16(spec, name="served"), "float32")
-
-
-class Running:
-    """A bench server on 127.0.0.1, on a free port, serving from a thread."""
-
-    def __init__(self, token_file: Path, **options: object) -> None:
-        self.server, self.token, self.created = start(ServerOptions(port=0, token_file=token_file, **options))
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        token: str | None = "right",
-        headers: dict | None = None,
-    ) -> tuple[int, dict]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization"] = f"Bearer {self.token if token == 'right' else token}"
-        try:
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"{}")
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+from vggedge.device.server import ServerOptions, load_or_create_token
 
 
 @pytest.fixture

@@ -7,15 +7,19 @@ line (before any work, from :meth:`BenchClient.check`) instead of a traceback. S
 
 from __future__ import annotations
 
+import http.client
 import json
+import select
+import socket
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlparse
 
 from vggedge.core.errors import DeviceError
 
-BUSY_RETRIES = 30  # a 503 (another job) is retried after its Retry-After, this many times
+BUSY_RETRIES = 30  # a 503 (another job, or every connection taken) is retried after its Retry-After, this many times
+BUSY_WAIT_S = 300.0  # ... and for at most this long in all
+MAX_RETRY_AFTER_S = 10.0  # a server's Retry-After is obeyed up to this
+EXPECT_WAIT_S = 5.0  # how long a POST waits for `100 Continue` (or an early refusal) before sending its body
 MIN_TIMING_S = 1  # the server times each file at least this long (a sub-millisecond model needs hundreds of runs)
 
 
@@ -37,26 +41,49 @@ class BenchClient:
         self.timeout_s = timeout_s
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        if body is not None:
-            headers["Content-Type"] = "application/octet-stream"
+        """One request, retried while the server is busy (bounded in count and time); every failure one line."""
+        started = time.monotonic()
         for _ in range(BUSY_RETRIES + 1):
-            request = urllib.request.Request(self.url + path, data=body, headers=headers, method=method)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - http(s) only
-                    return self._json(response.read())
-            except urllib.error.HTTPError as error:
-                said = self._error_text(error)
-                if error.code == 503:
-                    time.sleep(float(error.headers.get("Retry-After") or 2))
-                    continue
-                if error.code == 401:
-                    raise DeviceError(f"--time-on {self.url} refused the token (401): check --time-on-token") from None
-                raise DeviceError(f"--time-on {self.url} answered {error.code}: {said}") from None
-            except (urllib.error.URLError, OSError) as error:
-                reason = getattr(error, "reason", error)
-                raise DeviceError(f"--time-on {self.url} does not answer: {reason}") from None
+                status, headers, raw = self._exchange(method, path, body)
+            except (OSError, http.client.HTTPException) as error:
+                raise DeviceError(f"--time-on {self.url} does not answer: {error}") from None
+            if status == 200:
+                return self._json(raw)
+            said = self._error_text(raw, headers)
+            if status == 503:
+                wait = min(MAX_RETRY_AFTER_S, max(0.1, _seconds(headers.get("Retry-After"), 2.0)))
+                if time.monotonic() - started + wait > BUSY_WAIT_S:
+                    break
+                time.sleep(wait)
+                continue
+            if status == 401:
+                raise DeviceError(f"--time-on {self.url} refused the token (401): check --time-on-token")
+            raise DeviceError(f"--time-on {self.url} answered {status}: {said}")
         raise DeviceError(f"--time-on {self.url} stayed busy with other jobs; try again when it is free")
+
+    def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, dict, bytes]:
+        """(status, headers, body) of one exchange. A POST says ``Expect: 100-continue`` and sends its body only
+        when the server says go on (or stays silent for :data:`EXPECT_WAIT_S`): a busy or refusing server answers
+        from the headers, and a 600 MB model is not sent to be thrown away."""
+        parsed = urlparse(self.url)
+        kind = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+        connection = kind(parsed.hostname, parsed.port, timeout=self.timeout_s)
+        try:
+            connection.putrequest(method, (parsed.path.rstrip("/") or "") + path)
+            connection.putheader("Authorization", f"Bearer {self.token}")
+            if body is not None:
+                connection.putheader("Content-Type", "application/octet-stream")
+                connection.putheader("Content-Length", str(len(body)))
+                connection.putheader("Expect", "100-continue")
+            connection.endheaders()
+            if body is not None and not _early_answer(connection.sock):
+                connection.send(body)
+            response = http.client.HTTPResponse(connection.sock, method=method)
+            response.begin()  # skips an interim `100 Continue`
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
 
     def _json(self, raw: bytes) -> dict:
         try:
@@ -68,11 +95,11 @@ class BenchClient:
         return data
 
     @staticmethod
-    def _error_text(error: urllib.error.HTTPError) -> str:
+    def _error_text(raw: bytes, headers: dict) -> str:
         try:
-            return str(json.loads(error.read()).get("error", ""))[:200]
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, OSError):
-            return error.reason or ""
+            return str(json.loads(raw).get("error", ""))[:200]
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            return raw[:200].decode("utf-8", "replace")
 
     def check(self) -> dict:
         """The device's environment and board state; raises before a search starts if the server is unusable."""
@@ -91,3 +118,28 @@ class BenchClient:
             f"{environment.get('runtime_version')}, {answer.get('threads')} threads)"
         )
         return float(latency["p50"]), where
+
+
+def _seconds(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _early_answer(sock: socket.socket) -> bool:
+    """After a POST's headers: True when the server answered with a final status before the body (a refusal);
+    an interim ``100 Continue`` is consumed and means go on; silence for :data:`EXPECT_WAIT_S` means go on too."""
+    readable, _, _ = select.select([sock], [], [], EXPECT_WAIT_S)
+    if not readable:
+        return False
+    head = sock.recv(12, socket.MSG_PEEK)
+    if not head.startswith(b"HTTP/1.") or head[9:12] != b"100":
+        return bool(head)
+    seen = b""
+    while not seen.endswith(b"\r\n\r\n"):  # the interim response's status line and its (empty) headers
+        byte = sock.recv(1)
+        if not byte:
+            return True
+        seen += byte
+    return False

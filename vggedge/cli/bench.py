@@ -7,7 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from vggedge.cli.options import VerboseOption, apply_verbosity
+from vggedge.cli.options import (
+    BUDGET,
+    DATA,
+    OUTPUT,
+    PROFILE,
+    SERVER,
+    TIMING,
+    VerboseOption,
+    apply_verbosity,
+)
 from vggedge.core import defaults
 from vggedge.core.errors import UserError
 
@@ -37,35 +46,52 @@ ModelsOption = Annotated[
 DataOption = Annotated[
     Optional[Path],
     typer.Option(
+        rich_help_panel=DATA,
         help=(
             "Labelled images, one subfolder per class (e.g. "
             "reports/sklearn-digits-32-eval); when the run folder names its "
             "evaluation images, only those are used, else every image."
-        )
+        ),
     ),
 ]
 
 ThreadsOption = Annotated[
     Optional[str],
-    typer.Option(help="Interpreter threads, one count or several: 1,2,4 (default: all cores).", show_default=False),
+    typer.Option(
+        rich_help_panel=TIMING,
+        help="Interpreter threads, one count or several: 1,2,4 (default: all cores).",
+        show_default=False,
+    ),
 ]
 
 RunsOption = Annotated[
-    int, typer.Option(min=0, help="Timed batch-1 runs of each model × threads, interleaved (none under emulation).")
+    int,
+    typer.Option(
+        rich_help_panel=TIMING,
+        min=0,
+        help="Timed batch-1 runs of each model × threads, interleaved (none under emulation).",
+    ),
 ]
 
-WarmupOption = Annotated[int, typer.Option(min=0, help="Untimed warm-up runs of each interpreter.")]
+WarmupOption = Annotated[
+    int, typer.Option(rich_help_panel=TIMING, min=0, help="Untimed warm-up runs of each interpreter.")
+]
 
 CooldownOption = Annotated[
     float,
-    typer.Option(min=0, envvar="VGGEDGE_COOLDOWN", help="Seconds of rest before each model's burst."),
+    typer.Option(
+        rich_help_panel=TIMING, min=0, envvar="VGGEDGE_COOLDOWN", help="Seconds of rest before each model's burst."
+    ),
 ]
 
-BurstRunsOption = Annotated[int, typer.Option(min=0, help="Timed runs right after the cool-down: the burst p50.")]
+BurstRunsOption = Annotated[
+    int, typer.Option(rich_help_panel=TIMING, min=0, help="Timed runs right after the cool-down: the burst p50.")
+]
 
 SustainOption = Annotated[
     float,
     typer.Option(
+        rich_help_panel=TIMING,
         min=0,
         envvar="VGGEDGE_SUSTAIN",
         help="Seconds of interleaved load before the timed runs: the sustained p50 comes after.",
@@ -74,26 +100,36 @@ SustainOption = Annotated[
 
 MaxDropOption = Annotated[
     Optional[float],
-    typer.Option(min=0, help="Accuracy budget in top-1 points for the recommendation (default: each report's)."),
+    typer.Option(
+        rich_help_panel=BUDGET,
+        min=0,
+        help="Accuracy budget in top-1 points for the recommendation (default: each report's).",
+    ),
 ]
 
 OutOption = Annotated[
     Optional[Path],
     typer.Option(
+        rich_help_panel=OUTPUT,
         help="Report folder (one model: default <model folder>/bench-<device>; several: a folder of "
-        "<model>-<N>t reports and bench.md, default bench-<device> in the run folder)."
+        "<model>-<N>t reports and bench.md, default bench-<device> in the run folder).",
     ),
 ]
 
 RuntimeOption = Annotated[
     Optional[str],
-    typer.Option(envvar="VGGEDGE_RUNTIME", help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow."),
+    typer.Option(
+        rich_help_panel=TIMING,
+        envvar="VGGEDGE_RUNTIME",
+        help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow.",
+    ),
 ]
 
 ServeOption = Annotated[
     bool,
     typer.Option(
         "--serve",
+        rich_help_panel=SERVER,
         help="Run the bench server instead: time TFLite files sent over HTTP (token-checked) for "
         "`optimize --recipe auto --time-on http://HOST:PORT`.",
     ),
@@ -102,6 +138,7 @@ ServeOption = Annotated[
 ProfileOption = Annotated[
     Optional[Path],
     typer.Option(
+        rich_help_panel=PROFILE,
         help="Time a profiling kit instead (a folder `vggedge kit MODEL` made): every piece at every width, "
         "written as the latency table for `optimize --recipe auto --time-on TABLE.json` (default "
         "KIT/table-<N>t.json, or --out).",
@@ -110,24 +147,60 @@ ProfileOption = Annotated[
 ]
 
 ProfileSecondsOption = Annotated[
-    float, typer.Option(min=0.0, help="--profile: seconds of timed runs per file (after the warm-up).")
+    float,
+    typer.Option(
+        rich_help_panel=PROFILE, min=0.0, help="--profile: seconds of timed runs per file (after the warm-up)."
+    ),
 ]
 
-HostOption = Annotated[str, typer.Option(help="--serve: the address to listen on (loopback unless you say otherwise).")]
+HostOption = Annotated[
+    str,
+    typer.Option(rich_help_panel=SERVER, help="--serve: the address to listen on (loopback unless you say otherwise)."),
+]
 
-PortOption = Annotated[int, typer.Option(min=0, max=65535, help="--serve: the port (0: any free one).")]
+PortOption = Annotated[
+    int, typer.Option(rich_help_panel=SERVER, min=0, max=65535, help="--serve: the port (0: any free one).")
+]
 
 TokenFileOption = Annotated[
     Optional[Path],
     typer.Option(
+        rich_help_panel=SERVER,
         help="--serve: where the access token is kept (created with mode 0600 on first start; default "
-        "~/.config/vggedge/bench-token)."
+        "~/.config/vggedge/bench-token).",
     ),
 ]
 
-MaxMbOption = Annotated[float, typer.Option(min=0.001, help="--serve: the largest model file accepted, in MB.")]
+MaxMbOption = Annotated[
+    float, typer.Option(rich_help_panel=SERVER, min=0.001, help="--serve: the largest model file accepted, in MB.")
+]
+MaxMemoryMbOption = Annotated[
+    Optional[float],
+    typer.Option(
+        rich_help_panel=SERVER,
+        min=16,
+        help="--serve: the memory one timing job may take beyond its own start-up, in MB (it runs in a child "
+        "process with that limit). Default: three quarters of the board's MemAvailable.",
+        show_default=False,
+    ),
+]
+MaxJobSecondsOption = Annotated[
+    float,
+    typer.Option(
+        rich_help_panel=SERVER, min=1, help="--serve: the longest one timing job may run before it is stopped (422)."
+    ),
+]
+MaxConnectionsOption = Annotated[
+    int,
+    typer.Option(
+        rich_help_panel=SERVER,
+        min=1,
+        max=1024,
+        help="--serve: connections at once; one still sending headers gives way.",
+    ),
+]
 
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT, help="No progress bars.")]
 
 
 def bench_command(
@@ -149,6 +222,9 @@ def bench_command(
     port: PortOption = 8765,
     token_file: TokenFileOption = None,
     max_mb: MaxMbOption = 600.0,
+    max_memory_mb: MaxMemoryMbOption = None,
+    max_job_seconds: MaxJobSecondsOption = 300.0,
+    max_connections: MaxConnectionsOption = 8,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -168,7 +244,8 @@ def bench_command(
     elif serve:
         from vggedge.device.server import ServerOptions, serve_forever
 
-        serve_forever(ServerOptions(host, port, token_file, int(max_mb * 1e6), counts, runtime, runs, warmup))
+        limits = {"max_memory_mb": max_memory_mb, "max_job_s": max_job_seconds, "max_connections": max_connections}
+        serve_forever(ServerOptions(host, port, token_file, int(max_mb * 1e6), counts, runtime, runs, warmup, **limits))
     else:
         timing = {"cooldown_s": cooldown, "sustain_s": sustain, "burst_runs": burst_runs}
         from vggedge.api import bench

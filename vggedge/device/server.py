@@ -12,7 +12,19 @@ writes and remote code execution):
   ``max_bytes`` (413, refused from the header before the body is read), one job at a time (another gets 503
   with Retry-After); the file goes to a private temporary folder under a name the server chooses and is
   deleted after timing; the client never chooses a path and never sends code, only query numbers;
-- a bad request gets its status and a JSON error, and the server keeps serving; Ctrl-C stops it cleanly.
+- every model is loaded and timed in a child process (:mod:`vggedge.device.timing_job`) with a memory limit
+  (``--max-memory-mb``, default three quarters of the board's MemAvailable; a model whose declared input and output
+  alone exceed it is refused, 413) and a wall-clock limit (its first call within ``first_call_s``, the rest within
+  a budget from that call's time, capped at ``max_job_s``): a model that loops for ever, needs too much memory or
+  crashes the interpreter is answered 422 with the reason while the server keeps serving;
+- at most ``max_connections`` connections at once: a new one past that takes the place of the oldest one still
+  sending its headers, or is refused at once (503); each connection has a total deadline for its headers and one
+  for its body (from its size at ``min_upload_rate``) that a trickling client cannot extend;
+- the token, the route, the numbers, the size and the one-job check all come from the headers, before any body
+  is read (a client that sends ``Expect: 100-continue`` hears ``100 Continue`` only then);
+- a bad request gets its 4xx and a JSON error, never a 500 for a client's mistake; Ctrl-C, SIGTERM and SIGHUP stop
+  it cleanly, the private folder (0700, named for this process) removed, and a killed server's folder removed at
+  the next start.
 
 Endpoints: ``GET /check`` (this board: environment and device check), ``POST /time?threads=N&runs=R&seconds=S``
 (at least R runs and at least S seconds of them).
@@ -23,14 +35,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hmac
+import ipaddress
 import json
 import os
 import secrets
 import shutil
+import signal
+import socket
+import stat
 import sys
 import tempfile
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,14 +56,16 @@ from urllib.parse import parse_qs, urlparse
 
 from vggedge.core import defaults
 from vggedge.core.errors import UserError
-from vggedge.core.metrics import adaptive_runs, latency_summary, time_calls
+from vggedge.core.metrics import latency_summary
 from vggedge.device.check import device_check, snapshot
 from vggedge.device.environment import describe_environment, emulation
-from vggedge.device.runtime import TFLITE_MAGIC, Runtime, TFLiteModel, default_threads, find_runtime
+from vggedge.device.runtime import TFLITE_MAGIC, Runtime, default_threads, find_runtime
+from vggedge.device.timing_job import Job, JobError, JobLimits, memory_available_bytes, run_job
 
 MAX_RUNS = 1000
 MAX_SECONDS = 30
-MAX_ADAPTIVE_RUNS = 5000
+MAX_DIGITS = 12  # a query number or Content-Length longer than this is refused before int() sees it
+WORKDIR_PREFIX = "vggedge-serve-"
 
 
 @dataclasses.dataclass
@@ -58,6 +78,18 @@ class ServerOptions:
     runtime: str | None = None
     runs: int = defaults.RUNS
     warmup: int = defaults.WARMUP
+    max_memory_mb: float | None = None  # None: three quarters of MemAvailable at start (1 GB where unknown)
+    first_call_s: float = 60.0
+    max_job_s: float = 300.0
+    max_connections: int = 8
+    header_timeout_s: float = 10.0  # the request line and headers, in all
+    min_upload_rate: float = 1_000_000.0  # bytes/s: the body's deadline is 10 s plus its size at this rate
+
+    def memory_bytes(self) -> int:
+        if self.max_memory_mb is not None:
+            return int(self.max_memory_mb * 1e6)
+        available = memory_available_bytes()
+        return int(available * 0.75) if available else 1_000_000_000
 
 
 def default_token_file() -> Path:
@@ -66,40 +98,170 @@ def default_token_file() -> Path:
 
 
 def load_or_create_token(path: Path) -> tuple[str, bool]:
-    """(token, created): read the token file, or create it with mode 0600 (never readable by others)."""
+    """(token, created): read the token file, or create it with mode 0600 (never readable by others). The file is
+    opened without following a link, and must be a regular file of this user's, private, holding UTF-8 text."""
     path = Path(path)
-    if path.exists():
-        if path.stat().st_mode & 0o077:
+    if not os.path.lexists(path):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        token = secrets.token_urlsafe(32)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(token + "\n")
+        return token, True
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        reason = "a symbolic link" if error.errno == errno.ELOOP else (error.strerror or str(error))
+        raise UserError(f"token file {path} cannot be used ({reason}): delete it for a new token") from None
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(descriptor)
+        raise UserError(f"token file {path} is not a regular file: delete it for a new token")
+    with os.fdopen(descriptor, "rb") as handle:
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            raise UserError(f"token file {path} belongs to another user: delete it for a new token")
+        if info.st_mode & 0o077:
             raise UserError(f"{path} is readable by other users: chmod 600 {path} (or delete it for a new token)")
-        token = path.read_text().strip()
-        if len(token) < 16:
-            raise UserError(f"{path} holds no usable token: delete it and start again for a new one")
-        return token, False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token = secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(token + "\n")
-    return token, True
+        raw = handle.read(4096)
+    try:
+        token = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        token = ""
+    if len(token) < 16 or not token.isprintable():
+        raise UserError(f"{path} holds no usable token: delete it and start again for a new one")
+    return token, False
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: addresses only this machine can reach."""
+    if host == "localhost":
+        return True
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    return False
+
+
+def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
+    """Private folders left by a server that was killed (its process gone): removed at start, so a received model
+    never outlives its server. Only this user's folders, named for a process that no longer runs."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
+        pid = folder.name[len(WORKDIR_PREFIX) :].split("-")[0]
+        if not pid.isascii() or not pid.isdigit() or (hasattr(os, "getuid") and folder.stat().st_uid != os.getuid()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except OSError:
+            continue
+    return removed
+
+
+@dataclasses.dataclass
+class Connection:
+    """One open connection: its socket, when it must be done by, and whether it is still sending headers (the
+    kind a new connection may push out when every place is taken)."""
+
+    sock: socket.socket
+    opened: float
+    deadline: float
+    in_headers: bool = True
 
 
 class BenchServer(ThreadingHTTPServer):
-    """Holds what every request needs: the token, the limits, the one-job lock, the private folder."""
+    """Holds what every request needs (the token, the limits, the one-job lock, the private folder) and bounds the
+    connections: at most ``max_connections``, each cut at its deadline by a watchdog thread."""
 
     daemon_threads = True
+    request_queue_size = 16
 
     def __init__(self, options: ServerOptions, token: str, runtime: Runtime) -> None:
         self.options = options
         self.token = token
         self.runtime = runtime
+        self.memory_bytes = options.memory_bytes()
         self.job = threading.Lock()
-        self.workdir = Path(tempfile.mkdtemp(prefix="vggedge-serve-"))  # mode 0700
+        remove_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))  # mode 0700
         self.jobs_done = 0
-        super().__init__((options.host, options.port), BenchHandler)
+        self.refused = 0  # connections refused at once (every place taken by requests past their headers)
+        self.connections: dict[int, Connection] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        if ":" in options.host.strip("[]"):
+            self.address_family = socket.AF_INET6
+        super().__init__((options.host.strip("[]"), options.port), BenchHandler)
+        threading.Thread(target=self._watch, name="vggedge-serve-watchdog", daemon=True).start()
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                time.sleep(0.1)  # out of descriptors: wait for one instead of spinning on the listening socket
+            raise
+
+    def verify_request(self, request: socket.socket, client_address: object) -> bool:
+        """A place for this connection: a free one, or the oldest one still sending headers; else refused at once."""
+        with self.lock:
+            if len(self.connections) >= self.options.max_connections:
+                waiting = [c for c in self.connections.values() if c.in_headers]
+                if not waiting:
+                    self.refused += 1
+                    with contextlib.suppress(OSError):
+                        request.sendall(_refusal())
+                    return False
+                oldest = min(waiting, key=lambda c: c.opened)
+                self.connections.pop(id(oldest.sock), None)
+                _cut(oldest.sock)
+            now = time.monotonic()
+            self.connections[id(request)] = Connection(request, now, now + self.options.header_timeout_s)
+        return True
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        with self.lock:
+            self.connections.pop(id(request), None)
+        super().shutdown_request(request)
+
+    def set_deadline(self, request: socket.socket, seconds: float | None, in_headers: bool) -> None:
+        """The connection's next deadline (None: none, while a job runs under its own limits)."""
+        with self.lock:
+            connection = self.connections.get(id(request))
+            if connection is not None:
+                connection.deadline = time.monotonic() + seconds if seconds is not None else float("inf")
+                connection.in_headers = in_headers
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(0.2):
+            now = time.monotonic()
+            with self.lock:
+                late = [c for c in self.connections.values() if c.deadline < now]
+                for connection in late:
+                    self.connections.pop(id(connection.sock), None)
+            for connection in late:
+                _cut(connection.sock)
 
     def server_close(self) -> None:
+        self.stopping.set()
         super().server_close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _cut(sock: socket.socket) -> None:
+    """End a connection from outside its thread: its blocked read returns, its handler finishes."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _refusal() -> bytes:
+    body = b'{"error": "too many connections: try again shortly"}\n'
+    return (
+        b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 class RequestError(Exception):
@@ -110,7 +272,7 @@ class RequestError(Exception):
 
 class BenchHandler(BaseHTTPRequestHandler):
     server: BenchServer
-    timeout = 60  # a client that stops sending mid-request does not hold a thread for ever
+    timeout = 60  # per read; the watchdog's deadlines bound a request in all
     server_version = "vggedge-bench"
     sys_version = ""
 
@@ -121,6 +283,7 @@ class BenchHandler(BaseHTTPRequestHandler):
         self._handle(self._time)
 
     def _handle(self, action: object) -> None:
+        self.server.set_deadline(self.connection, self.server.options.header_timeout_s, in_headers=False)
         try:
             self._authenticate()
             self._send(HTTPStatus.OK, action())  # type: ignore[operator]
@@ -156,12 +319,15 @@ class BenchHandler(BaseHTTPRequestHandler):
         threads = self._number(query, "threads", self._default_threads(), 1, 256)
         runs = self._number(query, "runs", self.server.options.runs, 1, MAX_RUNS)
         seconds = self._number(query, "seconds", 0, 0, MAX_SECONDS)
-        body = self._read_body()
-        if body[4:8] != TFLITE_MAGIC:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "not a TFLite model (no TFL3 flatbuffer identifier)")
-        if not self.server.job.acquire(blocking=False):
+        length = self._content_length()
+        if not self.server.job.acquire(blocking=False):  # busy: said before the body is read, not after
+            self.close_connection = True
             raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "busy timing another model", {"Retry-After": "2"})
         try:
+            body = self._read_body(length)
+            if body[4:8] != TFLITE_MAGIC:
+                raise RequestError(HTTPStatus.BAD_REQUEST, "not a TFLite model (no TFL3 flatbuffer identifier)")
+            self.server.set_deadline(self.connection, None, in_headers=False)  # the job has its own limits
             return self._time_model(body, threads, runs, seconds)
         finally:
             self.server.job.release()
@@ -169,25 +335,23 @@ class BenchHandler(BaseHTTPRequestHandler):
     def _time_model(self, body: bytes, threads: int, runs: int, seconds: int) -> dict:
         emulated = emulation()
         descriptor, name = tempfile.mkstemp(suffix=".tflite", dir=self.server.workdir)
+        options = self.server.options
+        job = Job(name, threads, runs, seconds, options.warmup, options.runtime, bool(emulated))
+        limits = JobLimits(self.server.memory_bytes, options.first_call_s, options.max_job_s)
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(body)
             before = snapshot()
             try:
-                model = TFLiteModel(Path(name), threads=threads, runtime=self.server.runtime)
-            except UserError as error:
-                raise RequestError(HTTPStatus.BAD_REQUEST, str(error).replace(name, "the model")) from None
-            model.set_input(_zeros(model.input_size))
-            if seconds and not emulated:
-                # At least `seconds` of runs: a sub-millisecond model's median needs hundreds of samples.
-                runs = adaptive_runs(model.invoke_once, seconds, runs, cap=MAX_ADAPTIVE_RUNS)
-            timings = [] if emulated else time_calls(model.invoke_once, self.server.options.warmup, runs)
-            del model
+                timings = run_job(job, limits)
+            except JobError as error:
+                raise RequestError(HTTPStatus(error.status), error.message.replace(name, "the model")) from None
             check = device_check(before, snapshot(), model_bytes=len(body))
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(name)
         self.server.jobs_done += 1
+        self.server.set_deadline(self.connection, options.header_timeout_s, in_headers=False)  # the answer
         environment = describe_environment(self.server.runtime, threads)
         environment.device_check = check
         return {
@@ -198,28 +362,46 @@ class BenchHandler(BaseHTTPRequestHandler):
             "environment": dataclasses.asdict(environment),
         }
 
-    def _read_body(self) -> bytes:
+    def _content_length(self) -> int:
+        """The body's size from the header, refused (and the connection closed, the body unread) when absent, not a
+        plain number or above the cap."""
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()):
+            self.close_connection = True
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "send the model as the request body with Content-Length")
-        if int(length) > self.server.options.max_bytes:
+        if len(length) > MAX_DIGITS or int(length) > self.server.options.max_bytes:
             self.close_connection = True  # the body stays unread
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the model is {int(length)} bytes; this server takes at most {self.server.options.max_bytes}",
+                f"the model is {length[:MAX_DIGITS]}{'…' if len(length) > MAX_DIGITS else ''} bytes; "
+                f"this server takes at most {self.server.options.max_bytes}",
             )
-        body = self.rfile.read(int(length))
-        if len(body) != int(length):
-            raise RequestError(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length bytes")
+        return int(length)
+
+    def _read_body(self, length: int) -> bytes:
+        """The body, within a deadline from its size (a trickling client is cut, not waited for)."""
+        options = self.server.options
+        self.server.set_deadline(self.connection, 10 + length / options.min_upload_rate, in_headers=False)
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            body = b""
+        if len(body) != length:
+            self.close_connection = True
+            raise RequestError(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length bytes (or too slowly)")
         return body
 
     def _number(self, query: dict[str, list[str]], key: str, default: int, low: int, high: int) -> int:
         values = query.get(key)
         if not values:
             return default
-        if not values[0].isdigit() or not low <= int(values[0]) <= high:
+        value = values[0]
+        if not (value.isascii() and value.isdigit()) or len(value) > MAX_DIGITS or not low <= int(value) <= high:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"{key} must be a whole number from {low} to {high}")
-        return int(values[0])
+        return int(value)
 
     def _default_threads(self) -> int:
         return (self.server.options.threads or [default_threads()])[0]
@@ -243,12 +425,6 @@ class BenchHandler(BaseHTTPRequestHandler):
         sys.stderr.flush()
 
 
-def _zeros(size: int) -> object:
-    import numpy as np
-
-    return np.zeros((size, size, 3), np.uint8)
-
-
 def start(options: ServerOptions) -> tuple[BenchServer, str, bool]:
     """The server, listening (not yet serving), with its token and whether the token was just created."""
     token, created = load_or_create_token(options.token_file or default_token_file())
@@ -261,19 +437,40 @@ def start(options: ServerOptions) -> tuple[BenchServer, str, bool]:
 
 
 def serve_forever(options: ServerOptions) -> None:
+    """Serve until Ctrl-C, SIGTERM (``systemctl stop``, ``kill``) or SIGHUP, then remove the private folder."""
     server, token, created = start(options)
     host, port = server.server_address[:2]
     token_file = options.token_file or default_token_file()
-    print(f"vggedge bench server on http://{host}:{port} ({server.runtime.name} {server.runtime.version})", flush=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"vggedge bench server on http://{shown}:{port} ({server.runtime.name} {server.runtime.version})", flush=True)
     if created:
         print(f"token (shown once, kept in {token_file}): {token}", flush=True)
     else:
         print(f"token: in {token_file}", flush=True)
-    if host not in ("127.0.0.1", "::1", "localhost"):
+    print(
+        f"limits: {options.max_connections} connections, models up to {options.max_bytes / 1e6:.0f} MB, "
+        f"{server.memory_bytes / 1e6:.0f} MB of memory and {options.max_job_s:.0f} s per job",
+        flush=True,
+    )
+    if not is_loopback(host):
         print(f"listening beyond this machine ({host}): anyone with the token can time models here", flush=True)
+    stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
         server.server_close()
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP all stop the server the same way. SIGINT's handler is installed explicitly: a
+    process started from a background shell inherits SIGINT as ignored, and Ctrl-C would then do nothing."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
