@@ -89,8 +89,8 @@ def predict_command(
     for path in paths:
         try:
             best = classifier.predict(path, top=top)
-        except UserError:
-            skipped.append(str(path))  # a file in a folder that is not an image: said once at the end
+        except UserError as error:
+            skipped.append(str(error))  # a file that is not an image: named with its reason, said once at the end
             continue
         latencies.append(classifier.last_ms)
         ranked = [{"label": label, "score": round(score, 6)} for label, score in best]
@@ -98,8 +98,11 @@ def predict_command(
         if not as_json:
             typer.echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in best))
     if not answers:
-        raise UserError(f"none of the {len(paths)} files could be decoded as an image")
-    p50 = statistics.median(latencies)
+        if len(paths) == 1:
+            raise UserError(skipped[0])
+        raise UserError(f"none of the {len(paths)} files could be decoded as an image (e.g. {skipped[0]})")
+    # Warm runs: one image's single call would report the interpreter's first-call set-up as its p50.
+    p50 = statistics.median(latencies) if len(latencies) >= 5 else classifier.latency_ms(runs=10)
     model_info = classifier.model
     summary = f"{len(answers)} images, p50 {p50:.2f} ms ({model_info.runtime.name}, {model_info.threads} threads)"
     if as_json:
@@ -116,4 +119,5 @@ def predict_command(
         return
     typer.echo(summary)
     if skipped:
-        typer.echo(f"skipped {len(skipped)} files that are not images: {', '.join(skipped[:3])}…", err=True)
+        shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
+        typer.echo(f"skipped {len(skipped)} files that could not be read: {shown}", err=True)

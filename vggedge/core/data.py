@@ -17,10 +17,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from vggedge.core import defaults
 from vggedge.core.errors import DataError
+from vggedge.core.images import decode_image, model_pixels, readable_header  # noqa: F401 - the rule
 from vggedge.core.report import DatasetSection
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -143,28 +144,6 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return [d.name for d in class_dirs], files
 
 
-def decode_image(path: Path, size: int) -> np.ndarray | None:
-    """RGB uint8 (size, size, 3), or None when the file cannot be decoded."""
-    try:
-        with Image.open(path) as image:
-            return model_pixels(image, size)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
-
-
-def model_pixels(image: Image.Image, size: int) -> np.ndarray:
-    """The one rule from a picture to a model's input, for training, evaluation, ``predict`` and ``Classifier``:
-    transparency composited onto white (not black), RGB, bilinear resize to (size, size), raw uint8 pixels."""
-    if image.mode in ("RGBA", "LA", "P"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    rgb = image.convert("RGB")
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8)
-
-
 def stable_order(keys: list[str]) -> np.ndarray:
     """A shuffled order that depends only on the file names (not on the OS's listing order or a RNG)."""
     return np.argsort([zlib.crc32(k.encode()) for k in keys], kind="stable")
@@ -208,12 +187,8 @@ def load_dataset(
 
 
 def has_image_header(path: Path) -> bool:
-    """Whether Pillow recognises the file as an image (reads the header only: ~0.1 ms, no decoding)."""
-    try:
-        with Image.open(path) as image:
-            return image.size[0] > 0
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return False
+    """Whether Pillow recognises the file as an image it will decode (reads the header only: ~0.1 ms)."""
+    return readable_header(path) is None
 
 
 def load_folder(
@@ -265,7 +240,9 @@ def load_folder(
         if len(kept) == wanted:
             break
     if not images:
-        raise DataError(f"none of the {len(files)} images in {root} could be decoded: check the files")
+        example = files[order[0]][0] if len(order) else root
+        why = readable_header(example) or "cannot be decoded"
+        raise DataError(f"none of the {len(files)} images in {root} could be decoded (e.g. {example}: {why})")
     all_images = np.stack(images)
     all_labels = np.array(labels, dtype=np.int64)
     n_eval = len(kept) if keep_all else min(eval_samples, max(1, len(readable) // 2), len(kept))

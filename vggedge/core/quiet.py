@@ -42,3 +42,23 @@ def silence_native_stderr() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():  # noqa: ANN201 - a context manager
+    """Descriptor 2 at /dev/null for the duration only (the library's way: an application's own stderr is left as it
+    was afterwards): what ``Classifier`` wraps the interpreter's creation in, whose delegate prints a notice."""
+    if _done:  # the CLI silenced it already, for good
+        yield
+        return
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

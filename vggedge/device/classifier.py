@@ -4,21 +4,26 @@
     classifier = Classifier("model.tflite", threads=4)
     classifier.predict("cat.jpg")        # [("cat", 0.97), ("dog", 0.02), ...]
 
-An image is a PIL image, a path, or an HxWx3 uint8 array (RGB), resized by the one rule ``optimize``
-evaluated with (``vggedge.core.data.model_pixels``); the model takes raw pixels, its preprocessing is inside
-it. Names come from the model's metadata, else ``labels.txt`` beside it, else the class indices.
+An image is a PIL image, a path, or an HxWx3 uint8 array (RGB), read by the one rule ``optimize`` evaluated
+with (:mod:`vggedge.core.images`: EXIF orientation, 16-bit scaled, transparency on white, bilinear resize); the
+model takes raw pixels, its preprocessing is inside it. Names come from the model's metadata, else ``labels.txt``
+beside it, else the class indices. An unreadable file raises :class:`vggedge.DataError` naming it and why.
+
+Thread-safe: one interpreter per instance, used under a lock, so threads sharing a ``Classifier`` take turns
+(for parallel inference, one ``Classifier`` per thread). Results are plain Python types.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from vggedge.core.data import model_pixels
 from vggedge.core.errors import UserError
+from vggedge.core.images import model_pixels, read_pixels
 from vggedge.core.labels import find_labels, read_labels_file
 from vggedge.core.metrics import as_class_scores
 from vggedge.device.runtime import TFLiteModel
@@ -34,9 +39,12 @@ class Classifier:
         labels: list[str] | str | Path | None = None,
         runtime: str | None = None,
     ) -> None:
+        from vggedge.core.quiet import native_stderr_silenced
         from vggedge.device.runtime import find_runtime
 
-        self.model = TFLiteModel(Path(model), threads=threads, runtime=find_runtime(runtime))
+        with native_stderr_silenced():  # the delegate's "INFO: Created TensorFlow Lite XNNPACK delegate" notice
+            self.model = TFLiteModel(Path(model), threads=threads, runtime=find_runtime(runtime))
+        self._lock = threading.Lock()
         outputs = int(np.prod(self.model.output["shape"][1:]))
         self.classes = 2 if outputs == 1 else outputs  # a 1-unit sigmoid answers two classes
         if labels is None:
@@ -46,7 +54,7 @@ class Classifier:
             if len(names) != self.classes:
                 raise UserError(f"{len(names)} labels given for a model of {self.classes} classes")
             self.labels, self.labels_source = names, "given"
-        self.last_ms: float | None = None  # the interpreter's time for the last image (decoding excluded)
+        self.last_ms: float | None = None  # the interpreter's time for the latest image, any thread (decoding excluded)
 
     @property
     def input_size(self) -> int:
@@ -64,25 +72,36 @@ class Classifier:
             return image if image.shape[:2] == (size, size) else model_pixels(Image.fromarray(image), size)
         if isinstance(image, Image.Image):
             return model_pixels(image, size)
-        try:
-            with Image.open(image) as opened:
-                return model_pixels(opened, size)
-        except FileNotFoundError:
-            raise UserError(f"image {image} does not exist") from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            raise UserError(f"{image} is not an image Pillow can decode") from None
+        return read_pixels(image, size)
 
     def scores(self, image: ImageLike) -> np.ndarray:
-        """Every class's score for one image."""
+        """Every class's score for one image (decoded outside the lock; the interpreter used under it)."""
         pixels = self.pixels(image)
-        self.model.set_input(pixels)
-        started = time.perf_counter()
-        self.model.invoke_once()
-        self.last_ms = (time.perf_counter() - started) * 1000.0
-        return as_class_scores(self.model.read_output())[0]
+        with self._lock:
+            self.model.set_input(pixels)
+            started = time.perf_counter()
+            self.model.invoke_once()
+            self.last_ms = (time.perf_counter() - started) * 1000.0
+            return as_class_scores(self.model.read_output())[0].copy()
 
-    def predict(self, image: ImageLike, top: int = 5) -> list[tuple[str, float]]:
-        """The ``top`` classes, best first, as (label, score)."""
+    def predict(self, image: ImageLike, top: int = 3) -> list[tuple[str, float]]:
+        """The ``top`` classes, best first, as (label, score): a ``str`` and a ``float``."""
         scores = self.scores(image)
         order = np.argsort(-scores, kind="stable")[: max(1, top)]
         return [(self.label(int(i)), float(scores[i])) for i in order]
+
+    def predict_batch(self, images: list[ImageLike], top: int = 3) -> list[list[tuple[str, float]]]:
+        """:meth:`predict` for each image, in order (the model takes one image per call: batch 1)."""
+        return [self.predict(image, top) for image in images]
+
+    def latency_ms(self, runs: int = 10) -> float:
+        """The p50 of ``runs`` warm invocations on the latest input (after one untimed): what one image costs once
+        the interpreter is warm, not the first call's set-up."""
+        with self._lock:
+            self.model.invoke_once()
+            timings = []
+            for _ in range(max(1, runs)):
+                started = time.perf_counter()
+                self.model.invoke_once()
+                timings.append((time.perf_counter() - started) * 1000.0)
+        return float(np.median(timings))

@@ -47,6 +47,11 @@ def find_runtime(preferred: str | None = None) -> Runtime:
         except metadata.PackageNotFoundError:
             version = "unknown"
         return Runtime(dist, version, module.Interpreter)
+    if preferred is not None:
+        raise DeviceError(
+            f"the runtime asked for ({preferred}, by --runtime or VGGEDGE_RUNTIME) is not installed here: "
+            f"pip install {preferred}, or leave the setting out to use any installed one"
+        )
     raise DeviceError(
         "no TFLite interpreter is installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)"
     )
