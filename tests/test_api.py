@@ -48,6 +48,7 @@ def test_import_is_light_and_the_api_is_documented():
         (lambda: vggedge.search(goal="speed"), vggedge.UserError, "--goal must be latency or size"),
         (lambda: vggedge.search(search_data="/nonexistent"), vggedge.DataError, "not a folder"),
         (lambda: vggedge.optimize(model=3.5), vggedge.UserError, "Received: float"),
+        (lambda: vggedge.optimize(resize="squash"), vggedge.DataError, "--resize must be stretch"),
     ],
 )
 def test_bad_input_is_a_typed_error_before_any_work(call, kind, message, tmp_path, monkeypatch):

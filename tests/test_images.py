@@ -139,7 +139,9 @@ def test_predict_and_the_classifier_read_them_the_same_way(tflite_bytes, tmp_pat
 
 
 @pytest.mark.slow
-def test_optimize_reads_a_folder_of_odd_files_and_counts_what_it_skipped(tiny_h5, small_digits_dir, tmp_path, cli):
+def test_optimize_reads_odd_files_counts_what_it_skipped_and_records_its_resize(
+    tiny_h5, small_digits_dir, tmp_path, cli
+):
     import json
     import shutil
 
@@ -149,12 +151,18 @@ def test_optimize_reads_a_folder_of_odd_files_and_counts_what_it_skipped(tiny_h5
         odd_files(folder)
     done = cli(
         "optimize", "--recipe", "fp16", "--model", tiny_h5, "--data", data, "--out", tmp_path / "out", "-q",
-        "--runs", "2", "--eval-samples", "100",
+        "--runs", "2", "--eval-samples", "100", "--resize", "center-crop",
     )  # fmt: skip
     assert done.code in (0, 1), done.err
     assert "Traceback" not in done.err
     report = json.loads((tmp_path / "out" / "fp16" / "report.json").read_text())
     assert report["dataset"]["skipped"] == 20  # the bomb and the truncated file of each of the ten classes
+    # The resize policy, recorded where a replay and an app read it
+    from vggedge.core.labels import resize_in_model
+
+    assert report["dataset"]["resize"] == "center-crop"
+    assert 'resize = "center-crop"' in (tmp_path / "out" / "fp16" / "recipe.toml").read_text()
+    assert resize_in_model(tmp_path / "out" / "fp16" / "model.tflite") == "center-crop"
 
 
 def test_one_classifier_shared_by_threads_answers_each_the_same(tflite_bytes, tmp_path):
@@ -173,3 +181,39 @@ def test_one_classifier_shared_by_threads_answers_each_the_same(tflite_bytes, tm
         shared = list(pool.map(lambda i: classifier.predict(images[i % 8], top=3), range(400)))
     assert shared == [alone[i % 8] for i in range(400)]
     assert classifier.latency_ms(runs=5) > 0
+
+
+@pytest.mark.parametrize(
+    ("resize", "corner", "middle"),
+    [("stretch", 255, 0), ("center-crop", 255, 0), ("letterbox", 0, 0)],
+)
+def test_the_resize_policies_fit_a_wide_picture_as_named(tmp_path, resize, corner, middle):
+    """A 96x48 picture, white on its left third: stretch keeps it all (white at the left edge), a centre crop cuts
+    the left 24 columns (white still at the edge: it spans 32), a letterbox pads with black above and below."""
+    wide = np.zeros((48, 96, 3), np.uint8)
+    wide[:, :32] = 255
+    path = tmp_path / "wide.png"
+    Image.fromarray(wide).save(path)
+    pixels = read_pixels(path, SIZE, resize)
+    assert pixels.shape == (SIZE, SIZE, 3)
+    assert pixels[0, 0].mean() == pytest.approx(corner, abs=2)
+    assert pixels[SIZE // 2, SIZE - 1].mean() == pytest.approx(middle, abs=2)
+    if resize == "center-crop":
+        assert (pixels[SIZE // 2, :, 0] > 128).sum() == pytest.approx(SIZE * 8 / 48, abs=1)  # 8 of the 48 kept
+    if resize == "letterbox":
+        assert pixels[SIZE // 2, 0].mean() > 250  # the picture itself, between the black bars
+
+
+def test_the_model_carries_its_resize_policy_to_the_classifier(tflite_bytes, tmp_path):
+    from vggedge.device.classifier import Classifier
+    from vggedge.export.metadata import add_classifier_metadata
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(add_classifier_metadata(tflite_bytes, "m", "m", [str(i) for i in range(10)], "letterbox"))
+    assert Classifier(model).resize == "letterbox"
+    assert Classifier(model, resize="stretch").resize == "stretch"  # overridable
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(tflite_bytes)
+    assert Classifier(plain).resize == "stretch"
+    with pytest.raises(DataError, match="Received: 'squash'"):
+        read_pixels(phone_jpeg(tmp_path / "p.jpg"), SIZE, "squash")

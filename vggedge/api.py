@@ -38,6 +38,7 @@ def optimize(
     weights: str | None = None,
     preprocess: str | None = None,
     labels: Path | str | None = None,
+    resize: str | None = None,
     eval_samples: int | None = None,
     calibration_samples: int = defaults.CALIBRATION_SAMPLES,
     runs: int = defaults.RUNS,
@@ -67,6 +68,9 @@ def optimize(
       (every shipped recipe that applies), a list of those, or ``"auto"`` (see :func:`search`).
     - ``data``: image folders, one subfolder per class (or ``train/`` + ``validation/``); the sample's digits for
       ``model="sample"``.
+    - ``resize``: how pictures are fitted to the model's square input, for training, evaluation and calibration
+      alike: ``"stretch"``, ``"center-crop"`` or ``"letterbox"``; recorded in the model, so ``Classifier`` and
+      ``predict`` resize the same way. Default: the recipe file's own (a replayed ``recipe.toml``), else stretch.
     - ``max_drop``: the accuracy budget in top-1 points (default: the recipe's own, else 1).
     - ``max_epochs``: cut every fine-tune to at most this many epochs (a quick trial, said in every report).
     - ``keep_float``: ``"auto"`` or layer selectors kept in float in the int8 recipes.
@@ -77,7 +81,10 @@ def optimize(
     >>> results = vggedge.optimize("model.keras", recipe="int8", data="photos/")   # doctest: +SKIP
     >>> results[0].ok, results[0].model_path                                        # doctest: +SKIP
     """
+    from vggedge.run.requests import resize_for  # pydantic, on the workstation only: imported when used
+
     recipes, search = _checked_request(recipe, keep_float, preprocess, max_drop, threads, search_options)
+    resize = resize_for(resize, recipes)
     with _model_source(model) as source:
         fields = dict(
             model=source,
@@ -87,6 +94,7 @@ def optimize(
             weights=weights,
             preprocess=preprocess,
             labels=labels,
+            resize=resize,
             eval_samples=eval_samples,
             calibration_samples=calibration_samples,
             runs=runs,

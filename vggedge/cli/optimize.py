@@ -96,6 +96,17 @@ PreprocessOption = Annotated[
     ),
 ]
 
+ResizeOption = Annotated[
+    Optional[str],
+    typer.Option(
+        rich_help_panel=DATA,
+        help="How pictures are fitted to the model's square input, for training, evaluation and calibration: "
+        "stretch (the whole picture, its aspect changed), center-crop (the largest centred square) or letterbox "
+        "(the whole picture on black). Recorded in the model: predict and Classifier resize the same way. "
+        "Default: the recipe file's own (a replayed recipe.toml), else stretch.",
+        show_default=False,
+    ),
+]
 EvalSamplesOption = Annotated[
     Optional[int],
     typer.Option(
@@ -288,6 +299,7 @@ def optimize_command(
     eval_data: EvalDataOption = None,
     preprocess: PreprocessOption = None,
     eval_samples: EvalSamplesOption = None,
+    resize: ResizeOption = None,
     calibration_samples: CalibrationSamplesOption = defaults.CALIBRATION_SAMPLES,
     max_drop: MaxDropOption = None,
     runs: RunsOption = defaults.RUNS,
@@ -336,6 +348,7 @@ def optimize_command(
         weights=weights,
         preprocess=preprocess,
         labels=labels,
+        resize=resize,
         eval_samples=eval_samples,
         calibration_samples=calibration_samples,
         runs=runs,

@@ -51,6 +51,14 @@ def predict_command(
     top: Annotated[int, typer.Option(min=1, help="Classes to show per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of lines.")] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
+    resize: Annotated[
+        Optional[str],
+        typer.Option(
+            help="How pictures are fitted to the input: stretch, center-crop or letterbox. Default: as the model "
+            "was measured (its metadata says; stretch for a model that does not).",
+            show_default=False,
+        ),
+    ] = None,
     labels: Annotated[
         Optional[Path],
         typer.Option(help="Class names, one a line (default: the model's metadata, else labels.txt beside it)."),
@@ -77,7 +85,7 @@ def predict_command(
     paths = [] if camera else expand_images(images or [])
     from vggedge.device.classifier import Classifier
 
-    classifier = Classifier(model, threads=threads, labels=labels, runtime=runtime)
+    classifier = Classifier(model, threads=threads, labels=labels, runtime=runtime, resize=resize)
     if classifier.labels is None and not as_json:
         typer.echo(f"note: {classifier.labels_source}", err=True)
     if camera:

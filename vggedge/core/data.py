@@ -59,12 +59,13 @@ class FileSplit:
     size: int
     failed: set[int] = dataclasses.field(default_factory=set)
     missing: set[int] = dataclasses.field(default_factory=set)  # gone from disk since the split was made
+    resize: str = "stretch"  # the run's resize policy (vggedge.core.images.RESIZE_MODES)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def load(self, index: int) -> np.ndarray | None:
-        pixels = decode_image(self.paths[index], self.size)
+        pixels = decode_image(self.paths[index], self.size, self.resize)
         if pixels is None:
             (self.failed if self.paths[index].exists() else self.missing).add(index)
         return pixels
@@ -84,13 +85,13 @@ class FileSplit:
 
     def first(self, count: int) -> FileSplit:
         """The first ``count`` files, still on disk."""
-        return FileSplit(self.paths[:count], self.labels[:count], self.keys[:count], self.size)
+        return FileSplit(self.paths[:count], self.labels[:count], self.keys[:count], self.size, resize=self.resize)
 
     def split_off(self, count: int) -> tuple[Split, FileSplit]:
         """(the first ``count`` images decoded, the rest still on disk): a held-apart split carved from the
         training images in their fixed checksum order (``--recipe auto`` ranks its candidates on it)."""
         head = self.first(count)
-        rest = FileSplit(self.paths[count:], self.labels[count:], self.keys[count:], self.size)
+        rest = FileSplit(self.paths[count:], self.labels[count:], self.keys[count:], self.size, resize=self.resize)
         return head.decoded(), rest
 
     def decoded(self) -> Split:
@@ -110,6 +111,7 @@ class Dataset:
     eval: Split
     skipped: int
     eval_source: str = "split"  # "split": checksum split of one folder; else the evaluation folder's path
+    resize: str = "stretch"  # how every image was fitted to the model's input (vggedge.core.images)
 
     def describe(self) -> DatasetSection:
         """The report's ``dataset`` section."""
@@ -121,6 +123,7 @@ class Dataset:
             calibration_samples=len(self.calibration),
             skipped=self.skipped,
             eval_source=self.eval_source,
+            resize=self.resize,
         )
 
 
@@ -164,6 +167,7 @@ def load_dataset(
     calibration_samples: int = defaults.CALIBRATION_SAMPLES,
     eval_root: Path | None = None,
     progress: bool = True,
+    resize: str = "stretch",
 ) -> Dataset:
     """``--data`` (and ``--eval-data``): one folder split by checksum, or training and evaluation folders.
 
@@ -172,10 +176,14 @@ def load_dataset(
     checksum order (evaluation images are decoded into memory: a 50,000-image validation set need not be)."""
     layout = tutorial_layout(root) if eval_root is None else (Path(root), Path(eval_root))
     if layout is None:
-        return load_folder(root, size, eval_samples or defaults.EVAL_SAMPLES, calibration_samples, progress=progress)
+        return load_folder(
+            root, size, eval_samples or defaults.EVAL_SAMPLES, calibration_samples, progress=progress, resize=resize
+        )
     train_root, eval_root = layout
-    training = load_folder(train_root, size, 0, calibration_samples, progress=progress, name=Path(root).name)
-    names, evaluation, skipped = load_all(eval_root, size, progress=progress, limit=eval_samples)
+    training = load_folder(
+        train_root, size, 0, calibration_samples, progress=progress, name=Path(root).name, resize=resize
+    )
+    names, evaluation, skipped = load_all(eval_root, size, progress=progress, limit=eval_samples, resize=resize)
     if names != training.class_names:
         raise DataError(
             f"the evaluation folder {eval_root} has classes {names} but the training folder {train_root} has "
@@ -199,6 +207,7 @@ def load_folder(
     name: str | None = None,
     progress: bool = True,
     keep_all: bool = False,
+    resize: str = "stretch",
 ) -> Dataset:
     """Load a class-per-folder dataset and split it into eval / calibration / train.
 
@@ -232,7 +241,7 @@ def load_folder(
     images, labels, kept, position = [], [], [], 0
     with_progress = track(readable, "Reading evaluation images", total=wanted, enabled=progress)
     for position, i in enumerate(with_progress, start=1):  # noqa: B007 - position is read after the loop
-        pixels = decode_image(files[i][0], size)
+        pixels = decode_image(files[i][0], size, resize)
         if pixels is not None:
             images.append(pixels)
             labels.append(files[i][1])
@@ -257,6 +266,7 @@ def load_folder(
         np.array([files[i][1] for i in rest], dtype=np.int64),
         [keys[i] for i in rest],
         size,
+        resize=resize,
     )
     return Dataset(
         name=name or root.name,
@@ -265,14 +275,17 @@ def load_folder(
         calibration=part(n_eval, n_eval + n_cal),
         train=train,
         skipped=len(files) - len(readable) + position - len(kept),
+        resize=resize,
     )
 
 
-def load_all(root: Path, size: int, progress: bool = True, limit: int | None = None) -> tuple[list[str], Split, int]:
+def load_all(
+    root: Path, size: int, progress: bool = True, limit: int | None = None, resize: str = "stretch"
+) -> tuple[list[str], Split, int]:
     """Every image of a folder (or the first ``limit`` in the checksum order) as one evaluation split:
     (class names, split, skipped count)."""
     dataset = load_folder(
-        root, size, eval_samples=limit or 10**9, calibration_samples=0, progress=progress, keep_all=True
+        root, size, eval_samples=limit or 10**9, calibration_samples=0, progress=progress, keep_all=True, resize=resize
     )
     return dataset.class_names, dataset.eval, dataset.skipped
 

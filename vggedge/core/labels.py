@@ -17,6 +17,7 @@ from vggedge.core.atomic import write_text
 from vggedge.core.errors import DataError
 
 LABELS_FILE = "labels.txt"
+SETTINGS_FILE = "vggedge.json"  # beside the labels in the model's zip: how its images were fitted (resize)
 
 
 def write_labels(folder: Path, names: list[str]) -> Path:
@@ -53,6 +54,20 @@ def labels_in_model(path: Path) -> list[str] | None:
                 return None
             return parse_labels(archive.read(chosen).decode("utf-8"), f"{path}:{chosen}")
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+        return None
+
+
+def resize_in_model(path: Path) -> str | None:
+    """The resize policy the model was measured with (``vggedge.json`` in its metadata's zip), or None."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if SETTINGS_FILE not in archive.namelist():
+                return None
+            value = json.loads(archive.read(SETTINGS_FILE)).get("resize")
+            return value if isinstance(value, str) else None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, ValueError, AttributeError):
         return None
 
 

@@ -80,6 +80,7 @@ class DatasetSection:
     calibration_samples: int = 0
     skipped: int = 0
     eval_source: str | None = None
+    resize: str | None = None  # how images were fitted to the input: stretch, center-crop or letterbox
 
 
 @dataclass
@@ -329,7 +330,7 @@ def render_markdown(report: Report) -> str:
         f"Status: **{r.status}**. Model: {model.source} ({fmt(model.params)} params, "
         f"input {model.input_shape}, {model.classes} classes). "
         f"Data: {data.name} ({data.eval_samples} eval, {data.calibration_samples} calibration, "
-        f"{data.skipped} skipped).",
+        f"{data.skipped} skipped{', resized by ' + data.resize if data.resize else ''}).",
         "",
         "| | size | gzip | GFLOPs | top-1 | top-5 | agreement | p50 | p90 |",
         "|---|---|---|---|---|---|---|---|---|",

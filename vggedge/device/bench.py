@@ -31,6 +31,7 @@ from vggedge.core import defaults
 from vggedge.core.atomic import write_text
 from vggedge.core.data import load_all
 from vggedge.core.errors import UserError
+from vggedge.core.labels import resize_in_model
 from vggedge.core.metrics import accuracy_figures, latency_summary, top1_classes
 from vggedge.core.progress import log_line, track
 from vggedge.core.report import (
@@ -176,7 +177,7 @@ def bench(options: BenchOptions) -> BenchOutput:
     threads = sorted(set(options.threads or [default_threads()]))
     runtime = find_runtime(options.runtime)
     before = snapshot(options.board_root, options.vcgencmd)
-    decoded: dict[int, tuple] = {}  # the data decoded once per input size, whatever the number of models
+    decoded: dict[tuple, tuple] = {}  # the data decoded once per input size and resize policy, for every model
     benched = [evaluate(name, path, options, runtime, threads[0], decoded) for name, path in models]
     emulated = emulation()
     # Every interpreter holds its own packed copy of the weights: all of them at once, when the board has room
@@ -245,7 +246,7 @@ def default_out(requested: list[Path], benched: list[BenchedModel], single: bool
 
 
 def evaluate(
-    name: str, path: Path, options: BenchOptions, runtime: Runtime, threads: int, decoded: dict[int, tuple]
+    name: str, path: Path, options: BenchOptions, runtime: Runtime, threads: int, decoded: dict[tuple, tuple]
 ) -> BenchedModel:
     """Load the model once, read its run folder, and score it on the data (when there is data)."""
     probe = TFLiteModel(path, threads=threads, runtime=runtime)
@@ -261,9 +262,12 @@ def evaluate(
     if options.data is None:
         model.notes.append("accuracy not measured: no --data")
         return model
-    if model.input_size not in decoded:
-        decoded[model.input_size] = load_all(options.data, model.input_size, progress=options.progress)
-    class_names, split, skipped = decoded[model.input_size]
+    resize = resize_in_model(path) or "stretch"  # as the model was measured
+    if (model.input_size, resize) not in decoded:
+        decoded[(model.input_size, resize)] = load_all(
+            options.data, model.input_size, progress=options.progress, resize=resize
+        )
+    class_names, split, skipped = decoded[(model.input_size, resize)]
     model_classes = 2 if model.classes == 1 else model.classes
     if len(class_names) != model_classes:
         raise UserError(

@@ -38,7 +38,10 @@ class Classifier:
         threads: int | None = None,
         labels: list[str] | str | Path | None = None,
         runtime: str | None = None,
+        resize: str | None = None,
     ) -> None:
+        """``resize``: how a picture is fitted to the input; None: as the model was measured (its metadata says;
+        ``stretch`` for a model that does not)."""
         from vggedge.core.quiet import native_stderr_silenced
         from vggedge.device.runtime import find_runtime
 
@@ -54,6 +57,12 @@ class Classifier:
             if len(names) != self.classes:
                 raise UserError(f"{len(names)} labels given for a model of {self.classes} classes")
             self.labels, self.labels_source = names, "given"
+        from vggedge.core.images import RESIZE_MODES
+        from vggedge.core.labels import resize_in_model
+
+        self.resize = resize or resize_in_model(Path(model)) or "stretch"
+        if self.resize not in RESIZE_MODES:
+            raise UserError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: {self.resize!r}")
         self.last_ms: float | None = None  # the interpreter's time for the latest image, any thread (decoding excluded)
 
     @property
@@ -69,10 +78,12 @@ class Classifier:
         if isinstance(image, np.ndarray):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise UserError(f"an image array must be HxWx3 uint8 RGB, not {image.shape} {image.dtype}")
-            return image if image.shape[:2] == (size, size) else model_pixels(Image.fromarray(image), size)
+            if image.shape[:2] == (size, size):
+                return image
+            return model_pixels(Image.fromarray(image), size, self.resize)
         if isinstance(image, Image.Image):
-            return model_pixels(image, size)
-        return read_pixels(image, size)
+            return model_pixels(image, size, self.resize)
+        return read_pixels(image, size, self.resize)
 
     def scores(self, image: ImageLike) -> np.ndarray:
         """Every class's score for one image (decoded outside the lock; the interpreter used under it)."""

@@ -28,6 +28,7 @@ What is written (field numbers are the schema's; a union takes two, its type the
 from __future__ import annotations
 
 import io
+import json
 import types
 import zipfile
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from importlib.metadata import PackageNotFoundError, version
 import flatbuffers
 import numpy as np
 
-from vggedge.core.labels import LABELS_FILE
+from vggedge.core.labels import LABELS_FILE, SETTINGS_FILE
 
 METADATA_BUFFER_NAME = "TFLITE_METADATA"  # the name readers look for among the model's metadata entries
 METADATA_FILE_IDENTIFIER = b"M001"
@@ -81,9 +82,12 @@ def labels_for_outputs(names: list[str], outputs: int) -> list[str]:
     return list(names)
 
 
-def add_classifier_metadata(flatbuffer: bytes, name: str, description: str, class_names: list[str]) -> bytes:
-    """``flatbuffer`` with standard classifier metadata and ``labels.txt`` packed in. The graph, its tensors
-    and its weights are unchanged, so is every output."""
+def add_classifier_metadata(
+    flatbuffer: bytes, name: str, description: str, class_names: list[str], resize: str = "stretch"
+) -> bytes:
+    """``flatbuffer`` with standard classifier metadata and ``labels.txt`` packed in, and vggedge's own
+    ``vggedge.json`` (how images were fitted to the input: ``resize``), so ``predict`` and ``Classifier`` resize as
+    the model was measured. The graph, its tensors and its weights are unchanged, so is every output."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -110,6 +114,7 @@ def add_classifier_metadata(flatbuffer: bytes, name: str, description: str, clas
     packed.seek(0, io.SEEK_END)
     with zipfile.ZipFile(packed, "a", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(LABELS_FILE, "".join(f"{label}\n" for label in labels))
+        archive.writestr(SETTINGS_FILE, json.dumps({"resize": resize}) + "\n")
     return packed.getvalue()
 
 

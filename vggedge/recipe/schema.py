@@ -279,6 +279,8 @@ class Recipe(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     max_drop: Optional[float] = Field(None, ge=0, le=100, description="accuracy budget in top-1 points")
+    # How the run fitted images to the input (written by optimize into the run's recipe.toml; --resize sets it)
+    resize: Optional[Literal["stretch", "center-crop", "letterbox"]] = None
     steps: list[AnyStep] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -345,6 +347,8 @@ class Recipe(BaseModel):
         lines.append(f"description = {_toml_value(self.description)}")
         if self.max_drop is not None:
             lines.append(f"max_drop = {_toml_value(self.max_drop)}")
+        if self.resize is not None:
+            lines.append(f"resize = {_toml_value(self.resize)}")
         for step in self.steps:
             lines.append("\n[[steps]]")
             for key, value in step.model_dump(mode="json", exclude_none=True).items():

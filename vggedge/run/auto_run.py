@@ -96,7 +96,7 @@ def search_and_tune_splits(prepared: Prepared, auto, progress: bool) -> tuple:  
     if auto.search_data is None:
         return carve(prepared.dataset.train, auto.search_images)
     size = int(prepared.baseline.model.input_shape[1])
-    names, split, _ = load_all(auto.search_data, size, progress=progress)
+    names, split, _ = load_all(auto.search_data, size, progress=progress, resize=prepared.dataset.resize)
     if names != prepared.dataset.class_names:
         raise UserError(
             f"--search-data {auto.search_data} has the classes {names}, and --data {prepared.dataset.class_names}: "

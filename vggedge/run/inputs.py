@@ -53,6 +53,7 @@ def load_data(options: OptimizeOptions, baseline: Baseline | None) -> Dataset | 
         options.calibration_samples,
         options.eval_data,
         progress=options.progress,
+        resize=options.resize,
     )
 
 

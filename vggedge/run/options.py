@@ -40,6 +40,7 @@ class OptimizeOptions:
     auto: SearchOptions | None = None  # `--recipe auto`: search a shape first (vggedge.auto.searcher), then run it
     max_epochs: int | None = None  # --max-epochs: the recipes were cut to it (said in every report's notes)
     labels: Path | None = None  # --labels: class names for a model without data (one a line)
+    resize: str = "stretch"  # --resize: how images are fitted to the input (vggedge.core.images.RESIZE_MODES)
     skip_inapplicable: bool = False  # `--recipe all`: leave out recipes that cannot apply to this model
     progress: bool = True
     seed: int = defaults.SEED

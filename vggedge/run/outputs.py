@@ -29,12 +29,14 @@ from vggedge.recipe.schema import Recipe
 from vggedge.run.options import OptimizeOptions, Prepared
 
 
-def with_metadata(flatbuffer: bytes, recipe: Recipe, baseline: Baseline, names: list[str], notes: list[str]) -> bytes:
+def with_metadata(
+    flatbuffer: bytes, recipe: Recipe, baseline: Baseline, names: list[str], notes: list[str], resize: str = "stretch"
+) -> bytes:
     """The model with standard TFLite metadata (image input, class names inside it; ``vggedge.export.metadata``), or as
     it was, with a note saying why, when its input is not an RGB image."""
     try:
         return add_classifier_metadata(
-            flatbuffer, f"{baseline.model.name} ({recipe.name})", recipe.description or recipe.name, names
+            flatbuffer, f"{baseline.model.name} ({recipe.name})", recipe.description or recipe.name, names, resize
         )
     except ValueError as error:
         notes.append(f"no TFLite metadata written: {error}")

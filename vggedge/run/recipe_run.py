@@ -91,7 +91,7 @@ def run_recipe(
     if recipe.name in prepared.cut_short:
         notes.append(f"fine-tuning cut to at most {options.max_epochs} epochs per step (--max-epochs): a trial run")
     built = build(recipe, prepared, options, shared, notes)
-    write_text(folder / "recipe.toml", recipe.to_toml())
+    write_text(folder / "recipe.toml", recipe.model_copy(update={"resize": options.resize}).to_toml())
     names = class_names(prepared, options)
     write_labels(folder, names)
     result, measured = judge(built, recipe, prepared, options, names, notes)
@@ -189,7 +189,7 @@ def judge(
     if built.flatbuffer is None:
         result, measured = Result(status=STATUS_FAILED_EXPORT, error=built.error), None
     else:
-        flatbuffer = with_metadata(built.flatbuffer, recipe, prepared.baseline, names, notes)
+        flatbuffer = with_metadata(built.flatbuffer, recipe, prepared.baseline, names, notes, options.resize)
         model_path = options.out / recipe.name / "model.tflite"
         write_bytes(model_path, flatbuffer)
         result, measured = verify_and_measure(built.model, model_path, prepared, options)

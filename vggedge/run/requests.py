@@ -59,6 +59,20 @@ def with_keep_float(recipes: list[Recipe], keep_float: str) -> list[Recipe]:
     return updated
 
 
+def resize_for(resize: str | None, recipes: list[Recipe]) -> str:
+    """``--resize``, else the one the recipe files name (a replayed run folder's ``recipe.toml``), else stretch."""
+    from vggedge.core.images import RESIZE_MODES
+
+    if resize is None:
+        named = sorted({recipe.resize for recipe in recipes if recipe.resize})
+        if len(named) > 1:
+            raise RecipeError(f"the recipes name different resize policies ({', '.join(named)}): give --resize")
+        resize = named[0] if named else "stretch"
+    if resize not in RESIZE_MODES:
+        raise DataError(f"--resize must be {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+    return resize
+
+
 def check_preprocess(preprocess: str | None) -> None:
     if preprocess is not None and preprocess not in PREPROCESS_MODES:
         raise ModelError(f"--preprocess must be none, unit, tf or caffe. Received: {preprocess!r}")
