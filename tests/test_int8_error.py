@@ -262,3 +262,12 @@ def test_a_bad_keep_float_selector_is_refused_when_the_recipe_is_read(value) -> 
     step = {"type": "quantize", "mode": "int8", "keep_float": value}
     with pytest.raises(UserError, match="keep_float"):
         recipe_from_dict({"schema": "vggedge.recipe/2", "name": "x", "steps": [step]})
+
+
+def test_a_note_never_suggests_the_remedy_the_run_already_tried():
+    from vggedge.run.outputs import remedy
+
+    assert "To try: --keep-float auto" in remedy(None)
+    tried = remedy("auto")
+    assert "--keep-float auto" not in tried.split("Already tried")[0] and "Already tried: keep_float = 'auto'" in tried
+    assert "--recipe auto" in tried

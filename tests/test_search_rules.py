@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vggedge.auto.rules import GAP_TIE_SPEED, SEARCH_IMAGE_SHARE, SearchOptions, search_split_size
+from vggedge.auto.rules import GAP_TIE_SPEED, SEARCH_IMAGE_SHARE, SearchOptions, resolution_note, search_split_size
 from vggedge.auto.searcher import Searcher
 from vggedge.auto.trace import Candidate
 
@@ -16,14 +16,23 @@ from vggedge.auto.trace import Candidate
         (0.5, 4000, 800),
         (0.5, 1000, 500),  # at most half the training images: the refits train on the rest
         (2.0, 1404, 200),  # a coarse budget: the floor
-        (1.0, 300, 200),  # few images: the floor, and check_auto says when even that leaves too few
+        (1.0, 300, 150),  # few images: never more than half, and the run says the split cannot resolve the budget
+        (1.0, 140, 70),  # 360 images in all: the default runs (it refused before)
     ],
 )
 def test_the_default_search_split_resolves_a_quarter_of_the_budget(max_drop, train, expected):
     size = search_split_size(SearchOptions(max_drop_pts=max_drop), train)
     assert size == expected
+    assert size <= train // 2
     if size not in (200, train // 2):
         assert 100 / size <= SEARCH_IMAGE_SHARE * max_drop
+
+
+def test_a_split_that_cannot_resolve_the_budget_is_said_with_what_would():
+    assert resolution_note(400, 1.0, carved=True) is None  # 0.25 point an image
+    note = resolution_note(70, 1.0, carved=True)
+    assert "one image at 1.43 points" in note and "About 200 search images" in note and "--search-data" in note
+    assert resolution_note(200, 1.0, carved=False) is None
 
 
 def test_an_explicit_search_split_size_is_kept():

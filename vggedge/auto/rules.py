@@ -75,12 +75,28 @@ class SearchOptions:
 
 def search_split_size(options: SearchOptions, train_images: int) -> int:
     """How many training images to carve for ranking: ``--search-images`` when given, else enough that one image is
-    at most :data:`SEARCH_IMAGE_SHARE` of the budget, between :data:`SEARCH_IMAGES_FLOOR` and half the training
-    images."""
+    at most :data:`SEARCH_IMAGE_SHARE` of the budget (at least :data:`SEARCH_IMAGES_FLOOR`), and never more than
+    half the training images: the refits and validations train on the rest. A small folder gets a split that
+    cannot resolve the budget; the run says so (:func:`resolution_note`) instead of refusing."""
     if options.search_images is not None:
         return options.search_images
     fine = math.ceil(100.0 / (SEARCH_IMAGE_SHARE * options.max_drop_pts) - 1e-9)
-    return max(SEARCH_IMAGES_FLOOR, min(fine, train_images // 2))
+    return min(max(SEARCH_IMAGES_FLOOR, fine), train_images // 2)
+
+
+def resolution_note(images: int, max_drop_pts: float, carved: bool) -> str | None:
+    """A note when one search image is more than half the budget: the validations cannot tell a shape within
+    the budget from one past it, so the search returns the safer shapes; and what would resolve it."""
+    per_image = 100.0 / max(1, images)
+    if per_image <= max_drop_pts / 2:
+        return None
+    wanted = math.ceil(200.0 / max_drop_pts)
+    more = "--search-data DIR (labelled images the model never trained on)" if carved else "a larger --search-data"
+    return (
+        f"the search split's {images} images put one image at {per_image:.2f} points, more than half the "
+        f"{max_drop_pts:g}-point budget: the search cannot resolve it, so it keeps to shapes that stay clear of it. "
+        f"About {wanted} search images would ({more}), or a larger --max-drop"
+    )
 
 
 def drop_bound(lost: int, gained: int, images: int) -> float:

@@ -23,7 +23,7 @@ from vggedge.run.recipe_run import run_recipe
 def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     """``--recipe auto``: search the shape on a split carved from the training images, then run the found
     recipe like any other (from the baseline, long fine-tunes, the whole training split) and report both."""
-    from vggedge.auto.rules import VALIDATION_STANDARD_ERRORS, search_split_size
+    from vggedge.auto.rules import VALIDATION_STANDARD_ERRORS, resolution_note, search_split_size
     from vggedge.auto.searcher import Searcher
 
     auto = dataclasses.replace(
@@ -38,12 +38,11 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
             f"auto: one of the {len(prepared.eval)} evaluation images is {budget_per_image:.2f} points, more than half "
             f"the {auto.max_drop_pts}-point budget: the reported top-1 cannot resolve it (more --eval-samples can)"
         )
-    search_per_image = 100.0 / max(1, len(search_split))
-    if options.progress and search_per_image > auto.max_drop_pts / 2:
-        log_line(
-            f"auto: one of the {len(search_split)} search images is {search_per_image:.2f} points, more than half the "
-            "budget: candidates are ranked coarsely (more --search-images, or a larger --max-drop, ranks finer)"
-        )
+    unresolved = resolution_note(len(search_split), auto.max_drop_pts, carved=auto.search_data is None)
+    if unresolved:  # in the report too: a user with a small folder learns why the shape is conservative
+        prepared = dataclasses.replace(prepared, notes=[*prepared.notes, unresolved])
+        if options.progress:
+            log_line(f"auto: {unresolved}")
     started = time.perf_counter()
 
     def report_candidate(candidate, target: float) -> None:  # noqa: ANN001

@@ -111,5 +111,6 @@ def check_auto(baseline: Baseline, counts: DataCounts, auto: SearchOptions) -> N
     if auto.search_data is None and counts.train < carved + MIN_TRAINING_IMAGES:
         raise UserError(
             f"--recipe auto carves {carved} search images from the {counts.train} training images and "
-            f"needs {MIN_TRAINING_IMAGES} more to fine-tune on: add images or lower --search-images"
+            f"needs {MIN_TRAINING_IMAGES} more to fine-tune on: add images, lower --search-images, or give "
+            f"--search-data DIR (held-out labelled images; then all {counts.train} train)"
         )

@@ -50,9 +50,11 @@ def describe_layer_error(
     result: Result,
     notes: list[str],
     options: OptimizeOptions,
+    kept_float: str | None = None,
 ) -> None:
     """Each conv/dense layer's int8 error in the result (worst first), and the worst three in the notes when the
-    result is not ok: the layer to look at, by the name the user gave it."""
+    result is not ok: the layer to look at, by the name the user gave it, and a remedy the run has not tried
+    (``kept_float``: the run's own float fallback, already tried)."""
     started = time.perf_counter()
     try:
         rows = layer_errors(model, flatbuffer, prepared.eval.images)
@@ -62,13 +64,23 @@ def describe_layer_error(
     result.layer_error = [row.to_dict() for row in rows]
     if result.status != STATUS_OK and rows:
         notes.append(
-            "int8 error per layer, worst first: "
-            + "; ".join(layer_summary_lines(rows))
-            + '. To try: --keep-float auto (keep_float = "auto" in the quantize step) keeps the worst layers in '
-            "float (and equalize = true, the default for int8, equalizes channel ranges first)"
+            "int8 error per layer, worst first: " + "; ".join(layer_summary_lines(rows)) + ". " + remedy(kept_float)
         )
     if options.progress:
         log_line(f"int8 error per layer measured in {duration(time.perf_counter() - started)}")
+
+
+def remedy(kept_float: str | None) -> str:
+    """The next thing to try for an int8 result that is not ok, never the one the run already tried."""
+    if kept_float is None:
+        return (
+            'To try: --keep-float auto (keep_float = "auto" in the quantize step) keeps the worst layers in float '
+            "(equalize = true, the default for int8, equalizes channel ranges first)"
+        )
+    return (
+        f"Already tried: keep_float = {kept_float!r} (the quantize step's record says which layers stayed float) "
+        "and equalization. Next: --recipe auto with this --max-drop searches a shape that keeps its accuracy"
+    )
 
 
 def top1_drop_pts(baseline_top1: float | None, result_top1: float | None) -> float | None:

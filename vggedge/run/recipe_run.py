@@ -204,7 +204,7 @@ def judge(
                 f"({budget.source})"
             )
         if recipe.quantization.integer_io:
-            describe_layer_error(built.model, flatbuffer, prepared, result, notes, options)
+            describe_layer_error(built.model, flatbuffer, prepared, result, notes, options, recipe.keep_float)
     result.accuracy_budget = budget
     result.timing = built.timing
     return result, measured
