@@ -12,12 +12,20 @@ from rich.table import Table
 from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
 from vggedge.core.cache import default_cache_dir
 
+ModelOption = Annotated[str, typer.Argument(help="'sample', 'vgg16' (with --weights) or a .keras/.h5 file.")]
+
+WeightsOption = Annotated[Optional[str], typer.Option(help="For vgg16: a weights .h5 file, or 'random'.")]
+
+PreprocessOption = Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf or caffe.")]
+
+AsJsonOption = Annotated[bool, typer.Option("--json", help="Print the anatomy and the recipe checks as JSON.")]
+
 
 def inspect_command(
-    model: Annotated[str, typer.Argument(help="'sample', 'vgg16' (with --weights) or a .keras/.h5 file.")],
-    weights: Annotated[Optional[str], typer.Option(help="For vgg16: a weights .h5 file, or 'random'.")] = None,
-    preprocess: Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf or caffe.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the anatomy and the recipe checks as JSON.")] = False,
+    model: ModelOption,
+    weights: WeightsOption = None,
+    preprocess: PreprocessOption = None,
+    as_json: AsJsonOption = False,
     cache_dir: CacheDirOption = None,
     offline: OfflineOption = False,
     verbose: VerboseOption = False,
@@ -27,43 +35,22 @@ def inspect_command(
     Preprocessing, conv blocks, head, output, parameters, FLOPs, and for
     every shipped recipe whether it applies (checked exactly as `optimize` checks before any work)."""
     apply_verbosity(verbose)
-    from vggedge.models.flops import flops
-    from vggedge.models.loading import load_baseline
-    from vggedge.models.normalization import summary as normalization_summary
-    from vggedge.recipe.schema import load_recipe, shipped_recipes
-    from vggedge.steps import DataCounts, check_recipe
-    from vggedge.steps.context import frozen_layers
+    from vggedge.run.inspection import inspect_model
 
-    if model == "sample":
-        from vggedge.models.sample import load_sample_dataset
-
-        cache = cache_dir or default_cache_dir()
-        baseline = load_baseline("sample", None, None, load_sample_dataset(cache, progress=False), False, cache)
-    else:
-        baseline = load_baseline(model, weights, preprocess, progress=False, offline=offline)
-    anatomy = baseline.anatomy
-    enough = DataCounts(train=10**9, calibration=10**9)  # the model alone decides here; optimize also checks the data
-    recipes = {}
-    for name in shipped_recipes():
-        try:
-            check_recipe(load_recipe(name), anatomy, enough)
-            recipes[name] = None
-        except Exception as error:  # noqa: BLE001 - a refusal is what this command reports
-            recipes[name] = str(error)
-    facts = {
-        "model": baseline.source,
-        "input_shape": list(baseline.model.input_shape[1:]),
-        "params": int(baseline.model.count_params()),
-        "flops": flops(baseline.model),
-        "preprocess": baseline.preprocess_note,
-        "anatomy": anatomy.describe(),
-        "normalization": baseline.normalization,
-        "frozen": frozen_layers(baseline.model),
-        "recipes": {name: {"applies": why is None, "why_not": why} for name, why in recipes.items()},
-    }
+    facts, baseline = inspect_model(model, weights, preprocess, cache_dir or default_cache_dir(), offline)
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
+    print_inspection(facts, baseline)
+
+
+def print_inspection(facts: dict, baseline) -> None:  # noqa: ANN001 - a models.loading.Baseline
+    """The model's parts, one line each, and the table of which recipes apply."""
+    from vggedge.models.normalization import summary as normalization_summary
+    from vggedge.steps.context import frozen_layers
+
+    anatomy = baseline.anatomy
+    recipes = {name: verdict["why_not"] for name, verdict in facts["recipes"].items()}
     console = Console()
     console.print(
         f"[bold]{baseline.source}[/]: {facts['params']:,} params, {facts['flops'] / 1e9:.3f} GFLOPs, "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import json
-import statistics
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -39,38 +38,59 @@ def expand_images(sources: list[str]) -> list[Path]:
     return found
 
 
+ModelOption = Annotated[Path, typer.Argument(help="A .tflite classifier (a vggedge run's model.tflite).")]
+
+ImagesOption = Annotated[
+    Optional[list[str]],
+    typer.Argument(
+        help="Image files, folders (walked for images) or quoted globs ('photos/*.jpg').",
+        show_default=False,
+    ),
+]
+
+TopOption = Annotated[int, typer.Option(min=1, help="Classes to show per image.")]
+
+AsJsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of lines.")]
+
+ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")]
+
+ResizeOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="How pictures are fitted to the input: stretch, center-crop or letterbox. Default: as the model "
+        "was measured (its metadata says; stretch for a model that does not).",
+        show_default=False,
+    ),
+]
+
+LabelsOption = Annotated[
+    Optional[Path],
+    typer.Option(help="Class names, one a line (default: the model's metadata, else labels.txt beside it)."),
+]
+
+CameraOption = Annotated[
+    bool, typer.Option("--camera", help="Classify the Raspberry Pi camera's frames live (Picamera2) until Ctrl-C.")
+]
+
+FramesOption = Annotated[Optional[int], typer.Option(min=1, help="--camera: stop after this many frames.")]
+
+RuntimeOption = Annotated[
+    Optional[str],
+    typer.Option(envvar="VGGEDGE_RUNTIME", help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow."),
+]
+
+
 def predict_command(
-    model: Annotated[Path, typer.Argument(help="A .tflite classifier (a vggedge run's model.tflite).")],
-    images: Annotated[
-        Optional[list[str]],
-        typer.Argument(
-            help="Image files, folders (walked for images) or quoted globs ('photos/*.jpg').",
-            show_default=False,
-        ),
-    ] = None,
-    top: Annotated[int, typer.Option(min=1, help="Classes to show per image.")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of lines.")] = False,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Interpreter threads (default: all cores).")] = None,
-    resize: Annotated[
-        Optional[str],
-        typer.Option(
-            help="How pictures are fitted to the input: stretch, center-crop or letterbox. Default: as the model "
-            "was measured (its metadata says; stretch for a model that does not).",
-            show_default=False,
-        ),
-    ] = None,
-    labels: Annotated[
-        Optional[Path],
-        typer.Option(help="Class names, one a line (default: the model's metadata, else labels.txt beside it)."),
-    ] = None,
-    camera: Annotated[
-        bool, typer.Option("--camera", help="Classify the Raspberry Pi camera's frames live (Picamera2) until Ctrl-C.")
-    ] = False,
-    frames: Annotated[Optional[int], typer.Option(min=1, help="--camera: stop after this many frames.")] = None,
-    runtime: Annotated[
-        Optional[str],
-        typer.Option(envvar="VGGEDGE_RUNTIME", help="Force a runtime: ai-edge-litert, tflite-runtime or tensorflow."),
-    ] = None,
+    model: ModelOption,
+    images: ImagesOption = None,
+    top: TopOption = 3,
+    as_json: AsJsonOption = False,
+    threads: ThreadsOption = None,
+    resize: ResizeOption = None,
+    labels: LabelsOption = None,
+    camera: CameraOption = False,
+    frames: FramesOption = None,
+    runtime: RuntimeOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Classify images (or camera frames) with a TFLite model.
@@ -93,24 +113,14 @@ def predict_command(
 
         run_camera(classifier, lambda line: typer.echo(line), max_frames=frames)
         return
-    answers, latencies, skipped = [], [], []
-    for path in paths:
-        try:
-            best = classifier.predict(path, top=top)
-        except UserError as error:
-            skipped.append(str(error))  # a file that is not an image: named with its reason, said once at the end
-            continue
-        latencies.append(classifier.last_ms)
-        ranked = [{"label": label, "score": round(score, 6)} for label, score in best]
-        answers.append({"image": str(path), "top": ranked})
+    from vggedge.device.classifier import classify_files
+
+    def say(path: Path, best: list) -> None:
         if not as_json:
             typer.echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in best))
-    if not answers:
-        if len(paths) == 1:
-            raise UserError(skipped[0])
-        raise UserError(f"none of the {len(paths)} files could be decoded as an image (e.g. {skipped[0]})")
-    # Warm runs: one image's single call would report the interpreter's first-call set-up as its p50.
-    p50 = statistics.median(latencies) if len(latencies) >= 5 else classifier.latency_ms(runs=10)
+
+    done = classify_files(classifier, paths, top, on_answer=say)
+    answers, skipped, p50 = done.answers, done.skipped, done.p50_ms
     model_info = classifier.model
     summary = f"{len(answers)} images, p50 {p50:.2f} ms ({model_info.runtime.name}, {model_info.threads} threads)"
     if as_json:
@@ -119,7 +129,7 @@ def predict_command(
             "labels": classifier.labels_source,
             "runtime": f"{model_info.runtime.name} {model_info.runtime.version}",
             "threads": model_info.threads,
-            "latency_ms": {"p50": round(p50, 3), "images": len(latencies)},
+            "latency_ms": {"p50": round(p50, 3), "images": len(answers)},
             "skipped": skipped,
             "images": answers,
         }

@@ -15,8 +15,10 @@ Thread-safe: one interpreter per instance, used under a lock, so threads sharing
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +118,40 @@ class Classifier:
                 self.model.invoke_once()
                 timings.append((time.perf_counter() - started) * 1000.0)
         return float(np.median(timings))
+
+
+@dataclasses.dataclass
+class Classified:
+    """What :func:`classify_files` found: per readable image its top classes, the files it could not read (each
+    named with its reason), and the p50 of the interpreter's time per image."""
+
+    answers: list[dict]
+    skipped: list[str]
+    p50_ms: float
+
+
+def classify_files(
+    classifier: Classifier, paths: list[Path], top: int = 3, on_answer: Callable[[Path, list], None] | None = None
+) -> Classified:
+    """Every file in turn (``on_answer`` hears each as it comes); an unreadable file is skipped with its reason, and
+    refused (:class:`vggedge.DataError`) when none is readable. With fewer than five images the p50 comes from warm
+    runs: one image's single call would report the interpreter's first-call set-up."""
+    answers, latencies, skipped = [], [], []
+    for path in paths:
+        try:
+            best = classifier.predict(path, top=top)
+        except UserError as error:
+            skipped.append(str(error))
+            continue
+        latencies.append(classifier.last_ms)
+        answers.append(
+            {"image": str(path), "top": [{"label": label, "score": round(score, 6)} for label, score in best]}
+        )
+        if on_answer is not None:
+            on_answer(path, best)
+    if not answers:
+        if len(paths) == 1:
+            raise UserError(skipped[0])
+        raise UserError(f"none of the {len(paths)} files could be decoded as an image (e.g. {skipped[0]})")
+    p50 = float(np.median(latencies)) if len(latencies) >= 5 else classifier.latency_ms(runs=10)
+    return Classified(answers, skipped, p50)
