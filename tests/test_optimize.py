@@ -53,6 +53,7 @@ def test_int8_report_states_measured_figures(cli, tiny, tiny_h5, digits_dir, tmp
         "calibration_samples": 100,
         "skipped": 0,
         "eval_source": "split",
+        "resize": "stretch",
     }
     env = report["environment"]
     assert env["runtime"] == "ai-edge-litert" and env["tensorflow"].startswith("2.") and env["threads"] >= 1
