@@ -155,6 +155,9 @@ def _child_main(request: str, answer: str) -> None:
     import pickle
 
     recipes, replicas, fields = pickle.loads(Path(request).read_bytes())
+    from vggedge.core.quiet import silence_native_stderr
+
+    silence_native_stderr()  # TensorFlow's and the interpreter's C++ lines, as the CLI does; progress stays
     try:
         from vggedge.run.optimize import optimize as run
 
