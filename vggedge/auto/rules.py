@@ -91,11 +91,12 @@ def resolution_note(images: int, max_drop_pts: float, carved: bool) -> str | Non
     if per_image <= max_drop_pts / 2:
         return None
     wanted = math.ceil(200.0 / max_drop_pts)
-    more = "--search-data DIR (labelled images the model never trained on)" if carved else "a larger --search-data"
+    more = "--search-data DIR, labelled images the model never trained on" if carved else "a larger --search-data"
     return (
         f"the search split's {images} images put one image at {per_image:.2f} points, more than half the "
-        f"{max_drop_pts:g}-point budget: the search cannot resolve it, so it keeps to shapes that stay clear of it. "
-        f"About {wanted} search images would ({more}), or a larger --max-drop"
+        f"{max_drop_pts:g}-point budget: the search cannot resolve it, so it keeps to shapes that stay clear of it "
+        f"(the starting shape when no validation can pass). About {wanted} search images would resolve it: "
+        f"{more}, more images, or a larger --max-drop"
     )
 
 
