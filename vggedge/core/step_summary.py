@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from vggedge.core.convergence import flat, rose_at_end
 from vggedge.core.formatting import fmt
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -25,11 +26,11 @@ def sparkline(values: list[float]) -> str:
 
 
 def loss_line(losses: list[float]) -> str:
-    first, last, best = losses[0], losses[-1], min(losses)
-    line = f"fine-tune: {len(losses)} epochs, loss {first:.4g} → {last:.4g} {sparkline(losses)}"
-    if last > best * 1.2 and last - best > 0.01:
-        line += f" (rose at the end: lowest {best:.4g} at epoch {losses.index(best) + 1})"
-    elif len(losses) > 2 and abs(first - last) <= 1e-3 * max(abs(first), 1e-9):
+    line = f"fine-tune: {len(losses)} epochs, loss {losses[0]:.4g} → {losses[-1]:.4g} {sparkline(losses)}"
+    rose = rose_at_end(losses)
+    if rose:
+        line += f" (rose at the end: {rose})"
+    elif flat(losses):
         line += " (flat: the fine-tune did not move the loss)"
     return line
 

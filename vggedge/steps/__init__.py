@@ -19,6 +19,7 @@ import importlib
 from types import ModuleType
 
 from vggedge.backend.keras_env import keras
+from vggedge.core.convergence import rose_at_end
 from vggedge.core.errors import RecipeError, UserError
 from vggedge.models.anatomy import Anatomy
 from vggedge.models.normalization import normalization_layers, reestimate_statistics
@@ -26,6 +27,14 @@ from vggedge.recipe.schema import Recipe, Step
 from vggedge.steps.context import DataCounts, StepContext, StepResult, plain_copy
 from vggedge.steps.inference_check import check_inference_mode
 from vggedge.steps.shared import SharedSteps
+
+# Steps whose fine-tune should end no worse than it got: the weights are cut first, then trained (tfmot's gradual
+# pruning and QAT raise the loss on purpose as their schedules tighten, so they are not held to this).
+CONVERGING = ("filter-prune", "head")
+
+
+class FineTuneDiverged(RuntimeError):
+    """A step's fine-tune ended with a loss well above its lowest: the step stops with the figures."""
 
 
 def implementation(step: Step) -> ModuleType:
@@ -59,6 +68,12 @@ def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResu
         outcome.model = plain_copy(outcome.model)
     if outcome.model is not model and normalization_layers(outcome.model) and not context.synthetic:
         outcome.record["normalization_reestimated_on"] = reestimate_statistics(outcome.model, context.train)
+    rose = rose_at_end(outcome.record.get("loss_per_epoch")) if step.type in CONVERGING else None
+    if rose:
+        raise FineTuneDiverged(
+            f"{step.type}: the fine-tune's loss rose at the end ({rose}): stopped rather than hand on a model that got "
+            "worse; fewer epochs or a lower learning_rate in the recipe's step may help"
+        )
     if outcome.record.get("loss_per_epoch") and context.held_apart is not None and len(context.held_apart):
         outcome.record["inference_check"] = check_inference_mode(
             step.type, model, outcome.model, context.held_apart.images, context.held_apart_labels
