@@ -271,3 +271,17 @@ def test_a_note_never_suggests_the_remedy_the_run_already_tried():
     tried = remedy("auto")
     assert "--keep-float auto" not in tried.split("Already tried")[0] and "Already tried: keep_float = 'auto'" in tried
     assert "--recipe auto" in tried
+
+
+def test_a_model_that_collapsed_before_conversion_is_named_as_such():
+    import numpy as np
+
+    from vggedge.run.outputs import collapse_note
+
+    rng = np.random.default_rng(0)
+    baseline = rng.dirichlet(np.ones(3), size=180)  # answers that differ from image to image
+    collapsed = 1 / 3 + rng.uniform(-0.01, 0.01, size=(180, 3))  # the same near-tie for every image
+    note = collapse_note(collapsed, baseline)
+    assert note is not None and "collapsed toward a constant" in note and "not an int8 problem" in note
+    assert collapse_note(baseline[::-1].copy(), baseline) is None  # a working model: no note
+    assert collapse_note(None, baseline) is None

@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from vggedge.backend.keras_env import keras
 from vggedge.core.atomic import write_text
 from vggedge.core.data import save_split
@@ -68,6 +70,27 @@ def describe_layer_error(
         )
     if options.progress:
         log_line(f"int8 error per layer measured in {duration(time.perf_counter() - started)}")
+
+
+# The stepped model's scores varying across images less than this share of the baseline's: a model collapsed
+# toward a constant answer, whose int8 disagreements are rounding of near-ties, not an int8 problem.
+COLLAPSE_SHARE = 0.1
+
+
+def collapse_note(source_scores: np.ndarray | None, baseline_scores: np.ndarray) -> str | None:
+    """A note when the recipe's Keras model (before conversion) answers nearly the same for every image."""
+    if source_scores is None or not len(baseline_scores) or len(source_scores) != len(baseline_scores):
+        return None
+    spread = float(np.mean(np.std(source_scores, axis=0)))
+    reference = float(np.mean(np.std(baseline_scores, axis=0)))
+    if reference <= 0 or spread >= COLLAPSE_SHARE * reference:
+        return None
+    return (
+        f"the recipe's Keras model collapsed toward a constant answer before conversion: its scores vary across the "
+        f"evaluation images {spread / reference:.1%} as much as the baseline's (scores {source_scores.min():.3g} to "
+        f"{source_scores.max():.3g}); its fine-tune lost the model, so int8 disagreements are near-ties, not an int8 "
+        "problem"
+    )
 
 
 def remedy(kept_float: str | None) -> str:

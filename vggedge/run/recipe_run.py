@@ -45,6 +45,7 @@ from vggedge.run.calibration import (
 from vggedge.run.options import OptimizeOptions, Prepared
 from vggedge.run.outputs import (
     class_names,
+    collapse_note,
     describe_dataset,
     describe_layer_error,
     top1_drop_pts,
@@ -192,10 +193,13 @@ def judge(
         flatbuffer = with_metadata(built.flatbuffer, recipe, prepared.baseline, names, notes, options.resize)
         model_path = options.out / recipe.name / "model.tflite"
         write_bytes(model_path, flatbuffer)
-        result, measured = verify_and_measure(built.model, model_path, prepared, options)
+        result, measured, source_scores = verify_and_measure(built.model, model_path, prepared, options)
         result.flops = flops(built.model)
         if result.status == STATUS_FAILED_VERIFICATION:
             notes.append(f"verification failed: agreement with the Keras source below {options.min_agreement}")
+        collapse = collapse_note(source_scores, prepared.scores)
+        if collapse and result.status != STATUS_OK:
+            notes.append(collapse)
         drop = top1_drop_pts(prepared.figures.top1, result.top1)
         if result.status == STATUS_OK and drop is not None and drop > budget.max_drop_pts:
             result.status = STATUS_OVER_BUDGET
@@ -207,7 +211,7 @@ def judge(
             describe_layer_error(built.model, flatbuffer, prepared, result, notes, options, recipe.keep_float)
     result.accuracy_budget = budget
     result.timing = built.timing
-    return result, measured
+    return result, measured, source_scores
 
 
 def write_report(
@@ -247,8 +251,9 @@ def write_report(
 
 def verify_and_measure(
     source: keras.Model, model_path: Path, prepared: Prepared, options: OptimizeOptions
-) -> tuple[Result, TFLiteMeasurement]:
-    """TFLite against its Keras source (verification) and against the baseline (agreement), plus figures."""
+) -> tuple[Result, TFLiteMeasurement, np.ndarray]:
+    """TFLite against its Keras source (verification) and against the baseline (agreement), plus figures; and the
+    Keras source's own scores (the collapse check reads them)."""
     images = prepared.eval.images
     labels = prepared.eval.labels if prepared.labels_match else None
     measured = measure_tflite(
