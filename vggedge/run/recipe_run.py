@@ -211,7 +211,7 @@ def judge(
             describe_layer_error(built.model, flatbuffer, prepared, result, notes, options, recipe.keep_float)
     result.accuracy_budget = budget
     result.timing = built.timing
-    return result, measured, source_scores
+    return result, measured
 
 
 def write_report(
@@ -271,4 +271,4 @@ def verify_and_measure(
         verification=Verification(len(images), verify_agreement, options.min_agreement, gated),
         top1_change=paired_change(prepared.scores, measured.scores, labels) if labels is not None else None,
     )
-    return result, measured
+    return result, measured, source_scores
