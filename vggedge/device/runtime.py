@@ -68,18 +68,29 @@ class TFLiteModel:
     values their calibration saw; outputs are dequantized the same way.
     """
 
-    def __init__(self, path: Path, threads: int | None = None, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int | None = None,
+        runtime: Runtime | None = None,
+        max_io_bytes: int | None = None,
+    ) -> None:
+        """``max_io_bytes``: refuse (:class:`ModelTooLarge`) a model whose declared input and output tensors alone
+        take more, before any tensor is allocated (the bench server's memory limit)."""
         self.path = Path(path)
         self.runtime = runtime or find_runtime()
         self.threads = threads or default_threads()
         check_tflite_file(self.path)
         try:
             self.interpreter = self.runtime.interpreter_class(model_path=str(self.path), num_threads=self.threads)
+        except (ValueError, RuntimeError) as error:
+            raise DeviceError(f"{self.path} could not be loaded by {self.runtime.name}: {_said(error)}") from None
+        if max_io_bytes is not None and self.declared_io_bytes() > max_io_bytes:
+            raise ModelTooLarge(self.declared_io_bytes(), max_io_bytes)
+        try:
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise DeviceError(
-                f"{self.path} could not be loaded by {self.runtime.name}: {str(error).splitlines()[0][:160]}"
-            ) from None
+            raise TensorsNotAllocated(f"{self.path}: its tensors could not be allocated ({_said(error)})") from None
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise DeviceError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
@@ -88,6 +99,11 @@ class TFLiteModel:
         if len(shape) != 4 or shape[-1] != 3:
             raise DeviceError(f"{self.path} is not an image classifier: its input shape is {shape}")
         self.input_size = shape[1]
+
+    def declared_io_bytes(self) -> int:
+        """The bytes the model's input and output tensors declare (readable before they are allocated)."""
+        details = self.interpreter.get_input_details() + self.interpreter.get_output_details()
+        return sum(int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize for d in details)
 
     @property
     def input_dtype(self) -> str:
@@ -129,6 +145,23 @@ class TFLiteModel:
 
     def set_input(self, pixels: np.ndarray) -> None:
         self.interpreter.set_tensor(self.input["index"], self._quantize_input(pixels[None]))
+
+
+def _said(error: Exception) -> str:
+    """An interpreter error's first line, or its type when it has no message (some have none)."""
+    return str(error).splitlines()[0][:160] if str(error).strip() else type(error).__name__
+
+
+class TensorsNotAllocated(DeviceError):
+    """The interpreter loaded the model but could not allocate its tensors (out of memory, or a bad graph)."""
+
+
+class ModelTooLarge(DeviceError):
+    """A model whose declared input and output alone exceed the memory it may take."""
+
+    def __init__(self, needed: int, allowed: int) -> None:
+        super().__init__(f"the model's input and output need {needed / 1e6:.0f} MB; {allowed / 1e6:.0f} MB are allowed")
+        self.needed, self.allowed = needed, allowed
 
 
 TFLITE_MAGIC = b"TFL3"

@@ -3,8 +3,8 @@
 A client's model is untrusted work: a valid TFLite file can loop for ever (a ``WHILE`` op), declare an input of
 gigabytes, or crash the interpreter. So the server never loads it in its own process. The child (``spawn``: a
 fresh interpreter, nothing inherited but the arguments) sets an address-space limit above what its own imports
-take, refuses a model whose declared input and output alone exceed it, reports its first call, and times. The
-parent waits with a deadline: the first call within :attr:`JobLimits.first_call_s`, the rest within a budget
+take, refuses a model whose declared input and output alone exceed it (``TFLiteModel``'s ``max_io_bytes``),
+reports its first call, and times. The parent waits with a deadline: the first call within :attr:`JobLimits.first_call_s`, the rest within a budget
 derived from that call's time, ``runs`` and ``seconds``, capped at :attr:`JobLimits.max_job_s`. A child past its
 deadline is killed; a crash, a signal or a limit becomes one :class:`JobError` with an HTTP status and a reason.
 """
@@ -114,24 +114,21 @@ def _time(job: Job, memory_bytes: int, send: object) -> list[float]:
     import numpy as np
 
     from vggedge.core.quiet import silence_native_stderr
-    from vggedge.device.runtime import TFLiteModel, find_runtime
+    from vggedge.device.runtime import ModelTooLarge, TensorsNotAllocated, TFLiteModel, find_runtime
 
     silence_native_stderr()  # the interpreter's delegate notices
     runtime = find_runtime(job.runtime)
     _limit_memory(memory_bytes)
     try:
-        declared = declared_bytes(runtime, job.path)
-    except (ValueError, RuntimeError) as error:
-        raise JobError(
-            400, f"the model could not be loaded by {runtime.name}: {str(error).splitlines()[0][:160]}"
-        ) from None
-    if declared > memory_bytes:
+        model = TFLiteModel(Path(job.path), threads=job.threads, runtime=runtime, max_io_bytes=memory_bytes)
+    except ModelTooLarge as error:
         raise JobError(
             413,
-            f"the model's input and output need {declared / 1e6:.0f} MB; "
-            f"this server allows {memory_bytes / 1e6:.0f} MB (--max-memory-mb)",
-        )
-    model = TFLiteModel(Path(job.path), threads=job.threads, runtime=runtime)
+            f"the model's input and output need {error.needed / 1e6:.0f} MB; "
+            f"this server allows {error.allowed / 1e6:.0f} MB (--max-memory-mb)",
+        ) from None
+    except TensorsNotAllocated as error:  # under this process's memory limit: the model's fault, not the request's
+        raise JobError(422, f"{error}; this server allows {memory_bytes / 1e6:.0f} MB (--max-memory-mb)") from None
     model.set_input(np.zeros((model.input_size, model.input_size, 3), np.uint8))
     started = time.perf_counter()
     model.invoke_once()
@@ -142,15 +139,6 @@ def _time(job: Job, memory_bytes: int, send: object) -> list[float]:
     if job.seconds:  # at least `seconds` of runs: a sub-millisecond model's median needs hundreds of samples
         runs = adaptive_runs(model.invoke_once, job.seconds, runs, cap=MAX_ADAPTIVE_RUNS)
     return time_calls(model.invoke_once, job.warmup, runs)
-
-
-def declared_bytes(runtime: object, path: str) -> int:
-    """The bytes the model's input and output tensors declare, read before any tensor is allocated."""
-    import numpy as np
-
-    interpreter = runtime.interpreter_class(model_path=path)  # type: ignore[attr-defined]
-    details = interpreter.get_input_details() + interpreter.get_output_details()
-    return sum(int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize for d in details)
 
 
 def _limit_memory(memory_bytes: int) -> None:
