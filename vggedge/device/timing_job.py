@@ -4,9 +4,10 @@ A client's model is untrusted work: a valid TFLite file can loop for ever (a ``W
 gigabytes, or crash the interpreter. So the server never loads it in its own process. The child (``spawn``: a
 fresh interpreter, nothing inherited but the arguments) sets an address-space limit above what its own imports
 take, refuses a model whose declared input and output alone exceed it (``TFLiteModel``'s ``max_io_bytes``),
-reports its first call, and times. The parent waits with a deadline: the first call within :attr:`JobLimits.first_call_s`, the rest within a budget
-derived from that call's time, ``runs`` and ``seconds``, capped at :attr:`JobLimits.max_job_s`. A child past its
-deadline is killed; a crash, a signal or a limit becomes one :class:`JobError` with an HTTP status and a reason.
+reports its first call, and times. The parent waits with a deadline: the first call within
+:attr:`JobLimits.first_call_s`, the rest within a budget derived from that call's time, ``runs`` and ``seconds``,
+capped at :attr:`JobLimits.max_job_s`. A child past its deadline is killed; a crash, a signal or a limit becomes
+one :class:`JobError` with an HTTP status and a reason.
 """
 
 from __future__ import annotations
