@@ -175,7 +175,7 @@ def search(
     *,
     goal: str = "latency",
     max_drop: float | None = None,
-    search_minutes: float = 20.0,
+    search_minutes: float | None = None,
     search_images: int | None = None,
     search_data: Path | str | None = None,
     time_on: str | None = None,
@@ -189,7 +189,7 @@ def search(
     device measured (``time_on="table-4t.json"``), ranks on a split carved from the training images (or
     ``search_data``, images the model never trained on), validates the path with the found recipe's own
     fine-tunes, then runs the found recipe like any other. Its ``recipe.toml`` replays the shape; the report's
-    ``search`` section has the trace. ``search_minutes`` bounds the search (a third of it for validations).
+    ``search`` section has the trace. ``search_minutes`` bounds the search (default 20; a third for validations).
     """
     return optimize(
         model,
@@ -199,7 +199,7 @@ def search(
         max_drop=max_drop,
         search_minutes=search_minutes,
         search_images=search_images,
-        search_data=Path(search_data) if search_data is not None else None,
+        search_data=search_data,
         time_on=time_on,
         time_on_token=time_on_token,
         **options,
@@ -280,15 +280,16 @@ def _checked_request(
 def _search_options(goal: str, max_drop: float | None, threads: int | None, settings: dict) -> object:
     from vggedge.auto.rules import SearchOptions
 
+    given = {"minutes": settings["search_minutes"]} if settings["search_minutes"] is not None else {}
     return SearchOptions(
         goal=goal,
         max_drop_pts=defaults.MAX_DROP_PTS if max_drop is None else max_drop,
-        minutes=settings["search_minutes"] if settings["search_minutes"] is not None else 20.0,
         search_images=settings["search_images"],
         threads=threads,
         time_on=settings["time_on"],
         time_on_token=settings["time_on_token"],
         search_data=Path(settings["search_data"]) if settings["search_data"] is not None else None,
+        **given,  # else SearchOptions' own default: one source for it
     )
 
 

@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from vggedge.core.errors import UserError
-
 
 def compare_command(
     paths: Annotated[list[Path], typer.Argument(help="report.json files or folders (searched recursively).")],
@@ -29,13 +27,12 @@ def compare_command(
 ) -> None:
     """Compare reports across recipes and devices, and recommend one per device.
 
-    Size, accuracy, latency, speed-up) and recommend, per
-    device, the smallest, the fastest and the most accurate result within the accuracy budget."""
-    from vggedge.comparison import FORMATS, compare
+    Size, accuracy, latency and speed-up in one table, and per device the smallest, the fastest and the most
+    accurate result within the accuracy budget."""
+    from vggedge.comparison import check_format, compare
 
     format = "json" if as_json else format
-    if format not in FORMATS:  # before any file is read or written
-        raise UserError(f"--format must be table, md, csv or json. Received: {format!r}")
+    check_format(format)  # before any file is read or written
     comparison = compare(paths, max_drop)
     if out is not None:
         comparison.save(out)

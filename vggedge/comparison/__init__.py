@@ -28,6 +28,12 @@ from vggedge.core.errors import UserError
 FORMATS = ("table", "md", "csv", "json")
 
 
+def check_format(format: str) -> None:
+    """Refuse a terminal format other than :data:`FORMATS` (one line, before any report is read)."""
+    if format not in FORMATS:
+        raise UserError(f"--format must be table, md, csv or json. Received: {format!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """Rows (one per report, baselines of the same model, data and device merged) and the recommendations:
@@ -53,8 +59,7 @@ class Comparison:
 
     def print(self, format: str = "table") -> None:
         """Print to stdout as a terminal table (80 columns), Markdown, CSV or JSON."""
-        if format not in FORMATS:
-            raise UserError(f"--format must be table, md, csv or json. Received: {format!r}")
+        check_format(format)
         if format == "table":
             print_table(self.rows, self.recommendations, self.max_drop)
         else:
@@ -95,4 +100,4 @@ def compare(paths: list[Path | str] | Path | str, max_drop: float | None = None)
     return Comparison(rows, recommend(rows, max_drop), max_drop)
 
 
-__all__ = ["Comparison", "Recommendation", "compare"]
+__all__ = ["Comparison", "Recommendation", "check_format", "compare"]
