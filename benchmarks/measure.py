@@ -31,11 +31,13 @@ class ChildRun:
         return (self.stderr.strip().splitlines() or ["?"])[-1][:limit]
 
 
-def run_measured(command: list[str], cwd: Path | None = None, cap_gb: float | None = None) -> ChildRun:
+def run_measured(
+    command: list[str], cwd: Path | None = None, cap_gb: float | None = None, env: dict[str, str] | None = None
+) -> ChildRun:
     """Run ``command``; with ``cap_gb``, kill its process group once the tree's resident memory passes it."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, start_new_session=True)
+        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env, start_new_session=True)
         sampled, capped = 0.0, False
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)

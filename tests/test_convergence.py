@@ -1,16 +1,20 @@
-"""A fine-tune that got worse at its end stops its step with the figures; tfmot's schedules, whose loss rises on
+"""A fine-tune that got worse at its end, never moved above its floor, or ended far under its input on held-apart
+images stops its step with the figures; tfmot's schedules, whose loss rises on
 purpose, are not held to it; report.md flags the same rule."""
 
 from __future__ import annotations
 
 import types
 
+import numpy as np
 import pytest
 
 from vggedge import steps
-from vggedge.core.convergence import flat, rose_at_end
+from vggedge.core.convergence import flat, loss_floor, rose_at_end, stuck
 from vggedge.recipe.schema import FilterPruneStep, HeadStep, PruneStep
+from vggedge.steps import StepContext
 from vggedge.steps.context import StepResult
+from vggedge.steps.inference_check import FellShort
 
 DIVERGED = [1.107, 0.766, 0.495, 0.425, 0.368, 0.869]  # a nested VGG19's filter-prune fine-tune (issue 40)
 
@@ -44,3 +48,56 @@ def test_a_step_whose_fine_tune_rose_at_the_end_stops_with_the_figures(monkeypat
             steps.apply_step(step, model, fake_context())
     else:
         assert steps.apply_step(step, model, fake_context()).record["loss_per_epoch"] == DIVERGED
+
+
+def test_a_flat_loss_is_stuck_above_its_floor_and_converged_at_it():
+    assert stuck([0.5135] * 20, 0.0) == "0.5135 for all 20 epochs, 0.513 above the lowest it can reach (0)"
+    assert stuck([0.62993, 0.62992, 0.62991], 0.6298) is None  # a distillation at the teacher's own entropy
+    assert stuck([1.3, 0.9, 0.5], 0.0) is None  # it moved
+    soft = np.array([[0.5, 0.5], [0.9, 0.1]])
+    assert loss_floor(soft, "categorical") == pytest.approx((np.log(2) + 0.3250829733914482) / 2)
+    assert loss_floor(np.array([0.5, 0.5]), "binary") == pytest.approx(np.log(2))
+    assert loss_floor(np.array([1, 0]), "labels") == 0.0
+
+
+def labelled_context(digits, held_apart: bool = False) -> StepContext:  # noqa: ANN001
+    """256 training digits with their labels; with ``held_apart``, the calibration digits for the step's check."""
+    held = digits.calibration if held_apart else None
+    return StepContext(
+        digits.train.first(256),
+        digits.train.labels[:256],
+        progress=False,
+        held_apart=held,
+        held_apart_labels=held.labels if held is not None else None,
+    )
+
+
+def test_a_filter_prune_whose_loss_never_moves_stops_with_the_reason(tiny, digits):
+    """A learning rate of zero in effect: three epochs at the same loss, far above the labels' floor of 0."""
+    step = FilterPruneStep(ratio=0.5, epochs=3, learning_rate=1e-12)
+    with pytest.raises(steps.FineTuneDiverged, match=r"loss stayed flat \(\d\.\d+ for all 3 epochs, .* above"):
+        steps.apply_step(step, tiny[0], labelled_context(digits))
+
+
+def test_a_filter_prune_far_under_its_input_on_held_apart_images_stops_with_the_figures(tiny, digits):
+    """90% of the filters gone and one barely-moving epoch: the check's images say the model cannot recover."""
+    step = FilterPruneStep(ratio=0.9, epochs=1, learning_rate=1e-9)
+    with pytest.raises(FellShort, match=r"right on \d+% of \d+ held-apart images against 9\d% for the model it"):
+        steps.apply_step(step, tiny[0], labelled_context(digits, held_apart=True))
+
+
+def test_a_healthy_filter_prune_passes_its_check_and_records_it(tiny, digits):
+    outcome = steps.apply_step(FilterPruneStep(ratio=0.25, epochs=2), tiny[0], labelled_context(digits, True))
+    check = outcome.record["inference_check"]
+    assert check["input_agreement"] - check["inference_agreement"] <= 0.10
+    assert outcome.record["loss_floor"] == 0.0  # labels: cross-entropy can reach 0
+
+
+def test_a_head_distillation_never_goes_below_the_teachers_entropy(tiny, digits):
+    """The floor the report compares a flat distillation loss with is the real one: no epoch is under it."""
+    context = StepContext(digits.train.first(256), None, progress=False)
+    record = steps.apply_step(HeadStep(train="distill", epochs=3), tiny[0], context).record
+    teacher = tiny[0].predict(digits.train.images[:256], verbose=0)
+    assert record["loss_floor"] == pytest.approx(loss_floor(teacher, "categorical"), abs=1e-4)
+    assert record["loss_floor"] > 0
+    assert min(record["loss_per_epoch"] + [record["start_loss"]]) >= record["loss_floor"] - 1e-3

@@ -111,6 +111,7 @@ def test_report_md_steps_are_labelled_lines_and_a_widths_table_not_dicts():
             "targets": {"fine": {"nested": 1}},
         },
         {"type": "head", "train": "distill", "epochs": 3, "loss_per_epoch": [0.5135, 0.5135, 0.5135]},
+        {"type": "head", "epochs": 3, "loss_per_epoch": [0.62993, 0.62992, 0.62991], "loss_floor": 0.6299},
     ]
     steps = render_markdown(report).split("## Steps")[1].split("## Environment")[0]
     assert "1. **filter-prune** (block_ratios=[0.5, 0.5, 0.5, 0.5, 0.5], epochs=6)" in steps
@@ -118,6 +119,7 @@ def test_report_md_steps_are_labelled_lines_and_a_widths_table_not_dicts():
     assert "MACs per image: 664.0 M → 170.0 M (3.91× fewer)" in steps
     assert "loss 1.107 → 0.869" in steps and "rose at the end: lowest 0.368 at epoch 5" in steps
     assert "inference-mode check: top1 0.5, images 64" in steps
-    assert "loss 0.5135 → 0.5135" in steps and "flat: the fine-tune did not move the loss" in steps
+    assert "loss 0.5135 → 0.5135" in steps and "flat and stuck: 0.5135 for all 3 epochs, 0.513 above" in steps
+    assert "(flat at its floor 0.6299, the teacher's own entropy: converged from the start)" in steps
     assert "also in report.json: targets" in steps
     assert "{'" not in steps  # no Python dict dumped

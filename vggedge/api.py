@@ -48,6 +48,8 @@ def optimize(
     max_drop: float | None = None,
     max_epochs: int | None = None,
     keep_float: str | None = None,
+    remedies: bool = True,
+    remedy_minutes: float = 30.0,
     seed: int = defaults.SEED,
     replicas: int | None = None,
     cache: Path | str | None = None,
@@ -74,6 +76,9 @@ def optimize(
     - ``max_drop``: the accuracy budget in top-1 points (default: the recipe's own, else 1).
     - ``max_epochs``: cut every fine-tune to at most this many epochs (a quick trial, said in every report).
     - ``keep_float``: ``"auto"`` or layer selectors kept in float in the int8 recipes.
+    - ``remedies``: when a recipe misses verification or its budget, try the remedies that can help (int8 layers
+      kept in float, then a gentler filter cut) within ``remedy_minutes``, keep the first that ends ok, and record
+      every try in the report's ``remedies`` section.
 
     A result that is not ok (over budget, failed verification or export) is still returned, with its report.
     Raises a :class:`~vggedge.core.errors.UserError` kind for bad input, before anything is written.
@@ -84,6 +89,8 @@ def optimize(
     from vggedge.run.requests import resize_for  # pydantic, on the workstation only: imported when used
 
     recipes, search = _checked_request(recipe, keep_float, preprocess, max_drop, threads, search_options)
+    if not remedy_minutes >= 0:
+        raise UserError(f"remedy_minutes (--remedy-minutes) must be 0 or more, not {remedy_minutes}")
     resize = resize_for(resize, recipes)
     with _model_source(model) as source:
         fields = dict(
@@ -103,6 +110,8 @@ def optimize(
             min_agreement=min_agreement,
             max_drop=max_drop,
             max_epochs=max_epochs,
+            remedies=remedies,
+            remedy_minutes=remedy_minutes,
             seed=seed,
             cache=cache,
             offline=offline,

@@ -209,6 +209,27 @@ KeepFloatOption = Annotated[
     ),
 ]
 
+RemediesOption = Annotated[
+    bool,
+    typer.Option(
+        "--remedies/--no-remedies",
+        rich_help_panel=BUDGET,
+        help=(
+            "When a recipe misses verification or its budget, try what can help, in order: its int8 worst layers "
+            "kept in float (when the Keras model before conversion is within budget), then every filter cut "
+            "halved; keep the first that ends ok. Every try is in the report's Remedies section."
+        ),
+    ),
+]
+
+RemedyMinutesOption = Annotated[
+    float,
+    typer.Option(
+        rich_help_panel=BUDGET,
+        help="Time cap for all remedies of one recipe together, in minutes; a try that would not fit is skipped.",
+    ),
+]
+
 GoalOption = Annotated[
     Optional[str],
     typer.Option(
@@ -310,6 +331,8 @@ def optimize_command(
     replicas: ReplicasOption = None,
     max_epochs: MaxEpochsOption = None,
     keep_float: KeepFloatOption = None,
+    remedies: RemediesOption = True,
+    remedy_minutes: RemedyMinutesOption = 30.0,
     goal: GoalOption = None,
     search_minutes: SearchMinutesOption = None,
     search_images: SearchImagesOption = None,
@@ -358,6 +381,8 @@ def optimize_command(
         max_drop=max_drop,
         max_epochs=max_epochs,
         keep_float=keep_float,
+        remedies=remedies,
+        remedy_minutes=remedy_minutes,
         seed=seed,
         replicas=replicas,
         cache=cache_dir,

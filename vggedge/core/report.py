@@ -222,6 +222,8 @@ class Result:
     top1_change: Top1Change | None = None  # against the baseline, with its 95% interval (null: no labels)
     # Integer results: each conv/dense layer's int8 error against float32, worst first (vggedge.export.layer_error).
     layer_error: list[dict] | None = None
+    # top-1 of the recipe's Keras model before conversion: what the steps kept, apart from what conversion lost
+    source_top1: float | None = None
 
 
 @dataclass
@@ -263,6 +265,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     kind: str | None = None  # "device" for `vggedge bench`; null for `optimize`
     search: dict | None = None  # `--recipe auto`: every candidate measured, the Pareto front (vggedge.auto.searcher)
+    # The accuracy-aware end: each remedy tried (or not, and why) after the recipe as written missed (run.remedies)
+    remedies: list[dict] | None = None
     ratios: Ratios = field(init=False)  # derived from baseline and result; a stored value is never read
     schema: str = REPORT_SCHEMA
 
@@ -367,9 +371,26 @@ def render_markdown(report: Report) -> str:
         lines += layer_error_markdown(r.layer_error, every=r.status != STATUS_OK)
     if report.search:
         lines += search_markdown(report.search)
+    if report.remedies:
+        lines += remedies_markdown(report.remedies)
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def remedies_markdown(tries: list[dict]) -> list[str]:
+    """What the run tried after the recipe as written missed, in the order tried."""
+    lines = ["", "## Remedies", "", "| remedy | status | top-1 change | source drop | verification | seconds |"]
+    lines.append("|---|---|---|---|---|---|")
+    for t in tries:
+        if t.get("status") == "not tried":
+            lines.append(f"| {t['remedy']} | not tried: {t.get('why')} | | | | |")
+            continue
+        lines.append(
+            f"| {t['remedy']} | {t['status']} | {fmt(t.get('top1_change_pts'))} | {fmt(t.get('source_drop_pts'))} | "
+            f"{fmt(t.get('verification_agreement'), 'pct')} | {t.get('seconds')} |"
+        )
+    return lines
 
 
 def device_check_markdown(check: DeviceCheck) -> list[str]:

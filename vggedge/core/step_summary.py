@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vggedge.core.convergence import flat, rose_at_end
+from vggedge.core.convergence import flat, rose_at_end, stuck
 from vggedge.core.formatting import fmt
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -14,7 +14,7 @@ SHOWN = {
     "type", "filters", "loss_per_epoch", "inference_check", "equalization", "keep_float", "shared_with",
     "normalization_reestimated_on", "macs_before", "macs_after", "params", "float32_bytes", "layer_sparsity",
     "sparsity_reached", "nonzero_params", "train_agreement_with_source", "activation_ranges",
-    "agreement_with_input", "removed_params",
+    "agreement_with_input", "removed_params", "loss_floor", "start_loss",
 }  # fmt: skip
 
 
@@ -25,13 +25,19 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * len(SPARK)))] for v in values)
 
 
-def loss_line(losses: list[float]) -> str:
-    line = f"fine-tune: {len(losses)} epochs, loss {losses[0]:.4g} → {losses[-1]:.4g} {sparkline(losses)}"
-    rose = rose_at_end(losses)
+def loss_line(losses: list[float], floor: float | None = None, start: float | None = None) -> str:
+    """The fine-tune's loss first → last as a curve, flagged by the steps' own rules (rose, stuck, at its floor)."""
+    began = f" (before training {start:.4g})" if start is not None else ""
+    line = f"fine-tune: {len(losses)} epochs, loss {losses[0]:.4g} → {losses[-1]:.4g}{began} {sparkline(losses)}"
+    rose, stuck_at = rose_at_end(losses), stuck(losses, floor)
     if rose:
         line += f" (rose at the end: {rose})"
+    elif stuck_at:
+        line += f" (flat and stuck: {stuck_at})"
     elif flat(losses):
-        line += " (flat: the fine-tune did not move the loss)"
+        line += f" (flat at its floor {floor or 0:.4g}, the teacher's own entropy: converged from the start)"
+    elif floor:
+        line += f"; floor {floor:.4g} (the teacher's entropy)"
     return line
 
 
@@ -101,7 +107,9 @@ def step_markdown(index: int, record: dict) -> list[str]:
     if record.get("params") is not None:
         lines.append(f"   - parameters after: {fmt(record['params'])}")
     for key, render in LABELLED.items():
-        if record.get(key) is not None:
+        if key == "loss_per_epoch" and record.get(key):
+            lines.append(f"   - {loss_line(list(record[key]), record.get('loss_floor'), record.get('start_loss'))}")
+        elif record.get(key) is not None:
             lines.append(f"   - {render(record[key])}")
     lines += widths_table(record.get("filters") or {})
     more = sorted(

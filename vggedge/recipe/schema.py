@@ -333,6 +333,22 @@ class Recipe(BaseModel):
         updated = QuantizeStep.model_validate({**last.model_dump(exclude_none=True), "keep_float": keep_float})
         return self.model_copy(update={"steps": [*self.steps[:-1], updated]})
 
+    def with_gentler_cut(self) -> Recipe | None:
+        """The recipe with every filter cut halved (``ratio`` and ``block_ratios`` halved, ``flops_target`` moved
+        halfway to keeping everything): the accuracy-aware end's last remedy. None when it cuts no filters."""
+        steps, changed = [], False
+        for step in self.steps:
+            if isinstance(step, FilterPruneStep):
+                halved = {
+                    "ratio": None if step.ratio is None else round(step.ratio / 2, 4),
+                    "block_ratios": None if step.block_ratios is None else [round(r / 2, 4) for r in step.block_ratios],
+                    "flops_target": None if step.flops_target is None else round((1 + step.flops_target) / 2, 4),
+                }
+                step = FilterPruneStep.model_validate({**step.model_dump(exclude_none=True), **halved})
+                changed = True
+            steps.append(step)
+        return self.model_copy(update={"steps": steps}) if changed else None
+
     @property
     def max_epochs(self) -> int:
         """The longest fine-tune of any step (0 for a recipe that trains nothing)."""

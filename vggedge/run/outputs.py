@@ -65,9 +65,9 @@ def describe_layer_error(
         return
     result.layer_error = [row.to_dict() for row in rows]
     if result.status != STATUS_OK and rows:
-        notes.append(
-            "int8 error per layer, worst first: " + "; ".join(layer_summary_lines(rows)) + ". " + remedy(kept_float)
-        )
+        # With remedies on, the run tries the fallback itself and its remedies note says what is next
+        next_step = "" if options.remedies and options.auto is None else remedy(kept_float)
+        notes.append("int8 error per layer, worst first: " + "; ".join(layer_summary_lines(rows)) + ". " + next_step)
     if options.progress:
         log_line(f"int8 error per layer measured in {duration(time.perf_counter() - started)}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -17,6 +18,7 @@ from vggedge.core.metrics import (
     agreement,
     max_abs_error,
     paired_change,
+    top1_classes,
 )
 from vggedge.core.progress import duration, log_line
 from vggedge.core.report import (
@@ -36,6 +38,7 @@ from vggedge.export.convert import convert
 from vggedge.export.fallback import convert_with_fallback, fallback_note
 from vggedge.models.flops import flops
 from vggedge.recipe.schema import Recipe
+from vggedge.run import remedies
 from vggedge.run.baseline import keras_predict, require_training_files, step_context
 from vggedge.run.calibration import (
     calibration_images,
@@ -85,19 +88,83 @@ def run_recipe(
     shared: SharedSteps | None = None,
 ) -> Path:
     """One recipe, stage by stage: its steps and conversion (taking over the steps an earlier recipe of the run
-    shares, ``shared``), the run folder's recipe and labels, verification and measurement against the budget, and
-    the report. A failed step or export is a report with that status, never a crash."""
+    shares, ``shared``), verification and measurement against the budget; when it misses, the remedies that can
+    help (:mod:`vggedge.run.remedies`); then the run folder's recipe, labels and report. A failed step or export
+    is a report with that status, never a crash."""
+    first = run_once(recipe, prepared, options, options.out, shared)
+    chosen, tries = first, None
+    if wants_remedies(first, prepared, options, search):
+        chosen, tries = remedies.try_remedies(
+            first,
+            prepared.figures.top1,
+            options.remedy_minutes,
+            lambda outcome, variant: convert_again(outcome, variant, prepared, options),
+            lambda variant, name: run_once(
+                variant, prepared, options, remedies.scratch_folder(options.out, recipe, name)
+            ),
+            options.progress,
+        )
+        remedies.adopt(chosen, first)
+        shutil.rmtree(options.out / ".remedies" / recipe.name, ignore_errors=True)
+        budget = first.result.accuracy_budget.max_drop_pts if first.result.accuracy_budget else None
+        chosen_name = next((t["remedy"] for t in tries if t["status"] == STATUS_OK), None)
+        chosen.notes.append(remedies.tried_note(tries, chosen_name, recipe, budget))
     folder = options.out / recipe.name
+    write_text(folder / "recipe.toml", chosen.recipe.model_copy(update={"resize": options.resize}).to_toml())
+    write_labels(folder, class_names(prepared, options))
+    write_baseline_predictions(folder, prepared)
+    return write_report(
+        chosen.recipe, chosen.records, chosen.result, chosen.measured, prepared, options, chosen.notes, search, tries
+    )
+
+
+def wants_remedies(first: remedies.Outcome, prepared: Prepared, options: OptimizeOptions, search: dict | None) -> bool:
+    """Remedies run for a result that missed, on real data with labels, unless turned off or the recipe is
+    ``auto``'s (its search already chose the shape by the budget)."""
+    return (
+        options.remedies
+        and search is None
+        and first.result.status != STATUS_OK
+        and prepared.labels_match
+        and not prepared.counts.synthetic
+        and prepared.dataset is not None
+    )
+
+
+def run_once(
+    recipe: Recipe, prepared: Prepared, options: OptimizeOptions, out: Path, shared: SharedSteps | None = None
+) -> remedies.Outcome:
+    """The recipe built, converted and judged, its model written under ``out`` (the run's folder, or a remedy's)."""
+    started = time.perf_counter()
+    run_options = dataclasses.replace(options, out=out)
     notes = list(prepared.notes)
     if recipe.name in prepared.cut_short:
         notes.append(f"fine-tuning cut to at most {options.max_epochs} epochs per step (--max-epochs): a trial run")
-    built = build(recipe, prepared, options, shared, notes)
-    write_text(folder / "recipe.toml", recipe.model_copy(update={"resize": options.resize}).to_toml())
-    names = class_names(prepared, options)
-    write_labels(folder, names)
-    result, measured = judge(built, recipe, prepared, options, names, notes)
-    write_baseline_predictions(folder, prepared)
-    return write_report(recipe, built.records, result, measured, prepared, options, notes, search)
+    built = build(recipe, prepared, run_options, shared, notes)
+    result, measured = judge(built, recipe, prepared, run_options, class_names(prepared, options), notes)
+    seconds = time.perf_counter() - started
+    return remedies.Outcome(recipe, built.records, result, measured, notes, out / recipe.name, seconds, built.model)
+
+
+def convert_again(
+    first: remedies.Outcome, variant: Recipe, prepared: Prepared, options: OptimizeOptions
+) -> remedies.Outcome:
+    """The keep-float remedy: the recipe's stepped model converted again with ``variant``'s quantize step."""
+    started = time.perf_counter()
+    out = remedies.scratch_folder(options.out, variant, "keep-float")
+    run_options = dataclasses.replace(options, out=out)
+    notes = list(first.notes[: len(prepared.notes)])
+    timing = {"steps_s": (first.result.timing or {}).get("steps_s"), "convert_s": None}
+    built = Built(first.model, remedies.copied_records(first), None, timing)
+    context = step_context(prepared, options)
+    try:
+        calibration = calibration_for(variant, prepared, context, notes)
+        built.flatbuffer = export(built, variant, calibration, context, run_options, notes)
+    except Exception as error:  # said in the remedy's record, like any failed export
+        built.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    result, measured = judge(built, variant, prepared, run_options, class_names(prepared, options), notes)
+    seconds = time.perf_counter() - started
+    return remedies.Outcome(variant, built.records, result, measured, notes, out / variant.name, seconds, first.model)
 
 
 def build(
@@ -117,6 +184,7 @@ def build(
     except Exception as error:  # a failed step or export is a row in the report (checks ran up front), not a crash
         require_training_files(context, recipe)  # unless the data vanished: that ends the run, in one line
         built.flatbuffer = None
+        built.records = getattr(error, "records", built.records)  # a stopped step's record, with its reason
         built.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
         notes.append(traceback.format_exc(limit=3).splitlines()[-1])
         (options.out / recipe.name / "model.tflite").unlink(missing_ok=True)  # never beside this report: an older run's
@@ -223,6 +291,7 @@ def write_report(
     options: OptimizeOptions,
     notes: list[str],
     search: dict | None,
+    tries: list[dict] | None = None,
 ) -> Path:
     """``report.json`` and ``report.md`` in the recipe's run folder; returns the JSON's path."""
     report = Report(
@@ -245,6 +314,7 @@ def write_report(
         result=result,
         notes=notes,
         search=search,
+        remedies=tries,
     )
     return report.write(options.out / recipe.name)
 
@@ -270,5 +340,6 @@ def verify_and_measure(
         max_abs_error=round(max_abs_error(measured.scores, source_scores), 6),
         verification=Verification(len(images), verify_agreement, options.min_agreement, gated),
         top1_change=paired_change(prepared.scores, measured.scores, labels) if labels is not None else None,
+        source_top1=float(np.mean(top1_classes(source_scores) == labels)) if labels is not None else None,
     )
     return result, measured, source_scores

@@ -19,13 +19,18 @@ import importlib
 from types import ModuleType
 
 from vggedge.backend.keras_env import keras
-from vggedge.core.convergence import rose_at_end
+from vggedge.core.convergence import rose_at_end, stuck
 from vggedge.core.errors import RecipeError, UserError
 from vggedge.models.anatomy import Anatomy
 from vggedge.models.normalization import normalization_layers, reestimate_statistics
 from vggedge.recipe.schema import Recipe, Step
 from vggedge.steps.context import DataCounts, StepContext, StepResult, plain_copy
-from vggedge.steps.inference_check import check_inference_mode
+from vggedge.steps.inference_check import (
+    FellShort,
+    InferenceModeCollapse,
+    check_inference_mode,
+    require_near_input,
+)
 from vggedge.steps.shared import SharedSteps
 
 # Steps whose fine-tune should end no worse than it got: the weights are cut first, then trained (tfmot's gradual
@@ -35,6 +40,15 @@ CONVERGING = ("filter-prune", "head")
 
 class FineTuneDiverged(RuntimeError):
     """A step's fine-tune ended with a loss well above its lowest: the step stops with the figures."""
+
+
+class StepStopped(RuntimeError):
+    """A step's own checks stopped it; ``records`` holds every step's record so far, the stopped one last (with
+    ``stopped``: the reason), so the report shows the loss curve and the check that stopped it."""
+
+    def __init__(self, reason: str, records: list[dict]) -> None:
+        super().__init__(reason)
+        self.records = records
 
 
 def implementation(step: Step) -> ModuleType:
@@ -68,17 +82,36 @@ def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResu
         outcome.model = plain_copy(outcome.model)
     if outcome.model is not model and normalization_layers(outcome.model) and not context.synthetic:
         outcome.record["normalization_reestimated_on"] = reestimate_statistics(outcome.model, context.train)
-    rose = rose_at_end(outcome.record.get("loss_per_epoch")) if step.type in CONVERGING else None
+    try:
+        if step.type in CONVERGING:
+            require_convergence(step.type, outcome.record)
+        if outcome.record.get("loss_per_epoch") and context.held_apart is not None and len(context.held_apart):
+            outcome.record["inference_check"] = check_inference_mode(
+                step.type, model, outcome.model, context.held_apart.images, context.held_apart_labels
+            )
+            if step.type in CONVERGING:
+                require_near_input(step.type, outcome.record["inference_check"])
+    except (FineTuneDiverged, FellShort, InferenceModeCollapse) as error:
+        error.record = {**outcome.record, "stopped": str(error)}  # what apply_steps reports for the stopped step
+        raise
+    return outcome
+
+
+def require_convergence(step_name: str, record: dict) -> None:
+    """Stop a cut-then-train step whose fine-tune ended worse than it got, or never moved above its floor."""
+    losses = record.get("loss_per_epoch")
+    rose = rose_at_end(losses)
     if rose:
         raise FineTuneDiverged(
-            f"{step.type}: the fine-tune's loss rose at the end ({rose}): stopped rather than hand on a model that got "
+            f"{step_name}: the fine-tune's loss rose at the end ({rose}): stopped rather than hand on a model that got "
             "worse; fewer epochs or a lower learning_rate in the recipe's step may help"
         )
-    if outcome.record.get("loss_per_epoch") and context.held_apart is not None and len(context.held_apart):
-        outcome.record["inference_check"] = check_inference_mode(
-            step.type, model, outcome.model, context.held_apart.images, context.held_apart_labels
+    flat_above = stuck(losses, record.get("loss_floor"))
+    if flat_above:
+        raise FineTuneDiverged(
+            f"{step_name}: the fine-tune's loss stayed flat ({flat_above}): it is not learning (a learning rate too "
+            "small, or nothing trainable); stopped rather than hand on an untrained model"
         )
-    return outcome
 
 
 def apply_steps(
@@ -94,7 +127,10 @@ def apply_steps(
     for index in range(start, len(recipe.steps)):
         # Each step gets its own seed (shuffling, new layers' init), so a recipe's figures do not
         # depend on which recipes ran before it in the same invocation.
-        outcome = apply_step(recipe.steps[index], model, dataclasses.replace(context, seed=seed + index))
+        try:
+            outcome = apply_step(recipe.steps[index], model, dataclasses.replace(context, seed=seed + index))
+        except (FineTuneDiverged, FellShort, InferenceModeCollapse) as error:
+            raise StepStopped(f"{type(error).__name__}: {error}", [*records, error.record]) from error
         model = outcome.model
         records.append(outcome.record)
         if shared is not None:

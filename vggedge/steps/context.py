@@ -145,6 +145,18 @@ def classifier_loss(model: keras.Model, use_labels: bool) -> str | keras.losses.
     return "categorical_crossentropy"
 
 
+def target_floor(model: keras.Model, targets: np.ndarray, are_labels: bool) -> float:
+    """The lowest loss :func:`classifier_loss` can reach on ``targets``: 0 for labels and squared error, the
+    teacher's own entropy for soft targets (what tells a converged distillation from a stuck one)."""
+    from vggedge.core.convergence import loss_floor
+    from vggedge.models.anatomy import find_anatomy
+
+    anatomy = find_anatomy(model)
+    if are_labels or anatomy.activation not in ("softmax", "sigmoid"):
+        return 0.0
+    return round(loss_floor(targets, "binary" if anatomy.units == 1 else "categorical"), 5)
+
+
 def training_targets(teacher: keras.Model, context: StepContext, batch_size: int = 32) -> tuple[np.ndarray, bool]:
     """(targets, are_labels): the true labels when they index the model's outputs, else the teacher's outputs."""
     if context.train_labels is not None:

@@ -29,6 +29,7 @@ from vggedge.steps.context import (
     float_bytes,
     frozen_layers,
     set_trainable,
+    target_floor,
     training_targets,
 )
 from vggedge.steps.reconstruct import STEP_REFIT_IMAGES, first_images, reconstruct
@@ -272,6 +273,7 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
         "fine_tuned": trained,
         "targets": ("labels" if are_labels else "distillation") if trained else None,
         "loss_per_epoch": losses,
+        "loss_floor": target_floor(model, targets, are_labels) if trained else None,
         "filters": {name: list(pair) for name, pair in widths.items()},
         "macs_before": macs_before,
         "macs_after": macs_after,

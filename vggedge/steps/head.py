@@ -25,7 +25,15 @@ from vggedge.core.errors import UserError
 from vggedge.core.metrics import top1_classes
 from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.recipe.schema import HeadStep
-from vggedge.steps.context import DataCounts, StepContext, StepResult, classifier_loss, clone_with, float_bytes
+from vggedge.steps.context import (
+    DataCounts,
+    StepContext,
+    StepResult,
+    classifier_loss,
+    clone_with,
+    float_bytes,
+    target_floor,
+)
 
 NEW_OUTPUT = "predictions"
 
@@ -87,8 +95,12 @@ def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResul
                 keras.optimizers.Adam(context.learning_rate(step.learning_rate)), classifier_loss(model, use_labels)
             )
     losses: list[float] = []
+    start_loss = None
     if trained:
         targets = context.train_labels if use_labels else teacher
+        # The loss before the first step: with the least-squares start a distillation may begin at its floor
+        loss = keras.losses.get(classifier_loss(model, use_labels))
+        start_loss = round(float(np.mean(loss(targets, head(pooled, training=False)))), 5)
         losses = fit(
             head,
             pooled,
@@ -111,6 +123,8 @@ def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResul
         "replaced": {"kind": anatomy.head_kind, "hidden": list(anatomy.hidden), "output": anatomy.output},
         "train": ("labels" if use_labels else "distill") if trained else "none",
         "loss_per_epoch": losses,
+        "loss_floor": target_floor(model, teacher, use_labels) if trained else None,
+        "start_loss": start_loss,
         "removed_params": int(model.count_params() - swapped.count_params()),
         "params": int(swapped.count_params()),
         "train_agreement_with_source": round(agreement, 4),

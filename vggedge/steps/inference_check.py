@@ -23,10 +23,18 @@ CHUNK = 16  # images per call: batch statistics in training mode need a few, the
 # Training mode (batch statistics, dropout on) may be a little worse than inference mode, never far better:
 # measured on every model form, the two differ by < 10 points after a healthy fine-tune.
 MAX_MODE_GAP_PTS = 25.0
+# A fine-tune that leaves its model this far under the model it started from, on the same held-apart images and
+# targets, has failed whatever its loss says (a nested VGG19's filter-prune read 50% against its baseline's 66.7%
+# and went on to fail verification): every shipped budget is a few points, so the recipe cannot end within it.
+MAX_DROP_FROM_INPUT_PTS = 10.0
 
 
 class InferenceModeCollapse(RuntimeError):
     """The step's model is far less accurate in inference mode than in training mode."""
+
+
+class FellShort(RuntimeError):
+    """The fine-tuned model is far less accurate, on held-apart images, than the model the step started from."""
 
 
 def _classes(model: keras.Model, images: np.ndarray, training: bool = False) -> np.ndarray:
@@ -71,6 +79,7 @@ def check_inference_mode(
     inference, training = mode_agreements(after, images, targets)
     figures = {"images": len(images), "against": "labels" if labels is not None else "the step's input model"}
     figures["inference_agreement"] = round(inference, 4)
+    figures["input_agreement"] = round(float(np.mean(_classes(before, images) == targets)), 4)
     if training is None:
         return figures
     figures["training_agreement"] = round(training, 4)
@@ -81,6 +90,18 @@ def check_inference_mode(
             "longer describe the layers before them"
         )
     return figures
+
+
+def require_near_input(step_name: str, figures: dict) -> None:
+    """Raise :class:`FellShort` when the step's model ends far under the model it started from on the check's
+    images (``figures`` from :func:`check_inference_mode`)."""
+    after, before = figures["inference_agreement"], figures["input_agreement"]
+    if (before - after) * 100 > MAX_DROP_FROM_INPUT_PTS:
+        raise FellShort(
+            f"{step_name}: the fine-tuned model is right on {after:.0%} of {figures['images']} held-apart images "
+            f"against {before:.0%} for the model it started from ({figures['against']}): more than "
+            f"{MAX_DROP_FROM_INPUT_PTS:.0f} points lost, so no budget can be met from here"
+        )
 
 
 def stale_baseline_note(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> str | None:
