@@ -71,12 +71,14 @@ def trained_model(epochs: int) -> Path:
     return path
 
 
-def run_recipe(recipe: str, model: Path, work: Path, auto_minutes: float) -> dict:
+def run_recipe(recipe: str, model: Path, work: Path, auto_minutes: float, remedy_minutes: float) -> dict:
     """One ``vggedge optimize`` in a child process; its row from the report it wrote."""
     command = [sys.executable, "-m", "vggedge", "optimize", "--model", str(model), "--data", str(DATA)]
     command += ["--preprocess", "caffe", "--recipe", recipe, "--out", str(work), "-q"]
     if recipe == "auto":
         command += ["--search-minutes", str(auto_minutes)]
+    else:
+        command += ["--remedy-minutes", str(remedy_minutes)]
     print(f"{recipe}: {' '.join(command[1:])}", flush=True)
     run = run_measured(command, ROOT)
     row = {"recipe": recipe, "wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb, "exit": run.exit_code}
@@ -99,7 +101,8 @@ def run_recipe(recipe: str, model: Path, work: Path, auto_minutes: float) -> dic
         notes=report.get("notes", []),
         search=report.get("search"),
         steps=[s.get("type") for s in report["recipe"].get("steps", [])],
-        remedies=result.get("remedies"),
+        remedies=report.get("remedies"),
+        source_top1=result.get("source_top1"),
     )
     print(f"{recipe}: {row['status']} {row['delta_pts']} pts, {row['wall_s']} s, {row['peak_rss_gb']} GB", flush=True)
     return row
@@ -135,7 +138,9 @@ def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> s
     baseline = next((r["baseline_top1"] for r in rows if r.get("baseline_top1") is not None), None)
     lines += ["", f"Baseline (float32 Keras) top-1: {percent(baseline)}.", "", "## Notes per recipe", ""]
     for row in rows:
-        lines.append(f"- **{row['recipe']}**: " + " / ".join(row.get("notes") or ["(none)"]))
+        tried = [f"{t['remedy']} {t['status']}" for t in row.get("remedies") or []]
+        remedies = f" Remedies: {', '.join(tried)}." if tried else ""
+        lines.append(f"- **{row['recipe']}**:{remedies} " + " / ".join(row.get("notes") or ["(none)"]))
     return "\n".join(lines) + "\n"
 
 
@@ -148,6 +153,7 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="*", default=[*shipped_recipes(), "auto"])
     parser.add_argument("--epochs", type=int, default=8, help="training epochs of the cached model")
     parser.add_argument("--auto-minutes", type=float, default=10.0)
+    parser.add_argument("--remedy-minutes", type=float, default=15.0, help="each recipe's remedies' time cap")
     parser.add_argument("--work", type=Path, default=CACHE / "real-photos-runs")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     parser.add_argument("--train-only", action="store_true")
@@ -157,7 +163,7 @@ def main() -> None:
     model = trained_model(args.epochs)
     if args.train_only:
         return
-    rows = [run_recipe(recipe, model, args.work, args.auto_minutes) for recipe in args.recipes]
+    rows = [run_recipe(r, model, args.work, args.auto_minutes, args.remedy_minutes) for r in args.recipes]
     facts = json.loads(model.with_suffix(".json").read_text())
     environment = environment_name()
     stem = args.out / f"real-photos-{environment}"

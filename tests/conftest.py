@@ -43,7 +43,13 @@ from helpers import (  # noqa: F401
 # What every test process and every child it starts sees: its own cache, no network, no rest or load before `bench`
 # timings (tests/test_bench.py sets them where the mechanism is what it asserts), and in-process CLI calls that
 # leave the test process's own descriptor 2 alone (tests/test_quiet.py runs the quiet default in a child).
-TEST_ENVIRONMENT = {"VGGEDGE_OFFLINE": "1", "VGGEDGE_COOLDOWN": "0", "VGGEDGE_SUSTAIN": "0", "VGGEDGE_VERBOSE": "1"}
+TEST_ENVIRONMENT = {
+    "VGGEDGE_OFFLINE": "1",
+    "VGGEDGE_TRAINING_PRECISION": "float32",
+    "VGGEDGE_COOLDOWN": "0",
+    "VGGEDGE_SUSTAIN": "0",
+    "VGGEDGE_VERBOSE": "1",
+}
 
 
 def pytest_configure(config) -> None:  # noqa: ANN001

@@ -101,3 +101,34 @@ def test_a_head_distillation_never_goes_below_the_teachers_entropy(tiny, digits)
     assert record["loss_floor"] == pytest.approx(loss_floor(teacher, "categorical"), abs=1e-4)
     assert record["loss_floor"] > 0
     assert min(record["loss_per_epoch"] + [record["start_loss"]]) >= record["loss_floor"] - 1e-3
+
+
+def test_the_plateau_watch_stops_on_held_apart_loss_and_hands_on_the_best_epoch():
+    """Held-apart targets that contradict the training ones: their loss rises from the first epoch, so training
+    stops after ``patience`` epochs without improvement and the first epoch's weights are handed on."""
+    from vggedge.backend.keras_env import keras
+    from vggedge.backend.training import PlateauStop, fit
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    watch = PlateauStop(patience=2)
+    weights_after: list = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: weights_after.append(model.get_weights()))
+    losses = fit(model, x, y, 20, 32, "toy", progress=False, callbacks=[record, watch], validation=(x[:64], 1 - y[:64]))
+    figures = watch.figures()
+    assert figures["stopped_early"] and len(losses) < 20 and len(figures["held_apart_loss_per_epoch"]) == len(losses)
+    best = figures["best_epoch"]
+    assert figures["held_apart_loss_per_epoch"][best - 1] == min(figures["held_apart_loss_per_epoch"])
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights_after[best - 1], strict=True))
+
+
+def test_a_filter_prune_records_its_held_apart_curve_and_distils_when_asked(tiny, digits):
+    context = labelled_context(digits, held_apart=True)
+    record = steps.apply_step(FilterPruneStep(ratio=0.25, epochs=3, train="distill"), tiny[0], context).record
+    assert record["targets"] == "distillation" and record["loss_floor"] > 0  # the teacher's soft targets
+    assert 1 <= len(record["held_apart_loss_per_epoch"]) == len(record["loss_per_epoch"]) <= 3
+    assert 1 <= record["best_epoch"] <= len(record["loss_per_epoch"])

@@ -186,6 +186,28 @@ class TrainingProgress(keras.callbacks.Callback):
             self.bar.stop()
 
 
+class PlateauStop(keras.callbacks.EarlyStopping):
+    """Early stopping on held-apart images: stop once their loss has not improved for ``patience`` epochs and
+    hand on the best epoch's weights; the step's epochs are the cap. Keeps each epoch's held-apart loss."""
+
+    def __init__(self, patience: int = 2) -> None:
+        super().__init__(monitor="val_loss", patience=patience, min_delta=1e-3, restore_best_weights=True)
+        self.held_apart_losses: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None) -> None:  # noqa: ANN001
+        if (logs or {}).get("val_loss") is not None:
+            self.held_apart_losses.append(round(float(logs["val_loss"]), 5))
+        super().on_epoch_end(epoch, logs)
+
+    def figures(self) -> dict:
+        """For the step's record: the held-apart loss per epoch, the epoch handed on (1-based), whether it stopped."""
+        return {
+            "held_apart_loss_per_epoch": self.held_apart_losses,
+            "best_epoch": self.best_epoch + 1 if self.held_apart_losses else None,
+            "stopped_early": bool(self.stopped_epoch),
+        }
+
+
 def total_steps(samples: int, batch_size: int, epochs: int, placement: Placement | None = None) -> int:
     """Optimizer steps of ``epochs`` passes over ``samples`` at a recipe's ``batch_size`` (per replica)."""
     return (placement or one_device()).batching(samples, batch_size).steps_per_epoch * epochs
@@ -207,11 +229,13 @@ def fit(
     progress: bool = True,
     callbacks: list | None = None,
     placement: Placement | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[float]:
     """``model.fit`` with shuffling, a rich progress bar instead of Keras' own, and extra callbacks.
 
     ``model`` must have been built and compiled under ``placement.strategy.scope()`` (the steps do);
-    ``batch_size`` is per replica. Returns the mean training loss of each epoch (rounded), which steps
+    ``batch_size`` is per replica. ``validation`` (images, targets in memory) is scored after every epoch, for
+    callbacks that watch it (one device only). Returns the mean training loss of each epoch (rounded), which steps
     put in their record: a reader sees whether a fine-tune converged, and tests check that it learned.
     """
     placement = placement or one_device()
@@ -223,8 +247,17 @@ def fit(
         data = distributed_dataset(x, y, plan, placement)
         history = model.fit(data, epochs=epochs, steps_per_epoch=plan.steps_per_epoch, verbose=0, callbacks=callbacks)
     elif isinstance(x, np.ndarray):  # features already in memory (the GAP head's pooled features)
-        history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+        history = model.fit(
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+            validation_data=validation,
+        )
     else:
         data = image_dataset(x, y, batch_size, shuffle=True)
-        history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks)
+        history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, validation_data=validation)
     return [round(float(loss), 5) for loss in history.history.get("loss", [])]

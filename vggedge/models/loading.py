@@ -24,6 +24,7 @@ from pathlib import Path
 
 from vggedge.backend.keras_env import keras
 from vggedge.core.errors import ModelError
+from vggedge.core.memory import release_memory
 from vggedge.core.report import ModelSection
 from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
 from vggedge.models.normalization import describe_normalization
@@ -233,7 +234,10 @@ def _keras3_to_keras2(path: Path, what: str) -> keras.Model:
             f"cannot load {path} ({what}) with Keras 3 ({type(error).__name__}): "
             "check that the file is complete and was saved by Keras 3"
         ) from None
-    return keras3_to_keras2(model3)
+    model = keras3_to_keras2(model3)
+    del model3
+    release_memory()  # the Keras 3 copy (and, for a file saved with its optimizer, what reading it left) goes now
+    return model
 
 
 def check_classifier(model: keras.Model, path: Path | str) -> None:

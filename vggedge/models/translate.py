@@ -31,12 +31,19 @@ def _conv2d(layer):  # noqa: ANN001, ANN202
         dilation_rate=layer.dilation_rate,
         activation=_activation(layer),
         use_bias=layer.use_bias,
+        kernel_initializer="zeros",  # the weights are copied in at once: no random draw of a full-size kernel
         name=layer.name,
     )
 
 
 def _dense(layer):  # noqa: ANN001, ANN202
-    return keras.layers.Dense(layer.units, activation=_activation(layer), use_bias=layer.use_bias, name=layer.name)
+    return keras.layers.Dense(
+        layer.units,
+        activation=_activation(layer),
+        use_bias=layer.use_bias,
+        kernel_initializer="zeros",  # copied over at once (fc1 alone is 103M weights: no random draw of it)
+        name=layer.name,
+    )
 
 
 def _pool(cls: type) -> Callable:

@@ -243,8 +243,20 @@ class FilterPruneStep(Step):
         None, min_length=1, description="fraction of filters removed per conv block, block 1 first"
     )
     layers: str = "conv"
-    epochs: int = Field(6, ge=0, le=1000)
+    epochs: int = Field(6, ge=0, le=1000, description="the fine-tune's cap; it stops earlier on a plateau")
     learning_rate: float = Field(2e-4, gt=0, lt=1, description="peak rate, cosine-decayed to a tenth")
+    train: Literal["labels", "distill"] = Field(
+        "labels",
+        description="fine-tune on the labels, or on the original model's outputs (distillation; also what a "
+        "model whose classes are not the data's folders always uses)",
+    )
+    patience: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="stop once the loss on held-apart images has not improved for this many epochs and keep the "
+        "best epoch (0: every epoch, the last kept)",
+    )
     batch_size: int = Field(32, ge=1, le=4096)
     refit: bool = Field(
         False,

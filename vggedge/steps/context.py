@@ -145,6 +145,22 @@ def classifier_loss(model: keras.Model, use_labels: bool) -> str | keras.losses.
     return "categorical_crossentropy"
 
 
+def held_apart_targets(
+    teacher: keras.Model, context: StepContext, are_labels: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(images, targets) of the held-apart split for a fine-tune's plateau watch, targets of the same kind as the
+    training ones; None where there is none to watch (sizes-only runs, a cluster, no calibration split)."""
+    held = context.held_apart
+    if context.synthetic or context.placement.distributed or held is None or not len(held):
+        return None
+    if are_labels and context.held_apart_labels is None:
+        return None
+    images = held.images.astype(np.float32)
+    if are_labels:
+        return images, context.held_apart_labels
+    return images, teacher.predict(images, batch_size=32, verbose=0)
+
+
 def target_floor(model: keras.Model, targets: np.ndarray, are_labels: bool) -> float:
     """The lowest loss :func:`classifier_loss` can reach on ``targets``: 0 for labels and squared error, the
     teacher's own entropy for soft targets (what tells a converged distillation from a stuck one)."""
@@ -157,8 +173,11 @@ def target_floor(model: keras.Model, targets: np.ndarray, are_labels: bool) -> f
     return round(loss_floor(targets, "binary" if anatomy.units == 1 else "categorical"), 5)
 
 
-def training_targets(teacher: keras.Model, context: StepContext, batch_size: int = 32) -> tuple[np.ndarray, bool]:
-    """(targets, are_labels): the true labels when they index the model's outputs, else the teacher's outputs."""
-    if context.train_labels is not None:
+def training_targets(
+    teacher: keras.Model, context: StepContext, batch_size: int = 32, distill: bool = False
+) -> tuple[np.ndarray, bool]:
+    """(targets, are_labels): the true labels when they index the model's outputs (unless ``distill``), else the
+    teacher's outputs."""
+    if context.train_labels is not None and not distill:
         return context.train_labels, True
     return predict_images(teacher, context.train, batch_size), False

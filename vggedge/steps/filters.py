@@ -16,7 +16,8 @@ from collections.abc import Collection, Mapping
 import numpy as np
 
 from vggedge.backend.keras_env import keras
-from vggedge.backend.training import cosine_to_a_tenth, fit, total_steps
+from vggedge.backend.precision import FLOAT32, copy_weights, training_precision, with_policy
+from vggedge.backend.training import PlateauStop, cosine_to_a_tenth, fit, total_steps
 from vggedge.core.errors import UserError
 from vggedge.models.anatomy import Anatomy, find_anatomy
 from vggedge.models.flops import count_macs
@@ -28,6 +29,7 @@ from vggedge.steps.context import (
     classifier_loss,
     float_bytes,
     frozen_layers,
+    held_apart_targets,
     set_trainable,
     target_floor,
     training_targets,
@@ -237,8 +239,11 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     names = set(find_anatomy(model).select(step.layers))
     ratio = step_ratios(step, model)
     trained = not context.synthetic and step.epochs > 0
+    precision = training_precision() if trained else None
     frozen = frozen_layers(model)
-    targets, are_labels = training_targets(model, context, step.batch_size)
+    targets, are_labels = training_targets(model, context, step.batch_size, distill=step.train == "distill")
+    validation = held_apart_targets(model, context, are_labels) if trained and step.patience else None
+    plateau = PlateauStop(step.patience) if validation is not None else None
     losses: list[float] = []
     refitted: list[str] = []
     with context.placement.strategy.scope():
@@ -246,34 +251,43 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
         thin, widths = thin_model(model, ratio, names, kept=kept)
         if step.refit and not context.synthetic and len(context.train):
             refitted = reconstruct(model, thin, kept, first_images(context.train, STEP_REFIT_IMAGES), seed=context.seed)
+        learner = thin
         if trained:
             # Removing whole filters is a large perturbation: the thinner network is retrained for a few
             # epochs with a cosine-decayed rate, like a short training run from a good start.
             steps = total_steps(len(context.train), step.batch_size, step.epochs, context.placement)
             schedule = cosine_to_a_tenth(context.learning_rate(step.learning_rate), steps)
-            set_trainable(thin, frozen, True)  # a frozen base cannot recover from losing filters: trains here only
-            thin.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
+            if precision.policy != FLOAT32:  # a twin computing in bfloat16; its float32 weights come back below
+                learner = with_policy(thin, precision.policy)
+            set_trainable(learner, frozen, True)  # a frozen base cannot recover from losing filters: trains here only
+            learner.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
     if trained:
         losses = fit(
-            thin,
+            learner,
             context.train,
             targets,
             step.epochs,
             step.batch_size,
             f"Fine-tuning after removing {describe_ratios(ratio)} of the filters",
             context.progress,
+            callbacks=[plateau] if plateau else None,
             placement=context.placement,
+            validation=validation,
         )
-    set_trainable(thin, frozen, False)
+    set_trainable(learner, frozen, False)
+    if learner is not thin:
+        copy_weights(learner, thin)
     macs_after = count_macs(thin)
     record = {
         **step.model_dump(mode="json"),
         "ratio_used": ratio if not isinstance(ratio, Mapping) else None,
         "block_ratios_used": step.block_ratios,
         "fine_tuned": trained,
+        "precision": precision.describe() if precision else None,
         "targets": ("labels" if are_labels else "distillation") if trained else None,
         "loss_per_epoch": losses,
         "loss_floor": target_floor(model, targets, are_labels) if trained else None,
+        **(plateau.figures() if plateau else {}),
         "filters": {name: list(pair) for name, pair in widths.items()},
         "macs_before": macs_before,
         "macs_after": macs_after,

@@ -125,6 +125,7 @@ def apply(step: HeadStep, model: keras.Model, context: StepContext) -> StepResul
         "loss_per_epoch": losses,
         "loss_floor": target_floor(model, teacher, use_labels) if trained else None,
         "start_loss": start_loss,
+        "precision": "float32 (one Dense on pooled features: nothing for bfloat16 to gain)" if trained else None,
         "removed_params": int(model.count_params() - swapped.count_params()),
         "params": int(swapped.count_params()),
         "train_agreement_with_source": round(agreement, 4),
