@@ -91,6 +91,10 @@ def test_a_gentler_cut_that_recovers_becomes_the_result(cli, tiny_h5, digits_dir
     assert report["recipe"]["steps"][0]["ratio"] == 0.45
     assert load_recipe(tmp_path / "runs" / "cut" / "recipe.toml").steps[0].ratio == 0.45
     assert any("the gentler-cut remedy made this result" in note for note in report["notes"])
+    from vggedge import Result
+
+    result = Result.load(tmp_path / "runs" / "cut")
+    assert result.ok and result.remedy == "gentler-cut" and "by the gentler-cut remedy" in repr(result)
 
 
 def test_no_remedies_and_a_zero_time_cap(cli, tiny_h5, digits_dir, tmp_path):

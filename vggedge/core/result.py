@@ -44,6 +44,17 @@ class Result:
         path = self.folder / "model.tflite"
         return path if path.is_file() else None
 
+    @property
+    def remedies(self) -> list[dict]:
+        """What the run tried after the recipe as written missed (each remedy, its status or why not tried);
+        empty when it needed none or remedies were off."""
+        return list(self.report.remedies or [])
+
+    @property
+    def remedy(self) -> str | None:
+        """The remedy that made this result, or None (the recipe as written, or nothing helped)."""
+        return next((t["remedy"] for t in self.remedies if t.get("status") == "ok"), None)
+
     def save(self, folder: Path | str) -> Result:
         """Copy the whole run folder to ``folder`` (created; files already there are replaced) and return the
         result as it is there."""
@@ -62,4 +73,6 @@ class Result:
             figures.append(f"{ratios.speedup:.1f}x faster")
         if ratios.top1_delta_pts is not None:
             figures.append(f"top-1 {ratios.top1_delta_pts:+.2f} pts")
+        if self.remedy:
+            figures.append(f"by the {self.remedy} remedy")
         return f"Result({self.recipe!r}, {', '.join(figures)}, folder={str(self.folder)!r})"
