@@ -58,3 +58,17 @@ def test_the_gap_head_stays_unless_measured_clearly_slower(goal, speedup, kept):
     searcher.options = SearchOptions(goal=goal)
     gap, dense = _start("gap", speedup, 1_000), _start("kept", None, 7_000)
     assert searcher.keeps_gap(gap, dense) is kept
+
+
+def test_the_search_spends_calibration_and_refit_images_where_they_cost_little():
+    """Full-size inputs: 16 calibration images per candidate and as many refit images as fill the solves at the
+    smallest grid (103 at 224 px); small inputs keep the run's full sets (256 refit images at 32 px)."""
+    from vggedge.auto.rules import search_calibration_count
+    from vggedge.models.vgg import VGGSpec, build_vgg16
+    from vggedge.steps.reconstruct import refit_image_count
+
+    assert search_calibration_count(224, 100) == 16 and search_calibration_count(32, 100) == 100
+    assert search_calibration_count(224, 10) == 10
+    small = build_vgg16(VGGSpec(input_size=32, classes=10, width=1 / 8, dense_units=16, preprocess="unit"))
+    large = build_vgg16(VGGSpec(input_size=224, classes=2, width=1 / 16, dense_units=16, preprocess="unit"))
+    assert refit_image_count(small) == 256 and refit_image_count(large) == 103

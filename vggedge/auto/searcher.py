@@ -21,6 +21,7 @@ from vggedge.auto.rules import (
     SearchOptions,
     check_searchable,
     recipe_for,
+    search_calibration_count,
     search_source,
 )
 from vggedge.auto.timing import timer_for
@@ -38,7 +39,7 @@ from vggedge.models.flops import count_macs
 from vggedge.recipe.schema import HeadStep
 from vggedge.steps import StepContext, apply_step
 from vggedge.steps.filters import kept_count, thin_counts, thin_model
-from vggedge.steps.reconstruct import first_images, reconstruct
+from vggedge.steps.reconstruct import first_images, reconstruct, refit_image_count
 
 
 class Searcher(Validation):
@@ -60,7 +61,7 @@ class Searcher(Validation):
         check_searchable(self.anatomy)
         self.search = search
         self.tune = tune
-        self.calibration = calibration
+        self.calibration = calibration[: search_calibration_count(int(baseline.input_shape[1]), len(calibration))]
         self.options = options
         self.context = dataclasses.replace(context, train=tune, train_labels=None)  # distillation
         # The validations' fine-tunes: the final recipe's targets (labels when they index the outputs), without the
@@ -84,7 +85,7 @@ class Searcher(Validation):
         self.baseline_right = top1_classes(teacher) == self.reference
         self.baseline_top1 = float(np.mean(self.baseline_right))
         self.full_widths = [[int(self.baseline.get_layer(n).filters) for n in block] for block in self.anatomy.blocks]
-        self.tune_images = first_images(tune)  # what each candidate's refit sees, decoded once
+        self.tune_images = first_images(tune, refit_image_count(baseline))  # each candidate's refit's, decoded once
         self.timer = timer_for(
             options.time_on,
             options.time_on_token,

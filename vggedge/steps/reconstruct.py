@@ -33,6 +33,16 @@ WALK_BYTES = 1_500_000_000
 RIDGE = 1e-3  # relative to the mean diagonal of the normal matrix
 
 
+def refit_image_count(model: keras.Model) -> int:
+    """Images the search's refits decode and run: enough for :data:`MAX_ROWS` sampled positions at the smallest conv
+    output grid (more add nothing to any solve but forward passes), between :data:`STEP_REFIT_IMAGES` and
+    :data:`REFIT_IMAGES`. A 32-pixel VGG16 (2x2 in block 5) needs all 256; at 224 pixels (14x14) 103 suffice,
+    and each refit image there costs a full-size forward pass per refitted layer."""
+    grids = [int(np.prod(layer.output_shape[1:3])) for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    smallest = max(1, min(grids, default=1))
+    return int(min(REFIT_IMAGES, max(STEP_REFIT_IMAGES, -(-MAX_ROWS // smallest))))
+
+
 def first_images(images, count: int = REFIT_IMAGES) -> np.ndarray:  # noqa: ANN001 - a Split or FileSplit
     """The first ``count`` of a split's images as a decoded array."""
     chosen = images if len(images) <= count else images.first(count)
