@@ -21,7 +21,8 @@ Goal = Literal["latency", "size"]
 # Fractions of a block's filters removed, level by level (keep 1, 7/8, ... 1/8): eighths, since the first cut of a
 # block is the largest shock for the layers after it.
 LEVELS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
-# The found recipe's fine-tunes: those of the shipped `fast` recipe (filter-prune, then the GAP head).
+# The found recipe's fine-tunes (filter-prune, then the GAP head): the shipped `fast` recipe's rates; its filter
+# fine-tune's epochs as they were before `fast` became a cap of 20 (the validations fine-tune within the search's time).
 FINAL_FILTER_EPOCHS = 6
 FINAL_FILTER_RATE = 2e-4
 FINAL_HEAD_EPOCHS = 20
