@@ -174,7 +174,7 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
     out = tmp_path / "out"
     result = cli(
         "optimize", "--recipe", f"int8,{plain},{fallback}", "--model", model, "--data", digits_dir, "--out", out, "-q",
-        "--runs", "1", "--eval-samples", "200",
+        "--runs", "1", "--eval-samples", "200", "--no-remedies",  # as written (remedies: tests/test_remedies.py)
     )  # fmt: skip
     assert result.code == 1, result.err
     fixed = json.loads((out / "int8" / "report.json").read_text())

@@ -23,6 +23,10 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("step_type", sorted(STEP_TYPES))
 def test_step_contract(step_type, digits):
     step = STEP_TYPES[step_type].example()
+    if (getattr(step, "epochs", None) or 0) > 2:
+        # An untrained model on 64 images barely moves its loss; three flat epochs would stop a cut-then-train
+        # step by its own rule (tests/test_convergence.py), which is not this contract's business
+        step = step.model_copy(update={"epochs": 2})
     model = build_vgg16(
         VGGSpec(input_size=32, classes=10, width=1 / 16, dense_units=32, preprocess="unit"), initializer="he_normal"
     )
