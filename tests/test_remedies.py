@@ -31,6 +31,8 @@ def test_the_note_names_auto_and_never_suggests_a_tried_remedy():
     note = tried_note(tries, None, load_recipe("fast"), 1.5)
     assert "keep-float: failed_verification (-5.20 pts); gentler-cut: over_budget (-2.00 pts)" in note
     assert "Next: --recipe auto --max-drop 1.5" in note and "To try" not in note
+    assert "a gentler cut than 'fast'" in note
+    assert "gentler cut" not in tried_note(tries[:1], None, load_recipe("gap-int8"), 1.0)  # it cuts no filters
     chosen = tried_note([{**tries[0], "status": "ok", "top1_change_pts": -0.3}], "keep-float", load_recipe("int8"), 1)
     assert chosen.startswith("the recipe as written missed; the keep-float remedy made this result")
 

@@ -67,7 +67,9 @@ def describe_layer_error(
     if result.status != STATUS_OK and rows:
         # With remedies on, the run tries the fallback itself and its remedies note says what is next
         next_step = "" if options.remedies and options.auto is None else remedy(kept_float)
-        notes.append("int8 error per layer, worst first: " + "; ".join(layer_summary_lines(rows)) + ". " + next_step)
+        notes.append(
+            ("int8 error per layer, worst first: " + "; ".join(layer_summary_lines(rows)) + ". " + next_step).strip()
+        )
     if options.progress:
         log_line(f"int8 error per layer measured in {duration(time.perf_counter() - started)}")
 

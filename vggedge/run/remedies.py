@@ -142,9 +142,10 @@ def tried_note(tries: list[dict], chosen: str | None, recipe: Recipe, budget: fl
             f"no remedy could help ({described}). Next: --recipe auto --max-drop {budget} searches a shape within "
             "budget"
         )
+    gentler = f", or a recipe with a gentler cut than {recipe.name!r}" if recipe.with_gentler_cut() else ""
     return (
         f"remedies tried, none within budget ({described}). Next: --recipe auto --max-drop {budget} searches a shape "
-        f"that keeps its accuracy on this model, or a recipe with a gentler cut than {recipe.name!r}"
+        f"that keeps its accuracy on this model{gentler}"
     )
 
 
