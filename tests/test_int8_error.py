@@ -285,3 +285,35 @@ def test_a_model_that_collapsed_before_conversion_is_named_as_such():
     assert note is not None and "collapsed toward a constant" in note and "not an int8 problem" in note
     assert collapse_note(baseline[::-1].copy(), baseline) is None  # a working model: no note
     assert collapse_note(None, baseline) is None
+
+
+@pytest.mark.slow
+def test_a_short_qat_remedy_runs_when_the_float_fallback_is_already_in_the_recipe(
+    cli, unbalanced, digits_dir, tmp_path
+):
+    """int8 without equalization, a fallback that keeps the wrong block in float: the recipe misses; keep-float is
+    already in it, so the next remedy, one epoch of quantization-aware fine-tuning, is tried on the same model,
+    recorded with its figures (here QAT's own check catches it collapsing, 9% of held-apart images), and ships
+    when it ends ok."""
+    model = tmp_path / "unbalanced.h5"
+    unbalanced.save(model)
+    recipe = tmp_path / "int8-wrong-fallback.toml"
+    recipe.write_text(
+        'schema = "vggedge.recipe/2"\nname = "wrong"\n\n[[steps]]\ntype = "quantize"\nmode = "int8"\n'
+        'equalize = false\nkeep_float = "block1"\n'
+    )
+    out = tmp_path / "out"
+    cli(
+        "optimize", "--recipe", recipe, "--model", model, "--data", digits_dir, "--out", out, "-q", "--runs", "1",
+        "--eval-samples", "200",
+    )  # fmt: skip
+    report = json.loads((out / "wrong" / "report.json").read_text())
+    tries = {t["remedy"]: t for t in report["remedies"]}
+    assert tries["keep-float"]["status"] == "not tried" and "already in the recipe" in tries["keep-float"]["why"]
+    qat = tries["short-qat"]
+    assert qat["status"] != "not tried" and qat["seconds"] > 0
+    assert qat["verification_agreement"] is not None or "QATCollapse" in qat["error"]  # measured, or its own check
+    if qat["status"] == "ok":  # shipped: the report is the remedy's, its recipe the QAT one
+        assert report["result"]["status"] == "ok" and report["recipe"]["steps"][-1]["mode"] == "int8-qat"
+    else:
+        assert report["result"]["status"] != "ok" and "Next: --recipe auto" in report["notes"][-1]

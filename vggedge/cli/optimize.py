@@ -216,8 +216,9 @@ RemediesOption = Annotated[
         rich_help_panel=BUDGET,
         help=(
             "When a recipe misses verification or its budget, try what can help, in order: its int8 worst layers "
-            "kept in float (when the Keras model before conversion is within budget), then every filter cut "
-            "halved; keep the first that ends ok. Every try is in the report's Remedies section."
+            "kept in float, then one epoch of QAT (both when the Keras model before conversion is within budget), "
+            "then every filter cut halved; keep the first that ends ok. Every try is in the report's Remedies "
+            "section."
         ),
     ),
 ]

@@ -55,7 +55,7 @@ from vggedge.run.outputs import (
     with_metadata,
     write_baseline_predictions,
 )
-from vggedge.steps import StepContext, apply_steps
+from vggedge.steps import StepContext, apply_step, apply_steps
 from vggedge.steps.shared import SharedSteps
 
 
@@ -98,7 +98,7 @@ def run_recipe(
             first,
             prepared.figures.top1,
             options.remedy_minutes,
-            lambda outcome, variant: convert_again(outcome, variant, prepared, options),
+            lambda outcome, variant, name: convert_again(outcome, variant, name, prepared, options),
             lambda variant, name: run_once(
                 variant, prepared, options, remedies.scratch_folder(options.out, recipe, name)
             ),
@@ -147,17 +147,22 @@ def run_once(
 
 
 def convert_again(
-    first: remedies.Outcome, variant: Recipe, prepared: Prepared, options: OptimizeOptions
+    first: remedies.Outcome, variant: Recipe, name: str, prepared: Prepared, options: OptimizeOptions
 ) -> remedies.Outcome:
-    """The keep-float remedy: the recipe's stepped model converted again with ``variant``'s quantize step."""
+    """A remedy of the conversion alone: ``variant``'s quantize step applied to the recipe's stepped model (the
+    keep-float remedy's is the same step with its fallback set; short-qat's fine-tunes), then converted."""
     started = time.perf_counter()
-    out = remedies.scratch_folder(options.out, variant, "keep-float")
+    out = remedies.scratch_folder(options.out, variant, name)
     run_options = dataclasses.replace(options, out=out)
     notes = list(first.notes[: len(prepared.notes)])
     timing = {"steps_s": (first.result.timing or {}).get("steps_s"), "convert_s": None}
     built = Built(first.model, remedies.copied_records(first), None, timing)
     context = step_context(prepared, options)
     try:
+        if variant.steps[-1] != first.recipe.steps[-1] and variant.quantization.trains:
+            seed = options.seed + len(variant.steps) - 1
+            outcome = apply_step(variant.steps[-1], first.model, dataclasses.replace(context, seed=seed))
+            built.model, built.records[-1] = outcome.model, outcome.record
         calibration = calibration_for(variant, prepared, context, notes)
         built.flatbuffer = export(built, variant, calibration, context, run_options, notes)
     except Exception as error:  # said in the remedy's record, like any failed export

@@ -6,7 +6,9 @@ The order, cheapest and least intrusive first:
 1. ``keep-float``: the int8 conversion again with its worst layers kept in float (``keep_float = "auto"``), on the
    stepped model the recipe already built. Tried only when the Keras model before conversion is itself within the
    budget: when the steps lost the accuracy, no conversion can bring it back (said so, not tried).
-2. ``gentler-cut``: the whole recipe again with every filter cut halved (``ratio`` 0.5 → 0.25): for recipes whose
+2. ``short-qat``: one epoch of quantization-aware fine-tuning of that same stepped model, then the full-integer
+   conversion (the int8 ranges learned rather than calibrated), under the same condition.
+3. ``gentler-cut``: the whole recipe again with every filter cut halved (``ratio`` 0.5 → 0.25): for recipes whose
    fine-tune could not recover from the cut (a weak or small-margin model), including a step stopped by its own
    checks.
 
@@ -27,9 +29,10 @@ from pathlib import Path
 
 from vggedge.core.progress import duration, log_line
 from vggedge.core.report import STATUS_FAILED_EXPORT, STATUS_OK, Result
-from vggedge.recipe.schema import Quantization, Recipe
+from vggedge.recipe.schema import Quantization, QuantizeStep, Recipe
 
-ORDER = ("keep-float", "gentler-cut")
+ORDER = ("keep-float", "short-qat", "gentler-cut")
+SHORT_QAT_EPOCHS = 1
 DEFAULT_MINUTES = 30.0  # all remedies of one recipe together; a try is not started when the recipe's own time won't fit
 
 
@@ -61,6 +64,25 @@ def keep_float_plan(first: Outcome, baseline_top1: float | None) -> str | None:
         return f"the recipe ends in {recipe.quantization.value}, not full int8: nothing to keep in float"
     if recipe.keep_float is not None:
         return f"already in the recipe (keep_float = {recipe.keep_float!r})"
+    return conversion_plan(first, baseline_top1)
+
+
+def short_qat_plan(first: Outcome, baseline_top1: float | None) -> str | None:
+    """Why a short quantization-aware fine-tune cannot help this run (None: try it)."""
+    if first.recipe.quantization != Quantization.INT8:
+        return f"the recipe ends in {first.recipe.quantization.value}, not calibrated full int8"
+    return conversion_plan(first, baseline_top1)
+
+
+def with_short_qat(recipe: Recipe) -> Recipe:
+    """The recipe with its final int8 conversion replaced by a short quantization-aware fine-tune and conversion."""
+    last = recipe.steps[-1]
+    qat = QuantizeStep(mode="int8-qat", epochs=SHORT_QAT_EPOCHS, calibration_samples=last.calibration_samples)
+    return recipe.model_copy(update={"steps": [*recipe.steps[:-1], qat]})
+
+
+def conversion_plan(first: Outcome, baseline_top1: float | None) -> str | None:
+    """Why no change to the conversion alone can help (None: one can)."""
     if first.result.status == STATUS_FAILED_EXPORT:
         return "the recipe stopped before its conversion: no int8 model to fall back from"
     drop = source_drop_pts(first.result, baseline_top1)
@@ -93,21 +115,24 @@ def try_remedies(
     first: Outcome,
     baseline_top1: float | None,
     minutes: float,
-    keep_float: Callable[[Outcome, Recipe], Outcome],
+    convert_again: Callable[[Outcome, Recipe, str], Outcome],
     rerun: Callable[[Recipe, str], Outcome],
     progress: bool,
 ) -> tuple[Outcome, list[dict]]:
-    """(the outcome to report, every remedy's record). ``keep_float(first, variant)`` converts the stepped model again;
-    ``rerun(variant, name)`` runs a variant recipe from the start, each into its own folder."""
+    """(the outcome to report, every remedy's record). ``convert_again(first, variant, name)`` applies the variant's
+    last step to the stepped model and converts it; ``rerun(variant, name)`` runs a variant recipe from the start,
+    each into its own folder."""
     started, tries = time.perf_counter(), []
+    int8 = first.recipe.quantization == Quantization.INT8
     plans: list[tuple[str, Recipe | None, str | None]] = [
         ("keep-float", first.recipe.with_keep_float("auto"), keep_float_plan(first, baseline_top1)),
+        ("short-qat", with_short_qat(first.recipe) if int8 else None, short_qat_plan(first, baseline_top1)),
     ]
     gentler = first.recipe.with_gentler_cut()
     plans.append(("gentler-cut", gentler, None if gentler else "the recipe cuts no filters"))
     for name, variant, skipped in plans:
         left = minutes * 60 - (time.perf_counter() - started)
-        needs = first.seconds if name == "gentler-cut" else first.seconds / 4
+        needs = {"keep-float": first.seconds / 4, "short-qat": first.seconds / 2}.get(name, first.seconds)
         if skipped is None and needs > left:
             skipped = (
                 f"the time cap ({minutes:g} min for remedies) leaves {duration(max(0, left))}, "
@@ -118,7 +143,7 @@ def try_remedies(
             continue
         if progress:
             log_line(f"{first.recipe.name}: {first.result.status}; trying the {name} remedy")
-        outcome = keep_float(first, variant) if name == "keep-float" else rerun(variant, name)
+        outcome = rerun(variant, name) if name == "gentler-cut" else convert_again(first, variant, name)
         tries.append(attempt_record(name, outcome, None, baseline_top1))
         if outcome.result.status == STATUS_OK:
             return outcome, tries
