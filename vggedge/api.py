@@ -77,8 +77,8 @@ def optimize(
     - ``max_epochs``: cut every fine-tune to at most this many epochs (a quick trial, said in every report).
     - ``keep_float``: ``"auto"`` or layer selectors kept in float in the int8 recipes.
     - ``remedies``: when a recipe misses verification or its budget, try the remedies that can help (int8 layers
-      kept in float, one epoch of QAT, then a gentler filter cut) within ``remedy_minutes``, keep the first that ends ok, and record
-      every try in the report's ``remedies`` section.
+      kept in float, one epoch of QAT, then a gentler filter cut) within ``remedy_minutes``, keep the first that
+      ends ok, and record every try in the report's ``remedies`` section.
 
     A result that is not ok (over budget, failed verification or export) is still returned, with its report.
     Raises a :class:`~vggedge.core.errors.UserError` kind for bad input, before anything is written.
