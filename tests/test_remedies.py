@@ -23,6 +23,14 @@ def test_a_gentler_cut_halves_every_filter_cut_and_leaves_other_recipes_alone():
     assert load_recipe("int8").with_gentler_cut() is None
 
 
+def test_a_quantization_aware_recipe_falls_back_to_post_training_int8():
+    from vggedge.run.remedies import with_post_training
+
+    post = with_post_training(load_recipe("int8-qat"))
+    assert post is not None and post.steps[-1].mode == "int8" and post.steps[-1].calibration_samples == 100
+    assert with_post_training(load_recipe("fast")) is None
+
+
 def test_the_note_names_auto_and_never_suggests_a_tried_remedy():
     tries = [
         {"remedy": "keep-float", "status": "failed_verification", "top1_change_pts": -5.2},
@@ -71,9 +79,10 @@ def test_a_cut_that_cannot_recover_tries_each_remedy_in_order_and_names_auto(cli
     assert done.code == 1
     assert report["result"]["status"] == "failed_export" and "held-apart images" in report["result"]["error"]
     tries = report["remedies"]
-    assert [t["remedy"] for t in tries] == ["keep-float", "short-qat", "gentler-cut"]
+    assert [t["remedy"] for t in tries] == ["keep-float", "short-qat", "post-training", "gentler-cut"]
     assert all(t["status"] == "not tried" and "stopped before its conversion" in t["why"] for t in tries[:2])
-    assert tries[2]["status"] != "ok" and tries[2]["seconds"] > 0
+    assert tries[2]["status"] == "not tried" and "does not train its quantization" in tries[2]["why"]
+    assert tries[3]["status"] != "ok" and tries[3]["seconds"] > 0
     stopped = report["recipe"]["steps"][0]  # the recipe as written is what the report shows, its stopped step too
     assert stopped["ratio"] == 0.9 and "held-apart images" in stopped["stopped"]
     assert stopped["inference_check"]["input_agreement"] - stopped["inference_check"]["inference_agreement"] > 0.1
@@ -103,6 +112,6 @@ def test_no_remedies_and_a_zero_time_cap(cli, tiny_h5, digits_dir, tmp_path):
     _, kept = run_cut(cli, tiny_h5, digits_dir, tmp_path / "off", 0.9, 1, 1e-9, "--no-remedies")
     assert kept["remedies"] is None and kept["result"]["status"] == "failed_export"
     _, capped = run_cut(cli, tiny_h5, digits_dir, tmp_path / "cap", 0.9, 1, 1e-9, "--remedy-minutes", "0")
-    assert capped["remedies"][2]["status"] == "not tried" and "time cap" in capped["remedies"][2]["why"]
+    assert capped["remedies"][3]["status"] == "not tried" and "time cap" in capped["remedies"][3]["why"]
     bad = cli("optimize", "--recipe", "int8", "--remedy-minutes", "-1", "--out", tmp_path / "bad")
     assert bad.code == 2 and "remedy_minutes" in bad.err and not (tmp_path / "bad").exists()
