@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -108,6 +109,15 @@ def run_recipe(recipe: str, model: Path, work: Path, auto_minutes: float, remedy
     return row
 
 
+def commit() -> str:
+    """The code the row was measured with: the short commit, marked when the tree had changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "vggedge", "recipes"], capture_output=True, text=True, cwd=ROOT
+    )
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
@@ -124,8 +134,8 @@ def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> s
         "time and peak memory of each `vggedge optimize` process.",
         "",
         "| recipe | status | top-1 | change (95% CI) | agreement | smaller | faster | TFLite p50 ms | wall s "
-        "| peak GB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| peak GB | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ci = row.get("ci95_pts") or ["", ""]
@@ -133,7 +143,7 @@ def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> s
         lines.append(
             f"| {row['recipe']} | {row['status'][:60]} | {percent(row.get('top1'))} | {change} | "
             f"{percent(row.get('agreement'))} | {row.get('size_ratio') or ''}x | {row.get('speedup') or ''}x | "
-            f"{row.get('latency_ms') or ''} | {row['wall_s']} | {row['peak_rss_gb']} |"
+            f"{row.get('latency_ms') or ''} | {row['wall_s']} | {row['peak_rss_gb']} | {row.get('commit', '')} |"
         )
     baseline = next((r["baseline_top1"] for r in rows if r.get("baseline_top1") is not None), None)
     lines += ["", f"Baseline (float32 Keras) top-1: {percent(baseline)}.", "", "## Notes per recipe", ""]
@@ -163,10 +173,17 @@ def main() -> None:
     model = trained_model(args.epochs)
     if args.train_only:
         return
-    rows = [run_recipe(r, model, args.work, args.auto_minutes, args.remedy_minutes) for r in args.recipes]
-    facts = json.loads(model.with_suffix(".json").read_text())
     environment = environment_name()
     stem = args.out / f"real-photos-{environment}"
+    # Rows of recipes not run this time stay from the last run (each row names the commit that made it)
+    kept = json.loads(stem.with_suffix(".json").read_text())["rows"] if stem.with_suffix(".json").exists() else []
+    new = {
+        r: {**run_recipe(r, model, args.work, args.auto_minutes, args.remedy_minutes), "commit": commit()}
+        for r in args.recipes
+    }
+    order = [row["recipe"] for row in kept] + [r for r in args.recipes if r not in {row["recipe"] for row in kept}]
+    rows = [new.get(name) or next(row for row in kept if row["recipe"] == name) for name in order]
+    facts = json.loads(model.with_suffix(".json").read_text())
     (stem.with_suffix(".json")).write_text(json.dumps({"model": facts, "rows": rows}, indent=1))
     command = "python benchmarks/real_photos.py " + " ".join(sys.argv[1:])
     stem.with_suffix(".md").write_text(markdown(rows, facts, environment, command.strip()))
