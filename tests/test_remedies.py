@@ -20,7 +20,9 @@ def test_a_gentler_cut_halves_every_filter_cut_and_leaves_other_recipes_alone():
     assert blocks.with_gentler_cut().steps[0].block_ratios == [0, 0.25, 0.25, 0.375, 0.375]
     target = Recipe.model_validate({"name": "t", "steps": [{"type": "filter-prune", "flops_target": 0.3}]})
     assert target.with_gentler_cut().steps[0].flops_target == 0.65
-    assert load_recipe("int8").with_gentler_cut() is None
+    assert load_recipe("int8").with_gentler_cut() is None and load_recipe("gap-int8").with_gentler_cut() is None
+    edge = load_recipe("edge").with_gentler_cut()
+    assert edge is not None and edge.steps[1].sparsity == 0.35  # tfmot's sparsity halved too
 
 
 def test_a_quantization_aware_recipe_falls_back_to_post_training_int8():
@@ -39,8 +41,8 @@ def test_the_note_names_auto_and_never_suggests_a_tried_remedy():
     note = tried_note(tries, None, load_recipe("fast"), 1.5)
     assert "keep-float: failed_verification (-5.20 pts); gentler-cut: over_budget (-2.00 pts)" in note
     assert "Next: --recipe auto --max-drop 1.5" in note and "To try" not in note
-    assert "a gentler cut than 'fast'" in note
-    assert "gentler cut" not in tried_note(tries[:1], None, load_recipe("gap-int8"), 1.0)  # it cuts no filters
+    assert "a recipe that cuts less than 'fast'" in note
+    assert "cuts less" not in tried_note(tries[:1], None, load_recipe("gap-int8"), 1.0)  # it cuts nothing
     chosen = tried_note([{**tries[0], "status": "ok", "top1_change_pts": -0.3}], "keep-float", load_recipe("int8"), 1)
     assert chosen.startswith("the recipe as written missed; the keep-float remedy made this result")
 

@@ -217,8 +217,8 @@ RemediesOption = Annotated[
         help=(
             "When a recipe misses verification or its budget, try what can help, in order: its int8 worst layers "
             "kept in float, then one epoch of QAT (both when the Keras model before conversion is within budget), "
-            "post-training int8 for a QAT recipe, then every filter cut halved; keep the first that ends ok. Every "
-            "try is in the report's Remedies section."
+            "post-training int8 for a QAT recipe, then every cut (filters, sparsity) halved; keep the first that "
+            "ends ok. Every try is in the report's Remedies section."
         ),
     ),
 ]

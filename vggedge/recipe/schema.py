@@ -346,8 +346,9 @@ class Recipe(BaseModel):
         return self.model_copy(update={"steps": [*self.steps[:-1], updated]})
 
     def with_gentler_cut(self) -> Recipe | None:
-        """The recipe with every filter cut halved (``ratio`` and ``block_ratios`` halved, ``flops_target`` moved
-        halfway to keeping everything): the accuracy-aware end's last remedy. None when it cuts no filters."""
+        """The recipe with every cut halved (``ratio`` and ``block_ratios`` halved, ``flops_target`` moved halfway to
+        keeping everything, a prune step's ``sparsity`` halved): the accuracy-aware end's last remedy. None when it
+        cuts nothing."""
         steps, changed = [], False
         for step in self.steps:
             if isinstance(step, FilterPruneStep):
@@ -357,6 +358,9 @@ class Recipe(BaseModel):
                     "flops_target": None if step.flops_target is None else round((1 + step.flops_target) / 2, 4),
                 }
                 step = FilterPruneStep.model_validate({**step.model_dump(exclude_none=True), **halved})
+                changed = True
+            elif isinstance(step, PruneStep) and step.sparsity:
+                step = step.model_copy(update={"sparsity": round(step.sparsity / 2, 4)})
                 changed = True
             steps.append(step)
         return self.model_copy(update={"steps": steps}) if changed else None

@@ -11,9 +11,9 @@ The order, cheapest and least intrusive first:
 3. ``post-training``: for a recipe that ends in quantization-aware training (``int8-qat``), the same recipe with
    post-training int8 instead: QAT fine-tunes the model it quantizes, and on a weak model that alone can move it
    (the real-photo VGG16 lost 9 points so, its int8 agreeing 100% with its moved Keras source).
-4. ``gentler-cut``: the whole recipe again with every filter cut halved (``ratio`` 0.5 → 0.25): for recipes whose
-   fine-tune could not recover from the cut (a weak or small-margin model), including a step stopped by its own
-   checks.
+4. ``gentler-cut``: the whole recipe again with every cut halved (``ratio`` 0.5 → 0.25, a prune step's ``sparsity``
+   0.9 → 0.45): for recipes whose fine-tune could not recover from the cut (a weak or small-margin model),
+   including a step stopped by its own checks.
 
 Equalization is already on in every int8 recipe. Each try is recorded (status, top-1 change, verification, seconds)
 in the report's ``remedies`` section; when one ends ``ok``, its model, recipe and figures become the run's and the
@@ -101,8 +101,8 @@ def conversion_plan(first: Outcome, baseline_top1: float | None) -> str | None:
     budget = first.result.accuracy_budget.max_drop_pts if first.result.accuracy_budget else None
     if drop is not None and budget is not None and drop > budget:
         return (
-            f"the Keras model before conversion already lost {drop:.2f} points (budget {budget}): keeping layers in "
-            "float cannot bring back what the steps lost"
+            f"the Keras model before conversion already lost {drop:.2f} points (budget {budget}): no change to the "
+            "conversion can bring back what the steps lost"
         )
     return None
 
@@ -143,7 +143,7 @@ def try_remedies(
     post = with_post_training(first.recipe)
     plans.append(("post-training", post, None if post else "the recipe does not train its quantization"))
     gentler = first.recipe.with_gentler_cut()
-    plans.append(("gentler-cut", gentler, None if gentler else "the recipe cuts no filters"))
+    plans.append(("gentler-cut", gentler, None if gentler else "the recipe cuts nothing (no filters, no sparsity)"))
     for name, variant, skipped in plans:
         left = minutes * 60 - (time.perf_counter() - started)
         needs = {"keep-float": first.seconds / 4, "short-qat": first.seconds / 2}.get(name, first.seconds)
@@ -182,7 +182,7 @@ def tried_note(tries: list[dict], chosen: str | None, recipe: Recipe, budget: fl
             f"no remedy could help ({described}). Next: --recipe auto --max-drop {budget} searches a shape within "
             "budget"
         )
-    gentler = f", or a recipe with a gentler cut than {recipe.name!r}" if recipe.with_gentler_cut() else ""
+    gentler = f", or a recipe that cuts less than {recipe.name!r}" if recipe.with_gentler_cut() else ""
     return (
         f"remedies tried, none within budget ({described}). Next: --recipe auto --max-drop {budget} searches a shape "
         f"that keeps its accuracy on this model{gentler}"
