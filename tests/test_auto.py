@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under
+from helpers import AUTO_MAX_DROP, AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under
 
 pytestmark = pytest.mark.slow
 
@@ -258,3 +258,45 @@ def test_search_data_is_checked_in_one_line_and_writes_nothing(cli, tiny_h5, dig
     )  # fmt: skip
     assert result.code == 2 and "give the same class folders" in result.err, result.err
     assert "Traceback" not in result.err and files_under(out) == []
+
+
+def test_steps_stopped_by_their_own_checks_leave_the_search_running(tiny_h5, digits_dir, tmp_path, monkeypatch):
+    """The GAP start's head step stopped (a weak model's check): the search keeps the model's head and says why;
+    every validation's recipe stopped: each is a failed validation with the reason; the run still ends in a report
+    (the starting shape), never a traceback (the real-photo VGG16's auto run died of the first before this)."""
+    from vggedge.auto import validation
+    from vggedge.auto.rules import SearchOptions
+    from vggedge.auto.searcher import Searcher
+    from vggedge.run.optimize import optimize
+    from vggedge.run.options import OptimizeOptions
+    from vggedge.steps import StepStopped
+    from vggedge.steps.inference_check import FellShort
+
+    def gap_stops(self, model):  # noqa: ANN001, ANN202
+        raise FellShort("head: the fine-tuned model is right on 50% of 64 held-apart images against 73%")
+
+    def recipe_stops(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise StepStopped("FellShort: filter-prune: 40% against 73%", [])
+
+    monkeypatch.setattr(Searcher, "with_gap_head", gap_stops)
+    monkeypatch.setattr(validation, "apply_steps", recipe_stops)
+    out = tmp_path / "out"
+    options = OptimizeOptions(
+        model=str(tiny_h5),
+        data=digits_dir,
+        out=out,
+        eval_samples=100,
+        runs=1,
+        warmup=0,
+        progress=False,
+        max_drop=AUTO_MAX_DROP,
+        auto=SearchOptions(minutes=0.5, search_images=AUTO_SEARCH_IMAGES, max_drop_pts=AUTO_MAX_DROP),
+    )
+    [report_path] = optimize([], options)
+    report = json.loads(report_path.read_text())
+    search = report["search"]
+    assert "50% of 64 held-apart images" in search["gap_start_stopped"]
+    assert all(c["head"] == "kept" for c in search["candidates"])
+    validated = [c for c in search["candidates"] if c["stage"] == "validated"]
+    assert validated and all(c["passed"] is False and "40% against 73%" in c["stopped"] for c in validated)
+    assert report["result"]["status"] in ("ok", "over_budget", "failed_verification")

@@ -37,7 +37,7 @@ from vggedge.export.convert import convert
 from vggedge.models.anatomy import find_anatomy, fingerprint
 from vggedge.models.flops import count_macs
 from vggedge.recipe.schema import HeadStep
-from vggedge.steps import StepContext, apply_step
+from vggedge.steps import STOPS, StepContext, apply_step
 from vggedge.steps.filters import kept_count, thin_counts, thin_model
 from vggedge.steps.reconstruct import first_images, reconstruct, refit_image_count
 
@@ -76,6 +76,7 @@ class Searcher(Validation):
         self.iteration = 0  # across the search and the stretch
         self.validations = 0
         self.head = "kept"
+        self.gap_stopped: str | None = None  # why the GAP start was not measured, when its step's check stopped it
         self.final_step = options.step
         self.candidates: list[Candidate] = []
         self.step = options.step  # per descent: halved when no block can meet it, or no candidate stays within its bar
@@ -284,12 +285,16 @@ class Searcher(Validation):
         baseline_shape = Shape(current, current_model, {}, current_flatbuffer, levels)
         head = "kept"
         if self.anatomy.head_kind == "flatten" or self.anatomy.hidden:
-            gap_model = self.with_gap_head(current_model)
-            gap = self.measure(gap_model, 0, None, levels, "gap", against=current_flatbuffer)
-            self.on_candidate(gap, current.figure(goal))
-            if gap.drop_pts <= self.options.max_drop_pts and self.keeps_gap(gap, current):
-                current_model, current, head = gap_model, gap, "gap"
-                current_flatbuffer = self.last_flatbuffer
+            try:
+                gap_model = self.with_gap_head(current_model)
+            except STOPS as error:  # the head step's own check stopped it: the search keeps the model's head
+                self.gap_stopped, gap_model = str(error)[:300], None
+            if gap_model is not None:
+                gap = self.measure(gap_model, 0, None, levels, "gap", against=current_flatbuffer)
+                self.on_candidate(gap, current.figure(goal))
+                if gap.drop_pts <= self.options.max_drop_pts and self.keeps_gap(gap, current):
+                    current_model, current, head = gap_model, gap, "gap"
+                    current_flatbuffer = self.last_flatbuffer
         if current.drop_pts > self.options.max_drop_pts:
             raise UserError(
                 f"--recipe auto: the starting model already loses {current.drop_pts:.2f} points on the search split "
@@ -334,6 +339,7 @@ class Searcher(Validation):
             stretch_stopped=stretch_stopped,
             validations=self.validations,
             chosen=returned,
+            gap_stopped=self.gap_stopped,
         )
 
     def descend(

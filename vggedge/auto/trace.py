@@ -53,6 +53,7 @@ class Candidate:
     # A validation: the drop plus VALIDATION_STANDARD_ERRORS standard errors, and whether that is within --max-drop
     drop_bound_pts: float | None = None
     passed: bool | None = None
+    stopped: str | None = None  # a validation whose recipe stopped at a step's own check: why
 
     def figure(self, goal: Goal) -> float:
         return float(self.latency_ms if goal == "latency" else self.size_bytes)
@@ -73,6 +74,7 @@ class SearchResult:
     cut_short: bool = False  # --max-epochs cut the found recipe's fine-tunes
     validations: int = 0
     chosen: str = ""  # which shape the search returned, and why (a validated one, or the start when none passed)
+    gap_stopped: str | None = None  # the GAP start's head step stopped by its own check: why (the head was kept)
 
     def describe(self, goal: Goal, options: SearchOptions) -> dict:
         """The report's ``search`` section."""
@@ -98,6 +100,7 @@ class SearchResult:
                 "standard_errors": VALIDATION_STANDARD_ERRORS,
                 "chosen": self.chosen,
             },
+            "gap_start_stopped": self.gap_stopped,
             "complete": True,
             "images": {"search": self.search_images, "reconstruction": self.tune_images},
             "search_from": search_source(options),
@@ -132,7 +135,7 @@ class Shape:
     model, the flatbuffer it was timed as, and its level per block."""
 
     candidate: Candidate
-    model: keras.Model
+    model: keras.Model | None  # None: a validation stopped by a step's check (nothing built to measure)
     kept: dict[str, np.ndarray]
-    flatbuffer: bytes
+    flatbuffer: bytes | None
     levels: list[int]

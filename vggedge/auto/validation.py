@@ -4,6 +4,7 @@ quantization, where another mode is measured faster than int8 on this target."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from vggedge.auto.rules import (
@@ -17,7 +18,7 @@ from vggedge.auto.timing import TableTimer
 from vggedge.auto.trace import Candidate, Shape
 from vggedge.backend.keras_env import keras
 from vggedge.core.quantization import Quantization
-from vggedge.steps import apply_steps
+from vggedge.steps import StepStopped, apply_steps
 
 
 class Validation:
@@ -58,8 +59,11 @@ class Validation:
         started = time.perf_counter()
         recipe = recipe_for(proposal.block_ratios, proposal.head, self.options.quantization, self.options.max_drop_pts)
         recipe = recipe.with_max_epochs(self.options.max_epochs)  # as the found recipe will run
-        model, _ = apply_steps(recipe, self.baseline, self.final_context, self.final_context.seed)
         levels = [LEVELS.index(ratio) for ratio in proposal.block_ratios]
+        try:
+            model, _ = apply_steps(recipe, self.baseline, self.final_context, self.final_context.seed)
+        except StepStopped as error:  # the recipe's own checks stopped a step: this shape fails its validation
+            return self.stopped_validation(proposal, str(error), started)
         candidate = self.measure(
             model, proposal.iteration, proposal.changed_block, levels, proposal.head, against, stage="validated"
         )
@@ -68,6 +72,17 @@ class Validation:
         self.validations += 1
         self.on_candidate(candidate, proposal.figure(self.options.goal))
         return Shape(candidate, model, {}, self.last_flatbuffer, levels)
+
+    def stopped_validation(self, proposal: Candidate, reason: str, started: float) -> Shape:
+        """A validation whose recipe stopped at a step's check: failed, with the reason, nothing measured."""
+        candidate = dataclasses.replace(
+            proposal, stage="validated", passed=False, kept=False, stopped=reason[:300], drop_bound_pts=None
+        )
+        candidate.seconds = round(time.perf_counter() - started, 1)
+        self.candidates.append(candidate)
+        self.validations += 1
+        self.on_candidate(candidate, proposal.figure(self.options.goal))
+        return Shape(candidate, None, {}, None, [LEVELS.index(ratio) for ratio in proposal.block_ratios])
 
     def judge(self, candidate: Candidate) -> None:
         """A validated shape's verdict: its drop plus :data:`VALIDATION_STANDARD_ERRORS` standard errors within the

@@ -51,6 +51,10 @@ class StepStopped(RuntimeError):
         self.records = records
 
 
+# What a step's own checks raise to stop it (apply_step); apply_steps wraps them in StepStopped with the records
+STOPS = (FineTuneDiverged, FellShort, InferenceModeCollapse)
+
+
 def implementation(step: Step) -> ModuleType:
     """The module that checks and applies ``step`` (``vggedge.steps.<implementation>``)."""
     return importlib.import_module(f"vggedge.steps.{type(step).implementation}")
@@ -91,7 +95,7 @@ def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResu
             )
             if step.type in CONVERGING:
                 require_near_input(step.type, outcome.record["inference_check"])
-    except (FineTuneDiverged, FellShort, InferenceModeCollapse) as error:
+    except STOPS as error:
         error.record = {**outcome.record, "stopped": str(error)}  # what apply_steps reports for the stopped step
         raise
     return outcome
@@ -131,7 +135,7 @@ def apply_steps(
         # depend on which recipes ran before it in the same invocation.
         try:
             outcome = apply_step(recipe.steps[index], model, dataclasses.replace(context, seed=seed + index))
-        except (FineTuneDiverged, FellShort, InferenceModeCollapse) as error:
+        except STOPS as error:
             raise StepStopped(f"{type(error).__name__}: {error}", [*records, error.record]) from error
         model = outcome.model
         records.append(outcome.record)
