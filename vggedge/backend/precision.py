@@ -3,7 +3,7 @@ float32 elsewhere.
 
 Under ``mixed_bfloat16`` the layers compute in bfloat16 while their variables (the master weights) stay float32,
 so what a fine-tune hands on is an ordinary float32 model. CPUs with AVX-512 BF16 or AMX run bfloat16 natively
-(a full VGG16 training step at 224x224 went 2.5x faster on an AMX Xeon and on an AVX-512 BF16 EPYC:
+(a full VGG16 training step at 224x224 went 2.5x faster on an AMX Xeon, 2.0x on an AVX-512 BF16 EPYC:
 ``benchmarks/bf16_training.py``); AVX2-only CPUs emulate it and lose. The choice is made once per process by
 measurement: a short probe (a few conv layers' training steps in each policy, ~2 s) on a CPU that has the
 instructions; ``VGGEDGE_TRAINING_PRECISION`` (``float32``, ``mixed_bfloat16`` or ``auto``) overrides it. Every
