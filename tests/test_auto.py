@@ -146,12 +146,20 @@ def test_compare_draws_the_search_trace(auto_runs):
     assert with_trace and without and with_trace != without
 
 
+def quick_auto_options(model, data, out, search, **more):  # noqa: ANN001, ANN003, ANN201
+    """In-process `optimize --recipe auto` on the tiny model: 100 evaluation images, one timed run, quiet."""
+    from vggedge.run.options import OptimizeOptions
+
+    return OptimizeOptions(
+        model=str(model), data=data, out=out, eval_samples=100, runs=1, warmup=0, progress=False, auto=search, **more
+    )
+
+
 def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5, digits_dir, tmp_path, monkeypatch):
     from vggedge.auto.rules import SearchOptions
     from vggedge.auto.searcher import Searcher
     from vggedge.run.auto_run import INTERRUPTED_TRACE
     from vggedge.run.optimize import optimize
-    from vggedge.run.options import OptimizeOptions
 
     real_measure = Searcher.measure
 
@@ -162,16 +170,7 @@ def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5
 
     monkeypatch.setattr(Searcher, "measure", measure_then_ctrl_c)
     out = tmp_path / "out"
-    options = OptimizeOptions(
-        model=str(tiny_h5),
-        data=digits_dir,
-        out=out,
-        eval_samples=100,
-        runs=1,
-        warmup=0,
-        progress=False,
-        auto=SearchOptions(minutes=1, search_images=AUTO_SEARCH_IMAGES),
-    )
+    options = quick_auto_options(tiny_h5, digits_dir, out, SearchOptions(minutes=1, search_images=AUTO_SEARCH_IMAGES))
     with pytest.raises(KeyboardInterrupt):
         optimize([], options)
     # No model, no report, no scratch: only the trace.
@@ -268,7 +267,6 @@ def test_steps_stopped_by_their_own_checks_leave_the_search_running(tiny_h5, dig
     from vggedge.auto.rules import SearchOptions
     from vggedge.auto.searcher import Searcher
     from vggedge.run.optimize import optimize
-    from vggedge.run.options import OptimizeOptions
     from vggedge.steps import StepStopped
     from vggedge.steps.inference_check import FellShort
 
@@ -281,17 +279,8 @@ def test_steps_stopped_by_their_own_checks_leave_the_search_running(tiny_h5, dig
     monkeypatch.setattr(Searcher, "with_gap_head", gap_stops)
     monkeypatch.setattr(validation, "apply_steps", recipe_stops)
     out = tmp_path / "out"
-    options = OptimizeOptions(
-        model=str(tiny_h5),
-        data=digits_dir,
-        out=out,
-        eval_samples=100,
-        runs=1,
-        warmup=0,
-        progress=False,
-        max_drop=AUTO_MAX_DROP,
-        auto=SearchOptions(minutes=0.5, search_images=AUTO_SEARCH_IMAGES, max_drop_pts=AUTO_MAX_DROP),
-    )
+    search = SearchOptions(minutes=0.5, search_images=AUTO_SEARCH_IMAGES, max_drop_pts=AUTO_MAX_DROP)
+    options = quick_auto_options(tiny_h5, digits_dir, out, search, max_drop=AUTO_MAX_DROP)
     [report_path] = optimize([], options)
     report = json.loads(report_path.read_text())
     search = report["search"]

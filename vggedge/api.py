@@ -49,7 +49,7 @@ def optimize(
     max_epochs: int | None = None,
     keep_float: str | None = None,
     remedies: bool = True,
-    remedy_minutes: float = 30.0,
+    remedy_minutes: float = defaults.REMEDY_MINUTES,
     seed: int = defaults.SEED,
     replicas: int | None = None,
     cache: Path | str | None = None,

@@ -333,7 +333,7 @@ def optimize_command(
     max_epochs: MaxEpochsOption = None,
     keep_float: KeepFloatOption = None,
     remedies: RemediesOption = True,
-    remedy_minutes: RemedyMinutesOption = 30.0,
+    remedy_minutes: RemedyMinutesOption = defaults.REMEDY_MINUTES,
     goal: GoalOption = None,
     search_minutes: SearchMinutesOption = None,
     search_images: SearchImagesOption = None,

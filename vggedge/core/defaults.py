@@ -12,6 +12,8 @@ MIN_AGREEMENT = 0.97  # top-1 agreement of a TFLite model with its Keras source 
 # `over_budget`. 1.0 point is what every shipped recipe but two keeps on the sample; `edge` and `fast`
 # (conv filters zeroed or removed) carry their own 1.5 (measured: -1.39 and -1.11 points).
 MAX_DROP_PTS = 1.0
+# Time cap for the remedies of one recipe together (vggedge.run.remedies), minutes
+REMEDY_MINUTES = 30.0
 SEED = 0  # fine-tuning seed; step i of a recipe uses SEED + i
 # `bench` on a device: a cool-down before each model (ncnn's benchncnn waits 10 s too), then BURST_RUNS timed
 # runs (the burst p50: a cool board), then SUSTAIN_S of interleaved load before the timed RUNS (the sustained

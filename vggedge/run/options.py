@@ -17,7 +17,6 @@ from vggedge.core.report import (
 )
 from vggedge.models.loading import Baseline
 from vggedge.recipe.schema import Recipe
-from vggedge.run.remedies import DEFAULT_MINUTES as REMEDY_MINUTES
 from vggedge.steps import DataCounts
 
 SYNTHETIC_IMAGES = 8  # verification/latency images when there is no labelled data (sizes-only runs)
@@ -43,7 +42,7 @@ class OptimizeOptions:
     labels: Path | None = None  # --labels: class names for a model without data (one a line)
     resize: str = "stretch"  # --resize: how images are fitted to the input (vggedge.core.images.RESIZE_MODES)
     remedies: bool = True  # a recipe that misses tries the remedies that can help (vggedge.run.remedies)
-    remedy_minutes: float = REMEDY_MINUTES  # their time cap, all remedies of one recipe together
+    remedy_minutes: float = defaults.REMEDY_MINUTES  # their time cap, all remedies of one recipe together
     skip_inapplicable: bool = False  # `--recipe all`: leave out recipes that cannot apply to this model
     progress: bool = True
     seed: int = defaults.SEED

@@ -34,9 +34,7 @@ from vggedge.core.progress import duration, log_line
 from vggedge.core.report import STATUS_FAILED_EXPORT, STATUS_OK, Result
 from vggedge.recipe.schema import Quantization, QuantizeStep, Recipe
 
-ORDER = ("keep-float", "short-qat", "post-training", "gentler-cut")
 SHORT_QAT_EPOCHS = 1
-DEFAULT_MINUTES = 30.0  # all remedies of one recipe together; a try is not started when the recipe's own time won't fit
 
 
 @dataclasses.dataclass
