@@ -220,6 +220,59 @@ def test_the_refit_walking_both_models_matches_the_one_that_probes_each_layer(ti
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max())
 
 
+def test_the_starting_targets_are_the_starting_models_outputs_at_fixed_positions(tiny, digits):
+    """The search's refits match the starting model's outputs computed once (starting_targets): they must be that
+    model's own layer outputs (its convs end in ReLU, so ReLU of the targets is what the layer gives), at positions
+    fixed per layer, so two computations agree exactly."""
+    from vggedge.steps.reconstruct import starting_targets
+
+    model, _ = tiny
+    images = digits.train.images[:40]
+    targets = starting_targets(model, images, seed=5)
+    again = starting_targets(model, images, seed=5)
+    name = convs(model, "block3")[1]
+    layer = model.get_layer(name)
+    outputs = keras.Model(model.input, layer.output).predict(images.astype(np.float32), verbose=0)
+    flat = outputs.reshape(-1, outputs.shape[-1])
+    assert layer.activation is keras.activations.relu
+    np.testing.assert_allclose(np.maximum(targets.outputs[name], 0), flat[targets.positions[name]], atol=1e-4)
+    assert all(np.array_equal(targets.positions[n], again.positions[n]) for n in targets.positions)
+    assert convs(model)[0] not in targets.positions  # the first conv reads the pixels: nothing to refit
+
+
+@pytest.mark.parametrize(("first", "then"), [("block2", "block4"), ("block4", "block1")])
+def test_a_refit_that_starts_at_the_cut_block_equals_the_whole_refit(tiny, digits, first, then):
+    """The search cuts the current (refitted) model one block more and refits from that block's input on
+    (reconstruct's start), leaving the layers before it as they are. With the positions fixed per layer that is the
+    same model as refitting every changed layer from the pixels, whether the new cut is after the first or before."""
+    from vggedge.steps.reconstruct import Start, inputs_to, reconstruct, starting_targets
+
+    model, _ = tiny
+    images = digits.train.images[:64]
+    targets = starting_targets(model, images)
+    kept: dict = {}
+    current, _ = thin_model(model, 0.5, convs(model, first), kept=kept)
+    reconstruct(model, current, kept, images, targets=targets)
+    models = []
+    for with_start in (True, False):
+        relative: dict = {}
+        thin, _ = thin_model(current, 0.5, convs(model, then), kept=relative)
+        composed = {**kept, **{name: kept[name][i] if name in kept else i for name, i in relative.items()}}
+        start = None
+        if with_start:
+            layer = convs(model, then)[0]
+            pixels = [images[i : i + 16].astype(np.float32) for i in range(0, len(images), 16)]
+            start = Start(layer, inputs_to(current, layer, pixels))
+        refitted = reconstruct(model, thin, composed, images, targets=targets, start=start)
+        models.append((thin, refitted))
+    (started, partial), (whole, every) = models
+    order = [layer.name for layer in model.layers]
+    after = [n for n in every if order.index(n) > order.index(convs(model, then)[0])]
+    assert partial == after and (set(partial) < set(every) if first < then else partial == every)
+    for ours, theirs in zip(started.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4 * max(1e-6, np.abs(theirs).max()))
+
+
 @pytest.mark.parametrize(
     ("padding", "strides", "dilation"),
     [("same", 1, 1), ("valid", 1, 1), ("same", 2, 1), ("valid", 2, 1), ("same", 1, 2), ("valid", 1, 2)],

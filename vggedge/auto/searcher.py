@@ -24,6 +24,7 @@ from vggedge.auto.rules import (
     search_calibration_count,
     search_source,
 )
+from vggedge.auto.block_inputs import BlockInputs
 from vggedge.auto.timing import timer_for
 from vggedge.auto.trace import Candidate, SearchResult, Shape, pareto_front
 from vggedge.auto.validation import Validation
@@ -31,6 +32,7 @@ from vggedge.backend.keras_env import keras
 from vggedge.core.data import FileSplit, Split
 from vggedge.core.errors import UserError
 from vggedge.core.metrics import top1_classes
+from vggedge.core.progress import Laps
 from vggedge.core.quantization import Quantization
 from vggedge.device.runtime import TFLiteModel
 from vggedge.export.convert import convert
@@ -39,7 +41,7 @@ from vggedge.models.flops import count_macs
 from vggedge.recipe.schema import HeadStep
 from vggedge.steps import STOPS, StepContext, apply_step
 from vggedge.steps.filters import kept_count, thin_counts, thin_model
-from vggedge.steps.reconstruct import first_images, reconstruct, refit_image_count
+from vggedge.steps.reconstruct import Targets, first_images, reconstruct, refit_image_count, starting_targets
 
 
 class Searcher(Validation):
@@ -79,6 +81,7 @@ class Searcher(Validation):
         self.gap_stopped: str | None = None  # why the GAP start was not measured, when its step's check stopped it
         self.final_step = options.step
         self.candidates: list[Candidate] = []
+        self.stages_before: dict[str, float] = {}  # seconds spent on the next measured shape before measure()
         self.step = options.step  # per descent: halved when no block can meet it, or no candidate stays within its bar
         self.failed: set[tuple[int, int]] = set()  # (block, level) that failed from the current model
         teacher = baseline.predict(search.images.astype(np.float32), batch_size=32, verbose=0)
@@ -87,6 +90,8 @@ class Searcher(Validation):
         self.baseline_top1 = float(np.mean(self.baseline_right))
         self.full_widths = [[int(self.baseline.get_layer(n).filters) for n in block] for block in self.anatomy.blocks]
         self.tune_images = first_images(tune, refit_image_count(baseline))  # each candidate's refit's, decoded once
+        self.targets: Targets | None = None  # the starting model's outputs the refits match (starting_targets)
+        self.block_inputs = BlockInputs(self.tune_images, [block[0] for block in self.anatomy.blocks])
         self.timer = timer_for(
             options.time_on,
             options.time_on_token,
@@ -133,18 +138,22 @@ class Searcher(Validation):
         """Convert (in ``quantization``, default the search's), score on the search split and time one shape; with
         ``against`` (the current model's flatbuffer), time both side by side. The flatbuffer is left in
         :attr:`last_flatbuffer`."""
-        started = time.perf_counter()
+        stages, self.stages_before = self.stages_before, {}  # what made this shape (the refit), then each stage here
+        lap = Laps(stages)
         quantization = quantization or self.options.quantization
         calibration = self.calibration if quantization.calibrated else None
         flatbuffer = convert(model, quantization, calibration)
         self.last_flatbuffer = flatbuffer
+        lap("convert")
         with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
             path = Path(folder) / "candidate.tflite"
             path.write_bytes(flatbuffer)
             tflite = TFLiteModel(path, threads=self.options.threads)
             scores = np.stack([tflite.predict_one(image) for image in self.search.images])
+            lap("score")
             side_by_side = against if self.options.goal == "latency" else None
             timing = self.timer.time(tflite, flatbuffer, levels, head, side_by_side)
+            lap("time")
         latency, reference_ms, timed_on = timing.latency_ms, timing.reference_ms, timing.timed_on
         right = top1_classes(scores) == self.reference
         top1 = float(np.mean(right))
@@ -161,12 +170,13 @@ class Searcher(Validation):
             search_top1=round(top1, 4),
             drop_pts=round((self.baseline_top1 - top1) * 100, 2),
             timed_on=timed_on,
-            seconds=round(time.perf_counter() - started, 1),
+            seconds=round(sum(stages.values()), 1),
             reference_ms=reference_ms,
             speedup=round(reference_ms / latency, 4) if reference_ms and latency else None,
             stage=stage,
             lost=int(np.sum(self.baseline_right & ~right)),
             gained=int(np.sum(~self.baseline_right & right)),
+            stages=stages,
         )
         self.candidates.append(candidate)
         return candidate
@@ -203,9 +213,11 @@ class Searcher(Validation):
         self, model: keras.Model, kept: dict[str, np.ndarray], block: int, new_level: int
     ) -> tuple[keras.Model, dict[str, np.ndarray]]:
         """(``model`` with block ``block`` (0-based) cut to ``new_level``, its filters as indices into the search's
-        starting model). ``kept`` is the same map for ``model``. Every layer whose inputs differ from the starting
-        model's is refitted to answer as the starting model did (:mod:`vggedge.steps.reconstruct`), so the
-        error of earlier cuts does not pile up from iteration to iteration.
+        starting model). ``kept`` is the same map for ``model``. Every layer after the cut whose inputs differ from
+        the starting model's is refitted to answer as the starting model did (:mod:`vggedge.steps.reconstruct`),
+        so the error of earlier cuts does not pile up from iteration to iteration; the layers before the cut keep
+        ``model``'s refit (the same inputs, the same sampled positions: the same solution), and the refit starts
+        from ``model``'s activations at the cut block (:class:`~vggedge.auto.block_inputs.BlockInputs`)
 
         Why a refit and not NetAdapt's short fine-tune: on the sample, a block-2 cut to 1/4 came back to
         98.5% search-split top-1 from 11.5%, where one pass of distillation over 512 images reached 64.5% from
@@ -215,7 +227,13 @@ class Searcher(Validation):
         composed = dict(kept)
         for name, indices in relative.items():
             composed[name] = kept[name][indices] if name in kept else indices
-        reconstruct(self.start_model, thin, composed, self.tune_images, seed=self.context.seed + len(self.candidates))
+        lap = Laps(self.stages_before)
+        if self.targets is None:  # the starting model's side of every refit, once per search
+            self.targets = starting_targets(self.start_model, self.tune_images, seed=self.context.seed)
+            lap("targets")
+        start = self.block_inputs.start(model, block)
+        reconstruct(self.start_model, thin, composed, self.tune_images, targets=self.targets, start=start)
+        lap("refit")
         return thin, composed
 
     # ---- the loop ---------------------------------------------------------------------------------
@@ -285,11 +303,13 @@ class Searcher(Validation):
         baseline_shape = Shape(current, current_model, {}, current_flatbuffer, levels)
         head = "kept"
         if self.anatomy.head_kind == "flatten" or self.anatomy.hidden:
+            started = time.perf_counter()
             try:
                 gap_model = self.with_gap_head(current_model)
             except STOPS as error:  # the head step's own check stopped it: the search keeps the model's head
                 self.gap_stopped, gap_model = str(error)[:300], None
             if gap_model is not None:
+                self.stages_before = {"head": round(time.perf_counter() - started, 2)}
                 gap = self.measure(gap_model, 0, None, levels, "gap", against=current_flatbuffer)
                 self.on_candidate(gap, current.figure(goal))
                 if gap.drop_pts <= self.options.max_drop_pts and self.keeps_gap(gap, current):

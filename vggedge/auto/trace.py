@@ -54,6 +54,9 @@ class Candidate:
     drop_bound_pts: float | None = None
     passed: bool | None = None
     stopped: str | None = None  # a validation whose recipe stopped at a step's own check: why
+    # Seconds per stage of this candidate (refit, convert, score, time; a validation's fine-tunes as "build"): where
+    # the search's time goes, per shape
+    stages: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def figure(self, goal: Goal) -> float:
         return float(self.latency_ms if goal == "latency" else self.size_bytes)

@@ -64,10 +64,10 @@ class Validation:
             model, _ = apply_steps(recipe, self.baseline, self.final_context, self.final_context.seed)
         except StepStopped as error:  # the recipe's own checks stopped a step: this shape fails its validation
             return self.stopped_validation(proposal, str(error), started)
+        self.stages_before = {"build": round(time.perf_counter() - started, 2)}
         candidate = self.measure(
             model, proposal.iteration, proposal.changed_block, levels, proposal.head, against, stage="validated"
         )
-        candidate.seconds = round(time.perf_counter() - started, 1)
         self.judge(candidate)
         self.validations += 1
         self.on_candidate(candidate, proposal.figure(self.options.goal))
@@ -78,6 +78,7 @@ class Validation:
         candidate = dataclasses.replace(
             proposal, stage="validated", passed=False, kept=False, stopped=reason[:300], drop_bound_pts=None
         )
+        candidate.stages = {"build": round(time.perf_counter() - started, 2)}
         candidate.seconds = round(time.perf_counter() - started, 1)
         self.candidates.append(candidate)
         self.validations += 1

@@ -46,6 +46,20 @@ def duration(seconds: float) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
+class Laps:
+    """A stopwatch that writes each lap into ``into``: ``lap("convert")`` stores the seconds since the last lap
+    (or since it was made) under that name, so a record can say where a long job's time went."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = round(now - self.last, 2)
+        self.last = now
+
+
 class LineProgress:
     """The plain-log counterpart of a bar over ``total`` items: a line now and then, and one at the end."""
 

@@ -12,11 +12,12 @@ actually gives it, so later layers also absorb the error of earlier ones.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import numpy as np
 
-from vggedge.backend.keras_env import keras
+from vggedge.backend.keras_env import keras, tf
 from vggedge.models.anatomy import chain_layers
 
 # Training images a refit sees. The search ranks candidates right after their refit: 256. The filter-prune step
@@ -26,9 +27,9 @@ REFIT_IMAGES = 256
 STEP_REFIT_IMAGES = 64
 MAX_ROWS = 20_000  # sampled output positions per layer: the solve stays small at any input size
 CHUNK = 16  # images per forward pass
-# Walk both models layer by layer from the first refitted layer (one forward pass in all) when their activations there
-# and after, for every image, fit in this; else one forward pass per refitted layer from the pixels (a 224-pixel
-# VGG16 cut in its first block: 13 GB for 256 images; cut in block 5: 0.4 GB, walked).
+# Walk the thin model layer by layer from the first refitted layer (one forward pass in all) when its activations
+# there and after, for every image, fit in this; else one forward pass per refitted layer from where the refit
+# starts, chunk by chunk (a 224-pixel VGG16 whose block 1 is cut to 3/4 at 103 images: 2.0 GB).
 WALK_BYTES = 1_500_000_000
 RIDGE = 1e-3  # relative to the mean diagonal of the normal matrix
 
@@ -47,10 +48,6 @@ def first_images(images, count: int = REFIT_IMAGES) -> np.ndarray:  # noqa: ANN0
     """The first ``count`` of a split's images as a decoded array."""
     chosen = images if len(images) <= count else images.first(count)
     return chosen.decoded().images if hasattr(chosen, "decoded") else chosen.images
-
-
-def _probe(model: keras.Model, name: str) -> keras.Model:
-    return keras.Model(model.input, model.get_layer(name).input)
 
 
 def _grid(layer: keras.layers.Layer, height: int, width: int) -> tuple[int, int, int, int]:
@@ -166,77 +163,177 @@ def changed_inputs(original: keras.Model, thin: keras.Model) -> list[str]:
     ]
 
 
-def reconstruct(
-    original: keras.Model, thin: keras.Model, kept: dict[str, np.ndarray], images: np.ndarray, seed: int = 0
-) -> list[str]:
-    """Refit, in place, each layer of ``thin`` whose inputs were cut (see :func:`changed_inputs`) so that its
-    pre-activation outputs (the filters it kept, ``kept``) match ``original``'s on ``images``. Returns the
-    refitted layers' names. ``thin`` must come from :func:`vggedge.steps.filters.thin_model` on ``original``."""
-    rng = np.random.default_rng(seed)
+@dataclasses.dataclass
+class Targets:
+    """What every refit against one starting model asks of it, computed once (:func:`starting_targets`): for each
+    conv or dense layer that can lose input channels, fixed sampled positions of its output over the refit images
+    and the starting model's pre-activation outputs there.
+
+    A search refits after every cut against the same starting model; with these it runs only the thin model. The
+    positions are fixed per layer, so refitting a layer whose inputs did not change gives the same weights again:
+    a refit can start at the block a cut changed (``start`` in :func:`reconstruct`)."""
+
+    images: np.ndarray  # float32
+    positions: dict[str, np.ndarray]  # sorted flat indices: image * rows per image + row
+    outputs: dict[str, np.ndarray]  # (positions, filters) float32
+
+
+def starting_targets(original: keras.Model, images: np.ndarray, seed: int = 0) -> Targets:
+    """:class:`Targets` of ``original`` on ``images``: one forward pass, chunk by chunk, holding only the sampled
+    outputs (at most :data:`MAX_ROWS` per layer: 0.3 GB for a 224-pixel VGG16's thirteen layers)."""
     images = images.astype(np.float32)
-    names = changed_inputs(original, thin)
-    if not names:
-        return names
-    if _activation_bytes(original, len(images), names[0]) <= WALK_BYTES:
-        _refit_walking(original, thin, kept, names, images, rng)
-        return names
-    for name in names:  # in order: each layer's input includes the refits before it
-        source, target = original.get_layer(name), thin.get_layer(name)
-        probes = _probe(original, name), _probe(thin, name)
-        inputs = (
-            (probes[0](chunk, training=False).numpy(), probes[1](chunk, training=False).numpy())
-            for chunk in _chunks(images)
-        )
-        _refit(source, target, inputs, _filters(source, kept), len(images), rng)
-    return names
+    layers = chain_layers(original)
+    weighted = [layer for layer in layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    positions = {}
+    for index, layer in enumerate(weighted[1:]):  # the first reads the pixels: its inputs are never cut
+        total = _row_count(layer, (len(images), *layer.input_shape[1:]))
+        chosen = np.random.default_rng([seed, index]).choice(total, min(MAX_ROWS, total), replace=False)
+        positions[layer.name] = np.sort(chosen)
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in positions}
+    for first, chunk in _chunks(images):
+        activations = chunk
+        for layer in layers:
+            if layer.name in positions:
+                rows = _sampled_rows(layer, activations, _in_chunk(layer, positions[layer.name], first, activations))
+                kernel = tf.reshape(layer.kernel, [-1, layer.kernel.shape[-1]])  # a view: fc1 alone is 0.4 GB
+                output = tf.matmul(rows, kernel) + (layer.bias if layer.use_bias else 0.0)
+                pieces[layer.name].append(output.numpy())
+            activations = np.asarray(layer(activations, training=False))
+    outputs = {name: np.concatenate(chunks) for name, chunks in pieces.items()}
+    return Targets(images, positions, outputs)
 
 
-def _chunks(images: np.ndarray) -> list[np.ndarray]:
-    return [images[start : start + CHUNK] for start in range(0, len(images), CHUNK)]
+def _in_chunk(layer: keras.layers.Layer, positions: np.ndarray, first: int, inputs: np.ndarray) -> np.ndarray:
+    """The flat positions among ``positions`` that fall in the chunk of images starting at image ``first``, as
+    positions within the chunk."""
+    per_image = _row_count(layer, (1, *inputs.shape[1:]))
+    low, high = np.searchsorted(positions, [first * per_image, (first + len(inputs)) * per_image])
+    return positions[low:high] - first * per_image
 
 
-def _filters(source: keras.layers.Layer, kept: dict[str, np.ndarray]) -> np.ndarray:
-    return kept.get(source.name, np.arange(source.get_weights()[0].shape[-1]))
+@dataclasses.dataclass
+class Start:
+    """Where a refit may begin: the thin model's input to ``layer`` on each chunk of the refit images. The model the
+    thin one was cut from, refitted already, gives the same there when the cut is in ``layer``'s block: ``layer``
+    and the layers before it keep their weights (their inputs did not change), the layers after it are refitted."""
+
+    layer: str
+    chunks: list[np.ndarray]
 
 
-def _activation_bytes(model: keras.Model, images: int, first: str) -> int:
-    """What walking both models layer by layer from layer ``first`` holds at its peak: the largest input or output
-    of a layer from there on, for every image, in both models, while the next one is computed. The layers before
-    ``first`` are run chunk by chunk, holding nothing."""
+def inputs_to(model: keras.Model, name: str, chunks: list[np.ndarray], first: str | None = None) -> list[np.ndarray]:
+    """``model``'s input to layer ``name`` on each of ``chunks`` (the inputs to layer ``first``; the pixels by
+    default), layer by layer."""
     layers = chain_layers(model)
-    start = next(i for i, layer in enumerate(layers) if layer.name == first)
-    largest = max(int(np.prod(layer.input.shape[1:])) for layer in layers[start:])
-    largest = max(largest, *(int(np.prod(layer.output.shape[1:])) for layer in layers[start:]))
-    return 4 * largest * images * 4
+    begin = 0 if first is None else _index(layers, first)
+    segment = layers[begin : _index(layers, name)]
+    return [_run(segment, chunk) for chunk in chunks]
 
 
-def _refit_walking(
+def reconstruct(
     original: keras.Model,
     thin: keras.Model,
     kept: dict[str, np.ndarray],
-    names: list[str],
     images: np.ndarray,
-    rng: np.random.Generator,
+    seed: int = 0,
+    targets: Targets | None = None,
+    start: Start | None = None,
+) -> list[str]:
+    """Refit, in place, each layer of ``thin`` whose inputs were cut (see :func:`changed_inputs`) so that its
+    pre-activation outputs (the filters it kept, ``kept``) match ``original``'s on ``images``. Returns the
+    refitted layers' names. ``thin`` must come from :func:`vggedge.steps.filters.thin_model` on ``original`` (or on
+    a model cut from it). ``targets``: :func:`starting_targets` of ``original`` on ``images``, when the caller
+    refits against it often. ``start``: begin there, leaving the layers before it as they are (refitted already,
+    on the same inputs)."""
+    names = changed_inputs(original, thin)
+    if not names:
+        return names
+    targets = targets or starting_targets(original, images, seed)
+    layers = chain_layers(thin)
+    if start is not None:
+        names = [name for name in names if _index(layers, name) > _index(layers, start.layer)]
+        if not names:
+            return names
+    else:
+        start = Start(layers[0].name, [chunk for _, chunk in _chunks(targets.images)])
+    sources = {name: (original.get_layer(name), _filters(original.get_layer(name), kept)) for name in names}
+    if _walk_bytes(layers, names[0], names[-1], len(targets.images)) <= WALK_BYTES:
+        # From the first refitted layer on, every image's activations are held (a 224-pixel VGG16 cut in block 1
+        # at 1/2: 1.3 GB for 103 images); the layers before it run chunk by chunk
+        first = Start(names[0], inputs_to(thin, names[0], start.chunks, first=start.layer))
+        _refit_walking(layers, names, targets, sources, first)
+    else:  # one pass from the start per refitted layer, chunk by chunk, nothing held
+        for name in names:  # in order: each layer's input includes the refits before it
+            inputs = (_run(layers[_index(layers, start.layer) : _index(layers, name)], c) for c in start.chunks)
+            _refit(thin.get_layer(name), inputs, targets, *sources[name])
+    return names
+
+
+def _refit(
+    target: keras.layers.Layer,
+    inputs: Iterable[np.ndarray],
+    targets: Targets,
+    source: keras.layers.Layer,
+    filters: np.ndarray,
 ) -> None:
-    """The refits in one pass down both chains from the first refitted layer, each layer's inputs carried from the
-    layer before (the thin model's after that layer's own refit), instead of a forward pass from the pixels per
-    refitted layer: on the sample's VGG16 (random weights, 256 images) with every block cut (13 refits) the forward
-    passes were 27.6 s of a 50.4 s refit; walking took 17.8 s and 31.6 s against 46.9 s probing, in one run beside
-    another benchmark."""
+    """One layer's ridge regression: its rows gathered chunk by chunk from ``inputs`` (its input in the thin model,
+    per chunk of the refit images) at the starting model's sampled positions, against that model's outputs there."""
+    positions, first, rows = targets.positions[source.name], 0, []
+    for chunk in inputs:
+        rows.append(_sampled_rows(target, chunk, _in_chunk(target, positions, first, chunk)))
+        first += len(chunk)
+    design = np.concatenate(rows)
+    design = np.hstack([design, np.ones((len(design), 1), np.float32)])
+    wanted = targets.outputs[source.name]
+    if len(filters) != wanted.shape[1] or not np.array_equal(filters, np.arange(wanted.shape[1])):
+        wanted = wanted[:, filters]
+    solution = ridge_solve(design.astype(np.float32, copy=False), wanted.astype(np.float32, copy=False))
+    new_kernel = solution[:-1].astype(np.float32, copy=False).reshape(target.kernel.shape)
+    target.set_weights([new_kernel, solution[-1].astype(np.float32)] if target.use_bias else [new_kernel])
+
+
+def _refit_walking(
+    layers: list[keras.layers.Layer],
+    names: list[str],
+    targets: Targets,
+    sources: dict[str, tuple[keras.layers.Layer, np.ndarray]],
+    start: Start,
+) -> None:
+    """The refits in one pass down the thin chain from ``start``, each layer's input carried from the layer before
+    (after that layer's own refit), chunk by chunk in place, instead of a pass from the start per refitted layer."""
     pending = set(names)
-    # Up to the first refitted layer, both models run chunk by chunk: a 224-pixel VGG16's block 1 would hold 13 GB
-    # for 256 images, where a cut of block 5 walks from 14x14x512 (0.4 GB in all); from there on, one pass.
-    probes = _probe(original, names[0]), _probe(thin, names[0])
-    original_inputs = [probes[0](chunk, training=False).numpy() for chunk in _chunks(images)]
-    thin_inputs = [probes[1](chunk, training=False).numpy() for chunk in _chunks(images)]
-    pairs = list(zip(chain_layers(original), chain_layers(thin), strict=True))
-    start = next(i for i, (source, _) in enumerate(pairs) if source.name == names[0])
-    for source, target in pairs[start:]:
-        if target.name in pending:
-            chunk_pairs = zip(original_inputs, thin_inputs, strict=True)
-            _refit(source, target, chunk_pairs, _filters(source, kept), len(images), rng)
-            pending.discard(target.name)
+    chunks = list(start.chunks)  # a copy of the list: the caller's chunks are not overwritten
+    for layer in layers[_index(layers, start.layer) :]:
+        if layer.name in pending:
+            _refit(layer, chunks, targets, *sources[layer.name])
+            pending.discard(layer.name)
         if not pending:
             return
-        original_inputs = [source(chunk, training=False).numpy() for chunk in original_inputs]
-        thin_inputs = [target(chunk, training=False).numpy() for chunk in thin_inputs]
+        for index, chunk in enumerate(chunks):
+            chunks[index] = np.asarray(layer(chunk, training=False))
+
+
+def _run(layers: list[keras.layers.Layer], chunk: np.ndarray) -> np.ndarray:
+    for layer in layers:
+        chunk = layer(chunk, training=False)
+    return np.asarray(chunk)
+
+
+def _index(layers: list[keras.layers.Layer], name: str) -> int:
+    return next(index for index, layer in enumerate(layers) if layer.name == name)
+
+
+def _chunks(images: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    return [(start, images[start : start + CHUNK]) for start in range(0, len(images), CHUNK)]
+
+
+def _filters(source: keras.layers.Layer, kept: dict[str, np.ndarray]) -> np.ndarray:
+    return kept.get(source.name, np.arange(source.kernel.shape[-1]))
+
+
+def _walk_bytes(layers: list[keras.layers.Layer], first: str, last: str, images: int) -> int:
+    """What walking the thin chain from layer ``first`` to layer ``last`` holds at its peak: the largest input and
+    output of a layer on the way, for every image."""
+    segment = layers[_index(layers, first) : _index(layers, last) + 1]
+    largest = max(int(np.prod(layer.input_shape[1:])) + int(np.prod(layer.output_shape[1:])) for layer in segment)
+    return 4 * largest * images
