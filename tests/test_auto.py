@@ -24,9 +24,30 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     assert len(candidates) >= 3 and search["complete"]
     start = candidates[0]
     assert start["block_ratios"] == [0.0] * 5 and start["head"] == "kept" and start["iteration"] == 0
-    # Timed through the bench server on loopback (--time-on), as on a device: every candidate says so.
+    # Screening, decided by measurement: on when converting the start took more than SCREEN_FACTOR float scorings
+    # of the search split; a screened candidate was scored in float only, and only a screened shape within the bar
+    # was converted after it, in the same iteration.
+    screening = search["screening"]
+    assert screening["on"] == (screening["convert_s"] > screening["factor"] * screening["float_scoring_s"])
+    screened = [c for c in candidates if c["screened"]]
+    assert bool(screened) == screening["on"]  # the tiny search always gets past its starting points
+    assert all(c["quantization"] == "float32" and c["latency_ms"] is None and not c["kept"] for c in screened)
+    converted = [c for c in candidates if not c["screened"]]
+    for c in converted:
+        if (
+            screening["on"]
+            and c["changed_block"]
+            and c["stage"] in ("search", "stretch")
+            and c["quantization"] == "int8"
+        ):
+            bar = search["stretch"]["bar_pts"] if c["stage"] == "stretch" else search["max_drop_pts"]
+            assert any(
+                s["block_ratios"] == c["block_ratios"] and s["iteration"] == c["iteration"] and s["drop_pts"] <= bar
+                for s in screened
+            )
+    # Timed through the bench server on loopback (--time-on), as on a device: every converted candidate says so.
     assert all(
-        c["latency_ms"] > 0 and c["size_bytes"] > 0 and "via http://127.0.0.1:" in c["timed_on"] for c in candidates
+        c["latency_ms"] > 0 and c["size_bytes"] > 0 and "via http://127.0.0.1:" in c["timed_on"] for c in converted
     )
     assert "via http://127.0.0.1:" in search["latency_from"]
     # One starting point kept (the baseline's shape, or it with the GAP head), then per iteration at most one
@@ -38,7 +59,7 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     assert all(c["drop_pts"] <= search["stretch"]["bar_pts"] for c in stepped)
     # Each step measured faster than the model before it, the two timed side by side (interleaved) on the device.
     assert all(c["speedup"] > 1 and c["reference_ms"] > 0 for c in stepped if c["iteration"] > 0)
-    assert all(c["reference_ms"] is not None for c in candidates[1:]) and candidates[0]["reference_ms"] is None
+    assert all(c["reference_ms"] is not None for c in converted[1:]) and candidates[0]["reference_ms"] is None
     # The path (the GAP swap, then every step) is validated at least once, however short the time: the returned
     # shape is the fastest that passed (its drop plus one standard error within the budget), else the baseline's.
     path = stepped[1:] if stepped[0]["head"] == "kept" else stepped
@@ -164,7 +185,7 @@ def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5
     real_measure = Searcher.measure
 
     def measure_then_ctrl_c(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if len(self.candidates) == 2:  # the start and its GAP head measured, as a person would press it
+        if len(self.candidates) >= 2:  # the start and its GAP head measured, as a person would press it
             raise KeyboardInterrupt
         return real_measure(self, *args, **kwargs)
 
@@ -177,9 +198,11 @@ def test_ctrl_c_during_the_search_keeps_only_the_trace_marked_incomplete(tiny_h5
     assert [path.relative_to(out).as_posix() for path in files_under(out)] == [f"auto/{INTERRUPTED_TRACE}"]
     trace = json.loads((out / "auto" / INTERRUPTED_TRACE).read_text())
     assert trace["complete"] is False and trace["stopped"] == "interrupted"
-    assert [c["head"] for c in trace["candidates"]] == ["kept", "gap"]
+    measured = [c for c in trace["candidates"] if not c["screened"]]  # the rest: screened in float before Ctrl-C
+    assert [c["head"] for c in measured] == ["kept", "gap"]
     assert trace["images"]["search"] == AUTO_SEARCH_IMAGES
-    assert all(c["latency_ms"] > 0 and 0 <= c["search_top1"] <= 1 for c in trace["candidates"])
+    assert all(c["latency_ms"] > 0 for c in measured)
+    assert all(0 <= c["search_top1"] <= 1 for c in trace["candidates"])
 
 
 def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_search_split(

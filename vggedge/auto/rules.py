@@ -43,6 +43,11 @@ STRETCH_FACTOR = 3.0
 VALIDATION_STANDARD_ERRORS = 1.0
 # The share of --search-minutes kept for the validations (a descent that runs to the deadline leaves time for one).
 VALIDATION_SHARE = 1 / 3
+# Screen candidates in float (the refitted Keras model on the search split) before converting any when converting
+# the starting model took more than this many times scoring it in float: on a 224-pixel VGG16 with its flatten head
+# a conversion took 14-15 s, most of a candidate (the 103M-weight fc1 alone converts in 10 s, its three 512-filter
+# convs in 0.7 s), and five of ten candidates in a search lost more than the budget before any int8
+SCREEN_FACTOR = 2.0
 MIN_TIMING_S = 1.0  # every timing lasts at least this long: sub-millisecond calls need hundreds of samples
 # --goal latency keeps the GAP head (the smaller file) unless measured slower than this fraction of the kept head's
 # speed: the two differ only in the head, within the timing's resolution.

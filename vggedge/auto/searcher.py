@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vggedge.auto.block_inputs import BlockInputs
 from vggedge.auto.rules import (
     FINAL_HEAD_RATE,
     GAP_TIE_SPEED,
@@ -24,7 +25,7 @@ from vggedge.auto.rules import (
     search_calibration_count,
     search_source,
 )
-from vggedge.auto.block_inputs import BlockInputs
+from vggedge.auto.screening import Screening
 from vggedge.auto.timing import timer_for
 from vggedge.auto.trace import Candidate, SearchResult, Shape, pareto_front
 from vggedge.auto.validation import Validation
@@ -44,7 +45,7 @@ from vggedge.steps.filters import kept_count, thin_counts, thin_model
 from vggedge.steps.reconstruct import Targets, first_images, reconstruct, refit_image_count, starting_targets
 
 
-class Searcher(Validation):
+class Searcher(Validation, Screening):
     """The NetAdapt-style loop over one baseline; :meth:`run` returns the best shape as a recipe."""
 
     def __init__(
@@ -84,14 +85,19 @@ class Searcher(Validation):
         self.stages_before: dict[str, float] = {}  # seconds spent on the next measured shape before measure()
         self.step = options.step  # per descent: halved when no block can meet it, or no candidate stays within its bar
         self.failed: set[tuple[int, int]] = set()  # (block, level) that failed from the current model
+        started = time.perf_counter()
         teacher = baseline.predict(search.images.astype(np.float32), batch_size=32, verbose=0)
+        self.float_scoring_s = time.perf_counter() - started  # what screening a candidate costs at most
+        self.screening, self.screening_record = False, None
         self.reference = search.labels if labels_match else top1_classes(teacher)
         self.baseline_right = top1_classes(teacher) == self.reference
         self.baseline_top1 = float(np.mean(self.baseline_right))
         self.full_widths = [[int(self.baseline.get_layer(n).filters) for n in block] for block in self.anatomy.blocks]
         self.tune_images = first_images(tune, refit_image_count(baseline))  # each candidate's refit's, decoded once
         self.targets: Targets | None = None  # the starting model's outputs the refits match (starting_targets)
-        self.block_inputs = BlockInputs(self.tune_images, [block[0] for block in self.anatomy.blocks])
+        firsts = [block[0] for block in self.anatomy.blocks]
+        self.block_inputs = BlockInputs(self.tune_images, firsts)  # where each refit starts
+        self.search_inputs = BlockInputs(search.images, firsts)  # where each float screen starts
         self.timer = timer_for(
             options.time_on,
             options.time_on_token,
@@ -323,6 +329,7 @@ class Searcher(Validation):
             )
         current.kept = True
         self.start_model, self.head = current_model, head
+        self.decide_screening(current)
         start = Shape(current, current_model, {}, current_flatbuffer, levels)
         proposed: list[Candidate] = []  # every shape the descents keep, each faster than the one before
         found, stopped = self.descend(start, self.options.max_drop_pts, self.descents_deadline, "search", proposed)
@@ -360,6 +367,7 @@ class Searcher(Validation):
             validations=self.validations,
             chosen=returned,
             gap_stopped=self.gap_stopped,
+            screening=self.screening_record,
         )
 
     def descend(
@@ -390,15 +398,24 @@ class Searcher(Validation):
                     break
                 levels = [*current.levels[:block], new_level, *current.levels[block + 1 :]]
                 model, kept = self.thinner(current.model, current.kept, block, new_level)
-                candidate = self.measure(
-                    model, iteration, block + 1, levels, self.head, current.flatbuffer, stage=stage
-                )
+                if self.screening:
+                    candidate = self.screen(model, current.model, iteration, block, levels, stage)
+                else:
+                    candidate = self.measure(
+                        model, iteration, block + 1, levels, self.head, current.flatbuffer, stage=stage
+                    )
                 self.on_candidate(candidate, target)
-                trials.append(Shape(candidate, model, kept, self.last_flatbuffer, levels))
+                trials.append(Shape(candidate, model, kept, None if self.screening else self.last_flatbuffer, levels))
+            if self.screening:
+                trials += self.convert_screened(trials, current, bar, deadline, iteration, target, stage)
             # Within the bar and measured faster (side by side) or smaller than the current model: the MACs-based
             # pick of a level can miss the target, and a candidate that does not improve on the current one is no step.
             within = [
-                t for t in trials if t.candidate.drop_pts <= bar and self.improves(t.candidate, current.candidate)
+                t
+                for t in trials
+                if not t.candidate.screened
+                and t.candidate.drop_pts <= bar
+                and self.improves(t.candidate, current.candidate)
             ]
             if not within:
                 # A milder step may let another block (one that could not meet the larger cut alone) propose;

@@ -31,7 +31,7 @@ class Candidate:
     head: str  # "kept" or "gap"
     quantization: str
     latency_ms: float | None
-    size_bytes: int
+    size_bytes: int | None  # None: screened in float, not converted
     macs: int
     weights: int  # conv and dense kernel weights: with the MACs, what the latency model is fitted on
     search_top1: float
@@ -57,9 +57,14 @@ class Candidate:
     # Seconds per stage of this candidate (refit, convert, score, time; a validation's fine-tunes as "build"): where
     # the search's time goes, per shape
     stages: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Scored in float only (the refitted Keras model on the search split), not converted nor timed: where a conversion
+    # costs more than a float pass (SCREEN_FACTOR), every candidate is screened so and only those within the bar
+    # are converted, best first, until one is kept
+    screened: bool = False
 
     def figure(self, goal: Goal) -> float:
-        return float(self.latency_ms if goal == "latency" else self.size_bytes)
+        value = self.latency_ms if goal == "latency" else self.size_bytes
+        return float("inf") if value is None else float(value)
 
 
 @dataclasses.dataclass
@@ -78,6 +83,7 @@ class SearchResult:
     validations: int = 0
     chosen: str = ""  # which shape the search returned, and why (a validated one, or the start when none passed)
     gap_stopped: str | None = None  # the GAP start's head step stopped by its own check: why (the head was kept)
+    screening: dict | None = None  # whether candidates were screened in float first, and the two costs that decided
 
     def describe(self, goal: Goal, options: SearchOptions) -> dict:
         """The report's ``search`` section."""
@@ -104,6 +110,7 @@ class SearchResult:
                 "chosen": self.chosen,
             },
             "gap_start_stopped": self.gap_stopped,
+            "screening": self.screening,
             "complete": True,
             "images": {"search": self.search_images, "reconstruction": self.tune_images},
             "search_from": search_source(options),
@@ -121,11 +128,14 @@ def pareto_front(candidates: list[Candidate], goal: Goal) -> list[int]:
     """Indices of the candidates no other beats on both the goal figure and search-split top-1."""
     front = []
     for i, c in enumerate(candidates):
+        if c.screened:  # no measured figure to rank on
+            continue
         dominated = any(
             o.figure(goal) <= c.figure(goal)
             and o.search_top1 >= c.search_top1
             and (o.figure(goal) < c.figure(goal) or o.search_top1 > c.search_top1)
             for o in candidates
+            if not o.screened
         )
         if not dominated:
             front.append(i)

@@ -487,6 +487,7 @@ def search_markdown(search: dict) -> list[str]:
         keep = " ".join(f"{1 - r:.3g}" for r in c.get("block_ratios", []))
         verdict = {True: " passed", False: " failed"}.get(c.get("passed"), "")
         mark = ("kept" if c.get("kept") else "") + verdict + (" ★" if i in front else "")
+        mark += " screened in float" if c.get("screened") else ""
         counts = f"{c['lost']} · {c['gained']}" if "lost" in c else "—"
         change = None if c.get("drop_pts") is None else -c["drop_pts"]
         lines.append(

@@ -50,10 +50,14 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
             return
         keep = " ".join(f"{1 - r:.3g}" for r in candidate.block_ratios)
         unit = "ms" if auto.goal == "latency" else "bytes"
+        measured = (
+            "screened in float (not converted)"
+            if candidate.screened
+            else f"{candidate.latency_ms:.2f} ms, {candidate.size_bytes / 1e6:.2f} MB"
+        )
         log_line(
             f"auto: {'' if candidate.stage == 'search' else candidate.stage + ' '}candidate {len(searcher.candidates)} "
-            f"(blocks keep {keep}, head {candidate.head}, {candidate.quantization}): "
-            f"{candidate.latency_ms:.2f} ms, {candidate.size_bytes / 1e6:.2f} MB, search top-1 "
+            f"(blocks keep {keep}, head {candidate.head}, {candidate.quantization}): {measured}, search top-1 "
             f"{candidate.search_top1:.1%} ({-candidate.drop_pts:+.2f} pts){validation_verdict(candidate)}; "
             f"target {target:.4g} {unit}; took {candidate.seconds:.0f} s ({stage_seconds(candidate.stages)}); "
             f"{duration(time.perf_counter() - started)} of {auto.minutes:g} min"

@@ -230,6 +230,13 @@ def inputs_to(model: keras.Model, name: str, chunks: list[np.ndarray], first: st
     return [_run(segment, chunk) for chunk in chunks]
 
 
+def outputs_from(model: keras.Model, first: str, chunks: list[np.ndarray]) -> np.ndarray:
+    """``model``'s outputs for ``chunks``, the inputs to its layer ``first``, running the layers from there on."""
+    layers = chain_layers(model)
+    segment = layers[_index(layers, first) :]
+    return np.concatenate([_run(segment, chunk) for chunk in chunks])
+
+
 def reconstruct(
     original: keras.Model,
     thin: keras.Model,

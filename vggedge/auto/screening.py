@@ -1,0 +1,104 @@
+"""Screening candidates in float before converting them, where a conversion costs more than a float pass.
+
+On a 224-pixel VGG16 that keeps its flatten head, converting one candidate to int8 took 14-15 s, most of its cost
+(fc1's 103M weights alone convert in 10 s), while its refitted Keras model scores the search split from the cut
+block on in a few seconds. Screening then scores every candidate of an iteration in float; those within the bar are
+converted, scored in int8 and timed beside the current model, best float top-1 first, until one is within the bar
+and an improvement (what a step needs, as without screening). A screened candidate's record says it was scored in
+float only. Whether the search screens is decided once, by measurement (:data:`SCREEN_FACTOR`), and reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vggedge.auto.rules import LEVELS, SCREEN_FACTOR
+from vggedge.auto.trace import Candidate, Shape
+from vggedge.backend.keras_env import keras
+from vggedge.core.metrics import top1_classes
+from vggedge.core.progress import Laps
+from vggedge.models.flops import count_macs
+from vggedge.steps.filters import thin_counts
+from vggedge.steps.reconstruct import outputs_from
+
+
+class Screening:
+    """The :class:`~vggedge.auto.searcher.Searcher`'s float screen (it provides the search split, the current model's
+    activations there per block, :meth:`measure` and the bookkeeping used here)."""
+
+    def decide_screening(self, start: Candidate) -> None:
+        """Screen when converting the starting shape took more than :data:`SCREEN_FACTOR` times scoring the search
+        split in float with the baseline (an upper bound for a candidate, which runs from its cut block)."""
+        convert_s = start.stages.get("convert", 0.0)
+        self.screening = convert_s > SCREEN_FACTOR * self.float_scoring_s
+        self.screening_record = {
+            "on": self.screening,
+            "convert_s": round(convert_s, 2),
+            "float_scoring_s": round(self.float_scoring_s, 2),
+            "factor": SCREEN_FACTOR,
+        }
+
+    def screen(  # noqa: PLR0913
+        self, model: keras.Model, current: keras.Model, iteration: int, block: int, levels: list[int], stage: str
+    ) -> Candidate:
+        """``model`` (``current`` with block ``block``, 0-based, cut) scored in float on the search split, from the
+        cut block's input in ``current`` on."""
+        stages, self.stages_before = self.stages_before, {}
+        lap = Laps(stages)
+        start = self.search_inputs.start(current, block)
+        right = top1_classes(outputs_from(model, start.layer, start.chunks)) == self.reference
+        lap("float score")
+        top1 = float(np.mean(right))
+        candidate = Candidate(
+            iteration=iteration,
+            changed_block=block + 1,
+            block_ratios=[LEVELS[level] for level in levels],
+            head=self.head,
+            quantization="float32",
+            latency_ms=None,
+            size_bytes=None,
+            macs=count_macs(model),
+            weights=thin_counts(model, {})[1],
+            search_top1=round(top1, 4),
+            drop_pts=round((self.baseline_top1 - top1) * 100, 2),
+            seconds=round(sum(stages.values()), 1),
+            stage=stage,
+            lost=int(np.sum(self.baseline_right & ~right)),
+            gained=int(np.sum(~self.baseline_right & right)),
+            stages=stages,
+            screened=True,
+        )
+        self.candidates.append(candidate)
+        return candidate
+
+    def convert_screened(  # noqa: PLR0913 - the descent's state at this iteration
+        self,
+        screened: list[Shape],
+        current: Shape,
+        bar: float,
+        deadline: float,
+        iteration: int,
+        target: float,
+        stage: str,
+    ) -> list[Shape]:
+        """The screened shapes within ``bar``, best float top-1 first (then fewer MACs, or weights for size), each
+        converted, scored and timed like an unscreened candidate, until one is within ``bar`` and an improvement
+        on ``current`` (or time is up, after at least one)."""
+        goal = self.options.goal
+        within = [shape for shape in screened if shape.candidate.drop_pts <= bar]
+        within.sort(
+            key=lambda s: (-s.candidate.search_top1, s.candidate.macs if goal == "latency" else s.candidate.weights)
+        )
+        measured: list[Shape] = []
+        for shape in within:
+            if measured and self.out_of_time(deadline):
+                break
+            block = shape.candidate.changed_block
+            candidate = self.measure(
+                shape.model, iteration, block, shape.levels, self.head, current.flatbuffer, stage=stage
+            )
+            self.on_candidate(candidate, target)
+            measured.append(Shape(candidate, shape.model, shape.kept, self.last_flatbuffer, shape.levels))
+            if candidate.drop_pts <= bar and self.improves(candidate, current.candidate):
+                break
+        return measured
