@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,7 @@ def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> s
             f"{percent(row.get('agreement'))} | {row.get('size_ratio') or ''}x | {row.get('speedup') or ''}x | "
             f"{row.get('latency_ms') or ''} | {row['wall_s']} | {row['peak_rss_gb']} | {row.get('commit', '')} |"
         )
+    lines += search_summary(next((row for row in rows if row["recipe"] == "auto" and row.get("search")), None))
     baseline = next((r["baseline_top1"] for r in rows if r.get("baseline_top1") is not None), None)
     lines += ["", f"Baseline (float32 Keras) top-1: {percent(baseline)}.", "", "## Notes per recipe", ""]
     for row in rows:
@@ -152,6 +154,32 @@ def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> s
         remedies = f" Remedies: {', '.join(tried)}." if tried else ""
         lines.append(f"- **{row['recipe']}**:{remedies} " + " / ".join(row.get("notes") or ["(none)"]))
     return "\n".join(lines) + "\n"
+
+
+def search_summary(row: dict | None) -> list[str]:
+    """The auto row's search: how many candidates it visited in its time, how each was measured, and the median
+    seconds of each stage of a candidate (from the trace's per-candidate ``stages``)."""
+    if row is None:
+        return []
+    search = row["search"]
+    candidates = search.get("candidates", [])
+    screened = [c for c in candidates if c.get("screened")]
+    validated = [c for c in candidates if c.get("stage") == "validated"]
+    converted = [c for c in candidates if not c.get("screened") and c.get("stage") != "validated"]
+    stages: dict[str, list[float]] = {}
+    for c in candidates:
+        for name, seconds in (c.get("stages") or {}).items():
+            stages.setdefault(name, []).append(seconds)
+    medians = ", ".join(f"{name} {statistics.median(values):.1f} s (x{len(values)})" for name, values in stages.items())
+    screening = search.get("screening") or {}
+    return [
+        "",
+        f"**auto's search** ({row.get('commit', '')}): {len(candidates)} candidates in {search.get('seconds')} s "
+        f"(stopped: {search.get('stopped')}): {len(screened)} screened in float, {len(converted)} converted to "
+        f"{search.get('best', {}).get('quantization', 'int8')} and timed, {len(validated)} validated. Screening "
+        f"{'on' if screening.get('on') else 'off'} (converting the start took {screening.get('convert_s')} s, a float "
+        f"pass of the search split {screening.get('float_scoring_s')} s). Median seconds per stage: {medians}.",
+    ]
 
 
 def main() -> None:

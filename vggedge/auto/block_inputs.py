@@ -43,6 +43,10 @@ class BlockInputs:
             self.held[block] = inputs
         return Start(self.first_layers[block], self.held[block])
 
+    def release(self) -> None:
+        """Drop what is held (the descents are over)."""
+        self.model, self.held = None, {}
+
 
 def _bytes(held: dict[int, list[np.ndarray]]) -> int:
     return sum(chunk.nbytes for chunks in held.values() for chunk in chunks)

@@ -347,6 +347,10 @@ class Searcher(Validation, Screening):
         # The GAP head is a step of the path like the cuts (its recipe fine-tunes longer than the search's start did):
         # when nothing validates, the baseline's own shape and head (``start`` itself when the head was kept).
         path = [start.candidate, *proposed] if head == "gap" else proposed
+        # The refits' and screens' held activations are the descents' only: the validations fine-tune in their place
+        self.targets = None
+        self.block_inputs.release()
+        self.search_inputs.release()
         chosen, returned = self.validate(baseline_shape, path)
         head = chosen.candidate.head
         best = self.final_quantization(chosen.candidate, chosen.model, chosen.flatbuffer, chosen.levels, head)
