@@ -93,6 +93,21 @@ def test_a_healthy_filter_prune_passes_its_check_and_records_it(tiny, digits):
     assert outcome.record["loss_floor"] == 0.0  # labels: cross-entropy can reach 0
 
 
+def test_a_fine_tune_that_only_hurts_a_refitted_cut_hands_on_the_refit(tiny, digits):
+    """With a refit the starting weights are a candidate of the plateau watch (epoch 0): a learning rate that
+    wrecks the model in its first epoch leaves every held-apart loss above the start's, so the refitted weights are
+    handed on, exactly those a refit without fine-tune gives, and the record says so."""
+    context = labelled_context(digits, held_apart=True)
+    wrecked = steps.apply_step(FilterPruneStep(ratio=0.5, epochs=3, learning_rate=0.5, refit=True), tiny[0], context)
+    record = wrecked.record
+    assert record["best_epoch"] == 0 and record["held_apart_loss_before"] is not None
+    assert min(record["held_apart_loss_per_epoch"]) > record["held_apart_loss_before"]
+    refit_only = steps.apply_step(FilterPruneStep(ratio=0.5, epochs=0, refit=True), tiny[0], context).model
+    for ours, theirs in zip(wrecked.model.get_weights(), refit_only.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert record["inference_check"]["input_agreement"] - record["inference_check"]["inference_agreement"] <= 0.10
+
+
 def test_a_head_distillation_never_goes_below_the_teachers_entropy(tiny, digits):
     """The floor the report compares a flat distillation loss with is the real one: no epoch is under it."""
     context = StepContext(digits.train.first(256), None, progress=False)

@@ -15,7 +15,7 @@ SHOWN = {
     "normalization_reestimated_on", "macs_before", "macs_after", "params", "float32_bytes", "layer_sparsity",
     "sparsity_reached", "nonzero_params", "train_agreement_with_source", "activation_ranges",
     "agreement_with_input", "removed_params", "loss_floor", "start_loss",
-    "held_apart_loss_per_epoch", "best_epoch", "stopped_early", "stopped", "precision",
+    "held_apart_loss_per_epoch", "best_epoch", "stopped_early", "stopped", "precision", "held_apart_loss_before",
 }  # fmt: skip
 
 
@@ -68,7 +68,12 @@ LABELLED: dict[str, Callable[[object], str]] = {
     "equalization": lambda eq: equalization_line(eq) if isinstance(eq, dict) else f"equalization: {eq}",
     "keep_float": lambda kf: fallback_line(kf) if isinstance(kf, dict) else f"keep float: {kf}",
     "held_apart_loss_per_epoch": lambda losses: f"loss on held-apart images per epoch: {' '.join(map(str, losses))}",
-    "best_epoch": lambda epoch: f"weights handed on: epoch {epoch}, the lowest held-apart loss",
+    "best_epoch": lambda epoch: (
+        f"weights handed on: epoch {epoch}, the lowest held-apart loss"
+        if epoch
+        else "weights handed on: the starting (refitted) ones: no epoch beat their held-apart loss"
+    ),
+    "held_apart_loss_before": lambda loss: f"loss on held-apart images before the fine-tune: {loss}",
     "stopped": lambda reason: f"**stopped**: {reason}",
     "precision": lambda precision: f"trained in {precision}",
     "sparsity_reached": lambda s: f"sparsity reached: {s}",

@@ -104,8 +104,8 @@ def apply_step(step: Step, model: keras.Model, context: StepContext) -> StepResu
 def require_convergence(step_name: str, record: dict) -> None:
     """Stop a cut-then-train step whose fine-tune ended worse than it got, or never moved above its floor."""
     losses = record.get("loss_per_epoch")
-    if losses and record.get("best_epoch"):  # the plateau watch handed on that epoch's weights: judged up to it
-        losses = losses[: record["best_epoch"]]
+    if losses and record.get("best_epoch") is not None:  # the plateau watch handed on that epoch's weights: judged
+        losses = losses[: record["best_epoch"]]  # up to it (0: the starting weights, no epoch's)
     rose = rose_at_end(losses)
     if rose:
         raise FineTuneDiverged(

@@ -243,7 +243,6 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
     frozen = frozen_layers(model)
     targets, are_labels = training_targets(model, context, step.batch_size, distill=step.train == "distill")
     validation = held_apart_targets(model, context, are_labels) if trained and step.patience else None
-    plateau = PlateauStop(step.patience) if validation is not None else None
     losses: list[float] = []
     refitted: list[str] = []
     with context.placement.strategy.scope():
@@ -261,6 +260,10 @@ def apply(step: FilterPruneStep, model: keras.Model, context: StepContext) -> St
                 learner = with_policy(thin, precision.policy)
             set_trainable(learner, frozen, True)  # a frozen base cannot recover from losing filters: trains here only
             learner.compile(keras.optimizers.Adam(schedule), classifier_loss(model, are_labels))
+    plateau = None
+    if validation is not None:  # the start is a candidate too: a refit may already be better than any epoch
+        start_loss = learner.evaluate(*validation, batch_size=step.batch_size, verbose=0) if step.refit else None
+        plateau = PlateauStop(step.patience, start_loss=start_loss)
     if trained:
         losses = fit(
             learner,
