@@ -213,7 +213,7 @@ def main() -> None:
     rows = [new.get(name) or next(row for row in kept if row["recipe"] == name) for name in order]
     facts = json.loads(model.with_suffix(".json").read_text())
     (stem.with_suffix(".json")).write_text(json.dumps({"model": facts, "rows": rows}, indent=1))
-    command = "python benchmarks/real_photos.py " + " ".join(sys.argv[1:])
+    command = f"python benchmarks/real_photos.py` (rows by their commit; the last run: `{' '.join(sys.argv[1:])}"
     stem.with_suffix(".md").write_text(markdown(rows, facts, environment, command.strip()))
     print(stem.with_suffix(".md").read_text())
 
