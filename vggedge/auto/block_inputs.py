@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from vggedge.backend.keras_env import keras
-from vggedge.steps.reconstruct import CHUNK, Start, inputs_to
+from vggedge.steps.reconstruct import Start, image_chunks, inputs_to
 
 # Activations kept for the current model (a 224-pixel VGG16 at full width, 103 images: block 2's input 0.33 GB,
 # blocks 2-5 together 0.62 GB); a block's input beyond it is computed when asked and not kept.
@@ -23,7 +23,7 @@ class BlockInputs:
     """The current model's input to each block's first conv layer (``first_layers``) on ``images``, per chunk."""
 
     def __init__(self, images: np.ndarray, first_layers: list[str]) -> None:
-        self.pixels = [images[start : start + CHUNK].astype(np.float32) for start in range(0, len(images), CHUNK)]
+        self.pixels = image_chunks(images)
         self.first_layers = first_layers
         self.model: keras.Model | None = None
         self.held: dict[int, list[np.ndarray]] = {}

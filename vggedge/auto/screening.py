@@ -10,15 +10,11 @@ float only. Whether the search screens is decided once, by measurement (:data:`S
 
 from __future__ import annotations
 
-import numpy as np
-
-from vggedge.auto.rules import LEVELS, SCREEN_FACTOR
+from vggedge.auto.rules import SCREEN_FACTOR
 from vggedge.auto.trace import Candidate, Shape
 from vggedge.backend.keras_env import keras
 from vggedge.core.metrics import top1_classes
 from vggedge.core.progress import Laps
-from vggedge.models.flops import count_macs
-from vggedge.steps.filters import thin_counts
 from vggedge.steps.reconstruct import outputs_from
 
 
@@ -48,25 +44,16 @@ class Screening:
         start = self.search_inputs.start(current, block)
         right = top1_classes(outputs_from(model, start.layer, start.chunks)) == self.reference
         lap("float score")
-        top1 = float(np.mean(right))
         candidate = Candidate(
             iteration=iteration,
             changed_block=block + 1,
-            block_ratios=[LEVELS[level] for level in levels],
             head=self.head,
             quantization="float32",
             latency_ms=None,
             size_bytes=None,
-            macs=count_macs(model),
-            weights=thin_counts(model, {})[1],
-            search_top1=round(top1, 4),
-            drop_pts=round((self.baseline_top1 - top1) * 100, 2),
-            seconds=round(sum(stages.values()), 1),
             stage=stage,
-            lost=int(np.sum(self.baseline_right & ~right)),
-            gained=int(np.sum(~self.baseline_right & right)),
-            stages=stages,
             screened=True,
+            **self.scored(model, levels, right, stages),
         )
         self.candidates.append(candidate)
         return candidate

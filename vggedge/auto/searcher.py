@@ -160,32 +160,38 @@ class Searcher(Validation, Screening):
             side_by_side = against if self.options.goal == "latency" else None
             timing = self.timer.time(tflite, flatbuffer, levels, head, side_by_side)
             lap("time")
-        latency, reference_ms, timed_on = timing.latency_ms, timing.reference_ms, timing.timed_on
-        right = top1_classes(scores) == self.reference
-        top1 = float(np.mean(right))
+        latency, reference_ms = timing.latency_ms, timing.reference_ms
         candidate = Candidate(
             iteration=iteration,
             changed_block=block,
-            block_ratios=[LEVELS[level] for level in levels],
             head=head,
             quantization=quantization.value,
             latency_ms=latency,
             size_bytes=len(flatbuffer),
-            macs=count_macs(model),
-            weights=thin_counts(model, {})[1],
-            search_top1=round(top1, 4),
-            drop_pts=round((self.baseline_top1 - top1) * 100, 2),
-            timed_on=timed_on,
-            seconds=round(sum(stages.values()), 1),
+            timed_on=timing.timed_on,
             reference_ms=reference_ms,
             speedup=round(reference_ms / latency, 4) if reference_ms and latency else None,
             stage=stage,
-            lost=int(np.sum(self.baseline_right & ~right)),
-            gained=int(np.sum(~self.baseline_right & right)),
-            stages=stages,
+            **self.scored(model, levels, top1_classes(scores) == self.reference, stages),
         )
         self.candidates.append(candidate)
         return candidate
+
+    def scored(self, model: keras.Model, levels: list[int], right: np.ndarray, stages: dict[str, float]) -> dict:
+        """What every candidate record says of its shape and its answers on the search split (``right``: whether
+        each image was answered as the reference), measured (:meth:`measure`) or screened in float."""
+        top1 = float(np.mean(right))
+        return {
+            "block_ratios": [LEVELS[level] for level in levels],
+            "macs": count_macs(model),
+            "weights": thin_counts(model, {})[1],
+            "search_top1": round(top1, 4),
+            "drop_pts": round((self.baseline_top1 - top1) * 100, 2),
+            "lost": int(np.sum(self.baseline_right & ~right)),
+            "gained": int(np.sum(~self.baseline_right & right)),
+            "seconds": round(sum(stages.values()), 1),
+            "stages": stages,
+        }
 
     def keeps_gap(self, gap: Candidate, kept: Candidate) -> bool:
         """The GAP head (always the smaller file) unless it is measured slower beyond the timing's resolution

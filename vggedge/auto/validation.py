@@ -79,7 +79,7 @@ class Validation:
             proposal, stage="validated", passed=False, kept=False, stopped=reason[:300], drop_bound_pts=None
         )
         candidate.stages = {"build": round(time.perf_counter() - started, 2)}
-        candidate.seconds = round(time.perf_counter() - started, 1)
+        candidate.seconds = round(candidate.stages["build"], 1)
         self.candidates.append(candidate)
         self.validations += 1
         self.on_candidate(candidate, proposal.figure(self.options.goal))

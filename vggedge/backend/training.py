@@ -213,10 +213,10 @@ class PlateauStop(keras.callbacks.EarlyStopping):
 
     def on_train_end(self, logs=None) -> None:  # noqa: ANN001
         super().on_train_end(logs)
-        no_better = self.held_apart_losses and min(self.held_apart_losses) > (self.start_loss or 0.0) - self.min_delta
-        if self.start_weights is not None and no_better:
-            self.model.set_weights(self.start_weights)
-            self.handed_on_start = True
+        if self.start_weights is not None and self.held_apart_losses:
+            self.handed_on_start = min(self.held_apart_losses) > self.start_loss - self.min_delta
+            if self.handed_on_start:
+                self.model.set_weights(self.start_weights)
         self.start_weights = None
 
     def figures(self) -> dict:

@@ -262,7 +262,7 @@ def reconstruct(
         if not names:
             return names
     else:
-        start = Start(layers[0].name, [chunk for _, chunk in _chunks(targets.images)])
+        start = Start(layers[0].name, image_chunks(targets.images))
     sources = {name: (original.get_layer(name), _filters(original.get_layer(name), kept)) for name in names}
     if _walk_bytes(layers, names[0], names[-1], len(targets.images)) <= WALK_BYTES:
         # From the first refitted layer on, every image's activations are held (a 224-pixel VGG16 cut in block 1
@@ -328,6 +328,11 @@ def _run(layers: list[keras.layers.Layer], chunk: np.ndarray) -> np.ndarray:
 
 def _index(layers: list[keras.layers.Layer], name: str) -> int:
     return next(index for index, layer in enumerate(layers) if layer.name == name)
+
+
+def image_chunks(images: np.ndarray) -> list[np.ndarray]:
+    """``images`` as float32 chunks of :data:`CHUNK`: what a refit runs its forward passes on."""
+    return [chunk.astype(np.float32, copy=False) for _, chunk in _chunks(images)]
 
 
 def _chunks(images: np.ndarray) -> list[tuple[int, np.ndarray]]:
