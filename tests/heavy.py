@@ -42,6 +42,10 @@ class HeavyRuns:
         self.futures: dict[str, concurrent.futures.Future[RunOutcome]] = {}
         self.children: set[subprocess.Popen] = set()
         self.closed = False
+        # The environment as the session set it, taken now: the runs start from pool threads while tests go on,
+        # and a test that monkeypatches a variable for itself (the training precision, TF_CONFIG) must not leak
+        # into a child that happens to start during it.
+        self.env = child_env()
 
     def submit(self, name: str, commands: Sequence[Sequence[str]], out: Path) -> None:
         """Run ``commands`` one after the other in one slot (e.g. train a form, then optimize it)."""
@@ -57,7 +61,7 @@ class HeavyRuns:
                     raise RunFailed(f"{name}: the session ended before it ran")
                 stream.write(f"$ {' '.join(command)}\n")
                 stream.flush()
-                child = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=child_env())
+                child = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=self.env)
                 self.children.add(child)
                 try:
                     code = child.wait(timeout=RUN_TIMEOUT_S)
