@@ -305,3 +305,43 @@ def test_ridge_with_fewer_rows_than_inputs_solves_the_same_problem_in_its_dual(r
     primal = ridge_solve(design, targets, dual=False)
     np.testing.assert_allclose(design @ dual, design @ primal, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(dual, primal, rtol=1e-3, atol=1e-3)
+
+
+def test_ridge_toward_a_prior_moves_it_only_along_the_rows(rng):
+    """With fewer rows than inputs the rows cannot determine a kernel: the solution with a prior is the prior plus a
+    change in the span of the (centred) rows, and it still fits them; primal and dual give the same one."""
+    from vggedge.steps.reconstruct import ridge_solve
+
+    design = np.hstack([rng.normal(size=(30, 90)), np.ones((30, 1))]).astype(np.float32)
+    targets = rng.normal(size=(30, 4)).astype(np.float32)
+    prior = rng.normal(size=(90, 4)).astype(np.float32)
+    solution = ridge_solve(design, targets, prior=prior)
+    np.testing.assert_allclose(solution, ridge_solve(design, targets, dual=False, prior=prior), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(design @ solution, targets, atol=0.05)  # nearly interpolates: 30 rows, 91 unknowns
+    centred = design[:, :-1] - design[:, :-1].mean(axis=0)
+    change = solution[:-1] - prior
+    along_rows = centred.T @ np.linalg.lstsq(centred.T, change, rcond=None)[0]
+    np.testing.assert_allclose(change, along_rows, atol=1e-3)  # nothing off the rows' span moved
+    assert np.linalg.norm(change) < np.linalg.norm(solution[:-1])  # the minimum-norm one would have zeroed the rest
+
+
+def test_a_dense_layer_the_refit_images_cannot_determine_keeps_its_own_weights_off_their_span(tiny, digits):
+    """A dense layer after the last block sees one row per refit image (a 224-pixel VGG16's fc1: 25,088 inputs
+    from about a hundred images). Its refit starts from its own weights on the kept channels and changes them only
+    along what the images show, where the minimum-norm solution would zero every direction they miss."""
+    from vggedge.steps.reconstruct import inputs_to, reconstruct
+
+    model, _ = tiny
+    kept: dict = {}
+    thin, _ = thin_model(model, 0.5, convs(model, "block5"), kept=kept)
+    dense = next(layer.name for layer in thin.layers if isinstance(layer, keras.layers.Dense))
+    sliced = thin.get_layer(dense).get_weights()[0]
+    images = digits.train.images[:12].astype(np.float32)
+    assert sliced.shape[0] > len(images)  # fewer rows than inputs
+    assert dense in reconstruct(model, thin, kept, images)
+    features = np.concatenate(inputs_to(thin, dense, [images])).reshape(len(images), -1)
+    centred = features - features.mean(axis=0)
+    change = thin.get_layer(dense).get_weights()[0] - sliced
+    along_rows = centred.T @ np.linalg.lstsq(centred.T, change, rcond=None)[0]
+    assert np.abs(change).max() > 1e-3  # it did refit
+    np.testing.assert_allclose(change, along_rows, atol=1e-4 * np.abs(change).max() + 1e-6)

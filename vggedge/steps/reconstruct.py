@@ -90,36 +90,9 @@ def _sampled_rows(layer: keras.layers.Layer, inputs: np.ndarray, chosen: np.ndar
     return windows.reshape(len(chosen), kh * kw * channels)
 
 
-def _refit(
-    source: keras.layers.Layer,
-    target: keras.layers.Layer,
-    inputs: Iterable[tuple[np.ndarray, np.ndarray]],
-    filters: np.ndarray,
-    images: int,
-    rng: np.random.Generator,
-) -> None:
-    """One layer's ridge regression on rows sampled chunk by chunk from ``inputs`` (per chunk of images, the
-    layer's input in the original model and in the thin one): memory stays that of one chunk's patches plus
-    :data:`MAX_ROWS` rows at any input size (a 224-pixel VGG16's first block has 50,176 positions per image)."""
-    kernel, *bias = source.get_weights()
-    flat = kernel.reshape(-1, kernel.shape[-1])
-    if not np.array_equal(filters, np.arange(flat.shape[1])):  # a layer that kept all its filters: no 0.4 GB copy
-        flat = flat[:, filters]
-    offset = bias[0][filters] if bias else 0.0
-    per_chunk = max(1, MAX_ROWS * CHUNK // images)
-    rows, targets = [], []
-    for original_input, thin_input in inputs:
-        total = _row_count(source, original_input.shape)
-        chosen = rng.choice(total, min(per_chunk, total), replace=False)
-        rows.append(_sampled_rows(target, thin_input, chosen))
-        targets.append(_sampled_rows(source, original_input, chosen) @ flat + offset)
-    design = np.hstack([np.concatenate(rows), np.ones((sum(len(r) for r in rows), 1), np.float32)])
-    solution = ridge_solve(design.astype(np.float32, copy=False), np.concatenate(targets).astype(np.float32))
-    new_kernel = solution[:-1].astype(np.float32, copy=False).reshape(target.kernel.shape)
-    target.set_weights([new_kernel, solution[-1].astype(np.float32)] if target.use_bias else [new_kernel])
-
-
-def ridge_solve(design: np.ndarray, targets: np.ndarray, dual: bool | None = None) -> np.ndarray:
+def ridge_solve(
+    design: np.ndarray, targets: np.ndarray, dual: bool | None = None, prior: np.ndarray | None = None
+) -> np.ndarray:
     """The ridge solution of ``design @ w ~ targets`` (the last column of ``design`` is the bias, not penalised).
 
     With at least as many rows as inputs, through the normal matrix, most of a refit's time: on VGG16's 512-channel
@@ -128,7 +101,15 @@ def ridge_solve(design: np.ndarray, targets: np.ndarray, dual: bool | None = Non
     solved in float64. On post-ReLU-like features the predictions differ from an all-float64 fit by about 1e-5 of
     their largest value. With fewer rows than inputs (``dual``, by default then), the same solution from the rows'
     own Gram matrix, centred (an unpenalised bias is a centred fit): a dense layer after a 224-pixel VGG16's
-    flatten has 25,089 inputs and one row per image, and its normal matrix alone would be 5 GB in float64."""
+    flatten has 25,089 inputs and one row per image, and its normal matrix alone would be 5 GB in float64.
+
+    ``prior``: the kernel to stay near instead of zero (the penalty is on ``w - prior``). Where the rows cannot
+    determine the kernel (fewer rows than inputs: a dense layer after the last block sees one row per image), the
+    directions no refit image spans keep the layer's own weights instead of being zeroed, as they would be in the
+    minimum-norm solution."""
+    if prior is not None:
+        targets = targets - design[:, :-1] @ prior
+        return _plus_prior(ridge_solve(design, targets, dual), prior)
     rows, inputs = design.shape[0], design.shape[1] - 1
     penalty = RIDGE * (float(np.sum(np.square(design, dtype=np.float64))) / (inputs + 1))
     if dual is None:
@@ -150,6 +131,11 @@ def ridge_solve(design: np.ndarray, targets: np.ndarray, dual: bool | None = Non
     solution = np.empty((inputs + 1, targets.shape[1]), np.float32)
     solution[:-1] = centred.T @ coefficients
     solution[-1] = mean_targets - mean_features @ solution[:-1]
+    return solution
+
+
+def _plus_prior(solution: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    solution[:-1] += prior
     return solution
 
 
@@ -294,7 +280,10 @@ def _refit(
     wanted = targets.outputs[source.name]
     if len(filters) != wanted.shape[1] or not np.array_equal(filters, np.arange(wanted.shape[1])):
         wanted = wanted[:, filters]
-    solution = ridge_solve(design.astype(np.float32, copy=False), wanted.astype(np.float32, copy=False))
+    prior = None
+    if len(design) < design.shape[1]:  # fewer rows than unknowns: a dense layer after the last block (one per image)
+        prior = target.get_weights()[0].reshape(-1, target.kernel.shape[-1])
+    solution = ridge_solve(design.astype(np.float32, copy=False), wanted.astype(np.float32, copy=False), prior=prior)
     new_kernel = solution[:-1].astype(np.float32, copy=False).reshape(target.kernel.shape)
     target.set_weights([new_kernel, solution[-1].astype(np.float32)] if target.use_bias else [new_kernel])
 
