@@ -29,6 +29,10 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     # was converted after it, in the same iteration.
     screening = search["screening"]
     assert screening["on"] == (screening["convert_s"] > screening["factor"] * screening["float_scoring_s"])
+    # A float pass that says "off" is timed once more before it counts, and the faster of the two decides.
+    passes = screening["float_passes_s"]
+    assert screening["float_scoring_s"] == min(passes)
+    assert (len(passes) == 2) == (screening["convert_s"] <= screening["factor"] * passes[0])
     screened = [c for c in candidates if c["screened"]]
     assert bool(screened) == screening["on"]  # the tiny search always gets past its starting points
     assert all(c["quantization"] == "float32" and c["latency_ms"] is None and not c["kept"] for c in screened)

@@ -309,16 +309,20 @@ def test_ridge_with_fewer_rows_than_inputs_solves_the_same_problem_in_its_dual(r
 
 def test_ridge_toward_a_prior_moves_it_only_along_the_rows(rng):
     """With fewer rows than inputs the rows cannot determine a kernel: the solution with a prior is the prior plus a
-    change in the span of the (centred) rows, and it still fits them; primal and dual give the same one."""
+    change in the span of the (centred) rows, and it still fits them; primal (in float64) and dual agree."""
     from vggedge.steps.reconstruct import ridge_solve
 
     design = np.hstack([rng.normal(size=(30, 90)), np.ones((30, 1))]).astype(np.float32)
     targets = rng.normal(size=(30, 4)).astype(np.float32)
     prior = rng.normal(size=(90, 4)).astype(np.float32)
     solution = ridge_solve(design, targets, prior=prior)
-    np.testing.assert_allclose(solution, ridge_solve(design, targets, dual=False, prior=prior), rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(design @ solution, targets, atol=0.05)  # nearly interpolates: 30 rows, 91 unknowns
-    centred = design[:, :-1] - design[:, :-1].mean(axis=0)
+    # The primal path as the reference, in float64: in float32 its normal matrix is singular but for the penalty
+    # here, and it strays up to 2e-3 (measured over 200 draws) where the dual stays within 2e-6 of float64
+    wide = [a.astype(np.float64) for a in (design, targets, prior)]
+    primal = ridge_solve(wide[0], wide[1], dual=False, prior=wide[2])
+    np.testing.assert_allclose(solution, primal, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(design @ solution, targets, atol=0.1)  # nearly interpolates: 30 rows, 91 unknowns
+    centred = (design[:, :-1] - design[:, :-1].mean(axis=0)).astype(np.float64)
     change = solution[:-1] - prior
     along_rows = centred.T @ np.linalg.lstsq(centred.T, change, rcond=None)[0]
     np.testing.assert_allclose(change, along_rows, atol=1e-3)  # nothing off the rows' span moved
@@ -340,7 +344,7 @@ def test_a_dense_layer_the_refit_images_cannot_determine_keeps_its_own_weights_o
     assert sliced.shape[0] > len(images)  # fewer rows than inputs
     assert dense in reconstruct(model, thin, kept, images)
     features = np.concatenate(inputs_to(thin, dense, [images])).reshape(len(images), -1)
-    centred = features - features.mean(axis=0)
+    centred = (features - features.mean(axis=0)).astype(np.float64)
     change = thin.get_layer(dense).get_weights()[0] - sliced
     along_rows = centred.T @ np.linalg.lstsq(centred.T, change, rcond=None)[0]
     assert np.abs(change).max() > 1e-3  # it did refit

@@ -72,3 +72,31 @@ def test_the_search_spends_calibration_and_refit_images_where_they_cost_little()
     small = build_vgg16(VGGSpec(input_size=32, classes=10, width=1 / 8, dense_units=16, preprocess="unit"))
     large = build_vgg16(VGGSpec(input_size=224, classes=2, width=1 / 16, dense_units=16, preprocess="unit"))
     assert refit_image_count(small) == 256 and refit_image_count(large) == 103
+
+
+def test_an_iterations_trials_that_cannot_step_let_go_of_their_models_as_soon_as_they_are_measured():
+    """Only what may still become the next current model keeps its model and file: a screened trial within the bar
+    (it may be converted) and the best measured step; the rest are released at once (at 224 pixels each is
+    0.3-0.55 GB of weights and a 0.13 GB int8 file)."""
+    from types import SimpleNamespace
+
+    from vggedge.auto.trace import Shape
+
+    def trial(top1: float, drop: float, speedup: float | None, screened: bool = False) -> Shape:
+        candidate = Candidate(1, 1, [0.0] * 5, "kept", "int8", 1.0, 10, 1, 1, top1, drop, speedup=speedup)
+        candidate.screened = screened
+        return Shape(candidate, object(), {}, None if screened else b"tflite", [0] * 5)
+
+    searcher = SimpleNamespace(options=SearchOptions(max_drop_pts=1.0))
+    searcher.improves = lambda candidate, current: Searcher.improves(searcher, candidate, current)
+    current = trial(0.9, 0.0, None)
+    over_bar, slower = trial(0.8, 10.0, 1.5), trial(0.9, 0.0, 0.9)
+    good, better = trial(0.9, 0.5, 1.2), trial(0.95, 0.0, 1.1)
+    screened_in, screened_out = trial(0.9, 0.5, None, screened=True), trial(0.5, 30.0, None, screened=True)
+    trials = [over_bar, slower, good, screened_in, screened_out]
+    Searcher.release_losers(searcher, trials, current, 1.0)
+    assert [t.model is not None for t in trials] == [False, False, True, True, False]
+    assert good.flatbuffer and over_bar.flatbuffer is None
+    trials.append(better)  # a better step: the one before it can no longer be picked
+    Searcher.release_losers(searcher, trials, current, 1.0)
+    assert [t.model is not None for t in trials] == [False, False, False, True, False, True]

@@ -10,6 +10,10 @@ float only. Whether the search screens is decided once, by measurement (:data:`S
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
 from vggedge.auto.rules import SCREEN_FACTOR
 from vggedge.auto.trace import Candidate, Shape
 from vggedge.backend.keras_env import keras
@@ -19,18 +23,28 @@ from vggedge.steps.reconstruct import outputs_from
 
 
 class Screening:
-    """The :class:`~vggedge.auto.searcher.Searcher`'s float screen (it provides the search split, the current model's
-    activations there per block, :meth:`measure` and the bookkeeping used here)."""
+    """The :class:`~vggedge.auto.searcher.Searcher`'s float screen (it provides the baseline, the search split, the
+    current model's activations there per block, :meth:`measure` and the bookkeeping used here)."""
 
     def decide_screening(self, start: Candidate) -> None:
         """Screen when converting the starting shape took more than :data:`SCREEN_FACTOR` times scoring the search
-        split in float with the baseline (an upper bound for a candidate, which runs from its cut block)."""
+        split in float with the baseline (an upper bound for a candidate, which runs from its cut block). Before
+        deciding against it, the float pass is timed once more and the faster of the two counts: the first pass
+        runs while the process is still settling (a real-photo run's took 10.3 s where later ones took 5.1-5.3 s,
+        which turned screening off and halved the candidates the search measured)."""
         convert_s = start.stages.get("convert", 0.0)
+        passes = [self.float_scoring_s]
+        if convert_s <= SCREEN_FACTOR * passes[0]:
+            started = time.perf_counter()
+            self.baseline.predict(self.search.images.astype(np.float32), batch_size=32, verbose=0)
+            passes.append(time.perf_counter() - started)
+        self.float_scoring_s = min(passes)
         self.screening = convert_s > SCREEN_FACTOR * self.float_scoring_s
         self.screening_record = {
             "on": self.screening,
             "convert_s": round(convert_s, 2),
             "float_scoring_s": round(self.float_scoring_s, 2),
+            "float_passes_s": [round(seconds, 2) for seconds in passes],
             "factor": SCREEN_FACTOR,
         }
 

@@ -350,6 +350,7 @@ class Searcher(Validation, Screening):
                 "stretch",
                 proposed,
             )
+        del found  # the last kept shape's model and flatbuffer: the validations build their own
         # The GAP head is a step of the path like the cuts (its recipe fine-tunes longer than the search's start did):
         # when nothing validates, the baseline's own shape and head (``start`` itself when the head was kept).
         path = [start.candidate, *proposed] if head == "gap" else proposed
@@ -379,6 +380,27 @@ class Searcher(Validation, Screening):
             gap_stopped=self.gap_stopped,
             screening=self.screening_record,
         )
+
+    def release_losers(self, trials: list[Shape], current: Shape, bar: float) -> None:
+        """Drop the model and flatbuffer of every trial that can no longer become the next current model, as soon as it
+        is measured, instead of holding an iteration's trials to its end (a 224-pixel VGG16 cut under its flatten head
+        is 0.3-0.55 GB of weights and a 0.13 GB int8 file). What may still step: a screened trial within ``bar`` (it
+        may be converted) and, of the measured ones within ``bar`` and an improvement, the best (as the descent
+        picks)."""
+        goal = self.options.goal
+        steps = [
+            t
+            for t in trials
+            if t.model is not None
+            and not t.candidate.screened
+            and t.candidate.drop_pts <= bar
+            and self.improves(t.candidate, current.candidate)
+        ]
+        best = max(steps, key=lambda t: (t.candidate.search_top1, -t.candidate.figure(goal)), default=None)
+        for trial in trials:
+            may_step = trial is best or (trial.candidate.screened and trial.candidate.drop_pts <= bar)
+            if not may_step:
+                trial.model, trial.flatbuffer = None, None
 
     def descend(
         self, shape: Shape, bar: float, deadline: float, stage: str, proposed: list[Candidate] | None = None
@@ -416,14 +438,17 @@ class Searcher(Validation, Screening):
                     )
                 self.on_candidate(candidate, target)
                 trials.append(Shape(candidate, model, kept, None if self.screening else self.last_flatbuffer, levels))
+                self.release_losers(trials, current, bar)
             if self.screening:
                 trials += self.convert_screened(trials, current, bar, deadline, iteration, target, stage)
+                self.release_losers(trials, current, bar)
             # Within the bar and measured faster (side by side) or smaller than the current model: the MACs-based
             # pick of a level can miss the target, and a candidate that does not improve on the current one is no step.
             within = [
                 t
                 for t in trials
-                if not t.candidate.screened
+                if t.model is not None
+                and not t.candidate.screened
                 and t.candidate.drop_pts <= bar
                 and self.improves(t.candidate, current.candidate)
             ]
