@@ -100,3 +100,29 @@ def test_an_iterations_trials_that_cannot_step_let_go_of_their_models_as_soon_as
     trials.append(better)  # a better step: the one before it can no longer be picked
     Searcher.release_losers(searcher, trials, current, 1.0)
     assert [t.model is not None for t in trials] == [False, False, False, True, False, True]
+
+
+def test_a_validation_after_the_first_starts_only_when_the_time_left_covers_the_last_one(monkeypatch):
+    """Each validation fine-tunes the shape (1.5-2 minutes at 224 pixels): one started with seconds left overran a
+    10-minute search by 108 s. On a clock where each takes 30 s and 100 s are left: three run, not four."""
+    from types import SimpleNamespace
+
+    import vggedge.auto.validation as validation
+    from vggedge.auto.trace import Shape
+
+    clock = [0.0]
+    monkeypatch.setattr(validation.time, "perf_counter", lambda: clock[0])
+    started = []
+
+    def validated(proposal: Candidate, against: bytes) -> Shape:
+        started.append(clock[0])
+        clock[0] += 30.0
+        proposal.passed = True
+        return Shape(proposal, object(), {}, b"", [0] * 5)
+
+    searcher = SimpleNamespace(deadline=100.0, validated=validated, out_of_time=lambda: clock[0] > 100.0)
+    proposed = [_start("kept", None, 10) for _ in range(15)]
+    start = Shape(_start("kept", None, 10), object(), {}, b"", [0] * 5)
+    chosen, returned = validation.Validation.validate(searcher, start, proposed)
+    assert started == [0.0, 30.0, 60.0]  # at 90 s, 10 s were left for a 30-second validation
+    assert "time was up before the bisection ended" in returned and chosen.candidate.passed
