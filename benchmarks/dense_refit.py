@@ -68,7 +68,15 @@ def compare(keeps: tuple[float, ...], epochs: int) -> tuple[list[dict], dict]:
                 }
             )
             print(rows[-1], flush=True)
+    import platform
+
+    from real_photos import commit
+
+    from vggedge.backend.keras_env import tf
+
     facts = {
+        "versions": f"Python {platform.python_version()}, TensorFlow {tf.__version__}, NumPy {np.__version__}",
+        "commit": commit(),
         "refit_images": len(images),
         "eval_images": len(labels),
         "baseline_top1": float(np.mean(reference == labels)),
@@ -82,7 +90,7 @@ def markdown(rows: list[dict], facts: dict, environment: str) -> str:
         "",
         f"`python benchmarks/dense_refit.py`: the real-photo VGG16 ({facts['baseline_top1']:.1%} top-1), block 5 cut",
         f"to each keep ratio, refitted on {facts['refit_images']} training photographs, scored in float on",
-        f"{facts['eval_images']} validation photographs.",
+        f"{facts['eval_images']} validation photographs. {facts['versions']}; commit {facts['commit']}.",
         "",
         "| block 5 kept | fc1 refit | top-1 | agreement with the uncut model | refit s |",
         "|---|---|---|---|---|",
