@@ -89,6 +89,7 @@ def test_an_iterations_trials_that_cannot_step_let_go_of_their_models_as_soon_as
 
     searcher = SimpleNamespace(options=SearchOptions(max_drop_pts=1.0))
     searcher.improves = lambda candidate, current: Searcher.improves(searcher, candidate, current)
+    searcher.next_step = lambda trials, current, bar: Searcher.next_step(searcher, trials, current, bar)
     current = trial(0.9, 0.0, None)
     over_bar, slower = trial(0.8, 10.0, 1.5), trial(0.9, 0.0, 0.9)
     good, better = trial(0.9, 0.5, 1.2), trial(0.95, 0.0, 1.1)

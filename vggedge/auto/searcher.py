@@ -85,9 +85,7 @@ class Searcher(Validation, Screening):
         self.stages_before: dict[str, float] = {}  # seconds spent on the next measured shape before measure()
         self.step = options.step  # per descent: halved when no block can meet it, or no candidate stays within its bar
         self.failed: set[tuple[int, int]] = set()  # (block, level) that failed from the current model
-        started = time.perf_counter()
-        teacher = baseline.predict(search.images.astype(np.float32), batch_size=32, verbose=0)
-        self.float_scoring_s = time.perf_counter() - started  # what screening a candidate costs at most
+        teacher, self.float_scoring_s = self.float_pass()  # its seconds: what screening a candidate costs at most
         self.screening, self.screening_record = False, None
         self.reference = search.labels if labels_match else top1_classes(teacher)
         self.baseline_right = top1_classes(teacher) == self.reference
@@ -192,6 +190,12 @@ class Searcher(Validation, Screening):
             "seconds": round(sum(stages.values()), 1),
             "stages": stages,
         }
+
+    def float_pass(self) -> tuple[np.ndarray, float]:
+        """The baseline's outputs on the search split in float, and the seconds that took."""
+        started = time.perf_counter()
+        outputs = self.baseline.predict(self.search.images.astype(np.float32), batch_size=32, verbose=0)
+        return outputs, time.perf_counter() - started
 
     def keeps_gap(self, gap: Candidate, kept: Candidate) -> bool:
         """The GAP head (always the smaller file) unless it is measured slower beyond the timing's resolution
@@ -381,12 +385,10 @@ class Searcher(Validation, Screening):
             screening=self.screening_record,
         )
 
-    def release_losers(self, trials: list[Shape], current: Shape, bar: float) -> None:
-        """Drop the model and flatbuffer of every trial that can no longer become the next current model, as soon as it
-        is measured, instead of holding an iteration's trials to its end (a 224-pixel VGG16 cut under its flatten head
-        is 0.3-0.55 GB of weights and a 0.13 GB int8 file). What may still step: a screened trial within ``bar`` (it
-        may be converted) and, of the measured ones within ``bar`` and an improvement, the best (as the descent
-        picks)."""
+    def next_step(self, trials: list[Shape], current: Shape, bar: float) -> Shape | None:
+        """The trial the descent keeps: of the measured ones within ``bar`` and an improvement on ``current`` (measured
+        faster side by side, or smaller: the MACs-based pick of a level can miss the target, and a candidate that does
+        not improve on the current one is no step), the best search-split top-1, then the better goal figure."""
         goal = self.options.goal
         steps = [
             t
@@ -396,7 +398,14 @@ class Searcher(Validation, Screening):
             and t.candidate.drop_pts <= bar
             and self.improves(t.candidate, current.candidate)
         ]
-        best = max(steps, key=lambda t: (t.candidate.search_top1, -t.candidate.figure(goal)), default=None)
+        return max(steps, key=lambda t: (t.candidate.search_top1, -t.candidate.figure(goal)), default=None)
+
+    def release_losers(self, trials: list[Shape], current: Shape, bar: float) -> None:
+        """Drop the model and flatbuffer of every trial that can no longer become the next current model, as soon as it
+        is measured, instead of holding an iteration's trials to its end (a 224-pixel VGG16 cut under its flatten head
+        is 0.3-0.55 GB of weights and a 0.13 GB int8 file). What may still step: a screened trial within ``bar`` (it
+        may be converted) and :meth:`next_step` as things stand."""
+        best = self.next_step(trials, current, bar)
         for trial in trials:
             may_step = trial is best or (trial.candidate.screened and trial.candidate.drop_pts <= bar)
             if not may_step:
@@ -408,7 +417,6 @@ class Searcher(Validation, Screening):
         """NetAdapt's iterations from ``shape``: each keeps the candidate with the best search-split top-1 among those
         within ``bar`` points of the baseline and measured faster (smaller) than the current model. Returns the last
         shape kept and why the descent stopped; the kept candidates are appended to ``proposed`` too."""
-        goal = self.options.goal
         self.step, self.failed = self.options.step, set()
         current = shape
         budget = "the budget" if stage == "search" else f"the stretch's {bar:g} points"
@@ -442,17 +450,8 @@ class Searcher(Validation, Screening):
             if self.screening:
                 trials += self.convert_screened(trials, current, bar, deadline, iteration, target, stage)
                 self.release_losers(trials, current, bar)
-            # Within the bar and measured faster (side by side) or smaller than the current model: the MACs-based
-            # pick of a level can miss the target, and a candidate that does not improve on the current one is no step.
-            within = [
-                t
-                for t in trials
-                if t.model is not None
-                and not t.candidate.screened
-                and t.candidate.drop_pts <= bar
-                and self.improves(t.candidate, current.candidate)
-            ]
-            if not within:
+            step = self.next_step(trials, current, bar)
+            if step is None:
                 # A milder step may let another block (one that could not meet the larger cut alone) propose;
                 # the candidates that failed from this model are not tried again.
                 self.failed |= {
@@ -466,7 +465,7 @@ class Searcher(Validation, Screening):
                     continue
                 stopped = f"no candidate of iteration {iteration} was both within {budget} and an improvement"
                 break
-            current = max(within, key=lambda t: (t.candidate.search_top1, -t.candidate.figure(goal)))
+            current = step
             current.candidate.kept = True
             if proposed is not None:
                 proposed.append(current.candidate)

@@ -108,8 +108,9 @@ def ridge_solve(
     directions no refit image spans keep the layer's own weights instead of being zeroed, as they would be in the
     minimum-norm solution."""
     if prior is not None:
-        targets = targets - design[:, :-1] @ prior
-        return _plus_prior(ridge_solve(design, targets, dual), prior)
+        solution = ridge_solve(design, targets - design[:, :-1] @ prior, dual)
+        solution[:-1] += prior
+        return solution
     rows, inputs = design.shape[0], design.shape[1] - 1
     penalty = RIDGE * (float(np.sum(np.square(design, dtype=np.float64))) / (inputs + 1))
     if dual is None:
@@ -131,11 +132,6 @@ def ridge_solve(
     solution = np.empty((inputs + 1, targets.shape[1]), np.float32)
     solution[:-1] = centred.T @ coefficients
     solution[-1] = mean_targets - mean_features @ solution[:-1]
-    return solution
-
-
-def _plus_prior(solution: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    solution[:-1] += prior
     return solution
 
 
