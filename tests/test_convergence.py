@@ -101,7 +101,8 @@ def test_a_fine_tune_that_only_hurts_a_refitted_cut_hands_on_the_refit(tiny, dig
     wrecked = steps.apply_step(FilterPruneStep(ratio=0.5, epochs=3, learning_rate=0.5, refit=True), tiny[0], context)
     record = wrecked.record
     assert record["best_epoch"] == 0 and record["held_apart_loss_before"] is not None
-    assert min(record["held_apart_loss_per_epoch"]) > record["held_apart_loss_before"]
+    # every epoch worse than the start; a loss that blew up to NaN (this learning rate does on AVX2 kernels) is None
+    assert all(loss is None or loss > record["held_apart_loss_before"] for loss in record["held_apart_loss_per_epoch"])
     refit_only = steps.apply_step(FilterPruneStep(ratio=0.5, epochs=0, refit=True), tiny[0], context).model
     for ours, theirs in zip(wrecked.model.get_weights(), refit_only.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

@@ -10,6 +10,8 @@ path taken) on parallel threads, batched and prefetched. Memory holds a few batc
 
 from __future__ import annotations
 
+import math
+
 import time
 
 import numpy as np
@@ -196,7 +198,7 @@ class PlateauStop(keras.callbacks.EarlyStopping):
 
     def __init__(self, patience: int = 2, start_loss: float | None = None) -> None:
         super().__init__(monitor="val_loss", patience=patience, min_delta=1e-3, restore_best_weights=True)
-        self.held_apart_losses: list[float] = []
+        self.held_apart_losses: list[float | None] = []
         self.start_loss = start_loss
         self.start_weights: list | None = None
         self.handed_on_start = False
@@ -207,14 +209,17 @@ class PlateauStop(keras.callbacks.EarlyStopping):
             self.start_weights = self.model.get_weights()
 
     def on_epoch_end(self, epoch, logs=None) -> None:  # noqa: ANN001
-        if (logs or {}).get("val_loss") is not None:
-            self.held_apart_losses.append(round(float(logs["val_loss"]), 5))
+        if (logs or {}).get("val_loss") is not None:  # a NaN or infinite loss is recorded as None (JSON null)
+            loss = float(logs["val_loss"])
+            self.held_apart_losses.append(round(loss, 5) if math.isfinite(loss) else None)
         super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None) -> None:  # noqa: ANN001
         super().on_train_end(logs)
         if self.start_weights is not None and self.held_apart_losses:
-            self.handed_on_start = min(self.held_apart_losses) > self.start_loss - self.min_delta
+            # a NaN or infinite loss (a learning rate that blew the weights up) never beats the start
+            finite = [loss for loss in self.held_apart_losses if loss is not None]
+            self.handed_on_start = not finite or min(finite) > self.start_loss - self.min_delta
             if self.handed_on_start:
                 self.model.set_weights(self.start_weights)
         self.start_weights = None
