@@ -217,3 +217,84 @@ def test_the_model_carries_its_resize_policy_to_the_classifier(tflite_bytes, tmp
     assert Classifier(plain).resize == "stretch"
     with pytest.raises(DataError, match="Received: 'squash'"):
         read_pixels(phone_jpeg(tmp_path / "p.jpg"), SIZE, "squash")
+
+
+def big_png(path: Path, width: int, height: int, kind: str) -> Path:
+    """A ``width`` x ``height`` PNG written row by row (never held whole, so a test can make one of 169 Mpx in a
+    second): ``rgb`` 8-bit, ``palette`` with a transparent first entry, ``grey16`` 16-bit. Rows alternate black and
+    a ramp ``(7 * i) % 256``, so the whole picture's mean is about 63.75 on 8 bits (RGB and grey)."""
+    depth, colour, per_pixel = {"rgb": (8, 2, 3), "palette": (8, 3, 1), "grey16": (16, 0, 2)}[kind]
+
+    def chunk(name: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + name + data + struct.pack(">I", zlib.crc32(name + data))
+
+    extra = chunk(b"PLTE", bytes(range(256)) * 3) + chunk(b"tRNS", b"\x00") if kind == "palette" else b""
+    ramp, black = bytes((7 * i) % 256 for i in range(width * per_pixel)), bytes(width * per_pixel)
+    packer = zlib.compressobj(1)
+    data = b"".join(packer.compress(b"\0" + (ramp if y % 2 else black)) for y in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+PEAK_SCRIPT = """
+import json, sys
+from vggedge.core.images import read_pixels, UnreadableImage
+try:
+    pixels = read_pixels(sys.argv[1], 224)
+    answer = {"mean": float(pixels.mean())}
+except UnreadableImage as error:
+    answer = {"refused": str(error)}
+# VmHWM, the process's own peak (ru_maxrss keeps the forking parent's peak across exec)
+status = open("/proc/self/status").read()
+answer["peak_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
+print(json.dumps(answer))
+"""
+
+
+def peak_read(path: Path) -> dict:
+    """Read ``path`` as a 224-pixel model input in a fresh Python: its answer and the process's peak memory."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+# What Python, numpy and Pillow take before any picture (28 MB measured), with room for the allocator
+INTERPRETER_MB = 80
+
+
+@pytest.mark.parametrize(
+    ("kind", "width", "height"),
+    [("rgb", 13000, 13000), ("palette", 13000, 13000), ("grey16", 13000, 13000), ("rgb", 8000, 8000),
+     ("grey16", 11000, 11000)],
+)  # fmt: skip
+def test_a_picture_under_pillows_limit_is_read_small_or_refused_never_in_gigabytes(tmp_path, kind, width, height):
+    """The sub-limit PNGs that took 2.0, 2.8 and 4.5 GB (13000x13000 RGB, palette with transparency, 16-bit grey)
+    and two at vggedge's own limit: each is refused from its header or read within the decoded bytes it is allowed
+    plus the interpreter, and read right."""
+    from vggedge.core.images import MAX_DECODED_BYTES
+
+    answer = peak_read(big_png(tmp_path / f"{kind}.png", width, height, kind))
+    assert answer["peak_mb"] < MAX_DECODED_BYTES / 2**20 + INTERPRETER_MB, answer
+    if "refused" in answer:
+        assert "too large" in answer["refused"] and f"{width}x{height}" in answer["refused"]
+    else:
+        # the whole picture's average, not a corner of it (a palette's index 0 is transparent: white, where the
+        # black rows were; the mean the full-size conversion gave is 191.8)
+        assert abs(answer["mean"] - (191.8 if kind == "palette" else 63.75)) < 3, answer
+    pixels_allowed = MAX_DECODED_BYTES // (4 if kind == "rgb" else 2 if kind == "grey16" else 1)
+    assert ("refused" in answer) == (width * height > pixels_allowed)
+
+
+def test_a_fifo_or_a_folder_is_refused_not_waited_on(tmp_path):
+    import os
+
+    fifo = tmp_path / "camera.fifo"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    for path in (fifo, tmp_path):
+        with pytest.raises(DataError, match="not a regular file"):
+            read_pixels(path, SIZE)

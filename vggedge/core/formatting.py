@@ -27,3 +27,24 @@ def fmt(value: object, kind: str = "") -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+# How much of a name or a user's string is echoed back: enough to recognise it, never a 2 MB wall of text
+PRINTABLE_LIMIT = 200
+
+
+def printable(value: object, limit: int = PRINTABLE_LIMIT) -> str:
+    """``value`` as text safe for a terminal or a log line: every control or format character (escape sequences
+    such as OSC 52, which sets a terminal's clipboard; newlines that would forge extra output lines; bidi
+    overrides) written as a Python escape, and the whole cut to ``limit`` characters with an ellipsis."""
+    text = str(value)
+    cut = len(text) > limit
+    text = text[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else _escaped(c) for c in text)
+    return text + "…" if cut else text
+
+
+def _escaped(character: str) -> str:
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
