@@ -11,7 +11,6 @@ path taken) on parallel threads, batched and prefetched. Memory holds a few batc
 from __future__ import annotations
 
 import math
-
 import time
 
 import numpy as np

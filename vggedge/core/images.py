@@ -122,7 +122,6 @@ def check_decoded_size(image: Image.Image) -> None:
         )
 
 
-
 def decode_image(path: Path | str, size: int, resize: str = "stretch") -> np.ndarray | None:
     """RGB uint8 (size, size, 3), or None when the file cannot be decoded (see :func:`read_pixels`)."""
     try:
