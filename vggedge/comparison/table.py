@@ -26,6 +26,7 @@ from vggedge.core.budget import BASELINE, within_budget
 from vggedge.core.errors import UserError
 from vggedge.core.formatting import fmt
 from vggedge.core.report import STATUS_OK, Environment, Latency, Report
+from vggedge.core.run_folder import incomplete_reason
 
 
 def cpu_label(environment: Environment) -> str | None:
@@ -93,7 +94,11 @@ def _error_row(path: Path, status: str) -> dict:
 
 
 def rows_from_report(path: Path) -> tuple[dict | None, dict]:
-    """(baseline row or None, result row) for one report file; unreadable files give an error row."""
+    """(baseline row or None, result row) for one report file; unreadable files and folders whose files are not
+    the ones their run wrote (:mod:`vggedge.core.run_folder`) give an error row."""
+    incomplete = incomplete_reason(Path(path).parent)
+    if incomplete:
+        return None, _error_row(path, f"incomplete: {incomplete}")
     try:
         report = Report.load(path)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -46,6 +46,7 @@ from vggedge.core.report import (
     Report,
     Result,
 )
+from vggedge.core.run_folder import check_complete
 from vggedge.device.benchmark import gzip_size, model_format
 from vggedge.device.check import MEMORY_PER_MODEL_BYTE, device_check, meminfo, snapshot, system_vcgencmd
 from vggedge.device.environment import describe_environment, device_model, emulation
@@ -249,6 +250,7 @@ def evaluate(
     name: str, path: Path, options: BenchOptions, runtime: Runtime, threads: int, decoded: dict[tuple, tuple]
 ) -> BenchedModel:
     """Load the model once, read its run folder, and score it on the data (when there is data)."""
+    check_complete(path.parent)  # a run folder's model is the one its report describes, or refused
     probe = TFLiteModel(path, threads=threads, runtime=runtime)
     source_report, predictions = read_run_folder(path.parent)
     model = BenchedModel(

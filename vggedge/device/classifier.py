@@ -45,8 +45,10 @@ class Classifier:
         """``resize``: how a picture is fitted to the input; None: as the model was measured (its metadata says;
         ``stretch`` for a model that does not)."""
         from vggedge.core.quiet import native_stderr_silenced
+        from vggedge.core.run_folder import check_complete
         from vggedge.device.runtime import find_runtime
 
+        check_complete(Path(model).parent)  # a run folder's model is the one its report describes, or refused
         with native_stderr_silenced():  # the delegate's "INFO: Created TensorFlow Lite XNNPACK delegate" notice
             self.model = TFLiteModel(Path(model), threads=threads, runtime=find_runtime(runtime))
         self._lock = threading.Lock()

@@ -6,11 +6,15 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
+from vggedge.core.formatting import printable
+from vggedge.core.progress import log_line
+from vggedge.core.run_folder import clean_stale, output_lock
 from vggedge.recipe.schema import Recipe
 from vggedge.run.auto_run import (
     run_auto,
 )
 from vggedge.run.baseline import prepare, step_context
+from vggedge.run.inputs import check_writable
 from vggedge.run.options import OptimizeOptions, Prepared
 from vggedge.run.outputs import (
     export_eval_images,
@@ -33,7 +37,20 @@ def train_as_worker(prepared: Prepared, options: OptimizeOptions) -> None:
 
 
 def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> list[Path]:  # noqa: ANN001
-    """Run ``recipes`` against one baseline measurement; ``on_skip(line)`` hears of recipes left out."""
+    """Run ``recipes`` against one baseline measurement; ``on_skip(line)`` hears of recipes left out. The chief
+    holds a lock on ``--out`` for the whole run and first clears what a killed run left there."""
+    if not options.placement.is_chief:
+        return optimize_locked(recipes, options, on_skip)
+    check_writable(options.out)
+    with output_lock(options.out):
+        cleaned = clean_stale(options.out)
+        if cleaned and options.progress:
+            log_line(f"{printable(options.out)}: a killed run's leftovers cleared ({'; '.join(cleaned)})")
+        return optimize_locked(recipes, options, on_skip)
+
+
+def optimize_locked(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> list[Path]:  # noqa: ANN001
+    """:func:`optimize`'s work."""
     capped = [recipe.with_max_epochs(options.max_epochs) for recipe in recipes]
     cut_short = {recipe.name for recipe, cut in zip(recipes, capped, strict=True) if cut != recipe}
     prepared = dataclasses.replace(prepare(options, capped), cut_short=cut_short)

@@ -32,6 +32,7 @@ from vggedge.core.report import (
     Result,
     Verification,
 )
+from vggedge.core.run_folder import staged
 from vggedge.device.benchmark import TFLiteMeasurement, measure_tflite
 from vggedge.device.environment import describe_environment
 from vggedge.export.convert import convert
@@ -90,7 +91,17 @@ def run_recipe(
     """One recipe, stage by stage: its steps and conversion (taking over the steps an earlier recipe of the run
     shares, ``shared``), verification and measurement against the budget; when it misses, the remedies that can
     help (:mod:`vggedge.run.remedies`); then the run folder's recipe, labels and report. A failed step or export
-    is a report with that status, never a crash."""
+    is a report with that status, never a crash. The folder is written under a staging name and published whole
+    (:mod:`vggedge.core.run_folder`): ``<out>/<recipe>`` is always a complete run, the previous one or this one."""
+    with staged(options.out, recipe.name) as staging:
+        run_staged(recipe, prepared, dataclasses.replace(options, out=staging.root), search, shared)
+        return staging.publish()
+
+
+def run_staged(
+    recipe: Recipe, prepared: Prepared, options: OptimizeOptions, search: dict | None, shared: SharedSteps | None
+) -> Path:
+    """:func:`run_recipe`'s work, in the staging root ``options.out``."""
     first = run_once(recipe, prepared, options, options.out, shared)
     chosen, tries = first, None
     if wants_remedies(first, prepared, options, search):
