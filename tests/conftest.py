@@ -27,6 +27,7 @@ from helpers import (  # noqa: F401
     TEST_SEED,
     TINY_EPOCHS,
     TINY_MAX_DROP,
+    convert_function,
     files_under,
     form_optimize_args,
     form_run_commands,
@@ -257,3 +258,20 @@ def tflite_bytes(tmp_path_factory) -> bytes:
 
     spec = VGGSpec(input_size=32, classes=10, width=1 / 16, dense_units=32, preprocess="unit")
     return convert(build_vgg16(spec, name="served"), "float32")
+
+
+@pytest.fixture(scope="session")
+def forever_model() -> bytes:
+    """An image model whose WHILE loop never ends on the server's zero input (1,000 bytes or so)."""
+    from vggedge.backend.keras_env import tf
+
+    def forever(x):  # noqa: ANN001, ANN202
+        def again(i, total):  # noqa: ANN001, ANN202
+            return total > -1.0  # pixels are never negative: always true
+
+        _, total = tf.while_loop(again, lambda i, total: (i + 1.0, total + 0.0), [0.0, tf.reduce_sum(x)])
+        return tf.reduce_mean(x, axis=[1, 2]) * total
+
+    flatbuffer = convert_function(forever, [1, 8, 8, 3])
+    assert b"WHILE" in flatbuffer or len(flatbuffer) < 4000
+    return flatbuffer

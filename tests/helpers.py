@@ -234,3 +234,12 @@ class Running:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+def convert_function(function, signature) -> bytes:  # noqa: ANN001
+    """A tf.function as a TFLite flatbuffer (float32)."""
+    from vggedge.backend.keras_env import tf
+
+    concrete = tf.function(function, input_signature=[tf.TensorSpec(signature, tf.float32)]).get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    return converter.convert()

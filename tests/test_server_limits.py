@@ -17,35 +17,10 @@ from pathlib import Path
 import pytest
 
 from helpers import Running
+from helpers import convert_function as convert
 from vggedge.auto.remote import BenchClient
 from vggedge.core.errors import UserError
 from vggedge.device.server import is_loopback, load_or_create_token
-
-
-def convert(function, signature) -> bytes:  # noqa: ANN001
-    """A tf.function as a TFLite flatbuffer (float32)."""
-    from vggedge.backend.keras_env import tf
-
-    concrete = tf.function(function, input_signature=[tf.TensorSpec(signature, tf.float32)]).get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    return converter.convert()
-
-
-@pytest.fixture(scope="module")
-def forever_model() -> bytes:
-    """An image model whose WHILE loop never ends on the server's zero input (1,000 bytes or so)."""
-    from vggedge.backend.keras_env import tf
-
-    def forever(x):  # noqa: ANN001, ANN202
-        def again(i, total):  # noqa: ANN001, ANN202
-            return total > -1.0  # pixels are never negative: always true
-
-        _, total = tf.while_loop(again, lambda i, total: (i + 1.0, total + 0.0), [0.0, tf.reduce_sum(x)])
-        return tf.reduce_mean(x, axis=[1, 2]) * total
-
-    flatbuffer = convert(forever, [1, 8, 8, 3])
-    assert b"WHILE" in flatbuffer or len(flatbuffer) < 4000
-    return flatbuffer
 
 
 @pytest.fixture(scope="module")

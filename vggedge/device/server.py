@@ -8,23 +8,31 @@ writes and remote code execution):
 - binds to 127.0.0.1 unless ``--host`` says otherwise (reach it through ``ssh -L`` by default);
 - every request carries ``Authorization: Bearer <token>``; the token is generated on first start, kept in a
   file of mode 0600 and printed once; a wrong or missing one is 401 (compared in constant time);
-- ``POST /time`` accepts only a TFLite flatbuffer (file identifier ``TFL3``; anything else 400), at most
-  ``max_bytes`` (413, refused from the header before the body is read), one job at a time (another gets 503
-  with Retry-After); the file goes to a private temporary folder under a name the server chooses and is
+- ``POST /time`` accepts only a TFLite flatbuffer (file identifier ``TFL3``; anything else 400, refused from its
+  first bytes), at most ``max_bytes`` (413, refused from the header before the body is read), one job at a time
+  (another gets 503 with Retry-After); the body is streamed to a private folder (``mkdtemp``: 0700, a random name
+  no one can plant in advance) a chunk at a time, never held in memory, under a name the server chooses, and
   deleted after timing; the client never chooses a path and never sends code, only query numbers;
 - every model is loaded and timed in a child process (:mod:`vggedge.device.timing_job`) with a memory limit
   (``--max-memory-mb``, default three quarters of the board's MemAvailable; a model whose declared input and output
   alone exceed it is refused, 413) and a wall-clock limit (its first call within ``first_call_s``, the rest within
   a budget from that call's time, capped at ``max_job_s``): a model that loops for ever, needs too much memory or
-  crashes the interpreter is answered 422 with the reason while the server keeps serving;
+  crashes the interpreter is answered 422 with the reason while the server keeps serving. The child dies with the
+  server however the server ends (Linux's parent-death signal: ``kill -9`` and the OOM killer included), and works
+  in the private folder, so the next server ends any that outlived its server anyway;
 - at most ``max_connections`` connections at once: a new one past that takes the place of the oldest one still
-  sending its headers, or is refused at once (503); each connection has a total deadline for its headers and one
-  for its body (from its size at ``min_upload_rate``) that a trickling client cannot extend;
+  sending its headers, or is refused at once (503); a request's line and headers are cut at
+  :data:`MAX_HEADER_BYTES` (431) before the token is read, so headers never hold more than that times the
+  connections; the headers have a total deadline, and the body a deadline that moves only with the bytes actually
+  received (:data:`BODY_GRACE_S`, then ``min_upload_rate``): a trickling client is cut in seconds, whatever size it
+  declared;
 - the token, the route, the numbers, the size and the one-job check all come from the headers, before any body
-  is read (a client that sends ``Expect: 100-continue`` hears ``100 Continue`` only then);
-- a bad request gets its 4xx and a JSON error, never a 500 for a client's mistake; Ctrl-C, SIGTERM and SIGHUP stop
-  it cleanly, the private folder (0700, named for this process) removed, and a killed server's folder removed at
-  the next start.
+  is read (a client that sends ``Expect: 100-continue`` hears ``100 Continue`` only then); one Content-Length,
+  never two and never a chunked body (how requests are smuggled past a proxy);
+- every answer is JSON, a client's mistake a 4xx (an unknown method 405, a broken request line 400), never a 5xx
+  or an HTML page; the log escapes what a client sent and shows no query value but the known numbers (a token put
+  in a URL is not logged); Ctrl-C, SIGTERM and SIGHUP stop it cleanly, the private folder removed, and a killed
+  server's folder removed at the next start (only this user's real folders: a planted symbolic link is passed over).
 
 Endpoints: ``GET /check`` (this board: environment and device check), ``POST /time?threads=N&runs=R&seconds=S``
 (at least R runs and at least S seconds of them).
@@ -40,6 +48,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -56,16 +65,24 @@ from urllib.parse import parse_qs, urlparse
 
 from vggedge.core import defaults
 from vggedge.core.errors import UserError
+from vggedge.core.formatting import printable
 from vggedge.core.metrics import latency_summary
 from vggedge.device.check import device_check, snapshot
 from vggedge.device.environment import describe_environment, emulation
 from vggedge.device.runtime import TFLITE_MAGIC, Runtime, default_threads, find_runtime
-from vggedge.device.timing_job import Job, JobError, JobLimits, memory_available_bytes, run_job
+from vggedge.device.timing_job import Job, JobError, JobLimits, end_orphans, memory_available_bytes, run_job
 
 MAX_RUNS = 1000
 MAX_SECONDS = 30
 MAX_DIGITS = 12  # a query number or Content-Length longer than this is refused before int() sees it
 WORKDIR_PREFIX = "vggedge-serve-"
+# The request line and every header of one request, in bytes: the token's header and a client's usual dozen fit
+# many times over; 99 headers of 65 KB each (what http.server alone allows) took the server to 592 MB for 30
+# connections. With at most ``max_connections`` connections, headers never hold more than this times that count.
+MAX_HEADER_BYTES = 16_384
+BODY_GRACE_S = 10.0  # a body's first bytes may take this long; then it must keep up ``min_upload_rate``
+BODY_CHUNK = 1 << 20  # the body goes to disk in chunks of this size: never held whole in the server's memory
+QUERY_KEYS = ("threads", "runs", "seconds")  # the query's only keys: the log shows their values and no other's
 
 
 @dataclasses.dataclass
@@ -143,21 +160,55 @@ def is_loopback(host: str) -> bool:
 
 
 def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
-    """Private folders left by a server that was killed (its process gone): removed at start, so a received model
-    never outlives its server. Only this user's folders, named for a process that no longer runs."""
+    """Private folders left by a server that was killed (its process gone), and any timing child still working in
+    one: removed and ended at start, so neither a received model nor its job outlives its server. Only this user's
+    real folders (a symbolic link or a file someone else planted under the prefix is passed over), named for a
+    process that no longer runs."""
     removed = []
     for folder in Path(root or tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
         pid = folder.name[len(WORKDIR_PREFIX) :].split("-")[0]
-        if not pid.isascii() or not pid.isdigit() or (hasattr(os, "getuid") and folder.stat().st_uid != os.getuid()):
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+        if not pid.isascii() or not pid.isdigit() or not stat.S_ISDIR(info.st_mode) or not mine:
             continue
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
+            end_orphans(folder)
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
         except OSError:
             continue
     return removed
+
+
+class HeadersTooLarge(Exception):
+    """The request line and headers passed :data:`MAX_HEADER_BYTES`."""
+
+
+class HeaderLimitedReader:
+    """The connection's reader, counting what the request line and headers take: past ``left`` bytes it raises
+    :class:`HeadersTooLarge` before a header is held whole. ``left = None`` for the body."""
+
+    def __init__(self, raw: object) -> None:
+        self.raw = raw
+        self.left: int | None = MAX_HEADER_BYTES
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.left is None:
+            return self.raw.readline(size)  # type: ignore[attr-defined]
+        cap = self.left + 1 if size is None or size < 0 else min(size, self.left + 1)
+        line = self.raw.readline(cap)  # type: ignore[attr-defined]
+        self.left -= len(line)
+        if self.left < 0:
+            raise HeadersTooLarge
+        return line
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.raw, name)
 
 
 @dataclasses.dataclass
@@ -276,6 +327,35 @@ class BenchHandler(BaseHTTPRequestHandler):
     server_version = "vggedge-bench"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = HeaderLimitedReader(self.rfile)  # type: ignore[assignment]
+
+    def handle_one_request(self) -> None:
+        """One request, its request line and headers within :data:`MAX_HEADER_BYTES` (else 431, JSON)."""
+        self.rfile.left = MAX_HEADER_BYTES  # type: ignore[attr-defined]
+        self.requestline, self.request_version, self.command = "", "HTTP/1.0", None
+        try:
+            super().handle_one_request()
+        except HeadersTooLarge:
+            self.close_connection = True
+            self._send(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                {"error": f"the request line and headers take more than {MAX_HEADER_BYTES} bytes"},
+            )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, an unknown method, a long line) as JSON, and as
+        4xx: a client's mistake is never a 5xx (an unknown method is 405, not 501)."""
+        status, headers = HTTPStatus(code), {}
+        if status == HTTPStatus.NOT_IMPLEMENTED:
+            status, headers = HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, POST"}
+        elif status >= 500:
+            status = HTTPStatus.BAD_REQUEST
+        self.request_version = "HTTP/1.0"  # a status line and headers even for a request line too broken to say
+        self.close_connection = True
+        self._send(status, {"error": printable(message or status.phrase)}, headers)
+
     def do_GET(self) -> None:  # noqa: N802 - the http.server naming
         self._handle(self._check)
 
@@ -284,14 +364,24 @@ class BenchHandler(BaseHTTPRequestHandler):
 
     def _handle(self, action: object) -> None:
         self.server.set_deadline(self.connection, self.server.options.header_timeout_s, in_headers=False)
+        self.rfile.left = None  # type: ignore[attr-defined] # the headers are in: the body is read by its own rules
         try:
             self._authenticate()
+            self._framing()
             self._send(HTTPStatus.OK, action())  # type: ignore[operator]
         except RequestError as error:
             self.close_connection = True  # the body may be unread: this connection cannot carry another request
             self._send(error.status, {"error": error.message}, error.headers)
         except Exception as error:  # noqa: BLE001 - a server answers every request, whatever went wrong
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(error).__name__}: {error}"[:300]})
+
+    def _framing(self) -> None:
+        """One way to know where the body ends: a single Content-Length, never two (which one a proxy believed is
+        how requests are smuggled) and never a chunked body."""
+        if len(self.headers.get_all("Content-Length") or []) > 1:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "more than one Content-Length header")
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "send the body with Content-Length, not Transfer-Encoding")
 
     def _authenticate(self) -> None:
         given = self.headers.get("Authorization", "")
@@ -323,33 +413,27 @@ class BenchHandler(BaseHTTPRequestHandler):
         if not self.server.job.acquire(blocking=False):  # busy: said before the body is read, not after
             self.close_connection = True
             raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "busy timing another model", {"Retry-After": "2"})
-        try:
-            body = self._read_body(length)
-            if body[4:8] != TFLITE_MAGIC:
-                raise RequestError(HTTPStatus.BAD_REQUEST, "not a TFLite model (no TFL3 flatbuffer identifier)")
-            self.server.set_deadline(self.connection, None, in_headers=False)  # the job has its own limits
-            return self._time_model(body, threads, runs, seconds)
-        finally:
-            self.server.job.release()
-
-    def _time_model(self, body: bytes, threads: int, runs: int, seconds: int) -> dict:
-        emulated = emulation()
         descriptor, name = tempfile.mkstemp(suffix=".tflite", dir=self.server.workdir)
-        options = self.server.options
-        job = Job(name, threads, runs, seconds, options.warmup, options.runtime, bool(emulated))
-        limits = JobLimits(self.server.memory_bytes, options.first_call_s, options.max_job_s)
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(body)
-            before = snapshot()
-            try:
-                timings = run_job(job, limits)
-            except JobError as error:
-                raise RequestError(HTTPStatus(error.status), error.message.replace(name, "the model")) from None
-            check = device_check(before, snapshot(), model_bytes=len(body))
+            self._receive(descriptor, length)
+            self.server.set_deadline(self.connection, None, in_headers=False)  # the job has its own limits
+            return self._time_model(name, length, threads, runs, seconds)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(name)
+            self.server.job.release()
+
+    def _time_model(self, name: str, size: int, threads: int, runs: int, seconds: int) -> dict:
+        emulated = emulation()
+        options = self.server.options
+        job = Job(name, threads, runs, seconds, options.warmup, options.runtime, bool(emulated))
+        limits = JobLimits(self.server.memory_bytes, options.first_call_s, options.max_job_s)
+        before = snapshot()
+        try:
+            timings = run_job(job, limits)
+        except JobError as error:
+            raise RequestError(HTTPStatus(error.status), error.message.replace(name, "the model")) from None
+        check = device_check(before, snapshot(), model_bytes=size)
         self.server.jobs_done += 1
         self.server.set_deadline(self.connection, options.header_timeout_s, in_headers=False)  # the answer
         environment = describe_environment(self.server.runtime, threads)
@@ -357,7 +441,7 @@ class BenchHandler(BaseHTTPRequestHandler):
         return {
             "latency_ms": dataclasses.asdict(latency_summary(timings)) if timings else None,
             "threads": threads,
-            "size_bytes": len(body),
+            "size_bytes": size,
             "emulated": emulated,
             "environment": dataclasses.asdict(environment),
         }
@@ -378,21 +462,38 @@ class BenchHandler(BaseHTTPRequestHandler):
             )
         return int(length)
 
-    def _read_body(self, length: int) -> bytes:
-        """The body, within a deadline from its size (a trickling client is cut, not waited for)."""
-        options = self.server.options
-        self.server.set_deadline(self.connection, 10 + length / options.min_upload_rate, in_headers=False)
+    def _receive(self, descriptor: int, length: int) -> None:
+        """The body into the private file ``descriptor``, a chunk at a time (never whole in memory), at a real rate:
+        its deadline moves with the bytes actually received (:data:`BODY_GRACE_S` plus what came at
+        ``min_upload_rate``), so a client that declares gigabytes and trickles bytes is cut in seconds. Its first
+        bytes must be a TFLite flatbuffer's."""
+        rate = self.server.options.min_upload_rate
+        started = time.monotonic()
+        self.server.set_deadline(self.connection, BODY_GRACE_S, in_headers=False)
         if self.headers.get("Expect", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()
-        try:
-            body = self.rfile.read(length)
-        except OSError:
-            body = b""
-        if len(body) != length:
-            self.close_connection = True
-            raise RequestError(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length bytes (or too slowly)")
-        return body
+        received, head = 0, b""
+        with os.fdopen(descriptor, "wb") as handle:
+            while received < length:
+                try:
+                    chunk = self.rfile.read1(min(BODY_CHUNK, length - received))  # type: ignore[attr-defined]
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.close_connection = True
+                    raise RequestError(
+                        HTTPStatus.BAD_REQUEST,
+                        f"the body ended after {received} of {length} bytes (or came slower than {rate / 1e6:g} MB/s)",
+                    )
+                handle.write(chunk)
+                received += len(chunk)
+                head = (head + chunk)[:8] if len(head) < 8 else head
+                if len(head) >= 8 and head[4:8] != TFLITE_MAGIC or length < 8:
+                    self.close_connection = True
+                    raise RequestError(HTTPStatus.BAD_REQUEST, "not a TFLite model (no TFL3 flatbuffer identifier)")
+                spent = time.monotonic() - started
+                self.server.set_deadline(self.connection, BODY_GRACE_S + received / rate - spent, in_headers=False)
 
     def _number(self, query: dict[str, list[str]], key: str, default: int, low: int, high: int) -> int:
         values = query.get(key)
@@ -420,9 +521,20 @@ class BenchHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server signature
-        line = "".join(c if c.isprintable() else "?" for c in format % args)  # a client's path may hold escapes
-        sys.stderr.write(f"{self.address_string()} {line}\n")
+        """One line per request on stderr: escaped (a client's path may hold terminal escapes), cut, and with no
+        query value but the known numbers' (a client that put its token in the URL does not see it logged)."""
+        text = format % tuple(redacted(a) if isinstance(a, str) else a for a in args)
+        sys.stderr.write(f"{self.address_string()} {printable(text, 300)}\n")
         sys.stderr.flush()
+
+
+def redacted(text: str) -> str:
+    """``text`` with every query value but those of :data:`QUERY_KEYS` replaced by ``…``."""
+
+    def value(match: re.Match) -> str:
+        return match.group(0) if match.group(1) in QUERY_KEYS else f"{match.group(1)}=…"
+
+    return re.sub(r"(?<=[?&;])([^=&;\s]*)=[^&;\s\"]*", value, text)
 
 
 def start(options: ServerOptions) -> tuple[BenchServer, str, bool]:

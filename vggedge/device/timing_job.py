@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import os
 import signal
 import time
 from pathlib import Path
@@ -55,7 +56,7 @@ def run_job(job: Job, limits: JobLimits) -> list[float]:
     """The job's timings in ms (empty under emulation), or a :class:`JobError`."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(job, limits.memory_bytes, send), daemon=True)
+    child = context.Process(target=_child, args=(job, limits.memory_bytes, send, os.getpid()), daemon=True)
     child.start()
     send.close()
     try:
@@ -95,8 +96,10 @@ def _wait(child: multiprocessing.process.BaseProcess, receive: object, job: Job,
     raise JobError(422, f"the timing process ended without an answer (exit code {code})")
 
 
-def _child(job: Job, memory_bytes: int, send: object) -> None:
-    """In the child: limit the address space, check the declared sizes, report the first call, time."""
+def _child(job: Job, memory_bytes: int, send: object, parent: int) -> None:
+    """In the child: tie its life to the server's, limit the address space, check the declared sizes, report the
+    first call, time."""
+    die_with(parent, Path(job.path).parent)
     try:
         send.send(("done", _time(job, memory_bytes, send)))  # type: ignore[attr-defined]
     except MemoryError:
@@ -140,6 +143,38 @@ def _time(job: Job, memory_bytes: int, send: object) -> list[float]:
     if job.seconds:  # at least `seconds` of runs: a sub-millisecond model's median needs hundreds of samples
         runs = adaptive_runs(model.invoke_once, job.seconds, runs, cap=MAX_ADAPTIVE_RUNS)
     return time_calls(model.invoke_once, job.warmup, runs)
+
+
+def die_with(parent: int, workdir: Path) -> None:
+    """This process is killed when ``parent`` ends, however it ends (``kill -9``, the OOM killer): Linux's
+    parent-death signal, checked once against the race where the parent died first. It also works in ``workdir``, so
+    a server started later finds a child that outlived its server anyway (:func:`end_orphans`)."""
+    with contextlib.suppress(OSError):
+        os.chdir(workdir)
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent is already gone: the signal will never come
+        os._exit(1)
+
+
+def end_orphans(workdir: Path, proc: Path = Path("/proc")) -> list[int]:
+    """Kill this user's processes still working in ``workdir`` (a killed server's timing children) and return their
+    ids. Read from ``/proc/PID/cwd``; elsewhere nothing is found."""
+    ended = []
+    wanted = {str(workdir), f"{workdir} (deleted)"}
+    for entry in proc.glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError):
+            if (
+                entry.stat().st_uid == os.getuid()
+                and os.readlink(entry / "cwd") in wanted
+                and int(entry.name) != os.getpid()
+            ):
+                os.kill(int(entry.name), signal.SIGKILL)
+                ended.append(int(entry.name))
+    return ended
 
 
 def _limit_memory(memory_bytes: int) -> None:
