@@ -10,8 +10,13 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from vggedge.core.errors import UserError
+from vggedge.core.formatting import printable
+
+# An error line is read whole; anything longer was quoting a user's input at length
+ERROR_LIMIT = 1000
 
 app = typer.Typer(
     name="vggedge",
@@ -77,8 +82,8 @@ def main() -> None:
     """
     try:
         app()
-    except UserError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    except UserError as error:  # escaped: a file name in it cannot move the terminal's cursor or forge a line
+        err.print(Text.assemble(("error:", "bold red"), " ", printable(error, ERROR_LIMIT)), soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted: files are written atomically, so nothing half-written was left behind")

@@ -11,6 +11,7 @@ import typer
 
 from vggedge.cli.options import VerboseOption, apply_verbosity
 from vggedge.core.errors import UserError
+from vggedge.core.formatting import printable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -107,7 +108,7 @@ def predict_command(
 
     classifier = Classifier(model, threads=threads, labels=labels, runtime=runtime, resize=resize)
     if classifier.labels is None and not as_json:
-        typer.echo(f"note: {classifier.labels_source}", err=True)
+        typer.echo(f"note: {printable(classifier.labels_source)}", err=True)
     if camera:
         from vggedge.device.camera import run_camera
 
@@ -117,7 +118,8 @@ def predict_command(
 
     def say(path: Path, best: list) -> None:
         if not as_json:
-            typer.echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in best))
+            answers = ", ".join(f"{printable(label, 80)} {score:.3f}" for label, score in best)
+            typer.echo(f"{printable(path)}: {answers}")  # a name with a newline or an escape cannot forge lines
 
     done = classify_files(classifier, paths, top, on_answer=say)
     answers, skipped, p50 = done.answers, done.skipped, done.p50_ms
@@ -138,4 +140,4 @@ def predict_command(
     typer.echo(summary)
     if skipped:
         shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
-        typer.echo(f"skipped {len(skipped)} files that could not be read: {shown}", err=True)
+        typer.echo(f"skipped {len(skipped)} files that could not be read: {printable(shown, 1000)}", err=True)

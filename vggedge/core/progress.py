@@ -25,6 +25,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from vggedge.core.formatting import printable
+
 T = TypeVar("T")
 
 LOG_EVERY_S = 30.0  # a plain log's line interval within one long stage
@@ -35,9 +37,13 @@ def on_terminal() -> bool:
     return Console(stderr=True).is_terminal
 
 
+LOG_LINE_LIMIT = 2000  # a progress line is never a wall of text, whatever it quotes
+
+
 def log_line(text: str) -> None:
-    """One progress line on stderr, flushed at once (a log read while the job runs is up to date)."""
-    print(text, file=sys.stderr, flush=True)
+    """One progress line on stderr, flushed at once (a log read while the job runs is up to date); a file name or
+    class name inside it cannot forge another line or send a terminal an escape sequence (escaped)."""
+    print(printable(text, LOG_LINE_LIMIT), file=sys.stderr, flush=True)
 
 
 def duration(seconds: float) -> str:
