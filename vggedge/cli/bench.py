@@ -239,6 +239,10 @@ def bench_command(
     from vggedge.device.bench import check_mode
 
     check_mode(models, serve, profile, counts)
+    if not serve:  # a model that loops for ever is stopped in one line, and Ctrl-C works inside a call
+        from vggedge.device import call_guard
+
+        call_guard.install()
     if profile is not None:
         profile_command(profile, counts, runtime, profile_seconds, runs, warmup, out, quiet)
     elif serve:

@@ -21,3 +21,6 @@ SEED = 0  # fine-tuning seed; step i of a recipe uses SEED + i
 COOLDOWN_S = 10.0
 BURST_RUNS = 10
 SUSTAIN_S = 30.0
+# `bench` and `predict`: one interpreter call longer than this is stopped with one line (a model that loops for
+# ever); the full-size VGG16 in float32 takes about a second a call on a Raspberry Pi 4, 0.1 s on a workstation.
+MAX_CALL_S = 120.0

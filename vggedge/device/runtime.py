@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vggedge.core.errors import DeviceError
+from vggedge.device import call_guard
 
 # (module to import, distribution name for its version), in order of preference.
 RUNTIMES = (
@@ -127,7 +128,7 @@ class TFLiteModel:
     def predict_one(self, pixels: np.ndarray) -> np.ndarray:
         """Scores for one (H, W, 3) image of raw pixels."""
         self.interpreter.set_tensor(self.input["index"], self._quantize_input(pixels[None]))
-        self.interpreter.invoke()
+        call_guard.call(self.interpreter.invoke)
         return self.read_output()[0]
 
     def read_output(self) -> np.ndarray:
@@ -141,7 +142,7 @@ class TFLiteModel:
 
     def invoke_once(self) -> None:
         """One invocation on whatever input is set: what latency measurements time."""
-        self.interpreter.invoke()
+        call_guard.call(self.interpreter.invoke)
 
     def set_input(self, pixels: np.ndarray) -> None:
         self.interpreter.set_tensor(self.input["index"], self._quantize_input(pixels[None]))
