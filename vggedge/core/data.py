@@ -127,12 +127,20 @@ class Dataset:
         )
 
 
+def inside(folder: Path, root: Path) -> bool:
+    """False for a symbolic link that leaves ``root`` (``ln -s .. up`` would make the data folder's parent a class
+    and read the data folder twice); a linked picture file inside a class is read as usual."""
+    if not folder.is_symlink():
+        return True
+    return folder.resolve().is_relative_to(root.resolve()) and folder.resolve() != root.resolve()
+
+
 def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     """Class names (sorted subfolder names, as ``image_dataset_from_directory``) and (file, label) pairs."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist: pass --data DIR with one subfolder per class")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and inside(p, root))
     files = [
         (f, label)
         for label, d in enumerate(class_dirs)

@@ -132,6 +132,45 @@ def _offline_message(cached: Path) -> str:
     )
 
 
+# A saved VGG's architecture is tens of KB of JSON: past this it is refused unread (a 1 MB .keras whose config.json
+# inflated to 1 GB took 5.7 GB and 26 s before).
+MAX_CONFIG_BYTES = 16 * 2**20
+# A .keras member this many times larger than it is compressed, past MAX_CONFIG_BYTES, is a zip bomb: weights
+# compress a few percent at most.
+MAX_INFLATION = 100
+
+
+def check_config_size(size: int, path: Path, what: str) -> None:
+    if size > MAX_CONFIG_BYTES:
+        raise ModelError(
+            f"{path}: {what} is {size / 2**20:.0f} MiB, more than the {MAX_CONFIG_BYTES // 2**20} MiB a model's "
+            "architecture takes: not a model file vggedge will read"
+        )
+
+
+def check_members(archive: object, path: Path) -> None:
+    """Every member's uncompressed size, from the zip's directory, before any is read."""
+    for info in archive.infolist():  # type: ignore[attr-defined]
+        if info.filename.endswith(".json"):
+            check_config_size(info.file_size, path, info.filename)
+        elif info.file_size > MAX_CONFIG_BYTES and info.file_size > MAX_INFLATION * max(info.compress_size, 1):
+            raise ModelError(
+                f"{path}: {info.filename} inflates from {info.compress_size:,} to {info.file_size:,} bytes: "
+                "not a model file vggedge will read"
+            )
+
+
+def parsed_config(raw: bytes | str, path: Path, what: str) -> set[str]:
+    """The ``class_name`` of every part of a saved architecture, or one line saying why it cannot be read."""
+    check_config_size(len(raw), path, what)
+    try:
+        return _classes_in_config(json.loads(raw))
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise ModelError(f"{path}: {what} is not valid JSON (corrupt, or not saved by Keras)") from None
+    except RecursionError:
+        raise ModelError(f"{path}: {what} is nested too deeply to be a model's architecture") from None
+
+
 def _classes_in_config(config: object) -> set[str]:
     """Every ``class_name`` in a saved model's architecture (the optimizer and loss are not loaded)."""
     found: set[str] = set()
@@ -192,14 +231,15 @@ def _load_h5(path: Path) -> keras.Model:
 
     try:
         with h5py.File(path, "r") as handle:
+            if "model_config" in handle.attrs:
+                check_config_size(handle.attrs.get_id("model_config").get_storage_size(), path, "its model_config")
             raw = handle.attrs.get("model_config")
             version = handle.attrs.get("keras_version")
     except OSError:
         raise ModelError(f"{path} is not a readable HDF5 model file (corrupt or truncated?)") from None
     if raw is None:
         raise ModelError(f"{path} holds no model architecture (a weights-only file?): save the whole model")
-    config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    _refuse_unsafe(_classes_in_config(config), path)
+    _refuse_unsafe(parsed_config(raw, path, "its model_config"), path)
     version = version.decode() if isinstance(version, bytes) else str(version or "")
     if version.startswith("3"):
         return _keras3_to_keras2(path, f"a Keras {version} .h5 file")
@@ -217,10 +257,11 @@ def _load_keras3(path: Path) -> keras.Model:
 
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError):
+            check_members(archive, path)
+            raw = archive.read("config.json")
+    except (zipfile.BadZipFile, KeyError, OSError):
         raise ModelError(f"{path} is not a readable .keras model file (corrupt or truncated?)") from None
-    _refuse_unsafe(_classes_in_config(config), path)
+    _refuse_unsafe(parsed_config(raw, path, "its config.json"), path)
     return _keras3_to_keras2(path, "a .keras file")
 
 

@@ -58,6 +58,14 @@ def register_step(cls: type[Step]) -> type[Step]:
     return cls
 
 
+def _wants_number(annotation: object) -> bool:
+    """``int``, ``float`` or an optional or union of them, and not ``bool``."""
+    import typing
+
+    kinds = set(typing.get_args(annotation)) or {annotation}
+    return bool(kinds & {int, float}) and bool not in kinds
+
+
 class Step(BaseModel):
     """Base of every step: frozen, strict about unknown keys.
 
@@ -68,6 +76,17 @@ class Step(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     implementation: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, data: object) -> object:
+        """A number written ``true`` is a mistake, not 1 (pydantic's lax mode takes a boolean for an integer)."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key)
+                if isinstance(value, bool) and field is not None and _wants_number(field.annotation):
+                    raise ValueError(f"{key} must be a number, not {str(value).lower()}")
+        return data
 
     @classmethod
     def example(cls) -> Step:
@@ -487,4 +506,6 @@ def load_recipe(name_or_path: str) -> Recipe:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise RecipeError(f"{path}: not a valid TOML recipe: {error}") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: not a valid TOML recipe: nested too deeply") from None
     return recipe_from_dict(data, source=str(path))

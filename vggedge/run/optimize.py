@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
+from vggedge.core.errors import OutputError
 from vggedge.core.formatting import printable
 from vggedge.core.progress import log_line
 from vggedge.core.run_folder import clean_stale, output_lock
@@ -42,6 +43,12 @@ def optimize(recipes: list[Recipe], options: OptimizeOptions, on_skip=None) -> l
     if not options.placement.is_chief:
         return optimize_locked(recipes, options, on_skip)
     check_writable(options.out)
+    for recipe in recipes:  # a file where a run folder goes: said now, not after the work
+        if (options.out / recipe.name).exists() and not (options.out / recipe.name).is_dir():
+            raise OutputError(
+                f"{printable(options.out / recipe.name)} is not a folder: the run of recipe {recipe.name!r} is written "
+                "there; move the file or pass another --out"
+            )
     with output_lock(options.out):
         cleaned = clean_stale(options.out)
         if cleaned and options.progress:
