@@ -41,7 +41,7 @@ EXAMPLES = {
         ("a quick trial of a recipe", "vggedge optimize -m model.keras --data photos/ --recipe fast --max-epochs 1"),
     ],
     "inspect": [("how vggedge reads your model", "vggedge inspect model.keras")],
-    "kit": [("the profiling kit for --time-on TABLE.json", "vggedge kit -m model.keras --out kit/")],
+    "kit": [("the profiling kit for --time-on TABLE.json", "vggedge kit model.keras --out kit/")],
     "bench": [
         ("one model on this board", "vggedge bench reports/int8/model.tflite --data reports/sklearn-digits-32-eval"),
         ("several models and thread counts", "vggedge bench reports/*/model.tflite --threads 1,4"),
@@ -91,5 +91,5 @@ def main() -> None:
 
 
 def click_command():  # noqa: ANN201 - a click.Group
-    """The app as a click command group: what the docs' CLI reference (mkdocs-click) is generated from."""
+    """The app as a click command group: what the docs' CLI reference (vggedge.cli.reference) is generated from."""
     return typer.main.get_command(app)

@@ -1,0 +1,52 @@
+"""The command-line reference as Markdown, from the Typer app itself: every command, its usage and every option
+with its help, default and panel, exactly as ``--help`` prints them. The docs site's CLI page is made from this
+(``docs/hooks.py``); a test checks that it names every option of every command.
+
+(mkdocs-click cannot do it: Typer 0.29 bundles its own click, so its options are not ``click.Option`` and the
+page silently lost every option.)
+"""
+
+from __future__ import annotations
+
+import html
+
+
+def cell(text: str) -> str:
+    """``text`` for a Markdown table cell: angle brackets kept visible, pipes and newlines not breaking the row."""
+    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
+
+
+def command_markdown(command: object, context: object, heading: str) -> list[str]:
+    """One command's section: description, usage, arguments and options (a group: then each subcommand)."""
+    usage = command.get_usage(context).removeprefix("Usage: ")  # type: ignore[attr-defined]
+    help_text = (command.help or "").strip()  # type: ignore[attr-defined]
+    lines = [f"{heading} `{context.command_path}`", "", help_text, "", "```text", usage, "```", ""]  # type: ignore[attr-defined]
+    arguments = [p for p in command.params if p.param_type_name == "argument"]  # type: ignore[attr-defined]
+    options = [p for p in command.params if p.param_type_name == "option" and not p.hidden]  # type: ignore[attr-defined]
+    if arguments:
+        lines += ["| argument | what |", "|---|---|"]
+        lines += [f"| `{p.name.upper()}` | {cell(getattr(p, 'help', None) or '')} |" for p in arguments]
+        lines.append("")
+    if options:
+        lines += ["| option | what | panel |", "|---|---|---|"]
+        for option in options:
+            names, said = option.get_help_record(context)
+            panel = getattr(option, "rich_help_panel", None) or "Options"
+            lines.append(f"| `{names}` | {cell(said)} | {cell(panel)} |")
+        lines.append("")
+    for name, sub in getattr(command, "commands", {}).items():
+        lines += command_markdown(sub, type(context)(sub, info_name=name, parent=context), heading + "#")
+    return lines
+
+
+def cli_reference() -> str:
+    """Every ``vggedge`` command as Markdown sections (the docs' CLI page)."""
+    from vggedge.cli import click_command
+
+    root = click_command()
+    context_type = type(root.make_context("vggedge", ["--help"], resilient_parsing=True))
+    top = context_type(root, info_name="vggedge")
+    lines: list[str] = []
+    for name, command in root.commands.items():
+        lines += command_markdown(command, context_type(command, info_name=name, parent=top), "##")
+    return "\n".join(lines)
