@@ -103,12 +103,12 @@ def predict_command(
         raise UserError("--camera classifies the camera's frames: give no images with it")
     if not camera and not images:
         raise UserError("give images (files, folders or quoted globs) to classify, or --camera")
-    paths = [] if camera else expand_images(images or [])
     from vggedge.device import call_guard
     from vggedge.device.classifier import Classifier
 
     call_guard.install()  # a model that loops for ever is stopped in one line, and Ctrl-C works inside a call
-    classifier = Classifier(model, threads=threads, labels=labels, runtime=runtime, resize=resize)
+    classifier = Classifier(model, threads=threads, labels=labels, runtime=runtime, resize=resize)  # checked first
+    paths = [] if camera else expand_images(images or [])
     if classifier.labels is None and not as_json:
         typer.echo(f"note: {printable(classifier.labels_source)}", err=True)
     if camera:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vggedge.core.errors import DeviceError
+from vggedge.core.model_path import not_a_model_file
 from vggedge.device import call_guard
 
 # (module to import, distribution name for its version), in order of preference.
@@ -171,8 +172,9 @@ TFLITE_MAGIC = b"TFL3"
 def check_tflite_file(path: Path) -> None:
     """Refuse a missing, empty, truncated or non-TFLite file before the interpreter sees it."""
     path = Path(path)
-    if not path.is_file():
-        raise DeviceError(f"model file {path} does not exist")
+    problem = not_a_model_file(path, "a .tflite file")
+    if problem:
+        raise DeviceError(problem)
     with path.open("rb") as handle:
         head = handle.read(8)
     if head[4:8] != TFLITE_MAGIC:

@@ -25,6 +25,7 @@ from pathlib import Path
 from vggedge.backend.keras_env import keras
 from vggedge.core.errors import ModelError
 from vggedge.core.memory import release_memory
+from vggedge.core.model_path import not_a_model_file
 from vggedge.core.report import ModelSection
 from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
 from vggedge.models.normalization import describe_normalization
@@ -312,8 +313,9 @@ def resolve_preprocess(anatomy: Anatomy, requested: Preprocess | None, path: Pat
 
 def load_model_file(path: Path, preprocess: Preprocess | None) -> Baseline:
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist: pass --model sample, --model vgg16 or a .keras/.h5 path")
+    problem = not_a_model_file(path, "a .keras or .h5 file, 'sample' or 'vgg16'")
+    if problem:
+        raise ModelError(problem)
     if path.suffix == ".h5":
         model = _load_h5(path)
     elif path.suffix == ".keras":
