@@ -35,3 +35,10 @@ def test_every_help_example_parses(command, line):
     assert words[:2] == ["vggedge", command]
     target = root.commands[command]
     target.make_context(command, words[2:])  # an unknown option or a missing argument raises here
+
+
+def test_the_version_is_printed_and_importable(cli):
+    import vggedge
+
+    done = cli("--version")
+    assert done.code == 0 and done.out.strip() == f"vggedge {vggedge.__version__}" and vggedge.__version__[0].isdigit()

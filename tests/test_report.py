@@ -123,3 +123,22 @@ def test_report_md_steps_are_labelled_lines_and_a_widths_table_not_dicts():
     assert "(flat at its floor 0.6299, the teacher's own entropy: converged from the start)" in steps
     assert "also in report.json: targets" in steps
     assert "{'" not in steps  # no Python dict dumped
+
+
+def test_report_md_says_what_ok_means_where_latency_was_measured_and_what_is_next():
+    """A newcomer reads the budget and the verification bar that `ok` was judged against, that the latency is this
+    workstation's (not the board's), and the next step; no Python reprs, and the vggedge that made it."""
+    from pathlib import Path
+
+    from vggedge.core.report import Report, render_markdown
+    from vggedge.core.version import __version__
+    from vggedge.device.environment import describe_environment
+
+    report = Report.load(Path(__file__).parents[1] / "reports" / "examples" / "sample-int8" / "report.json")
+    report.environment = describe_environment(None, 2)
+    page = render_markdown(report)
+    assert "at least 97.00% of the evaluation images" in page and "at most 1 point (default) below" in page
+    assert "not on a device: `vggedge bench` measures them on the board" in page
+    assert "Next: copy `model.tflite` and `labels.txt` to the board" in page
+    assert f"- vggedge: {__version__}" in page and "None" not in page and "['" not in page
+    assert "replica(s)" not in page

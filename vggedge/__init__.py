@@ -21,6 +21,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from vggedge.core.errors import DataError, DeviceError, ModelError, OutputError, RecipeError, UserError
+from vggedge.core.version import __version__
 
 if TYPE_CHECKING:
     from vggedge.api import bench, compare, optimize, search
@@ -58,7 +59,7 @@ _LAZY = {
     "shipped_recipes": "vggedge.recipe.schema",
 }
 
-__all__ = [*_LAZY, "UserError", "DataError", "ModelError", "RecipeError", "OutputError", "DeviceError"]
+__all__ = [*_LAZY, "__version__", "UserError", "DataError", "ModelError", "RecipeError", "OutputError", "DeviceError"]
 
 
 def __getattr__(name: str) -> object:

@@ -7,6 +7,7 @@ never imports TensorFlow and ``vggedge --help`` is instant.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -50,6 +51,25 @@ EXAMPLES = {
     "compare": [("every report, with a page", "vggedge compare reports/ --out reports/")],
     "predict": [("classify photos", "vggedge predict reports/int8/model.tflite photo.jpg")],
 }
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from vggedge.core.version import __version__
+
+        typer.echo(f"vggedge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print vggedge's version and exit."),
+    ] = False,
+) -> None:
+    """Make VGG16 small and fast for edge devices: optimize with recipes, benchmark on a device, compare reports,
+    classify images with the result."""
 
 
 def epilog(command: str) -> str:

@@ -162,6 +162,7 @@ class Environment:
     os: str | None = None
     python: str | None = None
     tensorflow: str | None = None
+    vggedge: str | None = None  # the vggedge that made the report
     runtime: str | None = None
     runtime_version: str | None = None
     threads: int | None = None
@@ -323,6 +324,39 @@ def _build(kind: Any, value: Any) -> Any:  # noqa: ANN401 - a JSON value typed b
     return value
 
 
+def status_meaning(result: Result, verification: Verification) -> list[str]:
+    """What the status was judged against, said in the report itself (the budget and the verification bar)."""
+    budget = result.accuracy_budget
+    bar = fmt(verification.min_agreement, "pct") if verification.min_agreement is not None else "—"
+    allowed = "—"
+    if budget and budget.max_drop_pts is not None:
+        allowed = f"{fmt(budget.max_drop_pts)} point{'' if budget.max_drop_pts == 1 else 's'} ({budget.source})"
+    lines = [
+        f"`ok` means: the TFLite model agrees with its Keras source on at least {bar} of the evaluation images "
+        f"(verified), and its top-1 is at most {allowed} below the baseline's (the accuracy budget)."
+    ]
+    if result.status == STATUS_OK:
+        lines[0] += (
+            " Next: copy `model.tflite` and `labels.txt` to the board and run `vggedge bench model.tflite` there "
+            "(`--data` with the evaluation images adds accuracy and agreement)."
+        )
+    return [*lines, ""]
+
+
+def latency_provenance(env: Environment, result: Result) -> list[str]:
+    """Where the latencies were measured: a workstation is not the board the model is for."""
+    if env.device_check is not None:  # `bench`: on the board itself
+        return []
+    where = env.cpu or env.machine or "this machine"
+    runtime = f"{env.runtime} {env.runtime_version}" if env.runtime else "the TFLite interpreter"
+    return [
+        f"Latencies were measured on the machine that ran `optimize` ({where}, {runtime}, "
+        f"{fmt(env.threads)} thread{'' if env.threads == 1 else 's'}), not on a device: `vggedge bench` measures "
+        "them on the board.",
+        "",
+    ]
+
+
 def render_markdown(report: Report) -> str:
     b, r, x = report.baseline, report.result, report.ratios
     env, recipe, model, data = report.environment, report.recipe, report.model, report.dataset
@@ -352,17 +386,27 @@ def render_markdown(report: Report) -> str:
         f"Verification against the Keras source: top-1 agreement {fmt(verification.agreement, 'pct')}, "
         f"max abs error {fmt(r.max_abs_error)} on {verification.images or '—'} images.",
         "",
+        *status_meaning(r, verification),
+        *latency_provenance(env, r),
         "## Steps",
         "",
     ]
     for i, step in enumerate(recipe.steps, start=1):
         lines += step_markdown(i, step)
-    if recipe.training and recipe.training.strategy:
+    if (
+        recipe.training
+        and recipe.training.strategy
+        and ((recipe.training.replicas or 1) > 1 or (recipe.training.workers or 1) > 1)
+    ):
         t = recipe.training
         rules = f"; {t.batch_rule}; {t.learning_rate_rule}" if t.batch_rule else ""
         lines += ["", f"Fine-tuning ran on {t.strategy}: {t.replicas} replica(s), {t.workers} worker(s){rules}."]
     lines += ["", "## Environment", ""]
-    lines += [f"- {key}: {value}" for key, value in dataclasses.asdict(env).items() if key != "device_check"]
+    lines += [
+        f"- {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else fmt(value)}"
+        for key, value in dataclasses.asdict(env).items()
+        if key != "device_check" and value not in (None, [])
+    ]
     if env.device_check:
         lines += device_check_markdown(env.device_check)
     if r.timing:

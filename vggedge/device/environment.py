@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from vggedge.core.report import Environment
+from vggedge.core.version import __version__
 from vggedge.device.runtime import Runtime, default_threads
 
 # The instruction-set features that decide float and integer (int8) speed, as /proc/cpuinfo spells them.
@@ -118,6 +119,7 @@ def describe_environment(runtime: Runtime | None, threads: int | None, gpu: str 
         os=platform.platform(),
         python=platform.python_version(),
         tensorflow=getattr(tensorflow, "__version__", None),
+        vggedge=__version__,
         runtime=runtime.name if runtime else None,
         runtime_version=runtime.version if runtime else None,
         threads=threads or default_threads(),
