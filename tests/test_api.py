@@ -16,7 +16,7 @@ import pytest
 import vggedge
 
 ROOT = Path(__file__).parents[1]
-EXAMPLE_REPORT = ROOT / "reports" / "examples" / "sample-int8"
+EXAMPLE_REPORT = ROOT / "examples" / "sample-int8"
 
 
 def test_import_is_light_and_the_api_is_documented():

@@ -21,7 +21,7 @@ from vggedge.core.report import (
     render_markdown,
 )
 
-EXAMPLE = Path(__file__).parents[1] / "reports" / "examples" / "sample-int8" / "report.json"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "sample-int8" / "report.json"
 
 
 def small_report() -> Report:
@@ -134,7 +134,7 @@ def test_report_md_says_what_ok_means_where_latency_was_measured_and_what_is_nex
     from vggedge.core.version import __version__
     from vggedge.device.environment import describe_environment
 
-    report = Report.load(Path(__file__).parents[1] / "reports" / "examples" / "sample-int8" / "report.json")
+    report = Report.load(Path(__file__).parents[1] / "examples" / "sample-int8" / "report.json")
     report.environment = describe_environment(None, 2)
     page = render_markdown(report)
     assert "at least 97.00% of the evaluation images" in page and "at most 1 point (default) below" in page
@@ -142,3 +142,17 @@ def test_report_md_says_what_ok_means_where_latency_was_measured_and_what_is_nex
     assert "Next: copy `model.tflite` and `labels.txt` to the board" in page
     assert f"- vggedge: {__version__}" in page and "None" not in page and "['" not in page
     assert "replica(s)" not in page
+
+
+def test_no_committed_report_sits_where_the_readme_commands_write():
+    """`vggedge compare reports/` after a newcomer's first run shows that run only: the committed example reports
+    (made on other machines) live in examples/, not under reports/."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    tracked = subprocess.run(["git", "ls-files", "reports"], cwd=root, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    assert not [name for name in tracked if name.endswith("report.json")]
+    assert (root / "examples" / "sample-int8" / "report.json").is_file()

@@ -26,7 +26,7 @@ from vggedge.core.run_folder import (
     write_manifest,
 )
 
-EXAMPLE_REPORT = Path(__file__).parents[1] / "reports" / "examples" / "sample-int8" / "report.json"
+EXAMPLE_REPORT = Path(__file__).parents[1] / "examples" / "sample-int8" / "report.json"
 
 
 def folder_with(path: Path, model: bytes, report: Path = EXAMPLE_REPORT) -> Path:
