@@ -28,7 +28,7 @@ def test_predict_prints_hostile_file_names_escaped_one_line_each(tflite_bytes, t
     assert done.code == 0, done.err
     assert "\x1b" not in done.out + done.err and "\x07" not in done.out + done.err and "\r" not in done.out
     assert len(done.out.splitlines()) == 2  # one answer and the summary: no forged line
-    assert "\\x1b]52" in done.out and "skipped 1 files" in done.err
+    assert "\\x1b]52" in done.out and "skipped 1 file that could not be read" in done.err
     single = cli("predict", model, folder / f"{HOSTILE}.jpg")
     lines = single.err.splitlines()  # the note that the model has no labels, then the error: no forged line
     assert single.code == 2 and len(lines) == 2 and lines[1].startswith("error: ") and "\x1b" not in single.err

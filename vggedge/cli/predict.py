@@ -11,7 +11,7 @@ import typer
 
 from vggedge.cli.options import VerboseOption, apply_verbosity
 from vggedge.core.errors import UserError
-from vggedge.core.formatting import printable
+from vggedge.core.formatting import count, printable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -126,7 +126,9 @@ def predict_command(
     done = classify_files(classifier, paths, top, on_answer=say)
     answers, skipped, p50 = done.answers, done.skipped, done.p50_ms
     model_info = classifier.model
-    summary = f"{len(answers)} images, p50 {p50:.2f} ms ({model_info.runtime.name}, {model_info.threads} threads)"
+    summary = (
+        f"{count(len(answers), 'image')}, p50 {p50:.2f} ms ({model_info.runtime.name}, {model_info.threads} threads)"
+    )
     if as_json:
         document = {
             "model": str(model),
@@ -142,4 +144,4 @@ def predict_command(
     typer.echo(summary)
     if skipped:
         shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
-        typer.echo(f"skipped {len(skipped)} files that could not be read: {printable(shown, 1000)}", err=True)
+        typer.echo(f"skipped {count(len(skipped), 'file')} that could not be read: {printable(shown, 1000)}", err=True)

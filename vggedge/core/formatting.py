@@ -48,3 +48,8 @@ def printable(value: object, limit: int = PRINTABLE_LIMIT) -> str:
 def _escaped(character: str) -> str:
     code = ord(character)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 image``, ``2 images``: a count with its noun agreeing."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
