@@ -124,3 +124,18 @@ def test_the_readme_notebook_example_runs_as_written(tiny_h5, small_digits_dir, 
     assert {"int8", "fp16"} <= {p.name for p in (tmp_path / "reports").iterdir()}
     assert "Recommended" in printed
     assert not list(Path("/tmp").glob("vggedge-model-*/my_vgg.keras"))  # the in-memory model's file is gone
+
+
+def test_result_and_comparison_read_like_result_objects():
+    """The figures a person asks for are fields, the reprs are short, and a notebook gets an HTML view."""
+    import vggedge
+
+    result = vggedge.Result.load(EXAMPLE_REPORT)
+    report = result.report
+    assert result.size_mb == report.result.size_bytes / 1e6 and result.p50_ms == report.result.latency_ms.p50
+    assert result.top1 == report.result.top1 and result.top1_change == report.ratios.top1_delta_pts
+    assert result.speedup == report.ratios.speedup and result.smaller == report.ratios.size
+    assert "<table>" in result._repr_html_() and "34.09" in result._repr_html_()
+    comparison = vggedge.compare(EXAMPLE_REPORT)
+    assert len(repr(comparison)) < 200 and repr(comparison).startswith("Comparison(1 result, 1 device")
+    assert "<table>" in comparison._repr_html_() and "int8" in comparison._repr_html_()

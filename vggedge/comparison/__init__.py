@@ -24,6 +24,7 @@ from vggedge.comparison.table import (
 )
 from vggedge.core.atomic import write_text
 from vggedge.core.errors import UserError
+from vggedge.core.formatting import count
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -34,7 +35,7 @@ def check_format(format: str) -> None:
         raise UserError(f"--format must be table, md, csv or json. Received: {format!r}")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Comparison:
     """Rows (one per report, baselines of the same model, data and device merged) and the recommendations:
     per device and goal (smallest, fastest, most accurate), the best result within the accuracy budget."""
@@ -42,6 +43,27 @@ class Comparison:
     rows: list[dict]
     recommendations: list[Recommendation]
     max_drop: float | None = None
+
+    def __repr__(self) -> str:
+        """Short: how many results on how many devices, and what is recommended (the rows stay in ``rows``)."""
+        devices = sorted({str(row.get("device")) for row in self.rows if row.get("device")})
+        picks = "; ".join(f"{r.goal}: {r.recipe or 'none'}" for r in self.recommendations[:3])
+        results = sum(1 for row in self.rows if not str(row.get("recipe", "")).startswith("baseline"))
+        return f"Comparison({count(results, 'result')}, {count(len(devices), 'device')}; {picks})"
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the recommendations and the table, as Markdown rendered to HTML tables."""
+        import html
+
+        lines = [f"<li>{html.escape(r.device)}: {html.escape(r.goal)}: <b>{html.escape(r.recipe or 'none')}</b> "
+                 f"({html.escape(r.figure)})</li>" for r in self.recommendations]  # fmt: skip
+        keys = ["recipe", "device", "status", "size_mb", "p50_ms", "top1", "delta_top1_pts", "speedup"]
+        head = "".join(f"<th>{k}</th>" for k in keys)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(row.get(k, '')))}</td>" for k in keys) + "</tr>"
+            for row in self.rows
+        )
+        return f"<ul>{''.join(lines)}</ul><table><tr>{head}</tr>{body}</table>"
 
     def to_markdown(self) -> str:
         return to_markdown(self.rows, self.recommendations, self.max_drop)

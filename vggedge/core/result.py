@@ -55,6 +55,56 @@ class Result:
         """The remedy that made this result, or None (the recipe as written, or nothing helped)."""
         return next((t["remedy"] for t in self.remedies if t.get("status") == "ok"), None)
 
+    @property
+    def size_mb(self) -> float | None:
+        """The model file's size in MB (10^6 bytes), or None when the export failed."""
+        size = self.report.result.size_bytes
+        return None if size is None else size / 1e6
+
+    @property
+    def p50_ms(self) -> float | None:
+        """Median batch-1 latency of the TFLite model where it was measured (see ``report.environment``)."""
+        latency = self.report.result.latency_ms
+        return None if latency is None else latency.p50
+
+    @property
+    def top1(self) -> float | None:
+        """Top-1 accuracy on the evaluation images, a fraction (None without labelled data)."""
+        return self.report.result.top1
+
+    @property
+    def top1_change(self) -> float | None:
+        """Top-1 change against the float32 baseline, in points (negative: it lost accuracy)."""
+        return self.report.ratios.top1_delta_pts
+
+    @property
+    def speedup(self) -> float | None:
+        """Baseline p50 / this model's p50, both measured here, side by side."""
+        return self.report.ratios.speedup
+
+    @property
+    def smaller(self) -> float | None:
+        """How many times smaller than the float32 baseline's weights."""
+        return self.report.ratios.size
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: one row of the figures a person asks for."""
+        import html
+
+        cells = {
+            "recipe": self.recipe,
+            "status": self.status,
+            "MB": _shown(self.size_mb, ".2f"),
+            "× smaller": _shown(self.smaller, ".1f"),
+            "p50 ms": _shown(self.p50_ms, ".2f"),
+            "× faster": _shown(self.speedup, ".1f"),
+            "top-1": _shown(None if self.top1 is None else self.top1 * 100, ".2f", "%"),
+            "Δ pts": _shown(self.top1_change, "+.2f"),
+        }
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in cells)
+        row = "".join(f"<td>{html.escape(str(v))}</td>" for v in cells.values())
+        return f"<table><tr>{head}</tr><tr>{row}</tr></table><small>{html.escape(str(self.folder))}</small>"
+
     def save(self, folder: Path | str) -> Result:
         """Copy the whole run folder to ``folder`` (created; files already there are replaced) and return the
         result as it is there."""
@@ -76,3 +126,7 @@ class Result:
         if self.remedy:
             figures.append(f"by the {self.remedy} remedy")
         return f"Result({self.recipe!r}, {', '.join(figures)}, folder={str(self.folder)!r})"
+
+
+def _shown(value: float | None, spec: str, unit: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{unit}"
