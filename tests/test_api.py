@@ -139,3 +139,21 @@ def test_result_and_comparison_read_like_result_objects():
     comparison = vggedge.compare(EXAMPLE_REPORT)
     assert len(repr(comparison)) < 200 and repr(comparison).startswith("Comparison(1 result, 1 device")
     assert "<table>" in comparison._repr_html_() and "int8" in comparison._repr_html_()
+
+
+def test_a_step_built_in_code_with_a_mistake_is_a_recipe_error_in_python_words():
+    import vggedge
+
+    with pytest.raises(vggedge.RecipeError, match=r"QuantizeStep: mode: Input should be .*Received: 'int-8'") as raised:
+        vggedge.QuantizeStep(mode="int-8")
+    assert "pydantic" not in str(raised.value) and "http" not in str(raised.value)
+    with pytest.raises(vggedge.RecipeError, match=r"unknown key 'calibraton_samples' \(did you mean 'calibration_sa"):
+        vggedge.QuantizeStep(mode="int8", calibraton_samples=5)
+
+
+def test_a_misspelt_top_level_key_gets_did_you_mean_for_every_field():
+    import vggedge
+    from vggedge.recipe.schema import recipe_from_dict
+
+    with pytest.raises(vggedge.RecipeError, match=r"unknown key 'resiz' \(did you mean 'resize'\?\)"):
+        recipe_from_dict({"name": "x", "resiz": "stretch", "steps": [{"type": "quantize", "mode": "int8"}]})

@@ -77,6 +77,14 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     implementation: ClassVar[str]
 
+    def __init__(self, **data: object) -> None:
+        """A step built in code is checked as a recipe file's is: a mistake is a :class:`RecipeError` in one line
+        (pydantic's ``ValidationError`` with its web link is for pydantic's users, not vggedge's)."""
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise RecipeError(_explain_step(error, type(self), data)) from None
+
     @model_validator(mode="before")
     @classmethod
     def _numbers_are_numbers(cls, data: object) -> object:
@@ -418,6 +426,19 @@ def _toml_value(value: object) -> str:
     return f'"{escaped}"'
 
 
+def _explain_step(error: ValidationError, kind: type, data: dict) -> str:
+    """One line for a step built in code: the class, the key, what is wrong, and "did you mean" for a typo."""
+    first = next((e for e in error.errors() if e["type"] == "extra_forbidden"), error.errors()[0])
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        allowed = sorted(name for name in kind.model_fields if name != "type")
+        return f"{kind.__name__}: unknown key {key!r}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}"
+    received = first.get("input")
+    shown = f" Received: {received!r}" if not isinstance(received, (dict, list)) else ""
+    message = str(first.get("ctx", {}).get("error", first["msg"])) if first["type"] == "value_error" else first["msg"]
+    return f"{kind.__name__}: {key}: {message}.{shown}"
+
+
 def _explain(error: ValidationError, source: str, data: dict) -> str:
     """One line naming the file, the key and the fix for the first validation error."""
     errors = error.errors()
@@ -451,7 +472,7 @@ def _allowed_keys(location: list[str], data: dict) -> set[str]:
             return set(STEP_TYPES[step_type].model_fields)
         except (KeyError, IndexError, ValueError, TypeError):
             pass
-    return {"schema", "name", "description", "max_drop", "steps"}
+    return {Recipe.model_fields[name].alias or name for name in Recipe.model_fields}  # derived: never one short
 
 
 def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:

@@ -11,7 +11,8 @@ import numpy as np
 
 from vggedge.auto.rules import SearchOptions
 from vggedge.core.data import Dataset, Split, load_dataset
-from vggedge.core.errors import OutputError, UserError
+from vggedge.core.errors import DataError, OutputError, UserError
+from vggedge.core.formatting import count
 from vggedge.models.loading import Baseline
 from vggedge.recipe.schema import Recipe
 from vggedge.run.options import SYNTHETIC_IMAGES, OptimizeOptions
@@ -58,13 +59,15 @@ def load_data(options: OptimizeOptions, baseline: Baseline | None) -> Dataset | 
 
 
 def check_classes(baseline: Baseline, dataset: Dataset) -> None:
+    """The data's classes are the model's: as many, and the same names where the model knows its names."""
     if baseline.classes != len(dataset.class_names):
-        raise UserError(
-            f"the data has {len(dataset.class_names)} classes ({', '.join(dataset.class_names[:5])}…) but the model "
+        shown = ", ".join(dataset.class_names[:5]) + ("…" if len(dataset.class_names) > 5 else "")
+        raise DataError(
+            f"the data has {count(len(dataset.class_names), 'class', 'classes')} ({shown}) but the model "
             f"outputs {baseline.classes}: use data with one subfolder per model class"
         )
     if baseline.class_names and baseline.class_names != dataset.class_names:
-        raise UserError(
+        raise DataError(
             f"the data's class folders {dataset.class_names} do not match the model's classes {baseline.class_names}"
         )
 
@@ -72,9 +75,9 @@ def check_classes(baseline: Baseline, dataset: Dataset) -> None:
 def check_labels(names: list[str], baseline: Baseline, dataset: Dataset | None) -> None:
     """``--labels`` names the model's classes: as many as it outputs, and the data's own when there is data."""
     if len(names) != baseline.classes:
-        raise UserError(f"--labels names {len(names)} classes but the model outputs {baseline.classes}")
+        raise DataError(f"--labels names {len(names)} classes but the model outputs {baseline.classes}")
     if dataset is not None and names != list(dataset.class_names):
-        raise UserError(
+        raise DataError(
             f"--labels {names[:3]}… differs from the data's class folders {dataset.class_names[:3]}…: "
             "with --data the folders name the classes; leave --labels out"
         )
