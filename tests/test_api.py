@@ -157,3 +157,14 @@ def test_a_misspelt_top_level_key_gets_did_you_mean_for_every_field():
 
     with pytest.raises(vggedge.RecipeError, match=r"unknown key 'resiz' \(did you mean 'resize'\?\)"):
         recipe_from_dict({"name": "x", "resiz": "stretch", "steps": [{"type": "quantize", "mode": "int8"}]})
+
+
+def test_the_api_and_the_cli_share_one_cache(monkeypatch, tmp_path):
+    from vggedge.core.cache import default_cache_dir
+    from vggedge.run.options import OptimizeOptions
+
+    monkeypatch.setenv("VGGEDGE_CACHE", str(tmp_path / "shared"))
+    assert default_cache_dir() == tmp_path / "shared" and OptimizeOptions().cache == tmp_path / "shared"
+    monkeypatch.delenv("VGGEDGE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "vggedge"
