@@ -42,3 +42,31 @@ def test_the_version_is_printed_and_importable(cli):
 
     done = cli("--version")
     assert done.code == 0 and done.out.strip() == f"vggedge {vggedge.__version__}" and vggedge.__version__[0].isdigit()
+
+
+def test_no_help_text_holds_an_angle_placeholder_markdown_would_eat():
+    """--help renders Markdown, where `<device>` is an HTML tag and vanishes ("default /bench-" was printed)."""
+    import re
+
+    for name, command in every_command():
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for text in texts:
+            assert not re.search(r"<[A-Za-z]", text.replace("`", "")), (name, text)
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_recipes_is_one_line_each_cut_with_an_ellipsis_at_any_width(cli, monkeypatch, columns):
+    from vggedge.recipe.schema import load_recipe, shipped_recipes
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    import vggedge.cli.recipes as module
+
+    monkeypatch.setattr(module, "console", type(module.console)(width=columns))
+    done = cli("recipes")
+    lines = done.out.splitlines()
+    names = shipped_recipes()
+    assert done.code == 0 and len(lines) == 2 + len(names)
+    for name, text in zip(names, lines[2:], strict=True):
+        description = load_recipe(name).description
+        assert text.startswith(name) and len(text) <= columns
+        assert description in text or (text.endswith("…") and description[:10] in text), text

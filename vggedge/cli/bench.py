@@ -37,7 +37,7 @@ def parse_threads(text: str | None) -> list[int] | None:
 ModelsOption = Annotated[
     Optional[list[Path]],
     typer.Argument(
-        help="One or more .tflite files, or a run folder of `vggedge optimize` (every <recipe>/model.tflite "
+        help="One or more .tflite files, or a run folder of `vggedge optimize` (every `RECIPE/model.tflite` "
         "in it), ideally inside the run folders `optimize` wrote.",
         show_default=False,
     ),
@@ -111,8 +111,8 @@ OutOption = Annotated[
     Optional[Path],
     typer.Option(
         rich_help_panel=OUTPUT,
-        help="Report folder (one model: default <model folder>/bench-<device>; several: a folder of "
-        "<model>-<N>t reports and bench.md, default bench-<device> in the run folder).",
+        help="Report folder (one model: default `MODEL_FOLDER/bench-DEVICE`; several: a folder "
+        "of `MODEL-Nt` reports and bench.md, default `bench-DEVICE` in the run folder).",
     ),
 ]
 
@@ -141,7 +141,7 @@ ProfileOption = Annotated[
         rich_help_panel=PROFILE,
         help="Time a profiling kit instead (a folder `vggedge kit MODEL` made): every piece at every width, "
         "written as the latency table for `optimize --recipe auto --time-on TABLE.json` (default "
-        "KIT/table-<N>t.json, or --out).",
+        "`KIT/table-Nt.json`, or --out).",
         show_default=False,
     ),
 ]

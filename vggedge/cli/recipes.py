@@ -6,9 +6,7 @@ import json
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(help="List the shipped recipes, or show one.", invoke_without_command=True, no_args_is_help=False)
 console = Console()
@@ -28,24 +26,26 @@ def list_recipes(
     if as_json:
         typer.echo(json.dumps([recipe.to_dict() for recipe in recipes], indent=2))
         return
-    # One line per recipe at any width: the description is cut with an ellipsis, never wrapped.
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    width = max(len(recipe.name) for recipe in recipes)
-    table.add_column("recipe", no_wrap=True, min_width=width)
-    table.add_column("conversion", no_wrap=True, min_width=len("conversion"))
-    table.add_column("steps", no_wrap=True, overflow="ellipsis", max_width=24)
-    # The description takes what is left (rich would otherwise squeeze every column to fit it).
-    left = console.width - width - len("conversion") - 24 - 2 * 4
-    left = max(12, left)
-    table.add_column("description", no_wrap=True, max_width=left)
-    for recipe in recipes:
-        table.add_row(
-            recipe.name,
-            recipe.quantization,
-            " → ".join(s.type for s in recipe.steps),
-            recipe.description if len(recipe.description) <= left else recipe.description[: left - 1] + "…",
-        )
-    console.print(table)
+    # One line per recipe at any width: the description takes what is left and is cut with an ellipsis
+    chains = [" → ".join(s.type for s in recipe.steps) for recipe in recipes]
+    rows = [(r.name, str(r.quantization.value), chain, r.description) for r, chain in zip(recipes, chains, strict=True)]
+    widths = [max(len(head), *(len(row[i]) for row in rows)) for i, head in enumerate(("recipe", "conversion"))]
+    widths.append(min(24, max(len("steps"), *map(len, chains))))
+    left = max(12, console.width - sum(widths) - 2 * len(widths) - 1)
+
+    def line(cells: tuple[str, ...]) -> str:
+        fixed = "  ".join(cut(text, width).ljust(width) for text, width in zip(cells, widths, strict=False))
+        return f"{fixed}  {cut(cells[3], left)}"
+
+    console.print(line(("recipe", "conversion", "steps", "description")), style="bold", markup=False, highlight=False)
+    console.print("─" * min(console.width - 1, sum(widths) + 2 * len(widths) + left), markup=False)
+    for row in rows:
+        console.print(line(row), markup=False, highlight=False, overflow="ignore", crop=False)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` within ``width`` characters, its end replaced by an ellipsis when it did not fit."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @app.command("show")
