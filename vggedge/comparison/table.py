@@ -198,7 +198,21 @@ def collect_rows(paths: list[Path]) -> list[dict]:
         if baseline:
             baselines.append(baseline)
         rows.append(row)
+    tell_devices_apart(baselines + rows)
     return merge_baselines(baselines) + rows
+
+
+def tell_devices_apart(rows: list[dict]) -> None:
+    """Two machines under one label (both called ``vm``, say) are two devices: each such row's device gets its CPU
+    and speed features added, so no baseline is averaged and no result ranked across machines."""
+    machines: dict[str, set] = {}
+    for row in rows:
+        if row.get("device") is not None:
+            machines.setdefault(row["device"], set()).add(row.get("cpu"))
+    for row in rows:
+        label = row.get("device")
+        if label is not None and len(machines[label]) > 1:
+            row["device"] = f"{label} ({row.get('cpu') or 'CPU not recorded'})"
 
 
 @dataclass
