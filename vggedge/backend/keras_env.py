@@ -11,6 +11,7 @@ The device side (``vggedge bench``) never imports this module: it must run witho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -30,8 +31,18 @@ os.environ.setdefault(
 # later phase (conversion, verification) stacked on top. The system allocator returns what is freed.
 os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "true")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+from vggedge.core.quiet import native_stderr_silenced  # noqa: E402
+
+# TensorFlow's import writes absl's and CUDA's start-up lines straight to descriptor 2, past TF_CPP_MIN_LOG_LEVEL
+# ("All log messages before absl::InitializeLog() ...", "Could not find cuda drivers"): a notebook user of the API
+# saw them twice. Held for the import only (VGGEDGE_VERBOSE=1 shows them); an import error is still raised and said.
+with (
+    contextlib.nullcontext()
+    if os.environ.get("VGGEDGE_VERBOSE", "").lower() in ("1", "true", "yes")
+    else native_stderr_silenced()
+):
+    import tensorflow as tf
+    import tf_keras as keras
 
 tf.get_logger().setLevel("ERROR")
 # Advice aimed at other workflows (HDF5 is "legacy", converter statistics notes): not the user's business.
