@@ -1,11 +1,29 @@
-"""mkdocs hooks: the CLI reference page is made from the Typer app at build time (vggedge.cli.reference)."""
+"""mkdocs hooks: the CLI reference page is made from the Typer app at build time (vggedge.cli.reference), and a
+committed benchmark table included into a page has its headings put under the page's section (each table file
+opens with its own "# " title: the performance page had 24 first-level headings and a table of contents of one)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 MARKER = "<!-- cli-reference -->"
+INCLUDE = re.compile(r'^--8<-- "(reports/benchmarks/[^"]+\.md)"$', re.MULTILINE)
+ROOT = Path(__file__).parents[1]
+
+
+def demoted(text: str, levels: int = 2) -> str:
+    """``text`` with every Markdown heading outside fenced code ``levels`` deeper."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        lines.append("#" * levels + line if not fenced and re.match(r"#{1,4} ", line) else line)
+    return "\n".join(lines)
 
 
 def on_page_markdown(markdown: str, page, **kwargs) -> str:  # noqa: ANN001, ANN003 - the mkdocs hook signature
+    markdown = INCLUDE.sub(lambda match: demoted((ROOT / match.group(1)).read_text(encoding="utf-8")), markdown)
     if MARKER not in markdown:
         return markdown
     from vggedge.cli.reference import cli_reference
