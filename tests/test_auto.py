@@ -85,7 +85,10 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     # The found shape in float16 and dynamic range too, each timed against its int8 side by side: the fastest
     # within the budget is the recipe's quantization (int8 unless one of them was measured faster).
     final = [c for c in candidates if c["quantization"] in ("float16", "dynamic")]
-    assert sorted(c["quantization"] for c in final) == ["dynamic", "float16"]
+    tried = [c["quantization"] for c in final]
+    # float16 first; dynamic after it unless float16 already replaced int8 and the time was up (an AVX2-only CPU,
+    # where float16 beats int8: the search does not spend past its time on a second alternative)
+    assert tried == ["float16", "dynamic"] or (tried == ["float16"] and search["best"]["quantization"] == "float16")
     assert all(c["block_ratios"] == final[0]["block_ratios"] and c["reference_ms"] > 0 for c in final)
     assert steps["quantize"]["mode"] == search["best"]["quantization"]
     margin = search["final_quantization_margin"]

@@ -62,6 +62,7 @@ def test_int8_report_states_measured_figures(cli, tiny, tiny_h5, digits_dir, tmp
     assert report["recipe"]["name"] == "int8" and report["recipe"]["steps"][0]["mode"] == "int8"
     names = {p.name for p in files_under(tmp_path / "int8")}
     expected = {"model.tflite", "recipe.toml", "report.json", "report.md", "baseline_predictions.json", "labels.txt"}
+    expected.add("manifest.json")  # the completion mark, written last
     assert names == expected
     assert (tmp_path / "int8" / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     assert "**" in (tmp_path / "int8" / "report.md").read_text()
