@@ -1,7 +1,10 @@
 """Benchmark a TFLite file with the light interpreter: size, gzip size, accuracy, latency.
 
-Shared by ``optimize`` (on the workstation, right after conversion) and ``bench`` (on a device),
-so both measure exactly the same way. No TensorFlow here.
+Used by ``optimize`` on the workstation, right after conversion: every image at batch 1 for accuracy, then
+``runs`` timed calls on one image after ``warmup``. ``bench`` on a device reads the same figures with the same
+interpreter but times differently (a cool-down, a burst, then sustained interleaved rounds across its models:
+:mod:`vggedge.device.bench`), so a device's p50 is not the workstation's method applied elsewhere. No TensorFlow
+here.
 """
 
 from __future__ import annotations
