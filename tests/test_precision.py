@@ -56,7 +56,14 @@ def test_a_bfloat16_copy_computes_in_bfloat16_but_its_output_layer(tiny):
 
 def test_a_bfloat16_fine_tune_hands_on_float32_and_scores_like_float32(choose, tiny, digits):
     """Filter-prune 25% on the tiny VGG16, fine-tuned both ways at seed 0: held-out top-1 within 2 points (measured
-    over seeds 0-2 on an AVX-512 BF16 EPYC: bfloat16 minus float32 -0.83, +0.28, +0.28 points on 360 digits)."""
+    over seeds 0-2 on an AVX-512 BF16 EPYC: bfloat16 minus float32 -0.83, +0.28, +0.28 points on 360 digits).
+    Where the CPU has no native bfloat16 the fine-tune is emulated (188 s on an AVX2-only EPYC, a fifth of the suite)
+    and vggedge never chooses it there (``training_precision``): the mechanism tests above still run."""
+    from vggedge.backend.precision import NATIVE
+    from vggedge.device.environment import cpu_features
+
+    if not set(cpu_features()) & set(NATIVE):
+        pytest.skip("no native bfloat16 on this CPU: vggedge trains in float32 here, and emulation takes minutes")
     context = StepContext(
         digits.train.first(1024),
         digits.train.labels[:1024],
