@@ -199,7 +199,7 @@ def bench(options: BenchOptions) -> BenchOutput:
                     for _ in range(options.warmup):
                         interpreter.invoke_once()  # XNNPACK packs its weights on the first run: never timed
                     interpreters[(model.name, count)] = interpreter
-            group_burst, group_sustained = time_interleaved(interpreters, options)
+            group_burst, group_sustained = burst_and_sustained(interpreters, options)
             burst.update(group_burst)
             sustained.update(group_sustained)
             del interpreters
@@ -298,7 +298,7 @@ def evaluate(
     return model
 
 
-def time_interleaved(
+def burst_and_sustained(
     interpreters: dict[tuple[str, int], TFLiteModel], options: BenchOptions
 ) -> tuple[dict[tuple[str, int], list[float]], dict[tuple[str, int], list[float]]]:
     """(burst, sustained) milliseconds per (model, threads): a cool-down and a burst per model, then

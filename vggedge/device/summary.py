@@ -78,7 +78,9 @@ def summarize(paths: list[Path], names: list[str], max_drop: float | None = None
     reports = [Report.load(path) for path in paths]
     rows = [row_from_report(report, path, name) for report, path, name in zip(reports, paths, names, strict=True)]
     check = reports[0].environment.device_check if reports else None
-    return BenchSummary(rows, recommend(rows, max_drop), int8_against_float(rows), check.warnings if check else [])
+    return BenchSummary(
+        rows, recommendation_sentence(rows, max_drop), int8_against_float(rows), check.warnings if check else []
+    )
 
 
 def _eligible(row: BenchRow, max_drop: float | None) -> bool:
@@ -88,7 +90,7 @@ def _eligible(row: BenchRow, max_drop: float | None) -> bool:
     )
 
 
-def recommend(rows: list[BenchRow], max_drop: float | None = None) -> str:
+def recommendation_sentence(rows: list[BenchRow], max_drop: float | None = None) -> str:
     timed = [row for row in rows if row.p50_ms is not None]
     if not timed:
         return "no recommendation: no latency was measured (emulated, or --runs 0)"
