@@ -58,6 +58,11 @@ def register_step(cls: type[Step]) -> type[Step]:
     return cls
 
 
+class InvalidStep(RecipeError, ValueError):
+    """A step built in code with a value it cannot take: a :class:`RecipeError` (one line, vggedge's words) that is
+    also the ``ValueError`` Python code expects for a bad argument."""
+
+
 def _wants_number(annotation: object) -> bool:
     """``int``, ``float`` or an optional or union of them, and not ``bool``."""
     import typing
@@ -83,7 +88,11 @@ class Step(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise RecipeError(_explain_step(error, type(self), data)) from None
+            raise InvalidStep(_explain_step(error, type(self), data)) from None
+
+    # Marked as pydantic's own __init__ (as RootModel marks its own), so validating a recipe's nested steps keeps
+    # pydantic's path and its error locations (steps.0.sparsity) instead of calling this one
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @model_validator(mode="before")
     @classmethod
