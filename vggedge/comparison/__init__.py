@@ -52,7 +52,7 @@ class Comparison:
         return f"Comparison({count(results, 'result')}, {count(len(devices), 'device')}; {picks})"
 
     def _repr_html_(self) -> str:
-        """A notebook's view: the recommendations and the table, as Markdown rendered to HTML tables."""
+        """A notebook's view: the recommendations as a list, then the main columns of every row as an HTML table."""
         import html
 
         lines = [f"<li>{html.escape(r.device)}: {html.escape(r.goal)}: <b>{html.escape(r.recipe or 'none')}</b> "

@@ -327,7 +327,7 @@ def _build(kind: Any, value: Any) -> Any:  # noqa: ANN401 - a JSON value typed b
 def status_meaning(result: Result, verification: Verification) -> list[str]:
     """What the status was judged against, said in the report itself (the budget and the verification bar)."""
     budget = result.accuracy_budget
-    bar = fmt(verification.min_agreement, "pct") if verification.min_agreement is not None else "—"
+    bar = fmt(verification.min_agreement, "pct")
     allowed = "—"
     if budget and budget.max_drop_pts is not None:
         allowed = f"{fmt(budget.max_drop_pts)} point{'' if budget.max_drop_pts == 1 else 's'} ({budget.source})"

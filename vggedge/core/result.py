@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from vggedge.core.formatting import fmt
 from vggedge.core.report import STATUS_OK, Report
 
 
@@ -94,12 +95,12 @@ class Result:
         cells = {
             "recipe": self.recipe,
             "status": self.status,
-            "MB": _shown(self.size_mb, ".2f"),
-            "× smaller": _shown(self.smaller, ".1f"),
-            "p50 ms": _shown(self.p50_ms, ".2f"),
-            "× faster": _shown(self.speedup, ".1f"),
-            "top-1": _shown(None if self.top1 is None else self.top1 * 100, ".2f", "%"),
-            "Δ pts": _shown(self.top1_change, "+.2f"),
+            "MB": fmt(self.size_mb, ".2f"),
+            "× smaller": fmt(self.smaller, ".1f"),
+            "p50 ms": fmt(self.p50_ms, ".2f"),
+            "× faster": fmt(self.speedup, ".1f"),
+            "top-1": fmt(self.top1, "pct"),
+            "Δ pts": fmt(self.top1_change, "+.2f"),
         }
         head = "".join(f"<th>{html.escape(k)}</th>" for k in cells)
         row = "".join(f"<td>{html.escape(str(v))}</td>" for v in cells.values())
@@ -126,7 +127,3 @@ class Result:
         if self.remedy:
             figures.append(f"by the {self.remedy} remedy")
         return f"Result({self.recipe!r}, {', '.join(figures)}, folder={str(self.folder)!r})"
-
-
-def _shown(value: float | None, spec: str, unit: str = "") -> str:
-    return "—" if value is None else f"{value:{spec}}{unit}"

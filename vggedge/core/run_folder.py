@@ -63,7 +63,7 @@ def write_manifest(folder: Path) -> None:
     write_text(Path(folder) / MANIFEST, json.dumps({"schema": MANIFEST_SCHEMA, "files": entries}, indent=1) + "\n")
 
 
-def incomplete_reason(folder: Path, hash_files: bool = True) -> str | None:
+def incomplete_reason(folder: Path) -> str | None:
     """Why ``folder`` is not a complete run folder, or None when it is (or is not a run folder at all: a lone model
     copied to a board). A folder with a model and a report but no mark was cut short by an older vggedge."""
     folder = Path(folder)
@@ -80,9 +80,10 @@ def incomplete_reason(folder: Path, hash_files: bool = True) -> str | None:
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != entry.get("bytes"):
-            return f"{name} is {path.stat().st_size:,} bytes where the run wrote {entry.get('bytes'):,}"
-        if hash_files and sha256(path) != entry.get("sha256"):
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            return f"{name} is {size:,} bytes where the run wrote {entry.get('bytes'):,}"
+        if sha256(path) != entry.get("sha256"):
             return f"{name} is not the file the run wrote (its SHA-256 differs)"
     return None
 
