@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 MARKER = "<!-- cli-reference -->"
+KEYWORDS = re.compile(r"^<!-- keywords: (\w+) -->$", re.MULTILINE)
 INCLUDE = re.compile(r'^--8<-- "(reports/benchmarks/[^"]+\.md)"$', re.MULTILINE)
 ROOT = Path(__file__).parents[1]
 
@@ -24,6 +25,10 @@ def demoted(text: str, levels: int = 2) -> str:
 
 def on_page_markdown(markdown: str, page, **kwargs) -> str:  # noqa: ANN001, ANN003 - the mkdocs hook signature
     markdown = INCLUDE.sub(lambda match: demoted((ROOT / match.group(1)).read_text(encoding="utf-8")), markdown)
+    if KEYWORDS.search(markdown):
+        from vggedge.cli.reference import keywords_reference
+
+        markdown = KEYWORDS.sub(lambda match: keywords_reference(match.group(1)), markdown)
     if MARKER not in markdown:
         return markdown
     from vggedge.cli.reference import cli_reference

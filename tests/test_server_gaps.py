@@ -214,8 +214,15 @@ def test_a_trickling_body_is_cut_by_its_real_rate_and_frees_the_job(tmp_path, tf
                     break
         cut_after = time.monotonic() - started
         assert cut_after < 6, f"a trickling client held the job for {cut_after:.1f} s"
-        status, answer = server.request("POST", "/time", tflite_bytes)
-        assert status == 200 and answer["latency_ms"]["p50"] > 0
+        # The watchdog closes the connection first; the handler then wakes, removes its file and frees the job: a
+        # client told 503 comes back after its Retry-After, as a real one does, and is timed within a few seconds.
+        for _ in range(4):
+            status, answer = server.request("POST", "/time", tflite_bytes)
+            if status != 503:
+                break
+            time.sleep(1.0)
+        assert status == 200 and answer["latency_ms"]["p50"] > 0, answer
+        assert time.monotonic() - started < 12
     finally:
         server.stop()
 

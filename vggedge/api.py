@@ -18,14 +18,25 @@ from typing import TYPE_CHECKING, Any
 
 from vggedge.core import defaults, errors
 from vggedge.core.errors import UserError
+from vggedge.core.keywords import (
+    SEARCH,
+    BenchKeywords,
+    OptimizeKeywords,
+    declared,
+    filled,
+    thread_counts,
+    with_keywords,
+)
 from vggedge.core.result import Result
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11; annotations only (never evaluated)
+
     from vggedge.comparison import Comparison
     from vggedge.device.bench import BenchOutput
     from vggedge.recipe.schema import Recipe
 
-SEARCH_ONLY = ("goal", "search_minutes", "search_images", "search_data", "time_on", "time_on_token")
+SEARCH_ONLY = tuple(option.name for option in declared(OptimizeKeywords) if option.opt.panel == SEARCH)
 
 
 def optimize(
@@ -33,30 +44,8 @@ def optimize(
     recipe: str | Path | Recipe | Sequence[str | Path | Recipe] = "int8",
     data: Path | str | None = None,
     *,
-    out: Path | str = "reports",
-    eval_data: Path | str | None = None,
-    weights: str | None = None,
-    preprocess: str | None = None,
-    labels: Path | str | None = None,
-    resize: str | None = None,
-    eval_samples: int | None = None,
-    calibration_samples: int = defaults.CALIBRATION_SAMPLES,
-    runs: int = defaults.RUNS,
-    warmup: int = defaults.WARMUP,
-    threads: int | None = None,
-    min_agreement: float = defaults.MIN_AGREEMENT,
-    max_drop: float | None = None,
-    max_epochs: int | None = None,
-    keep_float: str | None = None,
-    remedies: bool = True,
-    remedy_minutes: float = defaults.REMEDY_MINUTES,
-    seed: int = defaults.SEED,
-    replicas: int | None = None,
-    cache: Path | str | None = None,
-    offline: bool = False,
-    progress: bool = True,
     on_skip: Callable[[str], None] | None = None,
-    **search_options: Any,  # noqa: ANN401 - recipe="auto" only: see search()
+    **options: Unpack[OptimizeKeywords],
 ) -> list[Result]:
     """Optimize a VGG-topology classifier with one or more recipes; one :class:`Result` per recipe.
 
@@ -70,15 +59,9 @@ def optimize(
       (every shipped recipe that applies), a list of those, or ``"auto"`` (see :func:`search`).
     - ``data``: image folders, one subfolder per class (or ``train/`` + ``validation/``); the sample's digits for
       ``model="sample"``.
-    - ``resize``: how pictures are fitted to the model's square input, for training, evaluation and calibration
-      alike: ``"stretch"``, ``"center-crop"`` or ``"letterbox"``; recorded in the model, so ``Classifier`` and
-      ``predict`` resize the same way. Default: the recipe file's own (a replayed ``recipe.toml``), else stretch.
-    - ``max_drop``: the accuracy budget in top-1 points (default: the recipe's own, else 1).
-    - ``max_epochs``: cut every fine-tune to at most this many epochs (a quick trial, said in every report).
-    - ``keep_float``: ``"auto"`` or layer selectors kept in float in the int8 recipes.
-    - ``remedies``: when a recipe misses verification or its budget, try the remedies that can help (int8 layers
-      kept in float, one epoch of QAT, then a gentler filter cut) within ``remedy_minutes``, keep the first that
-      ends ok, and record every try in the report's ``remedies`` section.
+    - ``on_skip``: called with one line per recipe ``"all"`` leaves out as inapplicable.
+    - ``options``: the keywords of :class:`~vggedge.core.keywords.OptimizeKeywords` (the command line's options
+      of the same names: ``max_drop`` is ``--max-drop``), each with its default and meaning in the table below.
 
     A result that is not ok (over budget, failed verification or export) is still returned, with its report.
     Raises a :class:`~vggedge.core.errors.UserError` kind for bad input, before anything is written.
@@ -88,37 +71,16 @@ def optimize(
     """
     from vggedge.run.requests import resize_for  # pydantic, on the workstation only: imported when used
 
-    recipes, search = _checked_request(recipe, keep_float, preprocess, max_drop, threads, search_options)
-    if not remedy_minutes >= 0:
-        raise UserError(f"remedy_minutes (--remedy-minutes) must be 0 or more, not {remedy_minutes}")
-    resize = resize_for(resize, recipes)
+    asked = filled(OptimizeKeywords, options, "optimize")
+    searched = {name: asked.pop(name) for name in SEARCH_ONLY}
+    keep_float, replicas = asked.pop("keep_float"), asked.pop("replicas")
+    recipes, search = _checked_request(recipe, keep_float, asked, searched)
+    if not asked["remedy_minutes"] >= 0:
+        raise UserError(f"remedy_minutes (--remedy-minutes) must be 0 or more, not {asked['remedy_minutes']}")
+    asked["resize"] = resize_for(asked["resize"], recipes)
     with _model_source(model) as source:
-        fields = dict(
-            model=source,
-            data=data,
-            eval_data=eval_data,
-            out=out,
-            weights=weights,
-            preprocess=preprocess,
-            labels=labels,
-            resize=resize,
-            eval_samples=eval_samples,
-            calibration_samples=calibration_samples,
-            runs=runs,
-            warmup=warmup,
-            threads=threads,
-            min_agreement=min_agreement,
-            max_drop=max_drop,
-            max_epochs=max_epochs,
-            remedies=remedies,
-            remedy_minutes=remedy_minutes,
-            seed=seed,
-            cache=cache,
-            offline=offline,
-            progress=progress,
-            auto=search,
-            skip_inapplicable=recipe == "all",
-        )
+        fields = {**asked, "model": source, "data": Path(data) if isinstance(data, str) else data, "auto": search}
+        fields["skip_inapplicable"] = recipe == "all"
         if keras_chosen_elsewhere():
             folders = _run_in_child(recipes, replicas, fields)
         else:
@@ -181,15 +143,7 @@ def _child_main(request: str, answer: str) -> None:
 def search(
     model: Any = "sample",  # noqa: ANN401 - as optimize()
     data: Path | str | None = None,
-    *,
-    goal: str = "latency",
-    max_drop: float | None = None,
-    search_minutes: float | None = None,
-    search_images: int | None = None,
-    search_data: Path | str | None = None,
-    time_on: str | None = None,
-    time_on_token: str | None = None,
-    **options: Any,  # noqa: ANN401 - every other keyword of optimize()
+    **options: Unpack[OptimizeKeywords],
 ) -> Result:
     """``--recipe auto``: the fastest (``goal="latency"``) or smallest (``"size"``) model within ``max_drop``.
 
@@ -199,57 +153,29 @@ def search(
     ``search_data``, images the model never trained on), validates the path with the found recipe's own
     fine-tunes, then runs the found recipe like any other. Its ``recipe.toml`` replays the shape; the report's
     ``search`` section has the trace. ``search_minutes`` bounds the search (default 20; a third for validations).
+    Takes every keyword of :func:`optimize`.
     """
-    return optimize(
-        model,
-        "auto",
-        data,
-        goal=goal,
-        max_drop=max_drop,
-        search_minutes=search_minutes,
-        search_images=search_images,
-        search_data=search_data,
-        time_on=time_on,
-        time_on_token=time_on_token,
-        **options,
-    )[0]
+    return optimize(model, "auto", data, **options)[0]
 
 
 def bench(
     models: Sequence[Path | str] | Path | str,
     data: Path | str | None = None,
-    *,
-    threads: Sequence[int] | int | None = None,
-    runs: int = defaults.RUNS,
-    warmup: int = defaults.WARMUP,
-    out: Path | str | None = None,
-    runtime: str | None = None,
-    max_drop: float | None = None,
-    progress: bool = True,
-    **timing: Any,  # noqa: ANN401 - cooldown_s, sustain_s, burst_runs: vggedge.device.bench.BenchOptions
+    **options: Unpack[BenchKeywords],
 ) -> BenchOutput:
     """Benchmark TFLite models on this device (no TensorFlow): accuracy and agreement on ``data``, burst and
     sustained latency at each thread count, the board's state; a report per model × threads, and for several
-    the fastest within the budget (``.summary``). ``models``: ``.tflite`` files or ``optimize`` run folders."""
+    the fastest within the budget (``.summary``). ``models``: ``.tflite`` files or ``optimize`` run folders;
+    ``options``: the keywords of :class:`~vggedge.core.keywords.BenchKeywords` (``threads`` one count, several,
+    or ``"1,2,4"``)."""
     from vggedge.device.bench import BenchOptions
     from vggedge.device.bench import bench as run
 
+    asked = filled(BenchKeywords, options, "bench")
+    asked["threads"] = thread_counts(asked["threads"])
     paths = [models] if isinstance(models, (str, Path)) else list(models)
-    counts = [threads] if isinstance(threads, int) else (list(threads) if threads else None)
-    return run(
-        BenchOptions(
-            models=[Path(p) for p in paths],
-            data=Path(data) if data is not None else None,
-            threads=counts,
-            runs=runs,
-            warmup=warmup,
-            out=Path(out) if out is not None else None,
-            runtime=runtime,
-            progress=progress,
-            max_drop=max_drop,
-            **timing,
-        )
-    )
+    data = Path(data) if data is not None else None
+    return run(BenchOptions(models=[Path(p) for p in paths], data=data, **asked))
 
 
 def compare(paths: Sequence[Path | str] | Path | str, max_drop: float | None = None) -> Comparison:
@@ -260,30 +186,26 @@ def compare(paths: Sequence[Path | str] | Path | str, max_drop: float | None = N
 
 
 def _checked_request(
-    recipe: object, keep_float: str | None, preprocess: str | None, max_drop: float | None, threads: int | None,
-    search_options: dict,
-) -> tuple[list, object | None]:  # fmt: skip
+    recipe: object, keep_float: str | None, asked: dict, search_options: dict
+) -> tuple[list, object | None]:
     """(recipes, the search's options or None) from what :func:`optimize` was asked, every mistake refused before
     TensorFlow starts: search-only options without ``recipe="auto"``, ``keep_float`` with it, unknown recipes."""
     from vggedge.run.requests import check_preprocess, check_search_inputs, resolve_recipes
 
     auto = isinstance(recipe, str) and recipe.strip() == "auto"
-    unknown = sorted(set(search_options) - set(SEARCH_ONLY))
-    if unknown:
-        raise TypeError(f"optimize() got unexpected keyword argument(s): {', '.join(unknown)}")
     given = [f"--{name.replace('_', '-')}" for name, value in search_options.items() if value is not None]
     if given and not auto:
         kind = "options" if len(given) > 1 else "an option"
         raise UserError(f"{', '.join(given)}: {kind} of the automatic search; use it with --recipe auto")
     if auto and keep_float is not None:
         raise UserError("--keep-float applies to the fixed int8 recipes, not to --recipe auto")
-    check_preprocess(preprocess)
+    check_preprocess(asked["preprocess"])
     if not auto:
         return resolve_recipes(recipe, keep_float), None
     settings = {name: search_options.get(name) for name in SEARCH_ONLY}
     goal = settings["goal"] or "latency"
     check_search_inputs(goal, settings["search_data"], settings["time_on"], settings["time_on_token"])
-    return [], _search_options(goal, max_drop, threads, settings)
+    return [], _search_options(goal, asked["max_drop"], asked["threads"], settings)
 
 
 def _search_options(goal: str, max_drop: float | None, threads: int | None, settings: dict) -> object:
@@ -310,9 +232,6 @@ def _options(replicas: int | None, **fields: Any) -> object:  # noqa: ANN401
     from vggedge.run.options import OptimizeOptions
 
     placement = start(replicas, os.environ.get("TF_CONFIG"))
-    for name in ("data", "eval_data", "out", "labels", "cache"):
-        if fields[name] is not None:
-            fields[name] = Path(fields[name])
     fields["cache"] = fields["cache"] or default_cache_dir()
     return OptimizeOptions(**fields, placement=placement)
 
@@ -330,3 +249,8 @@ def _model_source(model: Any) -> Iterator[str]:  # noqa: ANN401
         path = Path(folder) / f"{getattr(model, 'name', None) or 'model'}.keras"
         model.save(path)
         yield str(path)
+
+
+with_keywords(optimize, OptimizeKeywords)
+with_keywords(search, OptimizeKeywords)
+with_keywords(bench, BenchKeywords)

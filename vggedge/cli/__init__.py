@@ -13,14 +13,17 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from vggedge.cli.options import Command, Group
 from vggedge.core.errors import UserError
 from vggedge.core.formatting import printable
 
 # An error line is read whole; anything longer was quoting a user's input at length
 ERROR_LIMIT = 1000
 
+
 app = typer.Typer(
     name="vggedge",
+    cls=Group,
     help="Make VGG16 small and fast for edge devices: optimize with recipes, benchmark on a device, compare "
     "reports, classify images with the result.",
     no_args_is_help=True,
@@ -88,7 +91,7 @@ def _register() -> None:
         ("compare", compare.compare_command),
         ("predict", predict.predict_command),
     ):
-        app.command(name=name, epilog=epilog(name))(command)
+        app.command(name=name, epilog=epilog(name), cls=Command)(command)
     app.add_typer(recipes.app, name="recipes")
 
 

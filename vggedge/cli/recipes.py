@@ -8,7 +8,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="List the shipped recipes, or show one.", invoke_without_command=True, no_args_is_help=False)
+from vggedge.cli.options import Command, Group
+
+app = typer.Typer(
+    cls=Group, help="List the shipped recipes, or show one.", invoke_without_command=True, no_args_is_help=False
+)
 console = Console()
 
 
@@ -48,7 +52,7 @@ def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@app.command("show")
+@app.command("show", cls=Command)
 def show(name: Annotated[str, typer.Argument(help="A shipped recipe name or a .toml path.")]) -> None:
     """Print a recipe, resolved (every default filled in), in the recipe file format."""
     from vggedge.recipe.schema import load_recipe

@@ -50,3 +50,21 @@ def cli_reference() -> str:
     for name, command in root.commands.items():
         lines += command_markdown(command, context_type(command, info_name=name, parent=top), "##")
     return "\n".join(lines)
+
+
+def keywords_reference(name: str) -> str:
+    """One ``TypedDict`` of :mod:`vggedge.core.keywords` as a Markdown table (the docs' API page): each keyword,
+    its type, default, the command line's flag and its help, from the same declaration the CLI is made from."""
+    import inspect
+
+    from vggedge.core import keywords
+
+    lines = ["| keyword | type | default | option | what |", "|---|---|---|---|---|"]
+    for option in keywords.declared(getattr(keywords, name)):
+        kind = inspect.formatannotation(option.kind).replace("pathlib.", "").replace("collections.abc.", "")
+        flag = option.flags[0].split("/")[0]
+        default = "—" if option.opt.default is None else f"`{option.opt.default!s}`"
+        lines.append(
+            f"| `{option.name}` | `{kind.replace(' | ', ' or ')}` | {default} | `{flag}` | {cell(option.opt.help)} |"
+        )
+    return "\n".join(lines)

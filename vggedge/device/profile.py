@@ -21,6 +21,7 @@ import numpy as np
 from vggedge.core import defaults
 from vggedge.core.atomic import write_text
 from vggedge.core.errors import UserError
+from vggedge.core.keywords import ProfileKeywords, default_of
 from vggedge.core.metrics import adaptive_runs, latency_summary, time_calls
 from vggedge.core.progress import track
 from vggedge.device.check import device_check, snapshot, warnings
@@ -37,7 +38,7 @@ class ProfileOptions:
     kit: Path
     threads: int | None = None
     runtime: str | None = None
-    seconds: float = 0.25  # per file, after warm-up
+    seconds: float = default_of(ProfileKeywords, "profile_seconds")  # per file, after warm-up
     runs: int = defaults.RUNS
     warmup: int = defaults.WARMUP
     out: Path | None = None

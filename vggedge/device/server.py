@@ -66,6 +66,7 @@ from urllib.parse import parse_qs, urlparse
 from vggedge.core import defaults
 from vggedge.core.errors import UserError
 from vggedge.core.formatting import printable
+from vggedge.core.keywords import ServeKeywords, default_of
 from vggedge.core.metrics import latency_summary
 from vggedge.device.check import device_check, snapshot
 from vggedge.device.environment import describe_environment, emulation
@@ -87,18 +88,18 @@ QUERY_KEYS = ("threads", "runs", "seconds")  # the query's only keys: the log sh
 
 @dataclasses.dataclass
 class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = 8765
+    host: str = default_of(ServeKeywords, "host")
+    port: int = default_of(ServeKeywords, "port")
     token_file: Path | None = None
-    max_bytes: int = 600_000_000
+    max_bytes: int = int(default_of(ServeKeywords, "max_mb") * 1e6)
     threads: list[int] | None = None  # the thread count used when a request names none: the first of these
     runtime: str | None = None
     runs: int = defaults.RUNS
     warmup: int = defaults.WARMUP
     max_memory_mb: float | None = None  # None: three quarters of MemAvailable at start (1 GB where unknown)
     first_call_s: float = 60.0
-    max_job_s: float = 300.0
-    max_connections: int = 8
+    max_job_s: float = default_of(ServeKeywords, "max_job_seconds")
+    max_connections: int = default_of(ServeKeywords, "max_connections")
     header_timeout_s: float = 10.0  # the request line and headers, in all
     min_upload_rate: float = 1_000_000.0  # bytes/s: the body's deadline is 10 s plus its size at this rate
 

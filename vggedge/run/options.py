@@ -3,52 +3,49 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from vggedge.auto.rules import SearchOptions
-from vggedge.backend.distribute import Placement, one_device
-from vggedge.core import defaults
+from vggedge.backend.distribute import one_device
 from vggedge.core.cache import default_cache_dir
 from vggedge.core.data import Dataset, Split
-from vggedge.core.report import (
-    BaselineFigures,
-)
+from vggedge.core.keywords import SEARCH, OptimizeInputs, OptimizeKeywords, declared
+from vggedge.core.report import BaselineFigures
 from vggedge.models.loading import Baseline
 from vggedge.recipe.schema import Recipe
 from vggedge.steps import DataCounts
 
 SYNTHETIC_IMAGES = 8  # verification/latency images when there is no labelled data (sizes-only runs)
+# Asked, but resolved before the run into something else: the recipes (keep_float), the placement (replicas),
+# the search's options (auto)
+RESOLVED_BEFORE = {"recipe", "keep_float", "replicas"}
 
 
-@dataclasses.dataclass
-class OptimizeOptions:
-    model: str = "sample"
-    weights: str | None = None
-    preprocess: str | None = None
-    data: Path | None = None
-    eval_data: Path | None = None
-    out: Path = Path("reports")
-    eval_samples: int | None = None  # None: defaults.EVAL_SAMPLES from one folder, all of an evaluation folder
-    calibration_samples: int = defaults.CALIBRATION_SAMPLES
-    runs: int = defaults.RUNS
-    warmup: int = defaults.WARMUP
-    threads: int | None = None
-    min_agreement: float = defaults.MIN_AGREEMENT
-    max_drop: float | None = None  # None: the recipe's own budget, else defaults.MAX_DROP_PTS
-    auto: SearchOptions | None = None  # `--recipe auto`: search a shape first (vggedge.auto.searcher), then run it
-    max_epochs: int | None = None  # --max-epochs: the recipes were cut to it (said in every report's notes)
-    labels: Path | None = None  # --labels: class names for a model without data (one a line)
-    resize: str = "stretch"  # --resize: how images are fitted to the input (vggedge.core.images.RESIZE_MODES)
-    remedies: bool = True  # a recipe that misses tries the remedies that can help (vggedge.run.remedies)
-    remedy_minutes: float = defaults.REMEDY_MINUTES  # their time cap, all remedies of one recipe together
-    skip_inapplicable: bool = False  # `--recipe all`: leave out recipes that cannot apply to this model
-    progress: bool = True
-    seed: int = defaults.SEED
-    cache: Path = dataclasses.field(default_factory=default_cache_dir)  # the sample's images and model
-    offline: bool = False  # no download attempts (Keras' ImageNet weights): fail at once instead
-    placement: Placement = dataclasses.field(default_factory=one_device)  # where fine-tuning runs (distribute.py)
+def _run_fields() -> list[tuple[str, Any, dataclasses.Field]]:
+    """One field per declared option the run reads, its default the API's, then what the API derives."""
+    fields = []
+    for option in [*declared(OptimizeInputs), *declared(OptimizeKeywords)]:
+        if option.name in RESOLVED_BEFORE or option.opt.panel == SEARCH:
+            continue
+        default = option.opt.default
+        if option.name == "resize":
+            default = "stretch"  # resolved by the API (vggedge.run.requests.resize_for) before a run
+        field = dataclasses.field(default_factory=default_cache_dir) if option.name == "cache" else (
+            dataclasses.field(default=default))  # fmt: skip
+        fields.append((option.name, option.kind, field))
+    return fields + [
+        ("auto", Any, dataclasses.field(default=None)),  # --recipe auto: a SearchOptions (vggedge.auto.rules)
+        ("skip_inapplicable", bool, dataclasses.field(default=False)),  # recipe "all": leave out what cannot apply
+        ("placement", Any, dataclasses.field(default_factory=one_device)),  # where fine-tuning runs (distribute)
+    ]
+
+
+OptimizeOptions = dataclasses.make_dataclass("OptimizeOptions", _run_fields())
+OptimizeOptions.__module__ = __name__  # pickled by name (make_dataclass takes module= from Python 3.12)
+OptimizeOptions.__doc__ = """What one ``optimize`` run was asked, resolved: a field per option of
+:class:`~vggedge.core.keywords.OptimizeKeywords` the run reads (made from those declarations, so an option is
+declared once), then ``auto`` (the search's options), ``skip_inapplicable`` and ``placement``."""
 
 
 @dataclasses.dataclass
