@@ -103,11 +103,18 @@ def test_throttle_bits_are_named_now_and_since_boot():
 
 
 def test_the_check_survives_a_report_round_trip_and_shows_in_markdown(tmp_path):
-    from vggedge.core.report import BaselineFigures, DatasetSection, ModelSection, RecipeSection, Result
+    from vggedge.core.report import BaselineFigures, DatasetSection, ModelSection, RecipeSection, ResultFigures
 
     check = check_board("pi4-ondemand-hot", "throttled=0x0", "throttled=0x20002", machine="aarch64")
     environment = Environment(device="Raspberry Pi 4 Model B Rev 1.5", device_check=check)
-    sections = (RecipeSection(name="int8"), ModelSection(), DatasetSection(), environment, BaselineFigures(), Result())
+    sections = (
+        RecipeSection(name="int8"),
+        ModelSection(),
+        DatasetSection(),
+        environment,
+        BaselineFigures(),
+        ResultFigures(),
+    )
     report = Report(*sections)
     path = report.write(tmp_path)
     again = Report.load(path)

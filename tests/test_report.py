@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from vggedge.core.report import (
     ModelSection,
     RecipeSection,
     Report,
-    Result,
+    ResultFigures,
     Verification,
     render_markdown,
 )
@@ -31,7 +32,7 @@ def small_report() -> Report:
         dataset=DatasetSection(name="digits", classes=10, eval_samples=360),
         environment=Environment(device="vm", cpu_features=["avx2"], machine="x86_64"),
         baseline=BaselineFigures(format="keras float32", size_bytes=4000, top1=0.98, latency_ms=Latency(10.0, 12.0, 5)),
-        result=Result(
+        result=ResultFigures(
             size_bytes=1000,
             top1=0.97,
             latency_ms=Latency(2.0, 3.0, 5),
@@ -156,3 +157,22 @@ def test_no_committed_report_sits_where_the_readme_commands_write():
         pytest.skip("not a git checkout")
     assert not [name for name in tracked if name.endswith("report.json")]
     assert (root / "examples" / "sample-int8" / "report.json").is_file()
+
+
+def test_the_search_trace_renders_from_typed_candidates_and_from_an_older_reports_records():
+    from vggedge.core.candidate import Candidate
+    from vggedge.core.report import search_markdown
+
+    measured = Candidate(
+        iteration=1, changed_block=2, block_ratios=[0, 0.5, 0, 0, 0], head="kept", quantization="int8",
+        latency_ms=3.2, size_bytes=1_000_000, macs=1, weights=1, search_top1=0.9, drop_pts=0.5, lost=2, gained=1,
+        screened=True,
+    )  # fmt: skip
+    older = {"iteration": 0, "block_ratios": [0.0] * 5, "head": "kept", "quantization": "int8", "latency_ms": 4.0,
+             "search_top1": 0.91, "drop_pts": 0.0}  # fmt: skip
+    rows = search_markdown({"candidates": [dataclasses.asdict(measured), older], "pareto": [0]})[-2:]
+    assert rows[0] == (
+        "| 0 | search | 1 | 2 | 1 0.5 1 1 1 | kept · int8 | 3.20 ms | — | 1.00 MB | 90.00% | -0.50 | 2 · 1 "
+        "| ★ screened in float |"
+    )
+    assert "| 0 | — | 1 1 1 1 1 |" in rows[1] and "| +0.00 | — |" in rows[1] and "None" not in rows[1]

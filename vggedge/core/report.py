@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vggedge.core.atomic import write_text
+from vggedge.core.candidate import Candidate
 from vggedge.core.formatting import fmt
 from vggedge.core.step_summary import step_markdown
 
@@ -201,7 +202,7 @@ class Top1Change:
 
 
 @dataclass
-class Result:
+class ResultFigures:
     """One recipe's TFLite model, measured. Fields not measured stay null."""
 
     status: str = STATUS_OK
@@ -240,7 +241,7 @@ def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -
     return round(numerator / denominator, digits)
 
 
-def compute_ratios(baseline: BaselineFigures, result: Result) -> Ratios:
+def compute_ratios(baseline: BaselineFigures, result: ResultFigures) -> Ratios:
     """× smaller, × faster (p50 against p50) and the top-1 change in points, against the baseline."""
     top1_delta = None
     if baseline.top1 is not None and result.top1 is not None:
@@ -262,7 +263,7 @@ class Report:
     dataset: DatasetSection
     environment: Environment
     baseline: BaselineFigures
-    result: Result
+    result: ResultFigures
     notes: list[str] = field(default_factory=list)
     kind: str | None = None  # "device" for `vggedge bench`; null for `optimize`
     search: dict | None = None  # `--recipe auto`: every candidate measured, the Pareto front (vggedge.auto.searcher)
@@ -324,7 +325,7 @@ def _build(kind: Any, value: Any) -> Any:  # noqa: ANN401 - a JSON value typed b
     return value
 
 
-def status_meaning(result: Result, verification: Verification) -> list[str]:
+def status_meaning(result: ResultFigures, verification: Verification) -> list[str]:
     """What the status was judged against, said in the report itself (the budget and the verification bar)."""
     budget = result.accuracy_budget
     bar = fmt(verification.min_agreement, "pct")
@@ -343,7 +344,7 @@ def status_meaning(result: Result, verification: Verification) -> list[str]:
     return [*lines, ""]
 
 
-def latency_provenance(env: Environment, result: Result) -> list[str]:
+def latency_provenance(env: Environment, result: ResultFigures) -> list[str]:
     """Where the latencies were measured: a workstation is not the board the model is for."""
     if env.device_check is not None:  # `bench`: on the board itself
         return []
@@ -527,18 +528,17 @@ def search_markdown(search: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     front = set(search.get("pareto", []))
-    for i, c in enumerate(search.get("candidates", [])):
-        keep = " ".join(f"{1 - r:.3g}" for r in c.get("block_ratios", []))
-        verdict = {True: " passed", False: " failed"}.get(c.get("passed"), "")
-        mark = ("kept" if c.get("kept") else "") + verdict + (" ★" if i in front else "")
-        mark += " screened in float" if c.get("screened") else ""
-        counts = f"{c['lost']} · {c['gained']}" if "lost" in c else "—"
-        change = None if c.get("drop_pts") is None else -c["drop_pts"]
+    for i, record in enumerate(search.get("candidates", [])):
+        c = Candidate.from_record(record)
+        keep = " ".join(f"{1 - r:.3g}" for r in c.block_ratios or [])
+        verdict = {True: " passed", False: " failed"}.get(c.passed, "")
+        mark = ("kept" if c.kept else "") + verdict + (" ★" if i in front else "")
+        mark += " screened in float" if c.screened else ""
+        counts = f"{c.lost} · {c.gained}" if "lost" in record else "—"  # not counted before 0.2's validations
+        change = None if c.drop_pts is None else 0.0 - c.drop_pts  # no "-0.00" for no change
         lines.append(
-            f"| {i} | {c.get('stage', 'search')} | {c.get('iteration')} | {c.get('changed_block') or '—'} | {keep} "
-            f"| {c.get('head')} · {c.get('quantization')} | "
-            f"{fmt(c.get('latency_ms'), 'ms')} | {fmt(c.get('speedup'), '.2f')} | {fmt(c.get('size_bytes'), 'mb')} | "
-            f"{fmt(c.get('search_top1'), 'pct')} "
-            f"| {fmt(change, '+.2f')} | {counts} | {mark.strip()} |"
+            f"| {i} | {c.stage} | {c.iteration} | {c.changed_block or '—'} | {keep} | {c.head} · {c.quantization} | "
+            f"{fmt(c.latency_ms, 'ms')} | {fmt(c.speedup, '.2f')} | {fmt(c.size_bytes, 'mb')} | "
+            f"{fmt(c.search_top1, 'pct')} | {fmt(change, '+.2f')} | {counts} | {mark.strip()} |"
         )
     return lines

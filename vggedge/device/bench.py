@@ -44,7 +44,7 @@ from vggedge.core.report import (
     ModelSection,
     RecipeSection,
     Report,
-    Result,
+    ResultFigures,
 )
 from vggedge.core.run_folder import check_complete
 from vggedge.device.benchmark import gzip_size, model_format
@@ -344,7 +344,7 @@ def build_report(
         notes.append(f"latency not measured: emulated ({emulated})")
     notes += [f"device check: {warning}" for warning in check.warnings]
     accuracy = model.accuracy if model.scores is not None else accuracy_figures(None, np.array([]))
-    result = Result(
+    result = ResultFigures(
         format=model_format(model.input_dtype),
         size_bytes=model.path.stat().st_size,
         gzip_bytes=gzip_size(model.path),

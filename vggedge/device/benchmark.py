@@ -17,13 +17,13 @@ import numpy as np
 
 from vggedge.core import defaults
 from vggedge.core.metrics import accuracy_figures, latency_summary, time_calls
-from vggedge.core.report import Result
+from vggedge.core.report import ResultFigures
 from vggedge.device.runtime import Runtime, TFLiteModel
 
 
 @dataclasses.dataclass
 class TFLiteMeasurement:
-    result: Result  # the figures this module measures; callers add agreement, verification, status
+    result: ResultFigures  # the figures this module measures; callers add agreement, verification, status
     scores: np.ndarray | None
     runtime: Runtime
     threads: int
@@ -55,7 +55,7 @@ def measure_tflite(
     scores = model.predict(images, progress=progress, description=f"Evaluating {Path(path).name}")
     model.set_input(images[0])
     timings = time_calls(model.invoke_once, warmup=warmup, runs=runs) if runs else []
-    result = Result(
+    result = ResultFigures(
         format=model_format(model.input_dtype),
         size_bytes=Path(path).stat().st_size,
         gzip_bytes=gzip_size(path),

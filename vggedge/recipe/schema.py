@@ -151,7 +151,7 @@ class QuantizeStep(Step):
         keep_float = "auto"   # or "block1,head"; default: none, every layer int8
     """
 
-    implementation: ClassVar[str] = "qat"
+    implementation: ClassVar[str] = "quantize"
     type: Literal["quantize"] = "quantize"
     mode: Literal[Quantization.recipe_modes()]
     calibration_samples: Optional[int] = Field(None, ge=1, le=100_000, description="int8 and int8-qat only")

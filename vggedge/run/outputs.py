@@ -21,7 +21,7 @@ from vggedge.core.progress import duration, log_line
 from vggedge.core.report import (
     STATUS_OK,
     DatasetSection,
-    Result,
+    ResultFigures,
 )
 from vggedge.export.layer_error import layer_errors
 from vggedge.export.layer_error import summary_lines as layer_summary_lines
@@ -49,7 +49,7 @@ def describe_layer_error(
     model: keras.Model,
     flatbuffer: bytes,
     prepared: Prepared,
-    result: Result,
+    result: ResultFigures,
     notes: list[str],
     options: OptimizeOptions,
     kept_float: str | None = None,

@@ -29,7 +29,7 @@ from vggedge.core.report import (
     AccuracyBudget,
     RecipeSection,
     Report,
-    Result,
+    ResultFigures,
     Verification,
 )
 from vggedge.core.run_folder import staged
@@ -267,12 +267,12 @@ def export(
 
 def judge(
     built: Built, recipe: Recipe, prepared: Prepared, options: OptimizeOptions, names: list[str], notes: list[str]
-) -> tuple[Result, TFLiteMeasurement | None]:
+) -> tuple[ResultFigures, TFLiteMeasurement | None]:
     """The model written (metadata inside), verified against its Keras source, measured, held to the budget; its
     int8 error per layer for integer results. Every figure of a failed export stays null, never 0."""
     budget = accuracy_budget(recipe, options)
     if built.flatbuffer is None:
-        result, measured = Result(status=STATUS_FAILED_EXPORT, error=built.error), None
+        result, measured = ResultFigures(status=STATUS_FAILED_EXPORT, error=built.error), None
     else:
         flatbuffer = with_metadata(built.flatbuffer, recipe, prepared.baseline, names, notes, options.resize)
         model_path = options.out / recipe.name / "model.tflite"
@@ -301,7 +301,7 @@ def judge(
 def write_report(
     recipe: Recipe,
     records: list[dict],
-    result: Result,
+    result: ResultFigures,
     measured: TFLiteMeasurement | None,
     prepared: Prepared,
     options: OptimizeOptions,
@@ -337,7 +337,7 @@ def write_report(
 
 def verify_and_measure(
     source: keras.Model, model_path: Path, prepared: Prepared, options: OptimizeOptions
-) -> tuple[Result, TFLiteMeasurement, np.ndarray]:
+) -> tuple[ResultFigures, TFLiteMeasurement, np.ndarray]:
     """TFLite against its Keras source (verification) and against the baseline (agreement), plus figures; and the
     Keras source's own scores (the collapse check reads them)."""
     images = prepared.eval.images

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vggedge.core.progress import duration, log_line
-from vggedge.core.report import STATUS_FAILED_EXPORT, STATUS_OK, Result
+from vggedge.core.report import STATUS_FAILED_EXPORT, STATUS_OK, ResultFigures
 from vggedge.recipe.schema import Quantization, QuantizeStep, Recipe
 
 SHORT_QAT_EPOCHS = 1
@@ -43,7 +43,7 @@ class Outcome:
 
     recipe: Recipe
     records: list[dict]
-    result: Result
+    result: ResultFigures
     measured: object
     notes: list[str]
     folder: Path  # where its model.tflite was written
@@ -51,7 +51,7 @@ class Outcome:
     model: object = None  # the stepped Keras model (the keep-float remedy converts it again)
 
 
-def source_drop_pts(result: Result, baseline_top1: float | None) -> float | None:
+def source_drop_pts(result: ResultFigures, baseline_top1: float | None) -> float | None:
     """Top-1 points the recipe's Keras model (before conversion) lost against the baseline."""
     if result.source_top1 is None or baseline_top1 is None:
         return None
@@ -105,6 +105,42 @@ def conversion_plan(first: Outcome, baseline_top1: float | None) -> str | None:
     return None
 
 
+def _post_training_plan(first: Outcome, baseline_top1: float | None) -> str | None:
+    return None if with_post_training(first.recipe) else "the recipe does not train its quantization"
+
+
+def _gentler_cut_plan(first: Outcome, baseline_top1: float | None) -> str | None:
+    return None if first.recipe.with_gentler_cut() else "the recipe cuts nothing (no filters, no sparsity)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Remedy:
+    """One remedy: its name (in reports and notes), the recipe variant it tries (None: it has none), why it cannot
+    help a run (None: try it), its cost as a fraction of the first run's time, and whether it runs the variant from
+    the start (else the stepped model is converted again)."""
+
+    name: str
+    variant: Callable[[Recipe], Recipe | None]
+    why_not: Callable[[Outcome, float | None], str | None]
+    cost: float
+    rerun_whole: bool
+
+
+# In the order they are tried (the module docstring says why)
+REMEDIES = (
+    Remedy("keep-float", lambda recipe: recipe.with_keep_float("auto"), keep_float_plan, 0.25, rerun_whole=False),
+    Remedy(
+        "short-qat",
+        lambda recipe: with_short_qat(recipe) if recipe.quantization == Quantization.INT8 else None,
+        short_qat_plan,
+        0.5,
+        rerun_whole=False,
+    ),
+    Remedy("post-training", with_post_training, _post_training_plan, 1.0, rerun_whole=True),
+    Remedy("gentler-cut", lambda recipe: recipe.with_gentler_cut(), _gentler_cut_plan, 1.0, rerun_whole=True),
+)
+
+
 def attempt_record(name: str, outcome: Outcome | None, skipped: str | None, baseline_top1: float | None) -> dict:
     if outcome is None:
         return {"remedy": name, "status": "not tried", "why": skipped}
@@ -133,19 +169,9 @@ def try_remedies(
     last step to the stepped model and converts it; ``rerun(variant, name)`` runs a variant recipe from the start,
     each into its own folder."""
     started, tries = time.perf_counter(), []
-    int8 = first.recipe.quantization == Quantization.INT8
-    plans: list[tuple[str, Recipe | None, str | None]] = [
-        ("keep-float", first.recipe.with_keep_float("auto"), keep_float_plan(first, baseline_top1)),
-        ("short-qat", with_short_qat(first.recipe) if int8 else None, short_qat_plan(first, baseline_top1)),
-    ]
-    post = with_post_training(first.recipe)
-    plans.append(("post-training", post, None if post else "the recipe does not train its quantization"))
-    gentler = first.recipe.with_gentler_cut()
-    plans.append(("gentler-cut", gentler, None if gentler else "the recipe cuts nothing (no filters, no sparsity)"))
-    for name, variant, skipped in plans:
-        left = minutes * 60 - (time.perf_counter() - started)
-        needs = {"keep-float": first.seconds / 4, "short-qat": first.seconds / 2}.get(name, first.seconds)
-        rerun_whole = name in ("post-training", "gentler-cut")
+    for remedy in REMEDIES:
+        variant, skipped = remedy.variant(first.recipe), remedy.why_not(first, baseline_top1)
+        name, left, needs = remedy.name, minutes * 60 - (time.perf_counter() - started), first.seconds * remedy.cost
         if skipped is None and needs > left:
             skipped = (
                 f"the time cap ({minutes:g} min for remedies) leaves {duration(max(0, left))}, "
@@ -156,7 +182,7 @@ def try_remedies(
             continue
         if progress:
             log_line(f"{first.recipe.name}: {first.result.status}; trying the {name} remedy")
-        outcome = rerun(variant, name) if rerun_whole else convert_again(first, variant, name)
+        outcome = rerun(variant, name) if remedy.rerun_whole else convert_again(first, variant, name)
         tries.append(attempt_record(name, outcome, None, baseline_top1))
         if outcome.result.status == STATUS_OK:
             return outcome, tries

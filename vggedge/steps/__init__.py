@@ -8,8 +8,8 @@ defines two functions:
   runs it for every step of every recipe of a run before the first one starts.
 - ``apply(step, model, context) -> StepResult``: the work, on a copy of the model.
 
-The quantize step's module only fine-tunes for ``int8-qat``; the conversion itself is
-:mod:`vggedge.export.convert`.
+The quantize step's module (:mod:`~vggedge.steps.quantize`) changes the model only for cross-layer equalization
+and ``int8-qat`` (:mod:`~vggedge.steps.qat`); the conversion itself is :mod:`vggedge.export.convert`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Quantization-aware fine-tuning for ``quantize mode = "int8-qat"`` (other modes need no Keras work).
+"""Quantization-aware fine-tuning, for ``quantize mode = "int8-qat"`` (:mod:`vggedge.steps.quantize` calls it).
 
 Only Conv2D and Dense layers are annotated: the preprocessing Rescaling layer is not in tfmot's
 default QAT registry, and the converter quantizes it from calibration data like any PTQ model.
@@ -12,14 +12,11 @@ import numpy as np
 from vggedge.backend.keras_env import keras, tfmot
 from vggedge.backend.training import fit
 from vggedge.core.metrics import top1_classes
-from vggedge.core.selectors import split_selectors
-from vggedge.export.equalize import equalize
 from vggedge.export.layer_error import output_before_activation
-from vggedge.models.anatomy import Anatomy, chain_layers
+from vggedge.models.anatomy import chain_layers
 from vggedge.models.normalization import fold_for_quantization
 from vggedge.recipe.schema import QuantizeStep
 from vggedge.steps.context import (
-    DataCounts,
     StepContext,
     StepResult,
     classifier_loss,
@@ -30,24 +27,8 @@ from vggedge.steps.context import (
 from vggedge.steps.inference_check import CHECK_IMAGES
 
 
-def check(step: QuantizeStep, anatomy: Anatomy, data: DataCounts) -> Anatomy:
-    """Calibrated modes need calibration images; quantization-aware training needs training images."""
-    if step.quantization.trains:
-        data.require_training_images("quantization-aware fine-tuning")
-    if step.quantization.calibrated:
-        data.require_calibration_images(f"{step.mode} conversion")
-    if step.keep_float and step.keep_float != "auto":
-        for part in split_selectors(step.keep_float):
-            anatomy.select(part)  # a selector that picks nothing: refused before any work
-    return anatomy
-
-
-def apply(step: QuantizeStep, model: keras.Model, context: StepContext) -> StepResult:
-    record = {**step.model_dump(mode="json")}
-    if step.equalize:
-        return equalized(model, record, context)
-    if not step.quantization.trains:
-        return StepResult(model, record)
+def fine_tune(step: QuantizeStep, model: keras.Model, context: StepContext, record: dict) -> StepResult:
+    """The model wrapped in tfmot's quantizers and fine-tuned with them (``record`` gets the curve and checks)."""
     quantize = tfmot().quantization.keras
     model = fold_for_quantization(model)  # VGG16-BN: tfmot cannot wrap a float BatchNormalization/ReLU between
     names = {layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))}
@@ -154,24 +135,3 @@ def check_qat_model(before: keras.Model, after: keras.Model, images: np.ndarray,
             f'{len(images)} held-apart images{loss}; use mode = "int8" (post-training) for this model'
         )
     return round(agreement, 4)
-
-
-# Scores of the equalized model may differ from its source's by float32 rounding only; more means the
-# rescaling changed the function (a layer between a pair that does not commute with it).
-EQUALIZED_TOLERANCE = 1e-3
-
-
-def equalized(model: keras.Model, record: dict, context: StepContext) -> StepResult:
-    """Cross-layer equalization before int8 calibration, checked to keep the function on held-apart images."""
-    balanced, equalization = equalize(model)
-    images = context.held_apart.images[:16] if context.held_apart is not None and len(context.held_apart) else None
-    if images is not None:
-        source = model.predict(images, verbose=0)
-        difference = float(np.abs(balanced.predict(images, verbose=0) - source).max())
-        equalization["max_abs_score_change"] = round(difference, 7)
-        if difference > EQUALIZED_TOLERANCE * max(1.0, float(np.abs(source).max())):
-            raise RuntimeError(
-                f"cross-layer equalization changed the model's scores by up to {difference:.3g}: "
-                "set equalize = false in the quantize step"
-            )
-    return StepResult(balanced, {**record, "equalization": equalization})
