@@ -349,7 +349,7 @@ def write_tables(table: list[dict], out: Path, weights: str, runs: int) -> None:
         "| " + " | ".join("—" if row.get(c) is None else str(row.get(c)) for c in COLUMNS) + " |" for row in table
     ]
     lines += [
-        f"\n{row['recipe']}: the graph benchmarks/onnx_export.py wrote from the Keras model answered as it, within "
+        f"\n{row['recipe']}: the graph vggedge.export.onnx wrote from the Keras model answered as it, within "
         f"{row['max_rel_diff_vs_keras']:.2g} of the largest class score on two images; its int8 is ONNX Runtime's "
         "quantize_static (QDQ, per-channel int8 weights, int8 activations)."
         for row in table

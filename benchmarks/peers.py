@@ -95,9 +95,9 @@ print(json.dumps({{"convert_s": round(time.perf_counter() - started, 1)}}))
 
 
 def onnx_rows(weights: str | None, work: Path, calibration: int) -> list[dict]:
-    """ONNX Runtime float32 (the Keras VGG16 written as ONNX by ``onnx_export``) and int8 (ONNX Runtime's static
+    """ONNX Runtime float32 (the Keras VGG16 written as ONNX by ``vggedge.export.onnx``) and int8 (ONNX Runtime's static
     QDQ quantization of it). The export runs in a child like every conversion and is compared with the Keras
-    model on two images before it is timed; tf2onnx could not export the full model here (``onnx_export``)."""
+    model on two images before it is timed; tf2onnx could not export the full model here (``vggedge.export.onnx``)."""
     if not (installed("onnx") and installed("onnxruntime")):
         return [{"recipe": "ONNX Runtime fp32 (peer)", "status": "not measured: onnx/onnxruntime not installed"}]
     fp32_path, int8_path = work / "model.onnx", work / "model-int8.onnx"
@@ -105,7 +105,7 @@ def onnx_rows(weights: str | None, work: Path, calibration: int) -> list[dict]:
 import json, sys, time
 import numpy as np
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from onnx_export import keras_to_onnx, largest_difference
+from vggedge.export.onnx import keras_to_onnx, largest_difference
 from vggedge.models.loading import load_imagenet_vgg16
 model = load_imagenet_vgg16({weights!r}).model
 started = time.perf_counter()

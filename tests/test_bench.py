@@ -76,7 +76,7 @@ def test_bench_latency_only_without_data(all_runs, tmp_path):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.write_bytes(b"not a model at all"), "is not a TFLite model"),
+        (lambda p: p.write_bytes(b"not a model at all"), "is not a model vggedge runs"),
         (lambda p: None, "does not exist"),
     ],
 )

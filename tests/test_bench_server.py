@@ -47,8 +47,8 @@ def test_every_request_needs_the_token(running, tflite_bytes, token):
 
 def test_bad_requests_are_refused_and_the_server_keeps_serving(running, tflite_bytes):
     refusals = [
-        ("POST", "/time", b"#!/bin/sh\nrm -rf /\n", 400, "not a TFLite model"),
-        ("POST", "/time", b"", 400, "not a TFLite model"),
+        ("POST", "/time", b"#!/bin/sh\nrm -rf /\n", 400, "not a model vggedge runs"),
+        ("POST", "/time", b"", 400, "not a model vggedge runs"),
         ("POST", "/time", tflite_bytes[:4000], 400, "could not be loaded"),  # TFL3, but truncated
         ("POST", "/time?threads=0", tflite_bytes, 400, "threads must be"),
         ("POST", "/time?runs=abc", tflite_bytes, 400, "runs must be"),

@@ -1,9 +1,8 @@
-"""The full-size benchmark's ONNX writer (benchmarks/onnx_export.py): the graph it writes answers as the Keras model
+"""The ONNX writer (vggedge.export.onnx): the graph it writes answers as the Keras model
 it came from, on every model form and on vggedge's own VGG16 (caffe preprocessing baked in)."""
 
 from __future__ import annotations
 
-import benchmark_modules
 import numpy as np
 import pytest
 
@@ -13,7 +12,9 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def writer():  # noqa: ANN201
-    return benchmark_modules.load("onnx_export")
+    from vggedge.export import onnx
+
+    return onnx
 
 
 def pixels(size: int, count: int = 3) -> np.ndarray:

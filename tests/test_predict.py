@@ -140,7 +140,7 @@ def test_predict_refuses_a_model_it_cannot_use_in_one_line(tmp_path, cli):
     (tmp_path / "notes.tflite").write_text("not a model")
     regression = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
     (tmp_path / "regression.tflite").write_bytes(convert(regression, "float32"))
-    for name, message in (("notes", "is not a TFLite model"), ("regression", "is not an image classifier")):
+    for name, message in (("notes", "is not a model vggedge runs"), ("regression", "is not an image classifier")):
         done = cli("predict", tmp_path / f"{name}.tflite", tmp_path / "a.png")
         assert done.code == 2 and message in done.err and "Traceback" not in done.err, done.err
 

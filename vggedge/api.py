@@ -69,6 +69,7 @@ def optimize(
     >>> results = vggedge.optimize("model.keras", recipe="int8", data="photos/")   # doctest: +SKIP
     >>> results[0].ok, results[0].model_path                                        # doctest: +SKIP
     """
+    from vggedge.export.formats import resolve_formats
     from vggedge.run.requests import resize_for  # pydantic, on the workstation only: imported when used
 
     asked = filled(OptimizeKeywords, options, "optimize")
@@ -78,6 +79,7 @@ def optimize(
     if not asked["remedy_minutes"] >= 0:
         raise UserError(f"remedy_minutes (--remedy-minutes) must be 0 or more, not {asked['remedy_minutes']}")
     asked["resize"] = resize_for(asked["resize"], recipes)
+    asked["formats"] = resolve_formats(asked["formats"])
     with _model_source(model) as source:
         fields = {**asked, "model": source, "data": Path(data) if isinstance(data, str) else data, "auto": search}
         fields["skip_inapplicable"] = recipe == "all"

@@ -35,7 +35,7 @@ from vggedge.core.errors import UserError
 from vggedge.core.metrics import top1_classes
 from vggedge.core.progress import Laps
 from vggedge.core.quantization import Quantization
-from vggedge.device.runtime import TFLiteModel
+from vggedge.device.models import load
 from vggedge.export.convert import convert
 from vggedge.models.anatomy import find_anatomy, fingerprint
 from vggedge.models.flops import count_macs
@@ -152,7 +152,7 @@ class Searcher(Validation, Screening):
         with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
             path = Path(folder) / "candidate.tflite"
             path.write_bytes(flatbuffer)
-            tflite = TFLiteModel(path, threads=self.options.threads)
+            tflite = load(path, threads=self.options.threads)
             scores = np.stack([tflite.predict_one(image) for image in self.search.images])
             lap("score")
             side_by_side = against if self.options.goal == "latency" else None

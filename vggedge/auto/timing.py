@@ -21,7 +21,7 @@ from vggedge.auto.remote import BenchClient
 from vggedge.auto.rules import MIN_TIMING_S
 from vggedge.core.metrics import adaptive_runs, latency_summary, time_calls, time_interleaved
 from vggedge.device.latency_table import LatencyTable
-from vggedge.device.runtime import TFLiteModel
+from vggedge.device.models import DeviceModel, load
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Timer(Protocol):
         ...
 
     def time(
-        self, candidate: TFLiteModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
+        self, candidate: DeviceModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
     ) -> Timing: ...
 
 
@@ -56,7 +56,7 @@ class LocalTimer:
         return True
 
     def time(
-        self, candidate: TFLiteModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
+        self, candidate: DeviceModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
     ) -> Timing:
         candidate.set_input(self.image)
         timed_on = f"this machine ({candidate.runtime.name} {candidate.runtime.version}, {candidate.threads} threads)"
@@ -65,7 +65,7 @@ class LocalTimer:
             return Timing(latency_summary(time_calls(candidate.invoke_once, warmup=0, runs=runs)).p50, None, timed_on)
         with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
             (Path(folder) / "current.tflite").write_bytes(against)
-            current = TFLiteModel(Path(folder) / "current.tflite", threads=self.threads)
+            current = load(Path(folder) / "current.tflite", threads=self.threads)
             current.set_input(self.image)
             ours, theirs = time_interleaved([candidate.invoke_once, current.invoke_once], MIN_TIMING_S, self.runs)
         return Timing(ours.p50, theirs.p50, timed_on)
@@ -84,7 +84,7 @@ class RemoteTimer:
         return True
 
     def time(
-        self, candidate: TFLiteModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
+        self, candidate: DeviceModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
     ) -> Timing:
         latency, timed_on = self.client.time(flatbuffer, self.threads, self.runs)
         reference = self.client.time(against, self.threads, self.runs)[0] if against is not None else None
@@ -101,7 +101,7 @@ class TableTimer:
         return level in self.table.levels
 
     def time(
-        self, candidate: TFLiteModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
+        self, candidate: DeviceModel, flatbuffer: bytes, levels: list[int], head: str, against: bytes | None
     ) -> Timing:
         return Timing(self.table.predict(levels, head), None, self.table.describe())
 

@@ -306,6 +306,17 @@ class OptimizeKeywords(TypedDict, total=False):
             envvar="VGGEDGE_BENCH_TOKEN",
         ),
     ]
+    formats: Annotated[
+        str | Sequence[str],
+        Opt(
+            "Model formats to write beside model.tflite, each verified against the Keras source and timed here: "
+            "tflite, onnx (model.onnx: float32, or int8 QDQ for the int8 recipes; needs onnx and onnxruntime), "
+            "comma-separated, or all (every format whose packages are installed).",
+            OUTPUT,
+            "tflite",
+            metavar="NAMES",
+        ),
+    ]
     out: Annotated[
         Path | str, Opt("Folder for the run folders (one per recipe).", OUTPUT, Path("reports"), metavar="DIR")
     ]

@@ -71,12 +71,13 @@ def resize_in_model(path: Path) -> str | None:
         return None
 
 
-def find_labels(model: Path, classes: int) -> tuple[list[str] | None, str]:
-    """(names, where they came from): the model's metadata, else ``labels.txt`` beside it, whichever names as
-    many classes as the model has. A sigmoid model's metadata names its positive class only (one score per
-    label, as MediaPipe reads it): with no two-name file beside it, the other class is "not <name>"."""
+def find_labels(model: Path, classes: int, inside: list[str] | None = None) -> tuple[list[str] | None, str]:
+    """(names, where they came from): the model's metadata (``inside``, as its format reads it; None: a TFLite
+    model's zip), else ``labels.txt`` beside it, whichever names as many classes as the model has. A sigmoid
+    model's metadata names its positive class only (one score per label, as MediaPipe reads it): with no two-name
+    file beside it, the other class is "not <name>"."""
     beside = Path(model).parent / LABELS_FILE
-    inside = labels_in_model(model)
+    inside = inside if inside is not None else labels_in_model(model)
     candidates = [(inside, "the model's metadata")] if inside is not None else []
     if beside.is_file():
         candidates.append((read_labels_file(beside), str(beside)))

@@ -257,6 +257,25 @@ def compute_ratios(baseline: BaselineFigures, result: ResultFigures) -> Ratios:
 
 
 @dataclass
+class Artifact:
+    """One model file a run wrote (``--formats``), verified against the Keras source like the TFLite one: its
+    format and precision, what ran it here, its size, top-1, agreement with the source and with the baseline,
+    its p50 on this machine and its own status (``error``: why it has none)."""
+
+    format: str  # vggedge.core.formats: tflite, onnx
+    file: str  # its name in the run folder
+    precision: str  # int8, float32, float16, dynamic-range int8
+    status: str
+    runtime: str | None = None  # e.g. "onnxruntime 1.32.0"
+    size_bytes: int | None = None
+    top1: float | None = None
+    verification_agreement: float | None = None  # with its Keras source, on the evaluation images
+    agreement: float | None = None  # with the baseline
+    p50_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass
 class Report:
     recipe: RecipeSection
     model: ModelSection
@@ -269,6 +288,8 @@ class Report:
     search: dict | None = None  # `--recipe auto`: every candidate measured, the Pareto front (vggedge.auto.searcher)
     # The accuracy-aware end: each remedy tried (or not, and why) after the recipe as written missed (run.remedies)
     remedies: list[dict] | None = None
+    # Every model file the run wrote, the TFLite first (``--formats``); empty in reports before formats
+    artifacts: list[Artifact] = field(default_factory=list)
     ratios: Ratios = field(init=False)  # derived from baseline and result; a stored value is never read
     schema: str = REPORT_SCHEMA
 
@@ -322,6 +343,8 @@ def _build(kind: Any, value: Any) -> Any:  # noqa: ANN401 - a JSON value typed b
         return kind(**{name: _build(hints[name], v) for name, v in value.items() if name in known})
     if origin is list and not isinstance(value, list):
         raise TypeError(f"expected a list, not {type(value).__name__}")
+    if origin is list and typing.get_args(kind):
+        return [_build(typing.get_args(kind)[0], item) for item in value]
     return value
 
 
@@ -358,6 +381,28 @@ def latency_provenance(env: Environment, result: ResultFigures) -> list[str]:
     ]
 
 
+def artifacts_markdown(artifacts: list[Artifact]) -> list[str]:
+    """Every format the run wrote, one row each, when it wrote more than the TFLite model."""
+    if len(artifacts) < 2:
+        return []
+    lines = [
+        "## Artifacts",
+        "",
+        "Each file verified against the same Keras source on the same evaluation images, and timed here one after "
+        "the other with its own runtime:",
+        "",
+        "| file | format | precision | runtime | size | top-1 | agreement with source | p50 | status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in artifacts:
+        status = f"{a.status} ({a.error})" if a.error else a.status
+        lines.append(
+            f"| {a.file} | {a.format} | {a.precision} | {a.runtime or '—'} | {fmt(a.size_bytes, 'mb')} | "
+            f"{fmt(a.top1, 'pct')} | {fmt(a.verification_agreement, 'pct')} | {fmt(a.p50_ms, 'ms')} | {status} |"
+        )
+    return [*lines, ""]
+
+
 def render_markdown(report: Report) -> str:
     b, r, x = report.baseline, report.result, report.ratios
     env, recipe, model, data = report.environment, report.recipe, report.model, report.dataset
@@ -389,6 +434,7 @@ def render_markdown(report: Report) -> str:
         "",
         *status_meaning(r, verification),
         *latency_provenance(env, r),
+        *artifacts_markdown(report.artifacts),
         "## Steps",
         "",
     ]

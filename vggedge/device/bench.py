@@ -31,7 +31,7 @@ from vggedge.core import defaults
 from vggedge.core.atomic import write_text
 from vggedge.core.data import load_all
 from vggedge.core.errors import UserError
-from vggedge.core.labels import resize_in_model
+from vggedge.core.formats import FORMATS, TFLITE, format_of
 from vggedge.core.metrics import accuracy_figures, latency_summary, top1_classes
 from vggedge.core.progress import log_line, track
 from vggedge.core.report import (
@@ -50,7 +50,8 @@ from vggedge.core.run_folder import check_complete
 from vggedge.device.benchmark import gzip_size, model_format
 from vggedge.device.check import MEMORY_PER_MODEL_BYTE, device_check, meminfo, snapshot, system_vcgencmd
 from vggedge.device.environment import describe_environment, device_model, emulation
-from vggedge.device.runtime import Runtime, TFLiteModel, check_tflite_file, default_threads, find_runtime
+from vggedge.device.models import DeviceModel, load
+from vggedge.device.runtime import Runtime, default_threads
 from vggedge.device.summary import BenchSummary, summarize
 from vggedge.device.summary import write as write_summary
 
@@ -90,6 +91,7 @@ class BenchedModel:
     input_size: int
     classes: int
     input_dtype: str
+    runtime: Runtime | None = None  # what ran it here (the format decides which)
     accuracy: dict = dataclasses.field(default_factory=dict)
     agreement: float | None = None
     scores: np.ndarray | None = None
@@ -151,13 +153,13 @@ def find_models(paths: list[Path]) -> list[tuple[str, Path]]:
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            files = sorted(path.glob("*/model.tflite")) or sorted(path.glob("model.tflite"))
+            files = run_folder_models(path)
             if not files:
-                raise UserError(f"{path} holds no model.tflite (nor <recipe>/model.tflite): give .tflite files")
+                names = " or ".join(f.filename for f in FORMATS)
+                raise UserError(f"{path} holds no {names} (nor <recipe>/{names}): give model files")
         else:
             files = [path]
         for file in files:
-            check_tflite_file(file)
             found.append((model_name(file), file))
     names = [name for name, _ in found]
     # Two run folders may hold the same recipe: number them, so every row (and report folder) is its own.
@@ -167,19 +169,32 @@ def find_models(paths: list[Path]) -> list[tuple[str, Path]]:
     ]
 
 
+def run_folder_models(folder: Path) -> list[Path]:
+    """Every artifact of a run folder (``model.tflite``, ``model.onnx``, …), or of each recipe's folder in it."""
+    recipes = sorted(p for p in folder.iterdir() if p.is_dir()) if not _artifacts(folder) else [folder]
+    return [file for recipe in recipes for file in _artifacts(recipe)]
+
+
+def _artifacts(folder: Path) -> list[Path]:
+    return [folder / f.filename for f in FORMATS if (folder / f.filename).is_file()]
+
+
 def model_name(file: Path) -> str:
-    """The recipe that made it (its run folder's name) for ``<recipe>/model.tflite``, else the file's stem."""
-    return file.parent.name if file.name == "model.tflite" and file.parent.name else file.stem
+    """The recipe that made it (its run folder's name) for ``<recipe>/model.tflite``, with the format for another
+    artifact (``int8-onnx``); else the file's stem. The format is read from the file, whatever its name."""
+    model_format = format_of(file)
+    if file.name == model_format.filename and file.parent.name:
+        return file.parent.name + ("" if model_format == TFLITE else f"-{model_format.name}")
+    return file.stem
 
 
 def bench(options: BenchOptions) -> BenchOutput:
     """Benchmark every model at every thread count; write a report for each (and, for several, the table)."""
     models = find_models(options.models)
     threads = sorted(set(options.threads or [default_threads()]))
-    runtime = find_runtime(options.runtime)
     before = snapshot(options.board_root, options.vcgencmd)
     decoded: dict[tuple, tuple] = {}  # the data decoded once per input size and resize policy, for every model
-    benched = [evaluate(name, path, options, runtime, threads[0], decoded) for name, path in models]
+    benched = [evaluate(name, path, options, threads[0], decoded) for name, path in models]
     emulated = emulation()
     # Every interpreter holds its own packed copy of the weights: all of them at once, when the board has room
     # (interleaved, the fairest comparison); else one model (at every thread count) at a time, and a note.
@@ -194,7 +209,7 @@ def bench(options: BenchOptions) -> BenchOutput:
             interpreters = {}
             for model in group:
                 for count in threads:
-                    interpreter = TFLiteModel(model.path, threads=count, runtime=runtime)
+                    interpreter = load(model.path, threads=count, runtime=options.runtime)
                     interpreter.set_input(np.zeros((model.input_size, model.input_size, 3), np.uint8))
                     for _ in range(options.warmup):
                         interpreter.invoke_once()  # XNNPACK packs its weights on the first run: never timed
@@ -222,7 +237,7 @@ def bench(options: BenchOptions) -> BenchOutput:
         for count in threads:
             folder = out_root if single else out_root / f"{model.name}-{count}t"
             key = (model.name, count)
-            report = build_report(model, count, burst.get(key), sustained.get(key), runtime, check, emulated)
+            report = build_report(model, count, burst.get(key), sustained.get(key), check, emulated)
             if model.scores is not None:
                 write_predictions(folder / "predictions.json", model.keys, model.scores)
             paths.append(report.write(folder))
@@ -246,25 +261,24 @@ def default_out(requested: list[Path], benched: list[BenchedModel], single: bool
     return Path(os.path.commonpath(parents)) / slug
 
 
-def evaluate(
-    name: str, path: Path, options: BenchOptions, runtime: Runtime, threads: int, decoded: dict[tuple, tuple]
-) -> BenchedModel:
+def evaluate(name: str, path: Path, options: BenchOptions, threads: int, decoded: dict[tuple, tuple]) -> BenchedModel:
     """Load the model once, read its run folder, and score it on the data (when there is data)."""
     check_complete(path.parent)  # a run folder's model is the one its report describes, or refused
-    probe = TFLiteModel(path, threads=threads, runtime=runtime)
+    probe = load(path, threads=threads, runtime=options.runtime)
     source_report, predictions = read_run_folder(path.parent)
     model = BenchedModel(
         name=name,
         path=path,
         source_report=source_report,
         input_size=probe.input_size,
-        classes=int(np.prod(probe.output["shape"][1:])),
+        classes=probe.classes_out,
         input_dtype=probe.input_dtype,
+        runtime=probe.runtime,
     )
     if options.data is None:
         model.notes.append("accuracy not measured: no --data")
         return model
-    resize = resize_in_model(path) or "stretch"  # as the model was measured
+    resize = probe.resize_inside() or "stretch"  # as the model was measured
     if (model.input_size, resize) not in decoded:
         decoded[(model.input_size, resize)] = load_all(
             options.data, model.input_size, progress=options.progress, resize=resize
@@ -299,7 +313,7 @@ def evaluate(
 
 
 def burst_and_sustained(
-    interpreters: dict[tuple[str, int], TFLiteModel], options: BenchOptions
+    interpreters: dict[tuple[str, int], DeviceModel], options: BenchOptions
 ) -> tuple[dict[tuple[str, int], list[float]], dict[tuple[str, int], list[float]]]:
     """(burst, sustained) milliseconds per (model, threads): a cool-down and a burst per model, then
     ``sustain_s`` of interleaved untimed load, then ``runs`` interleaved timed rounds (module docstring)."""
@@ -323,7 +337,7 @@ def burst_and_sustained(
     return burst, sustained
 
 
-def _timed(interpreter: TFLiteModel) -> float:
+def _timed(interpreter: DeviceModel) -> float:
     start = time.perf_counter()
     interpreter.invoke_once()
     return (time.perf_counter() - start) * 1000.0
@@ -334,7 +348,6 @@ def build_report(
     threads: int,
     burst: list[float] | None,
     sustained: list[float] | None,
-    runtime: Runtime,
     check: DeviceCheck,
     emulated: str | None,
 ) -> Report:
@@ -345,7 +358,7 @@ def build_report(
     notes += [f"device check: {warning}" for warning in check.warnings]
     accuracy = model.accuracy if model.scores is not None else accuracy_figures(None, np.array([]))
     result = ResultFigures(
-        format=model_format(model.input_dtype),
+        format=model_format(format_of(model.path).name, model.input_dtype),
         size_bytes=model.path.stat().st_size,
         gzip_bytes=gzip_size(model.path),
         **accuracy,
@@ -359,8 +372,11 @@ def build_report(
         result.flops = source.result.flops  # a property of the graph, not of the device
         result.accuracy_budget = source.result.accuracy_budget
         # The same file was verified against its Keras source where optimize ran; here it is only held to the
-        # budget again, on this device's own answers.
+        # budget again, on this device's own answers. Another format's file has its own row and status there.
         result.status = source.result.status
+        written = next((a for a in source.artifacts if a.file == model.path.name), None)
+        if written is not None:
+            result.status = written.status
     else:
         result.status = STATUS_NOT_VERIFIED
         recipe = RecipeSection(name=model.name)
@@ -369,7 +385,7 @@ def build_report(
         )
         baseline = BaselineFigures()
         notes.append("no optimize report beside the model: ratios against the baseline are not available")
-    environment = describe_environment(runtime, threads)
+    environment = describe_environment(model.runtime, threads)
     environment.device_check = check
     report = Report(recipe, model_section, model.dataset, environment, baseline, result, notes, kind="device")
     budget = result.accuracy_budget.max_drop_pts if result.accuracy_budget else None

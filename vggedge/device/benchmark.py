@@ -18,11 +18,12 @@ import numpy as np
 from vggedge.core import defaults
 from vggedge.core.metrics import accuracy_figures, latency_summary, time_calls
 from vggedge.core.report import ResultFigures
-from vggedge.device.runtime import Runtime, TFLiteModel
+from vggedge.device.models import load
+from vggedge.device.runtime import Runtime
 
 
 @dataclasses.dataclass
-class TFLiteMeasurement:
+class Measurement:
     result: ResultFigures  # the figures this module measures; callers add agreement, verification, status
     scores: np.ndarray | None
     runtime: Runtime
@@ -35,12 +36,12 @@ def gzip_size(path: Path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
 
 
-def model_format(input_dtype: str) -> str:
-    """The report's ``format``: a TFLite file and what its input takes (uint8 pixels, or float32)."""
-    return f"tflite ({input_dtype} input)"
+def model_format(format_name: str, input_dtype: str) -> str:
+    """The report's ``format``: the file's format and what its input takes (uint8 pixels, or float32)."""
+    return f"{format_name} ({input_dtype} input)"
 
 
-def measure_tflite(
+def measure_model(
     path: Path,
     images: np.ndarray,
     labels: np.ndarray | None,
@@ -48,18 +49,18 @@ def measure_tflite(
     runs: int = defaults.RUNS,
     warmup: int = defaults.WARMUP,
     progress: bool = True,
-    runtime: Runtime | None = None,
-) -> TFLiteMeasurement:
+    runtime: str | None = None,
+) -> Measurement:
     """Predict every image (batch 1), then time ``runs`` invocations on the first image (none: latency null)."""
-    model = TFLiteModel(path, threads=threads, runtime=runtime)
+    model = load(path, threads=threads, runtime=runtime)
     scores = model.predict(images, progress=progress, description=f"Evaluating {Path(path).name}")
     model.set_input(images[0])
     timings = time_calls(model.invoke_once, warmup=warmup, runs=runs) if runs else []
     result = ResultFigures(
-        format=model_format(model.input_dtype),
+        format=model_format(model.model_format.name, model.input_dtype),
         size_bytes=Path(path).stat().st_size,
         gzip_bytes=gzip_size(path),
         **accuracy_figures(scores if labels is not None else None, labels if labels is not None else np.array([])),
         latency_ms=latency_summary(timings) if timings else None,
     )
-    return TFLiteMeasurement(result, scores, model.runtime, model.threads, model.input_dtype)
+    return Measurement(result, scores, model.runtime, model.threads, model.input_dtype)

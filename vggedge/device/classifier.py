@@ -28,7 +28,7 @@ from vggedge.core.errors import UserError
 from vggedge.core.images import model_pixels, read_pixels
 from vggedge.core.labels import find_labels, read_labels_file
 from vggedge.core.metrics import as_class_scores
-from vggedge.device.runtime import TFLiteModel
+from vggedge.device.models import load
 
 ImageLike = Image.Image | str | Path | np.ndarray
 
@@ -46,25 +46,23 @@ class Classifier:
         ``stretch`` for a model that does not)."""
         from vggedge.core.quiet import native_stderr_silenced
         from vggedge.core.run_folder import check_complete
-        from vggedge.device.runtime import find_runtime
 
         check_complete(Path(model).parent)  # a run folder's model is the one its report describes, or refused
         with native_stderr_silenced():  # the delegate's "INFO: Created TensorFlow Lite XNNPACK delegate" notice
-            self.model = TFLiteModel(Path(model), threads=threads, runtime=find_runtime(runtime))
+            self.model = load(Path(model), threads=threads, runtime=runtime)
         self._lock = threading.Lock()
-        outputs = int(np.prod(self.model.output["shape"][1:]))
+        outputs = self.model.classes_out
         self.classes = 2 if outputs == 1 else outputs  # a 1-unit sigmoid answers two classes
         if labels is None:
-            self.labels, self.labels_source = find_labels(Path(model), self.classes)
+            self.labels, self.labels_source = find_labels(Path(model), self.classes, self.model.labels_inside())
         else:
             names = read_labels_file(Path(labels)) if isinstance(labels, (str, Path)) else list(labels)
             if len(names) != self.classes:
                 raise UserError(f"{len(names)} labels given for a model of {self.classes} classes")
             self.labels, self.labels_source = names, "given"
         from vggedge.core.images import RESIZE_MODES
-        from vggedge.core.labels import resize_in_model
 
-        self.resize = resize or resize_in_model(Path(model)) or "stretch"
+        self.resize = resize or self.model.resize_inside() or "stretch"
         if self.resize not in RESIZE_MODES:
             raise UserError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: {self.resize!r}")
         self.last_ms: float | None = None  # the interpreter's time for the latest image, any thread (decoding excluded)

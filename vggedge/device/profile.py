@@ -27,7 +27,8 @@ from vggedge.core.progress import track
 from vggedge.device.check import device_check, snapshot, warnings
 from vggedge.device.environment import describe_environment, emulation
 from vggedge.device.latency_table import KIT_SCHEMA, TABLE_SCHEMA, assemble
-from vggedge.device.runtime import Runtime, check_tflite_file, default_threads, find_runtime
+from vggedge.device.models import load
+from vggedge.device.runtime import check_tflite_file, default_threads, find_runtime
 
 MAX_RUNS = 5000
 DRIFT_WARNING_PCT = 5.0  # the full-width models measured this much apart before and after the pieces: a moving board
@@ -68,17 +69,12 @@ def read_kit(folder: Path) -> dict:
     return manifest
 
 
-def time_file(path: Path, runtime: Runtime, threads: int, seconds: float, runs: int, warmup: int) -> float:
+def time_file(path: Path, runtime: str | None, threads: int, seconds: float, runs: int, warmup: int) -> float:
     """p50 milliseconds of one file invoked on a zero input, at least ``runs`` times and ``seconds`` in all."""
-    try:
-        interpreter = runtime.interpreter_class(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as error:
-        raise UserError(f"{path} could not be loaded by {runtime.name}: {str(error).splitlines()[0][:160]}") from None
-    detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    count = adaptive_runs(interpreter.invoke, seconds, runs, cap=MAX_RUNS, warmup=max(warmup, 1))
-    return latency_summary(time_calls(interpreter.invoke, warmup=0, runs=count)).p50
+    model = load(path, threads=threads, runtime=runtime)
+    model.set_input(np.zeros((model.input_size, model.input_size, 3), np.uint8))
+    count = adaptive_runs(model.invoke_once, seconds, runs, cap=MAX_RUNS, warmup=max(warmup, 1))
+    return latency_summary(time_calls(model.invoke_once, warmup=0, runs=count)).p50
 
 
 def profile(options: ProfileOptions) -> Path:
@@ -92,7 +88,9 @@ def profile(options: ProfileOptions) -> Path:
     out = Path(options.out) if options.out else Path(options.kit) / f"table-{threads}t.json"
 
     def timed(name: str) -> float:
-        return time_file(Path(options.kit) / name, runtime, threads, options.seconds, options.runs, options.warmup)
+        return time_file(
+            Path(options.kit) / name, options.runtime, threads, options.seconds, options.runs, options.warmup
+        )
 
     wholes = [w["file"] for w in manifest["wholes"]]
     before = snapshot()

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from vggedge.core.errors import DeviceError
+from vggedge.core.formats import TFLITE
+from vggedge.core.labels import labels_in_model, resize_in_model
 from vggedge.core.model_path import not_a_model_file
 from vggedge.device import call_guard
 
@@ -70,17 +72,20 @@ class TFLiteModel:
     values their calibration saw; outputs are dequantized the same way.
     """
 
+    model_format = TFLITE
+
     def __init__(
         self,
         path: Path,
         threads: int | None = None,
-        runtime: Runtime | None = None,
+        runtime: Runtime | str | None = None,
         max_io_bytes: int | None = None,
     ) -> None:
-        """``max_io_bytes``: refuse (:class:`ModelTooLarge`) a model whose declared input and output tensors alone
+        """``runtime``: a :class:`Runtime`, or its distribution name (None: the first installed).
+        ``max_io_bytes``: refuse (:class:`ModelTooLarge`) a model whose declared input and output tensors alone
         take more, before any tensor is allocated (the bench server's memory limit)."""
         self.path = Path(path)
-        self.runtime = runtime or find_runtime()
+        self.runtime = runtime if isinstance(runtime, Runtime) else find_runtime(runtime)
         self.threads = threads or default_threads()
         check_tflite_file(self.path)
         try:
@@ -101,6 +106,15 @@ class TFLiteModel:
         if len(shape) != 4 or shape[-1] != 3:
             raise DeviceError(f"{self.path} is not an image classifier: its input shape is {shape}")
         self.input_size = shape[1]
+        self.classes_out = int(np.prod(self.output["shape"][1:]))
+
+    def labels_inside(self) -> list[str] | None:
+        """The class names in the model's metadata (its zip of associated files), or None."""
+        return labels_in_model(self.path)
+
+    def resize_inside(self) -> str | None:
+        """How the model's images were fitted (``vggedge.json`` in its metadata), or None."""
+        return resize_in_model(self.path)
 
     def declared_io_bytes(self) -> int:
         """The bytes the model's input and output tensors declare (readable before they are allocated)."""

@@ -65,12 +65,13 @@ from urllib.parse import parse_qs, urlparse
 
 from vggedge.core import defaults
 from vggedge.core.errors import UserError
+from vggedge.core.formats import FORMATS
 from vggedge.core.formatting import printable
 from vggedge.core.keywords import ServeKeywords, default_of
 from vggedge.core.metrics import latency_summary
 from vggedge.device.check import device_check, snapshot
 from vggedge.device.environment import describe_environment, emulation
-from vggedge.device.runtime import TFLITE_MAGIC, Runtime, default_threads, find_runtime
+from vggedge.device.runtime import Runtime, default_threads, find_runtime
 from vggedge.device.timing_job import Job, JobError, JobLimits, end_orphans, memory_available_bytes, run_job
 
 MAX_RUNS = 1000
@@ -414,7 +415,7 @@ class BenchHandler(BaseHTTPRequestHandler):
         if not self.server.job.acquire(blocking=False):  # busy: said before the body is read, not after
             self.close_connection = True
             raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "busy timing another model", {"Retry-After": "2"})
-        descriptor, name = tempfile.mkstemp(suffix=".tflite", dir=self.server.workdir)
+        descriptor, name = tempfile.mkstemp(suffix=".model", dir=self.server.workdir)
         try:
             self._receive(descriptor, length)
             self.server.set_deadline(self.connection, None, in_headers=False)  # the job has its own limits
@@ -490,9 +491,10 @@ class BenchHandler(BaseHTTPRequestHandler):
                 handle.write(chunk)
                 received += len(chunk)
                 head = (head + chunk)[:8] if len(head) < 8 else head
-                if len(head) >= 8 and head[4:8] != TFLITE_MAGIC or length < 8:
+                if len(head) >= 8 and not any(f.matches(head) for f in FORMATS) or length < 8:
                     self.close_connection = True
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "not a TFLite model (no TFL3 flatbuffer identifier)")
+                    known = " nor ".join(f.description for f in FORMATS)
+                    raise RequestError(HTTPStatus.BAD_REQUEST, f"not a model vggedge runs (neither {known})")
                 spent = time.monotonic() - started
                 self.server.set_deadline(self.connection, BODY_GRACE_S + received / rate - spent, in_headers=False)
 

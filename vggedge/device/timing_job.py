@@ -118,13 +118,13 @@ def _time(job: Job, memory_bytes: int, send: object) -> list[float]:
     import numpy as np
 
     from vggedge.core.quiet import silence_native_stderr
-    from vggedge.device.runtime import ModelTooLarge, TensorsNotAllocated, TFLiteModel, find_runtime
+    from vggedge.device.models import load
+    from vggedge.device.runtime import ModelTooLarge, TensorsNotAllocated
 
     silence_native_stderr()  # the interpreter's delegate notices
-    runtime = find_runtime(job.runtime)
     _limit_memory(memory_bytes)
     try:
-        model = TFLiteModel(Path(job.path), threads=job.threads, runtime=runtime, max_io_bytes=memory_bytes)
+        model = load(Path(job.path), threads=job.threads, runtime=job.runtime, max_io_bytes=memory_bytes)
     except ModelTooLarge as error:
         raise JobError(
             413,

@@ -25,7 +25,7 @@ import numpy as np
 from vggedge.backend.keras_env import keras
 from vggedge.core.metrics import time_interleaved, top1_classes
 from vggedge.core.selectors import split_selectors
-from vggedge.device.runtime import TFLiteModel
+from vggedge.device.models import load
 from vggedge.export.convert import calibrate, op_outputs, quantize_calibrated
 from vggedge.export.layer_error import layer_errors
 from vggedge.models.anatomy import find_anatomy
@@ -108,8 +108,8 @@ def latency_cost(chosen: bytes, all_int8: bytes, scratch) -> dict:  # noqa: ANN0
         for name, flatbuffer in (("chosen", chosen), ("all-int8", all_int8)):
             path = Path(folder) / f"{name}.tflite"
             path.write_bytes(flatbuffer)
-            model = TFLiteModel(path)
-            model.set_input(np.zeros(model.input["shape"][1:], dtype=np.uint8))
+            model = load(path)
+            model.set_input(np.zeros((model.input_size, model.input_size, 3), dtype=np.uint8))
             models.append(model)
         kept, reference = time_interleaved([m.invoke_once for m in models], LATENCY_SECONDS, min_rounds=30)
     return {
@@ -127,7 +127,7 @@ def _figures(flatbuffer: bytes, check: Check, source: np.ndarray, scratch) -> di
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         path = Path(folder) / "try.tflite"
         path.write_bytes(flatbuffer)
-        predicted = top1_classes(TFLiteModel(path).predict(check.images))
+        predicted = top1_classes(load(path).predict(check.images))
     figures = {"agreement": round(float((predicted == source).mean()), 4), "size_bytes": len(flatbuffer)}
     if check.labels is not None:
         drop = float((source == check.labels).mean() - (predicted == check.labels).mean()) * 100

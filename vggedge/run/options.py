@@ -31,8 +31,11 @@ def _run_fields() -> list[tuple[str, Any, dataclasses.Field]]:
         default = option.opt.default
         if option.name == "resize":
             default = "stretch"  # resolved by the API (vggedge.run.requests.resize_for) before a run
-        field = dataclasses.field(default_factory=default_cache_dir) if option.name == "cache" else (
-            dataclasses.field(default=default))  # fmt: skip
+        field = dataclasses.field(default=default)
+        if option.name == "cache":
+            field = dataclasses.field(default_factory=default_cache_dir)
+        elif option.name == "formats":  # resolved by the API (vggedge.export.formats.resolve_formats)
+            field = dataclasses.field(default_factory=lambda: ["tflite"])
         fields.append((option.name, option.kind, field))
     return fields + [
         ("auto", Any, dataclasses.field(default=None)),  # --recipe auto: a SearchOptions (vggedge.auto.rules)

@@ -27,19 +27,21 @@ from vggedge.core.report import (
     STATUS_OK,
     STATUS_OVER_BUDGET,
     AccuracyBudget,
+    Artifact,
     RecipeSection,
     Report,
     ResultFigures,
     Verification,
 )
 from vggedge.core.run_folder import staged
-from vggedge.device.benchmark import TFLiteMeasurement, measure_tflite
+from vggedge.device.benchmark import Measurement, measure_model
 from vggedge.device.environment import describe_environment
 from vggedge.export.convert import convert
 from vggedge.export.fallback import convert_with_fallback, fallback_note
 from vggedge.models.flops import flops
 from vggedge.recipe.schema import Recipe
 from vggedge.run import remedies
+from vggedge.run.artifacts import other_artifacts, tflite_artifact
 from vggedge.run.baseline import keras_predict, require_training_files, step_context
 from vggedge.run.calibration import (
     calibration_images,
@@ -120,13 +122,16 @@ def run_staged(
         budget = first.result.accuracy_budget.max_drop_pts if first.result.accuracy_budget else None
         chosen_name = next((t["remedy"] for t in tries if t["status"] == STATUS_OK), None)
         chosen.notes.append(remedies.tried_note(tries, chosen_name, recipe, budget))
-    folder = options.out / recipe.name
+    folder, names = options.out / recipe.name, class_names(prepared, options)
     write_text(folder / "recipe.toml", chosen.recipe.model_copy(update={"resize": options.resize}).to_toml())
-    write_labels(folder, class_names(prepared, options))
+    write_labels(folder, names)
     write_baseline_predictions(folder, prepared)
+    files = [tflite_artifact(chosen.result, chosen.measured, chosen.recipe.quantization.value)]
+    files += other_artifacts(chosen, prepared, options, names)
     return write_report(
-        chosen.recipe, chosen.records, chosen.result, chosen.measured, prepared, options, chosen.notes, search, tries
-    )
+        chosen.recipe, chosen.records, chosen.result, chosen.measured, prepared, options, chosen.notes, search, tries,
+        files,
+    )  # fmt: skip
 
 
 def wants_remedies(first: remedies.Outcome, prepared: Prepared, options: OptimizeOptions, search: dict | None) -> bool:
@@ -267,7 +272,7 @@ def export(
 
 def judge(
     built: Built, recipe: Recipe, prepared: Prepared, options: OptimizeOptions, names: list[str], notes: list[str]
-) -> tuple[ResultFigures, TFLiteMeasurement | None]:
+) -> tuple[ResultFigures, Measurement | None]:
     """The model written (metadata inside), verified against its Keras source, measured, held to the budget; its
     int8 error per layer for integer results. Every figure of a failed export stays null, never 0."""
     budget = accuracy_budget(recipe, options)
@@ -302,12 +307,13 @@ def write_report(
     recipe: Recipe,
     records: list[dict],
     result: ResultFigures,
-    measured: TFLiteMeasurement | None,
+    measured: Measurement | None,
     prepared: Prepared,
     options: OptimizeOptions,
     notes: list[str],
     search: dict | None,
     tries: list[dict] | None = None,
+    artifacts: list[Artifact] | None = None,
 ) -> Path:
     """``report.json`` and ``report.md`` in the recipe's run folder; returns the JSON's path."""
     report = Report(
@@ -331,18 +337,19 @@ def write_report(
         notes=notes,
         search=search,
         remedies=tries,
+        artifacts=artifacts or [],
     )
     return report.write(options.out / recipe.name)
 
 
 def verify_and_measure(
     source: keras.Model, model_path: Path, prepared: Prepared, options: OptimizeOptions
-) -> tuple[ResultFigures, TFLiteMeasurement, np.ndarray]:
+) -> tuple[ResultFigures, Measurement, np.ndarray]:
     """TFLite against its Keras source (verification) and against the baseline (agreement), plus figures; and the
     Keras source's own scores (the collapse check reads them)."""
     images = prepared.eval.images
     labels = prepared.eval.labels if prepared.labels_match else None
-    measured = measure_tflite(
+    measured = measure_model(
         model_path, images, labels, options.threads, options.runs, options.warmup, options.progress
     )
     source_scores = keras_predict(source, images)

@@ -1,4 +1,5 @@
-"""A VGG-topology Keras classifier written as ONNX layer by layer, for the full-size benchmark's ONNX Runtime rows.
+"""A VGG-topology Keras classifier written as ONNX layer by layer: ``--formats onnx``'s writer (float32, and int8 as
+QDQ from the same calibration images as the TFLite int8), and the full-size benchmark's ONNX Runtime rows.
 
 tf2onnx 1.17 could not export the 138M-parameter VGG16 on the 24 GB benchmark machine (measured 2026-12: from
 the SavedModel past 12 GB; from the float32 TFLite past 12 GB in 61 s and 20 GB in 88 s; from the SavedModel with
@@ -13,20 +14,32 @@ the Keras model's on the same images before anything is timed.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 OPSET = 17
 ACTIVATIONS = {"relu": "Relu", "softmax": "Softmax", "sigmoid": "Sigmoid"}
+QAT_WRAPPERS = ("QuantizeWrapper", "QuantizeWrapperV2")  # tfmot's: the float layer is .layer
 
 
 class UnsupportedLayer(ValueError):
     """A layer this writer has no ONNX translation for."""
 
 
-def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_keras) or Keras 3 model
-    """Write ``model`` (a VGG-topology Sequential or functional chain) to ``path`` as ONNX."""
+def kernel_and_bias(layer, wrapper=None) -> list[np.ndarray]:  # noqa: ANN001 - a Conv2D or Dense (in tfmot's wrapper)
+    """The layer's kernel and bias (when it has one). Inside tfmot's wrapper the layer's ``kernel`` is the
+    fake-quantized tensor: the float variables are the wrapper's, by name."""
+    if wrapper is None:
+        return layer.get_weights()
+    named = {v.name.split("/")[-1].split(":")[0]: v for v in wrapper.weights}
+    return [np.asarray(named[name].numpy()) for name in ("kernel", "bias") if name in named]
+
+
+def keras_to_onnx(model, path: Path, properties: dict[str, str] | None = None) -> None:  # noqa: ANN001
+    """Write ``model`` (a VGG-topology Sequential or functional chain, Keras 2 or 3) to ``path`` as ONNX, with
+    ``properties`` (class names, resize policy) as its metadata."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -55,12 +68,15 @@ def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_ke
     emit("Transpose", [current], perm=[0, 3, 1, 2])  # NHWC pixels -> the NCHW ONNX convolutions expect
     channels_last = False
     for layer, _ in leaf_layers(model):  # nested models (a frozen base) opened up, in order
+        wrapper = None
+        if type(layer).__name__ in QAT_WRAPPERS:  # an int8-qat model: the float layer inside (its ranges: calibrated)
+            wrapper, layer = layer, layer.layer
         kind = type(layer).__name__
         config = layer.get_config()
-        if kind in ("InputLayer", "Dropout", "Activation"):  # an Activation layer's is applied below
+        if kind in ("InputLayer", "Dropout", "Activation", "QuantizeLayer"):  # an Activation's is applied below
             pass
         elif kind == "Conv2D":
-            kernel, *bias = layer.get_weights()
+            kernel, *bias = kernel_and_bias(layer, wrapper)
             if tuple(config["strides"]) != (1, 1) or tuple(config.get("dilation_rate", (1, 1))) != (1, 1):
                 raise UnsupportedLayer(f"{layer.name}: only stride-1, undilated convolutions")
             height, width = kernel.shape[:2]
@@ -81,7 +97,7 @@ def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_ke
                 channels_last = True
             emit("Flatten", [current], axis=1)
         elif kind == "Dense":
-            kernel, *bias = layer.get_weights()
+            kernel, *bias = kernel_and_bias(layer, wrapper)
             inputs = [current, constant(f"{layer.name}/kernel", kernel)]
             inputs += [constant(f"{layer.name}/bias", bias[0])] if bias else []
             emit("Gemm", inputs)
@@ -103,6 +119,8 @@ def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_ke
         else:
             raise UnsupportedLayer(f"{layer.name}: no ONNX translation for a {kind} layer")
         activation = config.get("activation", "linear")
+        if isinstance(activation, dict):  # tfmot's QuantizeAwareActivation around the layer's own
+            activation = activation.get("config", {}).get("activation", activation)
         if activation in ACTIVATIONS:
             emit(ACTIVATIONS[activation], [current], **({"axis": -1} if activation == "softmax" else {}))
         elif activation != "linear":
@@ -117,6 +135,7 @@ def keras_to_onnx(model, path: Path) -> None:  # noqa: ANN001 - a Keras 2 (tf_ke
         initializer=weights,
     )
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="vggedge")
+    helper.set_model_props(onnx_model, properties or {})
     onnx.checker.check_model(onnx_model)  # by proto; the 553 MB VGG16 is under protobuf's 2 GB
     onnx.save(onnx_model, str(path))
 
@@ -131,3 +150,35 @@ def largest_difference(onnx_path: Path, model, images: np.ndarray) -> float:  # 
     ours = np.concatenate([session.run(None, {name: image[None]})[0] for image in images])
     theirs = np.asarray(model(images, training=False))
     return float(np.abs(ours - theirs).max() / max(float(np.abs(theirs).max()), 1e-30))
+
+
+def quantize_onnx(source: Path, target: Path, calibration: np.ndarray) -> None:
+    """``source`` as full int8 in QDQ form (ONNX Runtime's static quantization): int8 weights per output channel,
+    int8 activations with ranges from ``calibration`` (the images the TFLite int8 was calibrated on, raw pixels),
+    the input and output kept float32, so the file takes and gives what the float one does. Its metadata kept."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Images(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{name: image[None].astype(np.float32)} for image in calibration])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for dynamic graphs
+    try:
+        quantize_static(
+            str(source), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        )  # fmt: skip
+    finally:
+        logging.getLogger().setLevel(quiet)
+    quantized, properties = onnx.load(str(target)), {p.key: p.value for p in onnx.load(str(source)).metadata_props}
+    if properties and not quantized.metadata_props:
+        onnx.helper.set_model_props(quantized, properties)
+        onnx.save(quantized, str(target))
