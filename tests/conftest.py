@@ -203,7 +203,9 @@ def heavy_runs(request, tmp_path_factory):  # noqa: ANN001, ANN201
         out = tmp_path_factory.mktemp("all-runs")
         tiny_h5 = request.getfixturevalue("tiny_h5")
         # The budget is TINY_MAX_DROP, not the default: see test_recipes_all for why and for each recipe's own bar.
-        runs.submit("all_runs", [tiny_command("all", tiny_h5, digits_dir, out, TINY_MAX_DROP)], out)
+        # Every format too: each recipe's ONNX file is written, verified and timed beside its TFLite one.
+        command = [*tiny_command("all", tiny_h5, digits_dir, out, TINY_MAX_DROP), "--formats", "all"]
+        runs.submit("all_runs", [command], out)
     server = None
     if "auto_runs" in needed:
         tiny_h5 = request.getfixturevalue("tiny_h5")

@@ -116,4 +116,4 @@ def test_no_remedies_and_a_zero_time_cap(cli, tiny_h5, digits_dir, tmp_path):
     _, capped = run_cut(cli, tiny_h5, digits_dir, tmp_path / "cap", 0.9, 1, 1e-9, "--remedy-minutes", "0")
     assert capped["remedies"][3]["status"] == "not tried" and "time cap" in capped["remedies"][3]["why"]
     bad = cli("optimize", "--recipe", "int8", "--remedy-minutes", "-1", "--out", tmp_path / "bad")
-    assert bad.code == 2 and "remedy_minutes" in bad.err and not (tmp_path / "bad").exists()
+    assert bad.code == 2 and "remedy-minutes" in bad.err and not (tmp_path / "bad").exists()

@@ -93,6 +93,35 @@ def _error_row(path: Path, status: str) -> dict:
     return {"recipe": Path(path).parent.name, "status": status, "source": str(path)}
 
 
+def artifact_rows(report: Report, row: dict) -> list[dict]:
+    """One more row per format the run wrote besides its TFLite model (``--formats``), named as ``bench`` names it
+    (``int8-onnx``), with that file's own runtime, figures and status, against the same baseline."""
+    b = report.baseline
+    rows = []
+    for artifact in report.artifacts[1:]:
+        speedup = b.latency_ms.p50 / artifact.p50_ms if b.latency_ms and b.latency_ms.p50 and artifact.p50_ms else None
+        smaller = b.size_bytes / artifact.size_bytes if b.size_bytes and artifact.size_bytes else None
+        delta = (artifact.top1 - b.top1) * 100 if artifact.top1 is not None and b.top1 is not None else None
+        rows.append({
+            **row,
+            "recipe": f"{row['recipe']}-{artifact.format}",
+            "runtime": artifact.runtime,
+            "status": artifact.status,
+            "size_mb": _mb(artifact.size_bytes),
+            "gzip_mb": None,
+            "x_smaller": _round(smaller, 3),
+            "top1": _round(artifact.top1),
+            "delta_top1_pts": _round(delta, 2),
+            "change_ci95_pts": None,
+            "agreement": _round(artifact.agreement),
+            "p50_ms": artifact.p50_ms,
+            "p90_ms": None,
+            "speedup": _round(speedup, 3),
+        })  # fmt: skip
+        rows[-1].pop("search_trace", None)
+    return rows
+
+
 def rows_from_report(path: Path) -> tuple[dict | None, dict]:
     """(baseline row or None, result row) for one report file; unreadable files and folders whose files are not
     the ones their run wrote (:mod:`vggedge.core.run_folder`) give an error row."""
@@ -198,6 +227,8 @@ def collect_rows(paths: list[Path]) -> list[dict]:
         if baseline:
             baselines.append(baseline)
         rows.append(row)
+        if "model" in row:  # a report read whole (an error row has no model): its other formats, a row each
+            rows += artifact_rows(Report.load(path), row)
     tell_devices_apart(baselines + rows)
     return merge_baselines(baselines) + rows
 

@@ -369,6 +369,7 @@ def build_report(
     source = model.source_report
     if source:
         recipe, model_section, baseline = source.recipe, source.model, source.baseline
+        recipe = dataclasses.replace(recipe, name=model.name)  # int8-onnx: the same recipe's other format
         result.flops = source.result.flops  # a property of the graph, not of the device
         result.accuracy_budget = source.result.accuracy_budget
         # The same file was verified against its Keras source where optimize ran; here it is only held to the

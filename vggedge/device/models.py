@@ -29,6 +29,7 @@ class DeviceModel(Protocol):
     runtime: Runtime
     threads: int
     input_size: int
+    input_shape: tuple[int, ...]  # without the batch axis
     classes_out: int  # output units (1 for a sigmoid head)
     model_format: ModelFormat
 
@@ -51,11 +52,16 @@ class DeviceModel(Protocol):
 
 
 def load(
-    path: Path | str, threads: int | None = None, runtime: str | None = None, max_io_bytes: int | None = None
+    path: Path | str,
+    threads: int | None = None,
+    runtime: str | None = None,
+    max_io_bytes: int | None = None,
+    classifier: bool = True,
 ) -> DeviceModel:
     """The model at ``path``, opened with ``runtime`` (a distribution name, e.g. ``onnxruntime``; None: the first
     installed one that runs its format) on ``threads`` (None: every core). ``max_io_bytes``: refuse a model whose
-    input and output alone would take more, before any tensor is allocated. Every failure is one line."""
+    input and output alone would take more, before any tensor is allocated; ``classifier=False``: any one-input
+    model (a profiling kit's piece), not only an image classifier. Every failure is one line."""
     path = Path(path)
     model_format = format_of(path)
     if runtime is not None and runtime not in model_format.runtimes:
@@ -65,4 +71,4 @@ def load(
         )
     module_name, class_name = LOADERS[model_format.name].split(":")
     model_class = getattr(importlib.import_module(module_name), class_name)
-    return model_class(path, threads=threads, runtime=runtime, max_io_bytes=max_io_bytes)
+    return model_class(path, threads=threads, runtime=runtime, max_io_bytes=max_io_bytes, classifier=classifier)

@@ -39,7 +39,12 @@ class OnnxModel:
     model_format = ONNX
 
     def __init__(
-        self, path: Path, threads: int | None = None, runtime: str | None = None, max_io_bytes: int | None = None
+        self,
+        path: Path,
+        threads: int | None = None,
+        runtime: str | None = None,
+        max_io_bytes: int | None = None,
+        classifier: bool = True,
     ) -> None:
         import onnxruntime
 
@@ -57,7 +62,8 @@ class OnnxModel:
         if len(inputs) != 1 or len(outputs) != 1:
             raise DeviceError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
         self.input_name, shape = inputs[0].name, [d if isinstance(d, int) else 1 for d in inputs[0].shape]
-        if len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]:
+        self.input_shape = tuple(shape[1:])
+        if classifier and (len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]):
             raise DeviceError(f"{self.path} is not an NHWC image classifier: its input shape is {inputs[0].shape}")
         self.input_size = shape[1]
         self.classes_out = int(np.prod([d if isinstance(d, int) else 1 for d in outputs[0].shape[1:]]))

@@ -71,8 +71,8 @@ def read_kit(folder: Path) -> dict:
 
 def time_file(path: Path, runtime: str | None, threads: int, seconds: float, runs: int, warmup: int) -> float:
     """p50 milliseconds of one file invoked on a zero input, at least ``runs`` times and ``seconds`` in all."""
-    model = load(path, threads=threads, runtime=runtime)
-    model.set_input(np.zeros((model.input_size, model.input_size, 3), np.uint8))
+    model = load(path, threads=threads, runtime=runtime, classifier=False)
+    model.set_input(np.zeros(model.input_shape, np.float32))
     count = adaptive_runs(model.invoke_once, seconds, runs, cap=MAX_RUNS, warmup=max(warmup, 1))
     return latency_summary(time_calls(model.invoke_once, warmup=0, runs=count)).p50
 

@@ -80,10 +80,12 @@ class TFLiteModel:
         threads: int | None = None,
         runtime: Runtime | str | None = None,
         max_io_bytes: int | None = None,
+        classifier: bool = True,
     ) -> None:
         """``runtime``: a :class:`Runtime`, or its distribution name (None: the first installed).
         ``max_io_bytes``: refuse (:class:`ModelTooLarge`) a model whose declared input and output tensors alone
-        take more, before any tensor is allocated (the bench server's memory limit)."""
+        take more, before any tensor is allocated (the bench server's memory limit). ``classifier=False``: any
+        one-input, one-output model (a profiling kit's piece), not only an image classifier."""
         self.path = Path(path)
         self.runtime = runtime if isinstance(runtime, Runtime) else find_runtime(runtime)
         self.threads = threads or default_threads()
@@ -103,9 +105,10 @@ class TFLiteModel:
             raise DeviceError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
         self.input, self.output = inputs[0], outputs[0]
         shape = tuple(int(s) for s in self.input["shape"])
-        if len(shape) != 4 or shape[-1] != 3:
+        if classifier and (len(shape) != 4 or shape[-1] != 3):
             raise DeviceError(f"{self.path} is not an image classifier: its input shape is {shape}")
-        self.input_size = shape[1]
+        self.input_shape = shape[1:]
+        self.input_size = shape[1] if len(shape) > 1 else 0
         self.classes_out = int(np.prod(self.output["shape"][1:]))
 
     def labels_inside(self) -> list[str] | None:
