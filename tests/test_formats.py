@@ -3,11 +3,13 @@ device-side entry (Classifier, predict, bench, the bench server) takes an ONNX f
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
 from vggedge.core.errors import DeviceError, UserError
-from vggedge.core.formats import ONNX, TFLITE, format_of
+from vggedge.core.formats import ONNX, OPENVINO, TFLITE, format_of
 
 pytest.importorskip("onnxruntime")
 
@@ -23,7 +25,13 @@ def twins(tmp_path_factory, tflite_bytes):  # noqa: ANN001, ANN201
     spec = VGGSpec(input_size=32, classes=3, width=1 / 16, dense_units=16, preprocess="unit")
     model = build_vgg16(spec, name="twin")
     (folder / "model.tflite").write_bytes(convert(model, "float32"))
-    keras_to_onnx(model, folder / "model.onnx", {"labels": "ant\nbee\nwasp", "resize": "letterbox"})
+    properties = {"labels": "ant\nbee\nwasp", "resize": "letterbox"}
+    keras_to_onnx(model, folder / "model.onnx", properties)
+    if importlib.util.find_spec("openvino") is not None:
+        from vggedge.core.quantization import Quantization
+        from vggedge.export.formats import write_openvino
+
+        write_openvino(model, folder / "model.xml", Quantization.FLOAT32, None, properties)
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype(np.uint8)
     return folder, images
 
@@ -111,7 +119,7 @@ def test_the_bench_server_times_an_onnx_model(twins, tmp_path):
 @pytest.mark.parametrize(
     ("asked", "chosen"),
     [(None, ["tflite"]), ("tflite", ["tflite"]), ("onnx", ["tflite", "onnx"]), (["ONNX", "tflite"], ["tflite", "onnx"]),
-     ("all", ["tflite", "onnx"])],
+     ("all", ["tflite", "onnx", *(["openvino"] if importlib.util.find_spec("openvino") else [])])],
 )  # fmt: skip
 def test_formats_asked_are_resolved_tflite_first(asked, chosen):
     from vggedge.export.formats import resolve_formats
@@ -122,6 +130,24 @@ def test_formats_asked_are_resolved_tflite_first(asked, chosen):
 def test_an_unknown_format_is_one_line_before_any_work(tmp_path):
     import vggedge
 
-    with pytest.raises(UserError, match=r"--formats: unknown model format 'onyx': choose from tflite, onnx"):
+    with pytest.raises(UserError, match=r"--formats: unknown model format 'onyx': choose from tflite, onnx, openvino"):
         vggedge.optimize("sample", "int8", formats="tflite,onyx", out=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_an_openvino_ir_is_a_third_format_with_the_same_interface_and_answers(twins, tmp_path):
+    pytest.importorskip("openvino")
+    from vggedge import Classifier
+    from vggedge.device.models import load
+
+    folder, images = twins
+    assert format_of(folder / "model.xml") is OPENVINO
+    ir, tflite = load(folder / "model.xml", threads=1), load(folder / "model.tflite", threads=1)
+    assert ir.runtime.name == "openvino" and ir.input_size == 32 and ir.classes_out == 3
+    first, second = tflite.predict(images), ir.predict(images)
+    assert np.abs(first - second).max() <= 1e-4 * max(np.abs(first).max(), 1e-6)
+    classifier = Classifier(folder / "model.xml")
+    assert classifier.labels == ["ant", "bee", "wasp"] and classifier.resize == "letterbox"
+    (tmp_path / "model.xml").write_bytes((folder / "model.xml").read_bytes())  # its weights left behind
+    with pytest.raises(DeviceError, match=r"an OpenVINO IR without its weights: model.bin is not beside it"):
+        load(tmp_path / "model.xml")

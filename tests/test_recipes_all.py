@@ -48,22 +48,28 @@ def test_every_recipe_is_verified_and_keeps_accuracy(all_runs, name):
 
 @pytest.mark.parametrize("name", ["fp16", "dynamic", "int8", "int8-qat", "prune", "gap", "gap-int8", "edge", "fast"])
 def test_every_recipe_writes_each_format_verified_against_the_same_source(all_runs, name):
-    """`--formats all`: the ONNX file of every recipe (int8 as QDQ, the others float32), verified on the same
-    evaluation images as the TFLite one, each row with its own status; bench and Classifier load it."""
-    from vggedge.core.formats import format_of
+    """`--formats all`: every recipe's ONNX file (int8 as QDQ, the others float32) and OpenVINO IR, each verified on
+    the same evaluation images as the TFLite one, with its own status, size, runtime and p50."""
+    import importlib.util
+
+    from vggedge.core.formats import format_of, model_files
 
     report = load(all_runs, name)
     rows = {row["format"]: row for row in report["artifacts"]}
-    assert list(rows) == ["tflite", "onnx"], report["artifacts"]
-    tflite, onnx = rows["tflite"], rows["onnx"]
+    expected = ["tflite", "onnx", *(["openvino"] if importlib.util.find_spec("openvino") else [])]
+    assert list(rows) == expected, report["artifacts"]
+    tflite = rows.pop("tflite")
     assert tflite["status"] == report["result"]["status"] and tflite["size_bytes"] == report["result"]["size_bytes"]
-    assert onnx["status"] == "ok", onnx
-    assert onnx["precision"] == ("int8" if report["recipe"]["quantization"] in ("int8", "int8-qat") else "float32")
-    assert onnx["verification_agreement"] >= 0.97 and onnx["p50_ms"] > 0 and onnx["runtime"].startswith("onnxruntime")
-    assert abs(onnx["top1"] - tflite["top1"]) <= 0.02, (onnx["top1"], tflite["top1"])
-    path = all_runs / name / "model.onnx"
-    assert format_of(path).name == "onnx" and path.stat().st_size == onnx["size_bytes"]
-    assert "model.onnx" in json.loads((all_runs / name / "manifest.json").read_text())["files"]
+    manifest = json.loads((all_runs / name / "manifest.json").read_text())["files"]
+    for row in rows.values():
+        assert row["status"] == "ok", row
+        assert row["precision"] == ("int8" if report["recipe"]["quantization"] in ("int8", "int8-qat") else "float32")
+        assert row["verification_agreement"] >= 0.97 and row["p50_ms"] > 0, row
+        assert abs(row["top1"] - tflite["top1"]) <= 0.02, (row, tflite["top1"])
+        path = all_runs / name / row["file"]
+        assert format_of(path).name == row["format"]
+        files = model_files(path, format_of(path))
+        assert sum(f.stat().st_size for f in files) == row["size_bytes"] and all(f.name in manifest for f in files)
     assert "## Artifacts" in (all_runs / name / "report.md").read_text()
 
 

@@ -25,7 +25,8 @@ def print_reports(paths: list[Path]) -> list[str]:
     # One space of padding between columns (not two) and the legend below, as text: 9 columns fit 80.
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     # Every cell at its natural width (rich would otherwise fold the first column to make room).
-    table.add_column("recipe", no_wrap=True, min_width=max(len(report.recipe.name) for report in reports))
+    names = [f"{r.recipe.name}-{a.format}" for r in reports for a in r.artifacts[1:]] + [r.recipe.name for r in reports]
+    table.add_column("recipe", no_wrap=True, min_width=max(len(name) for name in names))
     table.add_column("status", no_wrap=True, min_width=max(len(short_status(report)) for report in reports))
     for header in ("MB", "×small", "top-1", "Δ pts", "agree", "p50 ms", "×fast"):
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
@@ -45,6 +46,8 @@ def print_reports(paths: list[Path]) -> list[str]:
             fmt(r.latency_ms.p50 if r.latency_ms else None, ".2f"),
             fmt(x.speedup, ".2f"),
         )
+        for row in other_formats(report):
+            table.add_row(*row)
     console = Console()
     if baseline and baseline.size_bytes is not None:  # a loose .tflite benched alone has no baseline
         console.print(
@@ -67,6 +70,21 @@ def print_reports(paths: list[Path]) -> list[str]:
     for path in paths:
         console.print(f"report: {Path(path).parent / 'report.md'}", highlight=False, soft_wrap=True)
     return statuses
+
+
+def other_formats(report: Report) -> list[list[str]]:
+    """A row per format the run wrote besides TFLite (``--formats``): its own figures against the same baseline."""
+    b, rows = report.baseline, []
+    for a in report.artifacts[1:]:
+        smaller = b.size_bytes / a.size_bytes if b.size_bytes and a.size_bytes else None
+        faster = b.latency_ms.p50 / a.p50_ms if b.latency_ms and b.latency_ms.p50 and a.p50_ms else None
+        delta = (a.top1 - b.top1) * 100 if a.top1 is not None and b.top1 is not None else None
+        rows.append([
+            f"{report.recipe.name}-{a.format}", SHORT_STATUS.get(a.status, a.status),
+            fmt(a.size_bytes / 1e6 if a.size_bytes else None, ".2f"), fmt(smaller, ".2f"), fmt(a.top1, "pct"),
+            fmt(delta, "+.2f"), fmt(a.agreement, "pct"), fmt(a.p50_ms, ".2f"), fmt(faster, ".2f"),
+        ])  # fmt: skip
+    return rows
 
 
 def short_status(report: Report) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from vggedge.core.errors import DeviceError
 from vggedge.core.model_path import not_a_model_file
 
-HEAD_BYTES = 16  # what every test below needs of a file
+HEAD_BYTES = 64  # what every test below needs of a file (an IR's XML declaration and its <net> tag)
 
 
 def _is_tflite(head: bytes) -> bool:
@@ -29,6 +29,10 @@ def _is_onnx(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x08 and 3 <= head[1] <= 32
 
 
+def _is_openvino_ir(head: bytes) -> bool:
+    return head.lstrip().startswith(b"<?xml") and b"<net " in head  # OpenVINO IR: <net> is its root element
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelFormat:
     """One format: ``name`` (as ``--formats`` and reports say it), the ``filename`` a run folder gives it, the
@@ -39,6 +43,7 @@ class ModelFormat:
     runtimes: tuple[str, ...]
     matches: Callable[[bytes], bool]
     description: str
+    companions: tuple[str, ...] = ()  # files beside it that are part of the model (an IR's weights)
 
     @property
     def suffix(self) -> str:
@@ -49,7 +54,21 @@ TFLITE = ModelFormat(
     "tflite", "model.tflite", ("ai-edge-litert", "tflite-runtime", "tensorflow"), _is_tflite, "a TFLite flatbuffer"
 )
 ONNX = ModelFormat("onnx", "model.onnx", ("onnxruntime",), _is_onnx, "an ONNX model")
-FORMATS = (TFLITE, ONNX)  # TFLite first: the default, and every report's first artifact
+OPENVINO = ModelFormat(
+    "openvino", "model.xml", ("openvino",), _is_openvino_ir, "an OpenVINO IR", companions=("model.bin",)
+)
+FORMATS = (TFLITE, ONNX, OPENVINO)  # TFLite first: the default, and every report's first artifact
+
+
+def model_files(path: Path | str, model_format: ModelFormat) -> list[Path]:
+    """The model's file and the companions beside it (an IR's ``model.bin``)."""
+    path = Path(path)
+    return [path, *(path.with_name(Path(path.stem).with_suffix(Path(c).suffix).name) for c in model_format.companions)]
+
+
+def model_bytes(path: Path | str) -> int:
+    """The model's size on disk: its file and its companions, those present."""
+    return sum(p.stat().st_size for p in model_files(path, format_of(path)) if p.is_file())
 
 
 def by_name(name: str) -> ModelFormat:

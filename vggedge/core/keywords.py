@@ -310,8 +310,9 @@ class OptimizeKeywords(TypedDict, total=False):
         str | Sequence[str],
         Opt(
             "Model formats to write beside model.tflite, each verified against the Keras source and timed here: "
-            "tflite, onnx (model.onnx: float32, or int8 QDQ for the int8 recipes; needs onnx and onnxruntime), "
-            "comma-separated, or all (every format whose packages are installed).",
+            "onnx (model.onnx: float32, or int8 QDQ for the int8 recipes; pip install vggedge[onnx]), openvino "
+            "(model.xml + model.bin from that graph; vggedge[openvino]), comma-separated, or all (every format "
+            "whose packages are installed).",
             OUTPUT,
             "tflite",
             metavar="NAMES",

@@ -31,7 +31,7 @@ from vggedge.core import defaults
 from vggedge.core.atomic import write_text
 from vggedge.core.data import load_all
 from vggedge.core.errors import UserError
-from vggedge.core.formats import FORMATS, TFLITE, format_of
+from vggedge.core.formats import FORMATS, TFLITE, format_of, model_bytes
 from vggedge.core.metrics import accuracy_figures, latency_summary, top1_classes
 from vggedge.core.progress import log_line, track
 from vggedge.core.report import (
@@ -198,7 +198,7 @@ def bench(options: BenchOptions) -> BenchOutput:
     emulated = emulation()
     # Every interpreter holds its own packed copy of the weights: all of them at once, when the board has room
     # (interleaved, the fairest comparison); else one model (at every thread count) at a time, and a note.
-    sizes = [m.path.stat().st_size * len(threads) for m in benched]
+    sizes = [model_bytes(m.path) * len(threads) for m in benched]
     available = meminfo(options.board_root).get("MemAvailable")
     together = available is None or sum(sizes) * MEMORY_PER_MODEL_BYTE / 2**20 < 0.8 * available
     groups = [benched] if together else [[m] for m in benched]
@@ -359,7 +359,7 @@ def build_report(
     accuracy = model.accuracy if model.scores is not None else accuracy_figures(None, np.array([]))
     result = ResultFigures(
         format=model_format(format_of(model.path).name, model.input_dtype),
-        size_bytes=model.path.stat().st_size,
+        size_bytes=model_bytes(model.path),
         gzip_bytes=gzip_size(model.path),
         **accuracy,
         latency_ms=latency_summary(sustained) if sustained else None,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vggedge.core import defaults
+from vggedge.core.formats import model_bytes
 from vggedge.core.metrics import accuracy_figures, latency_summary, time_calls
 from vggedge.core.report import ResultFigures
 from vggedge.device.models import load
@@ -58,7 +59,7 @@ def measure_model(
     timings = time_calls(model.invoke_once, warmup=warmup, runs=runs) if runs else []
     result = ResultFigures(
         format=model_format(model.model_format.name, model.input_dtype),
-        size_bytes=Path(path).stat().st_size,
+        size_bytes=model_bytes(path),
         gzip_bytes=gzip_size(path),
         **accuracy_figures(scores if labels is not None else None, labels if labels is not None else np.array([])),
         latency_ms=latency_summary(timings) if timings else None,

@@ -19,7 +19,11 @@ from vggedge.core.formats import ModelFormat, format_of
 from vggedge.device.runtime import Runtime
 
 # format name -> "module:class" of its device-side model (each module imports its runtime when loaded)
-LOADERS = {"tflite": "vggedge.device.runtime:TFLiteModel", "onnx": "vggedge.device.onnx_model:OnnxModel"}
+LOADERS = {
+    "tflite": "vggedge.device.runtime:TFLiteModel",
+    "onnx": "vggedge.device.onnx_model:OnnxModel",
+    "openvino": "vggedge.device.openvino_model:OpenVINOModel",
+}
 
 
 class DeviceModel(Protocol):

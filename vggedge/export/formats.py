@@ -16,7 +16,10 @@ from vggedge.core.formats import FORMATS, TFLITE, by_name
 from vggedge.core.quantization import Quantization
 
 # format name -> (module:function writing it, the packages it needs to be written and checked here)
-WRITERS = {"onnx": ("vggedge.export.formats:write_onnx", ("onnx", "onnxruntime"))}
+WRITERS = {
+    "onnx": ("vggedge.export.formats:write_onnx", ("onnx", "onnxruntime")),
+    "openvino": ("vggedge.export.formats:write_openvino", ("openvino", "onnx", "onnxruntime")),
+}
 
 
 def precision(quantization: Quantization) -> str:
@@ -73,3 +76,19 @@ def write_onnx(model: object, path: Path, quantization: Quantization, calibratio
         float_path = Path(folder) / "float.onnx"
         keras_to_onnx(model, float_path, properties)
         quantize_onnx(float_path, Path(path), calibration)
+
+
+def write_openvino(model: object, path: Path, quantization: Quantization, calibration: np.ndarray | None,
+                   properties: dict[str, str]) -> None:  # fmt: skip
+    """OpenVINO IR (``model.xml`` + ``model.bin``): the ONNX graph above (its QDQ int8 for a calibrated recipe, which
+    OpenVINO runs with int8 kernels) read by OpenVINO's converter, the weights kept float32, the metadata in its
+    ``rt_info`` under ``vggedge``."""
+    import openvino
+
+    with tempfile.TemporaryDirectory(prefix="vggedge-openvino-", dir=Path(path).parent) as folder:
+        onnx_path = Path(folder) / "model.onnx"
+        write_onnx(model, onnx_path, quantization, calibration, properties)
+        converted = openvino.convert_model(str(onnx_path))
+    for key, value in properties.items():
+        converted.set_rt_info(value, ["vggedge", key])
+    openvino.save_model(converted, str(path), compress_to_fp16=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vggedge.core.formats import TFLITE, by_name
+from vggedge.core.formats import TFLITE, by_name, model_bytes, model_files
 from vggedge.core.labels import LABELS_FILE
 from vggedge.core.metrics import agreement
 from vggedge.core.progress import log_line
@@ -61,7 +61,8 @@ def one_artifact(
     try:
         written = writers.write(name, chosen.model, path, recipe.quantization, calibration, properties)
     except Exception as error:  # a layer the format cannot hold: said in the row, the others stand
-        path.unlink(missing_ok=True)
+        for file in model_files(path, model_format):
+            file.unlink(missing_ok=True)
         said = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
         return Artifact(name, model_format.filename, writers.precision(recipe.quantization), STATUS_FAILED_EXPORT,
                         error=said)  # fmt: skip
@@ -86,7 +87,7 @@ def one_artifact(
         )
     return Artifact(
         name, model_format.filename, written, status, f"{measured.runtime.name} {measured.runtime.version}",
-        path.stat().st_size, top1, verified,
+        model_bytes(path), top1, verified,
         agreement(measured.scores, prepared.scores) if prepared.labels_match else None,
         latency.p50 if latency else None,
     )  # fmt: skip
