@@ -46,7 +46,7 @@ def recipe_name(recipe: str) -> str:
     return load_recipe(recipe).name
 
 
-def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
+def run_optimize(recipe: str, work: Path, weights: str | None) -> list[dict]:
     """One recipe (a shipped name or a ``.toml`` file, such as the shape ``--recipe auto`` found) in a child
     process: wall time and peak resident memory of that process alone."""
     command = [
@@ -65,6 +65,8 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
         "--warmup",
         "0",
         "-q",
+        "--formats",
+        "all",
     ]
     if weights:
         command += ["--weights", weights]
@@ -74,12 +76,12 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
     report_path = work / name / "report.json"
     if run.exit_code != 0 or not report_path.exists():
         row["status"] = "failed: " + run.last_error_line(120)
-        return row
+        return [row]
     report = json.loads(report_path.read_text())
     result = report["result"]
     if result["status"] != "ok":
         row["status"] = f"{result['status']}: {result.get('error', '')[:120]}"
-        return row
+        return [row]
     row.update(
         status=result["status"],
         size_mb=round(result["size_bytes"] / 1e6, 2),
@@ -89,7 +91,22 @@ def run_optimize(recipe: str, work: Path, weights: str | None) -> dict:
         model=str(work / name / "model.tflite"),
         weights=report["model"]["weights"],
     )
-    return row
+    return [row, *artifact_rows(row, report, work / name)]
+
+
+def artifact_rows(row: dict, report: dict, folder: Path) -> list[dict]:
+    """A row per other format the run wrote (``--formats all``), verified there like the TFLite file."""
+    rows = []
+    for artifact in report.get("artifacts", [])[1:]:
+        other = {"recipe": f"{row['recipe']}-{artifact['format']}", "wall_s": None, "peak_rss_gb": None, "exit": 0}
+        if artifact["status"] != "ok":
+            other["status"] = f"{artifact['status']}: {(artifact.get('error') or '')[:120]}"
+        else:
+            other.update(status="ok", size_mb=round(artifact["size_bytes"] / 1e6, 2), gflops=row["gflops"],
+                         model=str(folder / artifact["file"]), weights=row["weights"],
+                         runtime=artifact["runtime"])  # fmt: skip
+        rows.append(other)
+    return rows
 
 
 def keras_reference(weights: str | None, threads: int, runs: int) -> dict:
@@ -143,19 +160,23 @@ print(round(time.perf_counter() - started, 1))
     }
 
 
-def time_interleaved(models: dict[str, Path], runs: int) -> dict[tuple[str, int], list[float]]:
+def time_interleaved(
+    models: dict[str, Path], runs: int, work: Path | None = None
+) -> dict[tuple[str, int], list[float]]:
     """Batch-1 latency of every model (TFLite, or a peer's) at every thread count, one invocation of each
     per round, so machine noise hits every row alike."""
     from peers import Runner
 
-    from vggedge.device.runtime import TFLiteModel
+    from vggedge.device.models import load
 
     rng = np.random.default_rng(0)
     interpreters = {}
     for name, path in models.items():
         for threads in THREADS:
-            model = TFLiteModel(path, threads=threads) if path.suffix == ".tflite" else Runner(path, threads)
-            size = model.input_size if isinstance(model, TFLiteModel) else 224
+            # vggedge's own files (any format) through its loader; a peer's (its IR and ONNX files) by its runner
+            ours = work is None or path.suffix == ".tflite" or path.parent != work  # <work>/<recipe>/model.*
+            model = load(path, threads=threads) if ours else Runner(path, threads)
+            size = model.input_size if ours else 224
             model.set_input(rng.integers(0, 256, size=(size, size, 3)).astype(np.uint8))
             model.invoke_once()
             model.invoke_once()  # warm-up
@@ -217,8 +238,9 @@ def main() -> None:
     rows = []
     for recipe in args.recipes:
         print(f"optimize --recipe {recipe} ...", flush=True)
-        rows.append(run_optimize(recipe, work, weights))
-        print(f"  {rows[-1]}", flush=True)
+        written = run_optimize(recipe, work, weights)
+        rows += written
+        print(f"  {written}", flush=True)
     fp32_path, fp32_row = float32_tflite(weights, work)
     print(f"  {fp32_row}", flush=True)
     peer_rows = [] if args.no_peers else measure_peers(weights, work, args.calibration, not args.no_onnx)
@@ -227,7 +249,7 @@ def main() -> None:
     models = {"float32 TFLite (reference)": fp32_path} | {
         row["recipe"]: Path(row["model"]) for row in rows + peer_rows if "model" in row
     }
-    timings = time_interleaved(models, args.runs)
+    timings = time_interleaved(models, args.runs, work)
 
     keras_row = {
         "recipe": "TensorFlow Keras float32 (reference)",

@@ -85,9 +85,11 @@ def write_openvino(model: object, path: Path, quantization: Quantization, calibr
     ``rt_info`` under ``vggedge``."""
     import openvino
 
+    written = Path(path).with_name("model.onnx")  # this run's ONNX file, when it wrote one first: the same graph
     with tempfile.TemporaryDirectory(prefix="vggedge-openvino-", dir=Path(path).parent) as folder:
-        onnx_path = Path(folder) / "model.onnx"
-        write_onnx(model, onnx_path, quantization, calibration, properties)
+        onnx_path = written if written.is_file() else Path(folder) / "model.onnx"
+        if onnx_path != written:
+            write_onnx(model, onnx_path, quantization, calibration, properties)
         converted = openvino.convert_model(str(onnx_path))
     for key, value in properties.items():
         converted.set_rt_info(value, ["vggedge", key])
