@@ -83,3 +83,29 @@ def test_predict_on_aarch64_names_what_x86_names(all_runs, digits, tmp_path):
     model = all_runs / "int8" / "model.tflite"
     answer = predict_elsewhere(arm64_python(), model, digits.eval.images[:24], tmp_path, "--top", "1")
     assert answer["labels"] == "the model's metadata"
+
+
+def test_an_onnx_model_on_aarch64_predicts_what_it_predicts_on_x86(all_runs, digits, cli, tmp_path):
+    """The format seam on the Pi's architecture: the int8 recipe's model.onnx (QDQ) runs with onnxruntime's
+    aarch64 wheel and names the classes it names on x86 (int8 kernels differ across architectures: at most 1%)."""
+    arm64_python()
+    from vggedge.core.data import save_split
+
+    images = tmp_path / "eval"
+    save_split(digits.eval, digits.class_names, images)
+    args = [str(all_runs / "int8" / "model.onnx"), "--data", str(images), "--threads", "1", "-q"]
+    done = subprocess.run(
+        [ARM64_PYTHON, "-m", "vggedge", "bench", *args, "--out", str(tmp_path / "arm64")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert cli("bench", *args, "--out", tmp_path / "x86", "--runs", "3").code == 0
+    arm = json.loads((tmp_path / "arm64" / "report.json").read_text())
+    assert arm["environment"]["runtime"] == "onnxruntime" and arm["environment"]["machine"] == "aarch64"
+    assert arm["recipe"]["name"] == "int8-onnx" and arm["result"]["latency_ms"] is None
+    arm_top1, x86_top1 = (json.loads((tmp_path / side / "predictions.json").read_text()) for side in ("arm64", "x86"))
+    assert arm_top1["keys"] == x86_top1["keys"] and len(arm_top1["keys"]) == 360
+    same = sum(a == b for a, b in zip(arm_top1["top1"], x86_top1["top1"], strict=True)) / 360
+    assert same >= 0.99, same

@@ -135,3 +135,14 @@ def test_recipes_that_begin_alike_share_the_step(all_runs):
         assert step["loss_per_epoch"] == heads[owners[0]]["loss_per_epoch"]
         shared = name != owners[0]
         assert any("taken over from recipe" in note for note in load(all_runs, name)["notes"]) == shared
+
+
+def test_compare_and_the_summary_show_each_format_as_a_row(all_runs):
+    """`compare` gives every other format its own row, named as `bench` names it, with its own runtime."""
+    import vggedge
+
+    rows = {row["recipe"]: row for row in vggedge.compare(all_runs).rows}
+    for name in ("int8", "fast", "fp16"):
+        assert rows[f"{name}-onnx"]["runtime"].startswith("onnxruntime"), rows[f"{name}-onnx"]
+        assert rows[f"{name}-onnx"]["status"] == "ok" and rows[f"{name}-onnx"]["p50_ms"] > 0
+        assert rows[name]["runtime"] != rows[f"{name}-onnx"]["runtime"]
