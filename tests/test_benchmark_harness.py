@@ -60,16 +60,20 @@ def test_a_peer_conversion_is_measured_or_says_why(harness, tmp_path, monkeypatc
 
 
 def test_the_peer_sentence_is_computed_from_the_table(harness):
+    """vggedge's fastest verified int8 file of any format against the fastest peer int8; a file that is not ok
+    (here the OpenVINO one) is never the one quoted."""
     table = [
-        {"recipe": "int8", "p50_ms_2t": 20.0},
-        {"recipe": "fast", "p50_ms_2t": 5.0},
-        {"recipe": "OpenVINO int8 (NNCF, peer)", "p50_ms_2t": 18.0},
+        {"recipe": "int8", "status": "ok", "p50_ms_2t": 20.0},
+        {"recipe": "int8-onnx", "status": "ok", "p50_ms_2t": 16.0},
+        {"recipe": "int8-openvino", "status": "failed_verification", "p50_ms_2t": 9.0},
+        {"recipe": "fast", "status": "ok", "p50_ms_2t": 5.0},
+        {"recipe": "OpenVINO int8 (NNCF, peer)", "status": "ok", "p50_ms_2t": 18.0},
         {"recipe": "ONNX Runtime int8 (peer)", "status": "not measured: no ONNX export"},
     ]
     (sentence, _) = harness.peer_sentence(table)
-    assert "20.0 ms per image against 18.0 ms" in sentence and "0.90× its speed" in sentence
-    assert "`fast` takes 5.0 ms, 3.60× faster" in sentence
-    assert harness.peer_sentence(table[:2]) == []  # no peer measured: nothing claimed
+    assert "(`int8-onnx`) takes 16.0 ms per image against 18.0 ms" in sentence and "1.12× its speed" in sentence
+    assert "`fast`'s fastest (`fast`) takes 5.0 ms, 3.60× faster" in sentence
+    assert harness.peer_sentence(table[:4]) == []  # no peer measured: nothing claimed
 
 
 def test_a_recipe_file_row_is_named_by_its_recipe(harness, tmp_path):
