@@ -151,3 +151,28 @@ def test_an_openvino_ir_is_a_third_format_with_the_same_interface_and_answers(tw
     (tmp_path / "model.xml").write_bytes((folder / "model.xml").read_bytes())  # its weights left behind
     with pytest.raises(DeviceError, match=r"an OpenVINO IR without its weights: model.bin is not beside it"):
         load(tmp_path / "model.xml")
+
+
+def test_the_bench_server_refuses_an_ir_it_cannot_have_whole_in_one_line(twins, tmp_path):
+    """An IR is two files and a request carries one: the XML alone is answered with why, never timed half."""
+    pytest.importorskip("openvino")
+    from helpers import Running
+
+    folder, _ = twins
+    server = Running(tmp_path / "token", runs=3, warmup=1)
+    try:
+        status, answer = server.request("POST", "/time", (folder / "model.xml").read_bytes())
+        assert status == 400 and "an OpenVINO IR is 2 files and a request carries one" in answer["error"], answer
+        status, answer = server.request("POST", "/time", (folder / "model.onnx").read_bytes())
+        assert status == 200, answer  # and the server goes on
+    finally:
+        server.stop()
+
+
+def test_a_format_whose_packages_are_missing_is_named_with_its_install_line(monkeypatch):
+    from vggedge.export import formats
+
+    monkeypatch.setattr(formats, "installed", lambda name: False)
+    with pytest.raises(UserError, match=r"--formats openvino needs openvino onnx onnxruntime: pip install openvino"):
+        formats.resolve_formats("openvino")
+    assert formats.resolve_formats("all") == ["tflite"]  # all: only what is installed

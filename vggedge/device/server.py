@@ -65,7 +65,7 @@ from urllib.parse import parse_qs, urlparse
 
 from vggedge.core import defaults
 from vggedge.core.errors import UserError
-from vggedge.core.formats import FORMATS
+from vggedge.core.formats import FORMATS, HEAD_BYTES
 from vggedge.core.formatting import printable
 from vggedge.core.keywords import ServeKeywords, default_of
 from vggedge.core.metrics import latency_summary
@@ -490,13 +490,23 @@ class BenchHandler(BaseHTTPRequestHandler):
                     )
                 handle.write(chunk)
                 received += len(chunk)
-                head = (head + chunk)[:8] if len(head) < 8 else head
-                if len(head) >= 8 and not any(f.matches(head) for f in FORMATS) or length < 8:
-                    self.close_connection = True
-                    known = " nor ".join(f.description for f in FORMATS)
-                    raise RequestError(HTTPStatus.BAD_REQUEST, f"not a model vggedge runs (neither {known})")
+                checked = len(head) >= min(HEAD_BYTES, length)
+                head = head if checked else (head + chunk)[:HEAD_BYTES]
+                if not checked and len(head) >= min(HEAD_BYTES, length):
+                    self._check_head(head, length)
                 spent = time.monotonic() - started
                 self.server.set_deadline(self.connection, BODY_GRACE_S + received / rate - spent, in_headers=False)
+
+    def _check_head(self, head: bytes, length: int) -> None:
+        """The body's first bytes name a format this server can time from one file (TFLite, ONNX), else 400."""
+        chosen = next((f for f in FORMATS if f.matches(head)), None) if length >= 8 else None
+        if chosen is None or chosen.companions:
+            self.close_connection = True
+            if chosen is not None:
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"{chosen.description} is {len(chosen.companions) + 1} "
+                                   "files and a request carries one: send the model's TFLite or ONNX file")  # fmt: skip
+            known = " nor ".join(f.description for f in FORMATS)
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"not a model vggedge runs (neither {known})")
 
     def _number(self, query: dict[str, list[str]], key: str, default: int, low: int, high: int) -> int:
         values = query.get(key)
