@@ -156,9 +156,12 @@ def test_bench_a_run_folder_benches_every_recipe_in_it(all_runs, tmp_path):
     done = bench_without_tensorflow(all_runs, "--threads", "2", "--runs", "2", "--burst-runs", "1",
                                     "--out", tmp_path / "all", "-q")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    recipes = sorted(p.parent.name for p in all_runs.glob("*/model.tflite"))
-    assert sorted(p.name for p in (tmp_path / "all").iterdir() if p.is_dir()) == [f"{r}-2t" for r in recipes]
-    assert (tmp_path / "all" / "bench.md").read_text().count("\n| ") == len(recipes) + 1  # header + a row each
+    # Every file of every recipe (the run wrote --formats all): the TFLite model as the recipe, the others by format
+    named = (("model.tflite", ""), ("model.onnx", "-onnx"), ("model.xml", "-openvino"))
+    models = sorted(f"{p.parent.name}{suffix}" for name, suffix in named for p in all_runs.glob(f"*/{name}"))
+    assert len(models) >= 2 * len(list(all_runs.glob("*/model.tflite")))
+    assert sorted(p.name for p in (tmp_path / "all").iterdir() if p.is_dir()) == [f"{m}-2t" for m in models]
+    assert (tmp_path / "all" / "bench.md").read_text().count("\n| ") == len(models) + 1  # header + a row each
 
 
 def test_bench_refuses_bad_thread_counts_and_folders_without_models(tmp_path):
