@@ -7,36 +7,25 @@ inside, QDQ) and give class scores; their class names and resize policy are in t
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from vggedge.core.errors import DeviceError
 from vggedge.core.formats import ONNX
-from vggedge.device import call_guard
+from vggedge.device.float_feed import FloatFeedModel, installed_runtime, said
 from vggedge.device.runtime import ModelTooLarge, Runtime, default_threads
-
-LABELS_KEY, RESIZE_KEY = "labels", "resize"  # the model's metadata_props vggedge writes (vggedge.export.onnx)
 
 
 def onnx_runtime() -> Runtime:
     """ONNX Runtime, or one line on how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise DeviceError("this is an ONNX model and onnxruntime is not installed: pip install onnxruntime") from None
-    try:
-        version = metadata.version("onnxruntime")
-    except metadata.PackageNotFoundError:
-        version = getattr(onnxruntime, "__version__", "unknown")
-    return Runtime("onnxruntime", version, onnxruntime.InferenceSession)
+    return installed_runtime("onnxruntime", "onnxruntime", "an ONNX model", "InferenceSession")
 
 
-class OnnxModel:
+class OnnxModel(FloatFeedModel):
     """One ONNX Runtime session on the CPU, ``threads`` intra-op threads, one image at a time."""
 
-    model_format = ONNX
+    model_format, description = ONNX, "ONNX"
 
     def __init__(
         self,
@@ -56,8 +45,7 @@ class OnnxModel:
         try:
             self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own classes for a bad file
-            said = str(error).splitlines()[0][:160] if str(error).strip() else type(error).__name__
-            raise DeviceError(f"{self.path} could not be loaded by onnxruntime: {said}") from None
+            raise DeviceError(f"{self.path} could not be loaded by onnxruntime: {said(error)}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise DeviceError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
@@ -71,36 +59,9 @@ class OnnxModel:
         if max_io_bytes is not None and io_bytes > max_io_bytes:
             raise ModelTooLarge(io_bytes, max_io_bytes)
         self._properties = self.session.get_modelmeta().custom_metadata_map
-        self._feed: np.ndarray | None = None
-        self._last: np.ndarray | None = None
 
-    @property
-    def input_dtype(self) -> str:
-        return "float32"
+    def _run(self, feed: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: feed})[0]
 
-    def labels_inside(self) -> list[str] | None:
-        names = [line.strip() for line in self._properties.get(LABELS_KEY, "").splitlines()]
-        return names if names and all(names) else None
-
-    def resize_inside(self) -> str | None:
-        return self._properties.get(RESIZE_KEY) or None
-
-    def set_input(self, pixels: np.ndarray) -> None:
-        self._feed = np.ascontiguousarray(pixels[None], dtype=np.float32)
-
-    def invoke_once(self) -> None:
-        feed = {self.input_name: self._feed}
-        self._last = call_guard.call(lambda: self.session.run(None, feed)[0])
-
-    def read_output(self) -> np.ndarray:
-        return np.asarray(self._last, dtype=np.float32).reshape(1, -1)
-
-    def predict_one(self, pixels: np.ndarray) -> np.ndarray:
-        self.set_input(pixels)
-        self.invoke_once()
-        return self.read_output()[0]
-
-    def predict(self, images: np.ndarray, progress: bool = False, description: str = "ONNX inference") -> np.ndarray:
-        from vggedge.core.progress import track
-
-        return np.stack([self.predict_one(x) for x in track(images, description, total=len(images), enabled=progress)])
+    def _property(self, key: str) -> str | None:
+        return self._properties.get(key)

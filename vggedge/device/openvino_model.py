@@ -9,34 +9,25 @@ bf16, and the file would not be the model that was verified. openvino is importe
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from vggedge.core.errors import DeviceError
 from vggedge.core.formats import OPENVINO
-from vggedge.device import call_guard
+from vggedge.device.float_feed import FloatFeedModel, installed_runtime, said
 from vggedge.device.runtime import ModelTooLarge, Runtime, default_threads
 
 
 def openvino_runtime() -> Runtime:
     """OpenVINO, or one line on how to install it."""
-    try:
-        import openvino
-    except ImportError:
-        raise DeviceError("this is an OpenVINO IR and openvino is not installed: pip install openvino") from None
-    try:
-        version = metadata.version("openvino")
-    except metadata.PackageNotFoundError:
-        version = getattr(openvino, "__version__", "unknown")
-    return Runtime("openvino", version, openvino.Core)
+    return installed_runtime("openvino", "openvino", "an OpenVINO IR", "Core")
 
 
-class OpenVINOModel:
+class OpenVINOModel(FloatFeedModel):
     """One compiled model on the CPU plugin, ``threads`` inference threads, latency mode, one image at a time."""
 
-    model_format = OPENVINO
+    model_format, description = OPENVINO, "OpenVINO"
 
     def __init__(
         self,
@@ -55,8 +46,7 @@ class OpenVINOModel:
         try:
             self._model = core.read_model(str(self.path))
         except Exception as error:  # noqa: BLE001 - OpenVINO raises its own classes for a bad file
-            said = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-            raise DeviceError(f"{self.path} could not be read by openvino: {said}") from None
+            raise DeviceError(f"{self.path} could not be read by openvino: {said(error)}") from None
         if len(self._model.inputs) != 1 or len(self._model.outputs) != 1:
             raise DeviceError(
                 f"{self.path} has {len(self._model.inputs)} inputs and {len(self._model.outputs)} outputs"
@@ -78,46 +68,14 @@ class OpenVINOModel:
         try:
             compiled = core.compile_model(self._model, "CPU", config)
         except Exception as error:  # noqa: BLE001
-            said = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-            raise DeviceError(f"{self.path} could not be compiled by openvino: {said}") from None
+            raise DeviceError(f"{self.path} could not be compiled by openvino: {said(error)}") from None
         self._request, self._output = compiled.create_infer_request(), compiled.outputs[0]
-        self._feed: np.ndarray | None = None
-        self._last: np.ndarray | None = None
 
-    @property
-    def input_dtype(self) -> str:
-        return "float32"
+    def _run(self, feed: np.ndarray) -> np.ndarray:
+        return self._request.infer([feed])[self._output]
 
     def _property(self, key: str) -> str | None:
         try:
             return str(self._model.get_rt_info(["vggedge", key]).astype(str)) or None
         except Exception:  # noqa: BLE001 - absent: an IR vggedge did not write
             return None
-
-    def labels_inside(self) -> list[str] | None:
-        names = [line.strip() for line in (self._property("labels") or "").splitlines()]
-        return names if names and all(names) else None
-
-    def resize_inside(self) -> str | None:
-        return self._property("resize")
-
-    def set_input(self, pixels: np.ndarray) -> None:
-        self._feed = np.ascontiguousarray(pixels[None], dtype=np.float32)
-
-    def invoke_once(self) -> None:
-        self._last = call_guard.call(lambda: self._request.infer([self._feed])[self._output])
-
-    def read_output(self) -> np.ndarray:
-        return np.asarray(self._last, dtype=np.float32).reshape(1, -1)
-
-    def predict_one(self, pixels: np.ndarray) -> np.ndarray:
-        self.set_input(pixels)
-        self.invoke_once()
-        return self.read_output()[0]
-
-    def predict(
-        self, images: np.ndarray, progress: bool = False, description: str = "OpenVINO inference"
-    ) -> np.ndarray:
-        from vggedge.core.progress import track
-
-        return np.stack([self.predict_one(x) for x in track(images, description, total=len(images), enabled=progress)])
