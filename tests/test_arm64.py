@@ -29,6 +29,18 @@ def arm64_python() -> str:
     return ARM64_PYTHON
 
 
+def bench_on_both(args: list[str], tmp_path, cli) -> None:  # noqa: ANN001
+    """`vggedge bench ARGS` on the emulated aarch64 (into tmp_path/arm64) and here (tmp_path/x86)."""
+    done = subprocess.run(
+        [ARM64_PYTHON, "-m", "vggedge", "bench", *args, "--out", str(tmp_path / "arm64")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert cli("bench", *args, "--out", tmp_path / "x86", "--runs", "3").code == 0
+
+
 def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predicts(all_runs, digits, cli, tmp_path):
     arm64_python()
     from vggedge.core.data import save_split
@@ -39,14 +51,7 @@ def test_bench_on_aarch64_two_models_two_thread_counts_predicts_what_x86_predict
     models = [all_runs / "int8" / "model.tflite", all_runs / "fast" / "model.tflite"]
     # Two models at two thread counts, as on a Pi: a report each, the table, and the board read by the device check.
     args = [*map(str, models), "--data", str(images), "--threads", "1,2", "-q"]
-    done = subprocess.run(
-        [ARM64_PYTHON, "-m", "vggedge", "bench", *args, "--out", str(tmp_path / "arm64")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert cli("bench", *args, "--out", tmp_path / "x86", "--runs", "3").code == 0
+    bench_on_both(args, tmp_path, cli)
 
     folders = ["fast-1t", "fast-2t", "int8-1t", "int8-2t"]
     for side in ("arm64", "x86"):
@@ -94,14 +99,7 @@ def test_an_onnx_model_on_aarch64_predicts_what_it_predicts_on_x86(all_runs, dig
     images = tmp_path / "eval"
     save_split(digits.eval, digits.class_names, images)
     args = [str(all_runs / "int8" / "model.onnx"), "--data", str(images), "--threads", "1", "-q"]
-    done = subprocess.run(
-        [ARM64_PYTHON, "-m", "vggedge", "bench", *args, "--out", str(tmp_path / "arm64")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert cli("bench", *args, "--out", tmp_path / "x86", "--runs", "3").code == 0
+    bench_on_both(args, tmp_path, cli)
     arm = json.loads((tmp_path / "arm64" / "report.json").read_text())
     assert arm["environment"]["runtime"] == "onnxruntime" and arm["environment"]["machine"] == "aarch64"
     assert arm["recipe"]["name"] == "int8-onnx" and arm["result"]["latency_ms"] is None
