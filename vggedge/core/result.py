@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from vggedge.core.formats import TFLITE
 from vggedge.core.formatting import fmt
 from vggedge.core.report import STATUS_OK, Report
 
@@ -42,7 +43,7 @@ class Result:
     @property
     def model_path(self) -> Path | None:
         """The TFLite model, or None when the export failed."""
-        path = self.folder / "model.tflite"
+        path = self.folder / TFLITE.filename
         return path if path.is_file() else None
 
     @property

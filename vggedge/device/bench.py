@@ -257,7 +257,8 @@ def default_out(requested: list[Path], benched: list[BenchedModel], single: bool
     if len(folders) == 1:
         return folders[0] / slug
     homes = [m.path.resolve().parent for m in benched]
-    parents = [str(h.parent if m.path.name == "model.tflite" else h) for m, h in zip(benched, homes, strict=True)]
+    named = {f.filename for f in FORMATS}
+    parents = [str(h.parent if m.path.name in named else h) for m, h in zip(benched, homes, strict=True)]
     return Path(os.path.commonpath(parents)) / slug
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from vggedge.backend.keras_env import keras
 from vggedge.core import defaults
 from vggedge.core.atomic import write_bytes, write_text
+from vggedge.core.formats import TFLITE
 from vggedge.core.labels import write_labels
 from vggedge.core.metrics import (
     agreement,
@@ -208,7 +209,8 @@ def build(
         built.records = getattr(error, "records", built.records)  # a stopped step's record, with its reason
         built.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
         notes.append(traceback.format_exc(limit=3).splitlines()[-1])
-        (options.out / recipe.name / "model.tflite").unlink(missing_ok=True)  # never beside this report: an older run's
+        # never beside this report: an older run's
+        (options.out / recipe.name / TFLITE.filename).unlink(missing_ok=True)
     return built
 
 
@@ -280,7 +282,7 @@ def judge(
         result, measured = ResultFigures(status=STATUS_FAILED_EXPORT, error=built.error), None
     else:
         flatbuffer = with_metadata(built.flatbuffer, recipe, prepared.baseline, names, notes, options.resize)
-        model_path = options.out / recipe.name / "model.tflite"
+        model_path = options.out / recipe.name / TFLITE.filename
         write_bytes(model_path, flatbuffer)
         result, measured, source_scores = verify_and_measure(built.model, model_path, prepared, options)
         result.flops = flops(built.model)

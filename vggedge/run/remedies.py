@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from vggedge.core.formats import TFLITE
 from vggedge.core.progress import duration, log_line
 from vggedge.core.report import STATUS_FAILED_EXPORT, STATUS_OK, ResultFigures
 from vggedge.recipe.schema import Quantization, QuantizeStep, Recipe
@@ -217,7 +218,7 @@ def adopt(chosen: Outcome, first: Outcome) -> None:
     """Move the chosen remedy's model into the recipe's own folder and drop the scratch folders."""
     if chosen is not first:
         first.folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(chosen.folder / "model.tflite", first.folder / "model.tflite")
+        shutil.copy2(chosen.folder / TFLITE.filename, first.folder / TFLITE.filename)
 
 
 def scratch_folder(out: Path, recipe: Recipe, name: str) -> Path:
