@@ -58,7 +58,7 @@ from vggedge.device.summary import write as write_summary
 
 @dataclasses.dataclass
 class BenchOptions:
-    models: list[Path]  # .tflite files, or run folders of `optimize` (every <recipe>/model.tflite in them)
+    models: list[Path]  # model files (any format), or run folders of `optimize` (every artifact of each recipe)
     data: Path | None = None
     threads: list[int] | None = None  # None: all cores
     runs: int = defaults.RUNS
@@ -112,7 +112,9 @@ def check_mode(models: list[Path] | None, serve: bool, profile: Path | None, thr
         if models:
             raise UserError("--serve times the models clients send: give no model files with it")
     elif not models:
-        raise UserError("give a .tflite file (or several, or a run folder of `vggedge optimize`), or --serve")
+        raise UserError(
+            "give a model file (.tflite, .onnx or .xml; or several, or a run folder of `vggedge optimize`), or --serve"
+        )
 
 
 def device_slug() -> str:
@@ -146,7 +148,7 @@ def agreement_with_baseline(keys: list[str], scores: np.ndarray, predictions: di
 
 
 def find_models(paths: list[Path]) -> list[tuple[str, Path]]:
-    """(name, file) for every model asked for: a file, or each ``<recipe>/model.tflite`` of a run folder.
+    """(name, file) for every model asked for: a file, or every artifact of each recipe of a run folder.
 
     Everything is checked before any work, so a bad path stops the run with nothing written."""
     found: list[tuple[str, Path]] = []
