@@ -169,7 +169,7 @@ def test_bench_refuses_bad_thread_counts_and_folders_without_models(tmp_path):
         (["m.tflite", "--threads", "1,x"], "--threads takes counts"),
         (["m.tflite", "--threads", "0"], "at least 1"),
         ([str(tmp_path)], "holds no model.tflite"),
-        ([], "give a .tflite file"),
+        ([], "give a model file (.tflite, .onnx or .xml"),
     ):
         done = bench_without_tensorflow(*args)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -18,8 +18,9 @@ MODELS = inspect.Parameter(
     annotation=Annotated[
         Optional[list[Path]],  # noqa: UP007 - typer reads Optional
         typer.Argument(
-            help="One or more .tflite files, or a run folder of `vggedge optimize` (every `RECIPE/model.tflite` "
-            "in it), ideally inside the run folders `optimize` wrote.",
+            help="One or more model files (.tflite, .onnx, or an OpenVINO .xml with its .bin), or a run folder of "
+            "`vggedge optimize` (every file of every `RECIPE/` in it), ideally inside the run folders `optimize` "
+            "wrote.",
             show_default=False,
         ),
     ],
@@ -27,7 +28,7 @@ MODELS = inspect.Parameter(
 
 
 def bench_command(**asked: Any) -> None:  # noqa: ANN401 - one keyword per declared option
-    """Benchmark TFLite models on this device, serve timings, or profile a kit.
+    """Benchmark models (TFLite, ONNX, OpenVINO IR) on this device, serve timings, or profile a kit.
 
     Accuracy, agreement with the baseline, burst and sustained
     latency at each thread count, and the board's state (governor, temperature, throttling, memory). Writes a
