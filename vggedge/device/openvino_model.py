@@ -9,6 +9,9 @@ bf16, and the file would not be the model that was verified. openvino is importe
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,32 @@ from vggedge.core.errors import DeviceError
 from vggedge.core.formats import OPENVINO
 from vggedge.device.float_feed import FloatFeedModel, installed_runtime, said
 from vggedge.device.runtime import ModelTooLarge, Runtime, default_threads
+
+
+class _SignalStack(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def signal_stack_kept() -> Iterator[None]:
+    """The calling thread's alternate signal stack, as it was before the block.
+
+    OpenVINO's CPU plugin gives the thread that compiles a model a signal stack of its own and puts back, when that
+    model is freed, the one it found. Freed in another order (two models, the first freed first), the thread is left
+    with a stack that no longer exists, and the next signal handled on it (Ctrl-C: Python's handlers run on the
+    alternate stack) is a segmentation fault. Put back at once, every model finds, and later restores, the
+    thread's own. (Linux; elsewhere nothing is done.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        before = _SignalStack()
+        saved = libc.sigaltstack(None, ctypes.byref(before)) == 0
+    except (OSError, AttributeError):
+        saved = False
+    try:
+        yield
+    finally:
+        if saved:
+            libc.sigaltstack(ctypes.byref(before), None)
 
 
 def openvino_runtime() -> Runtime:
@@ -65,11 +94,12 @@ class OpenVINOModel(FloatFeedModel):
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "f32",
         }
-        try:
-            compiled = core.compile_model(self._model, "CPU", config)
-        except Exception as error:  # noqa: BLE001
-            raise DeviceError(f"{self.path} could not be compiled by openvino: {said(error)}") from None
-        self._request, self._output = compiled.create_infer_request(), compiled.outputs[0]
+        with signal_stack_kept():
+            try:
+                compiled = core.compile_model(self._model, "CPU", config)
+            except Exception as error:  # noqa: BLE001
+                raise DeviceError(f"{self.path} could not be compiled by openvino: {said(error)}") from None
+            self._request, self._output = compiled.create_infer_request(), compiled.outputs[0]
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
         return self._request.infer([feed])[self._output]
