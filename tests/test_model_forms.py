@@ -73,7 +73,7 @@ def test_the_batch_norm_form_reads_the_same_from_keras_and_keras2_h5(tmp_path):
 
 
 @pytest.mark.parametrize("form", suite_forms())
-def test_every_form_is_written_in_every_format_and_answers_as_its_keras_model(form_runs, form, tmp_path):
+def test_every_form_is_written_in_every_format_and_answers_as_its_keras_model(form_runs, form, digits_dir, tmp_path):
     """The other formats on every form a user brings (Sequential, functional, a nested frozen base,
     BatchNormalization, sigmoid and softmax heads, preprocessing inside): the trained form written as float32 and
     as int8 ONNX and OpenVINO IR, each loaded by the device side and agreeing with the Keras model."""
@@ -82,6 +82,7 @@ def test_every_form_is_written_in_every_format_and_answers_as_its_keras_model(fo
     import keras
     import numpy as np
 
+    from forms import FORMS
     from vggedge.core.data import load_all
     from vggedge.core.metrics import as_class_scores, top1_classes
     from vggedge.core.quantization import Quantization
@@ -89,8 +90,8 @@ def test_every_form_is_written_in_every_format_and_answers_as_its_keras_model(fo
     from vggedge.export import formats
 
     model = keras.models.load_model(form_runs[form].parent / f"{form}.keras")
-    (evaluation,) = form_runs[form].glob("*-eval")
-    _, split, _ = load_all(evaluation, int(model.input_shape[1]), progress=False, limit=80)
+    data = form_runs[form].parent / "binary-digits" if FORMS[form][1] else digits_dir  # what it was trained on
+    _, split, _ = load_all(data, int(model.input_shape[1]), progress=False, limit=80)
     calibration, images = split.images[:20], split.images[20:]
     expected = top1_classes(as_class_scores(np.asarray(model.predict(images.astype(np.float32), verbose=0))))
     names = ["onnx", *(["openvino"] if importlib.util.find_spec("openvino") else [])]
