@@ -11,7 +11,7 @@ import numpy as np
 
 from vggedge.core.errors import DeviceError
 from vggedge.device import call_guard
-from vggedge.device.runtime import Runtime
+from vggedge.device.runtime import ModelTooLarge, Runtime
 
 
 def installed_runtime(module: str, distribution: str, what: str, entry: str) -> Runtime:
@@ -41,6 +41,26 @@ class FloatFeedModel:
     description = "inference"
     _feed: np.ndarray | None = None
     _last: np.ndarray | None = None
+
+    def _take_shapes(
+        self,
+        counts: tuple[int, int],
+        shape: list[int],
+        out_shape: list[int],
+        classifier: bool,
+        max_io_bytes: int | None,
+    ) -> None:
+        """One input and one output, the input an NHWC image (unless ``classifier`` is False), within
+        ``max_io_bytes``; sets ``input_shape``, ``input_size`` and ``classes_out``. Every refusal is one line."""
+        if counts != (1, 1):
+            raise DeviceError(f"{self.path} has {counts[0]} inputs and {counts[1]} outputs; expected one of each")
+        if classifier and (len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]):
+            raise DeviceError(f"{self.path} is not an NHWC image classifier: its input shape is {shape}")
+        self.input_shape, self.input_size = tuple(shape[1:]), shape[1] if len(shape) > 1 else 0
+        self.classes_out = int(np.prod(out_shape[1:]))
+        io_bytes = 4 * (int(np.prod(shape)) + self.classes_out)
+        if max_io_bytes is not None and io_bytes > max_io_bytes:
+            raise ModelTooLarge(io_bytes, max_io_bytes)
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
         raise NotImplementedError

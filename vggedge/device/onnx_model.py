@@ -14,7 +14,7 @@ import numpy as np
 from vggedge.core.errors import DeviceError
 from vggedge.core.formats import ONNX
 from vggedge.device.float_feed import FloatFeedModel, installed_runtime, said
-from vggedge.device.runtime import ModelTooLarge, Runtime, default_threads
+from vggedge.device.runtime import Runtime, default_threads
 
 
 def onnx_runtime() -> Runtime:
@@ -47,17 +47,9 @@ class OnnxModel(FloatFeedModel):
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own classes for a bad file
             raise DeviceError(f"{self.path} could not be loaded by onnxruntime: {said(error)}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise DeviceError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
-        self.input_name, shape = inputs[0].name, [d if isinstance(d, int) else 1 for d in inputs[0].shape]
-        self.input_shape = tuple(shape[1:])
-        if classifier and (len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]):
-            raise DeviceError(f"{self.path} is not an NHWC image classifier: its input shape is {inputs[0].shape}")
-        self.input_size = shape[1]
-        self.classes_out = int(np.prod([d if isinstance(d, int) else 1 for d in outputs[0].shape[1:]]))
-        io_bytes = 4 * (int(np.prod(shape)) + self.classes_out)
-        if max_io_bytes is not None and io_bytes > max_io_bytes:
-            raise ModelTooLarge(io_bytes, max_io_bytes)
+        static = [[d if isinstance(d, int) else 1 for d in tensor.shape] for tensor in (*inputs, *outputs)[:2]]
+        self._take_shapes((len(inputs), len(outputs)), static[0], static[-1], classifier, max_io_bytes)
+        self.input_name = inputs[0].name
         self._properties = self.session.get_modelmeta().custom_metadata_map
 
     def _run(self, feed: np.ndarray) -> np.ndarray:

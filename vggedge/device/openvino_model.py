@@ -19,7 +19,7 @@ import numpy as np
 from vggedge.core.errors import DeviceError
 from vggedge.core.formats import OPENVINO
 from vggedge.device.float_feed import FloatFeedModel, installed_runtime, said
-from vggedge.device.runtime import ModelTooLarge, Runtime, default_threads
+from vggedge.device.runtime import Runtime, default_threads
 
 
 class _SignalStack(ctypes.Structure):
@@ -76,19 +76,11 @@ class OpenVINOModel(FloatFeedModel):
             self._model = core.read_model(str(self.path))
         except Exception as error:  # noqa: BLE001 - OpenVINO raises its own classes for a bad file
             raise DeviceError(f"{self.path} could not be read by openvino: {said(error)}") from None
-        if len(self._model.inputs) != 1 or len(self._model.outputs) != 1:
-            raise DeviceError(
-                f"{self.path} has {len(self._model.inputs)} inputs and {len(self._model.outputs)} outputs"
-            )
-        shape = [d.get_length() if d.is_static else 1 for d in self._model.inputs[0].get_partial_shape()]
-        if classifier and (len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]):
-            raise DeviceError(f"{self.path} is not an NHWC image classifier: its input shape is {shape}")
-        self.input_shape, self.input_size = tuple(shape[1:]), shape[1] if len(shape) > 1 else 0
-        out = [d.get_length() if d.is_static else 1 for d in self._model.outputs[0].get_partial_shape()]
-        self.classes_out = int(np.prod(out[1:]))
-        io_bytes = 4 * (int(np.prod(shape)) + self.classes_out)
-        if max_io_bytes is not None and io_bytes > max_io_bytes:
-            raise ModelTooLarge(io_bytes, max_io_bytes)
+        inputs, outputs = self._model.inputs, self._model.outputs
+        static = [
+            [d.get_length() if d.is_static else 1 for d in t.get_partial_shape()] for t in (*inputs, *outputs)[:2]
+        ]
+        self._take_shapes((len(inputs), len(outputs)), static[0], static[-1], classifier, max_io_bytes)
         config = {
             "INFERENCE_NUM_THREADS": self.threads,
             "PERFORMANCE_HINT": "LATENCY",
