@@ -185,11 +185,12 @@ def tiny_command(recipe: str, model: Path, data: Path, out: Path, max_drop: floa
 def form_optimize_args(
     model: Path, data: Path, out: Path, preprocess: str | None, max_epochs: int = FORM_MAX_EPOCHS
 ) -> list[str]:
-    """`optimize --recipe all` on a model form, fine-tunes cut to ``max_epochs``, evaluated on 300 images."""
+    """`optimize --recipe all --formats all` on a model form, fine-tunes cut to ``max_epochs``, evaluated on 300
+    images: every recipe's TFLite, ONNX and OpenVINO files, each verified by the run against the form."""
     return [
         *("optimize", "--recipe", "all", "--model", model, "--data", data, "--out", out, "-q"),
         *("--runs", "1", "--warmup", "0", "--eval-samples", "300", "--seed", TEST_SEED),
-        *("--max-drop", TINY_MAX_DROP, "--max-epochs", max_epochs),
+        *("--max-drop", TINY_MAX_DROP, "--max-epochs", max_epochs, "--formats", "all"),
         *(["--preprocess", preprocess] if preprocess else []),
     ]
 
@@ -243,3 +244,32 @@ def convert_function(function, signature) -> bytes:  # noqa: ANN001
     concrete = tf.function(function, input_signature=[tf.TensorSpec(signature, tf.float32)]).get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     return converter.convert()
+
+
+def check_artifacts(folder: Path, report: dict) -> None:
+    """A `--formats all` run folder's artifacts: TFLite first and the report's own result, then ONNX and (when
+    installed) OpenVINO IR, each `ok` with its own verification against the same Keras source (agreement >= 0.97),
+    its top-1 as far from the TFLite model's as their disagreements with the source allow, a p50, and its files
+    in the manifest at the size reported."""
+    import importlib.util
+
+    from vggedge.core.formats import format_of, model_files
+
+    rows = {row["format"]: row for row in report["artifacts"]}
+    expected = ["tflite", "onnx", *(["openvino"] if importlib.util.find_spec("openvino") else [])]
+    assert list(rows) == expected, report["artifacts"]
+    tflite = rows.pop("tflite")
+    assert tflite["status"] == report["result"]["status"] and tflite["size_bytes"] == report["result"]["size_bytes"]
+    manifest = json.loads((folder / "manifest.json").read_text())["files"]
+    for row in rows.values():
+        assert row["status"] == "ok", (folder.name, row)
+        assert row["precision"] == ("int8" if report["recipe"]["quantization"] in ("int8", "int8-qat") else "float32")
+        assert row["verification_agreement"] >= 0.97 and row["p50_ms"] > 0, (folder.name, row)
+        # Each disagreement with the same source moves top-1 by at most one image: a bound, not a tolerance.
+        bound = (1 - row["verification_agreement"]) + (1 - tflite["verification_agreement"]) + 1e-9
+        assert abs(row["top1"] - tflite["top1"]) <= bound, (folder.name, row, tflite)
+        path = folder / row["file"]
+        assert format_of(path).name == row["format"]
+        files = model_files(path, format_of(path))
+        assert sum(f.stat().st_size for f in files) == row["size_bytes"] and all(f.name in manifest for f in files)
+    assert "## Artifacts" in (folder / "report.md").read_text()

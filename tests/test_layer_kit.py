@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import files_under
 
 KEEP = [0, 4]  # levels: full width and half, enough to test every kind of piece in a few dozen files
+KEEP_FRACTIONS = "1,1/2"  # the same, as `vggedge kit --keep` takes them
 AUTO_SEARCH_IMAGES = 200
 
 
@@ -25,11 +26,34 @@ def baseline(tiny_h5):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def kit(baseline, tmp_path_factory) -> tuple[Path, dict]:  # noqa: ANN001
-    from vggedge.auto.kit import build_kit
+def kit_command(tiny_h5, tmp_path_factory) -> tuple[Path, int, str]:  # noqa: ANN001
+    """`vggedge kit` on the tiny VGG16 at KEEP's widths, as a user runs it: (folder, exit code, what it printed).
+    Built once (a few dozen conversions): the command's own test and the kit's tests read the same folder."""
+    import contextlib
+    import io
+    import sys
 
-    folder = tmp_path_factory.mktemp("kit")
-    return folder, build_kit(baseline.model, folder, KEEP)
+    from vggedge.cli import main
+
+    folder = tmp_path_factory.mktemp("kit") / "kit"
+    printed, argv = io.StringIO(), sys.argv
+    sys.argv = ["vggedge", "kit", str(tiny_h5), "--out", str(folder), "--keep", KEEP_FRACTIONS, "-q"]
+    try:
+        with contextlib.redirect_stdout(printed):
+            main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 0
+    finally:
+        sys.argv = argv
+    return folder, code, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def kit(kit_command) -> tuple[Path, dict]:  # noqa: ANN001
+    folder, code, printed = kit_command
+    assert code == 0, printed
+    return folder, json.loads((folder / "kit.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -222,16 +246,19 @@ def test_the_search_times_every_candidate_from_the_table_and_visits_only_its_lev
 
 
 @pytest.mark.slow
-def test_the_kit_and_profile_commands(cli, tiny_h5, tmp_path, monkeypatch):
-    kit = tmp_path / "kit"
-    made = cli("kit", tiny_h5, "--out", kit, "--keep", "1", "-q")
-    assert made.code == 0, made.err
-    manifest = json.loads((kit / "kit.json").read_text())
-    assert manifest["levels"] == [0] and f"vggedge bench --profile {kit}" in made.out
-    again = cli("kit", tiny_h5, "--out", kit, "-q")
+def test_the_kit_and_profile_commands(cli, kit_command, tiny_h5, tmp_path, monkeypatch):  # noqa: ANN001
+    import shutil
+
+    made, code, printed = kit_command
+    assert code == 0, printed
+    manifest = json.loads((made / "kit.json").read_text())
+    assert manifest["levels"] == KEEP and f"vggedge bench --profile {made}" in printed
+    again = cli("kit", tiny_h5, "--out", made, "-q")
     assert again.code == 2 and "is not an empty folder" in again.err
     bad = cli("kit", tiny_h5, "--out", tmp_path / "k2", "--keep", "1,2/3", "-q")
     assert bad.code == 2 and "the search's levels keep" in bad.err and not (tmp_path / "k2").exists()
+    kit = tmp_path / "kit"  # a copy: the default table goes into the kit, and the kit's own test lists its files
+    shutil.copytree(made, kit)
     out = tmp_path / "table.json"
     timed = cli("bench", "--profile", kit, "--threads", "1", "--profile-seconds", "0.02", "--out", out, "-q")
     assert timed.code == 0, timed.err

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import TINY_MAX_DROP, record_figure
+from helpers import TINY_MAX_DROP, check_artifacts, record_figure
 
 pytestmark = pytest.mark.slow
 
@@ -50,27 +50,7 @@ def test_every_recipe_is_verified_and_keeps_accuracy(all_runs, name):
 def test_every_recipe_writes_each_format_verified_against_the_same_source(all_runs, name):
     """`--formats all`: every recipe's ONNX file (int8 as QDQ, the others float32) and OpenVINO IR, each verified on
     the same evaluation images as the TFLite one, with its own status, size, runtime and p50."""
-    import importlib.util
-
-    from vggedge.core.formats import format_of, model_files
-
-    report = load(all_runs, name)
-    rows = {row["format"]: row for row in report["artifacts"]}
-    expected = ["tflite", "onnx", *(["openvino"] if importlib.util.find_spec("openvino") else [])]
-    assert list(rows) == expected, report["artifacts"]
-    tflite = rows.pop("tflite")
-    assert tflite["status"] == report["result"]["status"] and tflite["size_bytes"] == report["result"]["size_bytes"]
-    manifest = json.loads((all_runs / name / "manifest.json").read_text())["files"]
-    for row in rows.values():
-        assert row["status"] == "ok", row
-        assert row["precision"] == ("int8" if report["recipe"]["quantization"] in ("int8", "int8-qat") else "float32")
-        assert row["verification_agreement"] >= 0.97 and row["p50_ms"] > 0, row
-        assert abs(row["top1"] - tflite["top1"]) <= 0.02, (row, tflite["top1"])
-        path = all_runs / name / row["file"]
-        assert format_of(path).name == row["format"]
-        files = model_files(path, format_of(path))
-        assert sum(f.stat().st_size for f in files) == row["size_bytes"] and all(f.name in manifest for f in files)
-    assert "## Artifacts" in (all_runs / name / "report.md").read_text()
+    check_artifacts(all_runs / name, load(all_runs, name))
 
 
 def test_fine_tuning_steps_learn(all_runs):
