@@ -141,6 +141,9 @@ def test_the_found_recipe_replays_to_the_same_model(auto_runs):
         (["--data", "DIGITS", "--goal", "speed"], "--goal must be latency or size"),
         (["--data", "DIGITS", "--search-images", "1300"], "carves 1300 search images"),
         ([], "needs a trained model and --data"),  # nothing to rank candidates by
+        (["--data", "DIGITS", "--runtime", "tensorrt"], "--runtime: unknown runtime 'tensorrt': choose from litert"),
+        (["--data", "DIGITS", "--runtime", "onnxruntime", "--time-on", "t.json"], "its pieces are TFLite models"),
+        (["--data", "DIGITS", "--runtime", "openvino", "--time-on", "http://127.0.0.1:9"], "takes one file"),
     ],
 )
 def test_bad_auto_input_is_one_line_and_writes_nothing(cli, tiny_h5, digits_dir, tmp_path, extra, message):
@@ -249,7 +252,7 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
 
     monkeypatch.setattr(pipeline, "apply_step", recording)  # the validation runs the recipe as the pipeline does
     proposal = Candidate(1, 5, [0.0, 0.0, 0.0, 0.0, 0.5], "kept", "int8", 1.0, 1, 1, 1, 0.5, 40.0, stage="stretch")
-    shape = searcher.validated(proposal, searcher.last_flatbuffer)
+    shape = searcher.validated(proposal, searcher.last_timed)
     # One filter-prune step, cut to --max-epochs as the found recipe will be and seeded as the pipeline seeds a recipe's
     # first step, on the tune images with their labels.
     assert [(kind, epochs, seed) for kind, epochs, seed, _, _ in applied] == [

@@ -97,7 +97,7 @@ def test_an_iterations_trials_that_cannot_step_let_go_of_their_models_as_soon_as
     trials = [over_bar, slower, good, screened_in, screened_out]
     Searcher.release_losers(searcher, trials, current, 1.0)
     assert [t.model is not None for t in trials] == [False, False, True, True, False]
-    assert good.flatbuffer and over_bar.flatbuffer is None
+    assert good.timed and over_bar.timed is None
     trials.append(better)  # a better step: the one before it can no longer be picked
     Searcher.release_losers(searcher, trials, current, 1.0)
     assert [t.model is not None for t in trials] == [False, False, False, True, False, True]

@@ -69,7 +69,7 @@ def optimize(
     >>> results = vggedge.optimize("model.keras", recipe="int8", data="photos/")   # doctest: +SKIP
     >>> results[0].ok, results[0].model_path                                        # doctest: +SKIP
     """
-    from vggedge.export.formats import resolve_formats
+    from vggedge.export.formats import resolve_formats, with_format_of
     from vggedge.run.requests import resize_for  # pydantic, on the workstation only: imported when used
 
     asked = filled(OptimizeKeywords, options, "optimize")
@@ -80,6 +80,8 @@ def optimize(
         raise UserError(f"remedy_minutes (--remedy-minutes) must be 0 or more, not {asked['remedy_minutes']}")
     asked["resize"] = resize_for(asked["resize"], recipes)
     asked["formats"] = resolve_formats(asked["formats"])
+    if search is not None and search.runtime is not None:  # the format the search timed is written and verified too
+        asked["formats"] = with_format_of(search.runtime, asked["formats"])
     with _model_source(model) as source:
         fields = {**asked, "model": source, "data": Path(data) if isinstance(data, str) else data, "auto": search}
         fields["skip_inapplicable"] = recipe == "all"
@@ -192,7 +194,7 @@ def _checked_request(
 ) -> tuple[list, object | None]:
     """(recipes, the search's options or None) from what :func:`optimize` was asked, every mistake refused before
     TensorFlow starts: search-only options without ``recipe="auto"``, ``keep_float`` with it, unknown recipes."""
-    from vggedge.run.requests import check_preprocess, check_search_inputs, resolve_recipes
+    from vggedge.run.requests import check_preprocess, check_search_inputs, check_search_runtime, resolve_recipes
 
     auto = isinstance(recipe, str) and recipe.strip() == "auto"
     given = [f"--{name.replace('_', '-')}" for name, value in search_options.items() if value is not None]
@@ -206,6 +208,7 @@ def _checked_request(
         return resolve_recipes(recipe, keep_float), None
     settings = {name: search_options.get(name) for name in SEARCH_ONLY}
     goal = settings["goal"] or "latency"
+    check_search_runtime(settings["runtime"], settings["time_on"])  # before a server or a table is asked anything
     check_search_inputs(goal, settings["search_data"], settings["time_on"], settings["time_on_token"])
     return [], _search_options(goal, asked["max_drop"], asked["threads"], settings)
 
@@ -221,6 +224,7 @@ def _search_options(goal: str, max_drop: float | None, threads: int | None, sett
         threads=threads,
         time_on=settings["time_on"],
         time_on_token=settings["time_on_token"],
+        runtime=settings["runtime"],
         search_data=Path(settings["search_data"]) if settings["search_data"] is not None else None,
         **given,  # else SearchOptions' own default: one source for it
     )

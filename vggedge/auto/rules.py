@@ -84,6 +84,9 @@ class SearchOptions:
     # `vggedge bench --serve` on the device (http://HOST:PORT), or a latency table it measured (TABLE.json); None:
     # this machine
     time_on: str | None = None
+    # --runtime: the runtime the board will run the model with (a distribution name, or litert); the candidates are
+    # written, scored and timed in its format. None: TFLite, on the first installed TFLite runtime
+    runtime: str | None = None
     time_on_token: str | None = dataclasses.field(default=None, repr=False)
     max_epochs: int | None = None  # --max-epochs: the GAP start's, the validations' and the found recipe's fine-tunes
     # --search-data: labelled images the baseline never trained on, ranked on instead of a split carved from the

@@ -89,11 +89,9 @@ class Screening:
             if measured and self.out_of_time(deadline):
                 break
             block = shape.candidate.changed_block
-            candidate = self.measure(
-                shape.model, iteration, block, shape.levels, self.head, current.flatbuffer, stage=stage
-            )
+            candidate = self.measure(shape.model, iteration, block, shape.levels, self.head, current.timed, stage=stage)
             self.on_candidate(candidate, target)
-            measured.append(Shape(candidate, shape.model, shape.kept, self.last_flatbuffer, shape.levels))
+            measured.append(Shape(candidate, shape.model, shape.kept, self.last_timed, shape.levels))
             if candidate.drop_pts <= bar and self.improves(candidate, current.candidate):
                 break
         return measured

@@ -26,17 +26,19 @@ from vggedge.auto.rules import (
     search_source,
 )
 from vggedge.auto.screening import Screening
-from vggedge.auto.timing import timer_for
+from vggedge.auto.timing import Timed, timer_for
 from vggedge.auto.trace import Candidate, SearchResult, Shape, pareto_front
 from vggedge.auto.validation import Validation
 from vggedge.backend.keras_env import keras
 from vggedge.core.data import FileSplit, Split
 from vggedge.core.errors import UserError
+from vggedge.core.formats import TFLITE, model_files, runtime_named
 from vggedge.core.metrics import top1_classes
 from vggedge.core.progress import Laps
 from vggedge.core.quantization import Quantization
 from vggedge.device.models import load
 from vggedge.export.convert import convert
+from vggedge.export.formats import write as write_format
 from vggedge.models.anatomy import find_anatomy, fingerprint
 from vggedge.models.flops import count_macs
 from vggedge.recipe.schema import HeadStep
@@ -96,6 +98,8 @@ class Searcher(Validation, Screening):
         firsts = [block[0] for block in self.anatomy.blocks]
         self.block_inputs = BlockInputs(self.tune_images, firsts)  # where each refit starts
         self.search_inputs = BlockInputs(search.images, firsts)  # where each float screen starts
+        # --runtime: the candidates are written, scored and timed in the format it runs (default: TFLite)
+        self.runtime, self.timed_format = runtime_named(options.runtime) if options.runtime else (None, TFLITE)
         self.timer = timer_for(
             options.time_on,
             options.time_on_token,
@@ -104,6 +108,7 @@ class Searcher(Validation, Screening):
             search.images[0],
             fingerprint(baseline, self.anatomy),
             options.quantization.value,
+            self.runtime,
         )
 
     def trace_so_far(self) -> dict:
@@ -139,24 +144,22 @@ class Searcher(Validation, Screening):
         quantization: Quantization | None = None,
         stage: str = "search",
     ) -> Candidate:
-        """Convert (in ``quantization``, default the search's), score on the search split and time one shape; with
-        ``against`` (the current model's flatbuffer), time both side by side. The flatbuffer is left in
-        :attr:`last_flatbuffer`."""
+        """Convert (in ``quantization``, default the search's) to the format the timing runtime runs, score that file
+        on the search split and time it; with ``against`` (the current model's files), time both side by side. The
+        files are left in :attr:`last_timed`."""
         stages, self.stages_before = self.stages_before, {}  # what made this shape (the refit), then each stage here
         lap = Laps(stages)
         quantization = quantization or self.options.quantization
         calibration = self.calibration if quantization.calibrated else None
-        flatbuffer = convert(model, quantization, calibration)
-        self.last_flatbuffer = flatbuffer
+        timed = self.timed_files(model, quantization, calibration)
+        self.last_timed = timed
         lap("convert")
         with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
-            path = Path(folder) / "candidate.tflite"
-            path.write_bytes(flatbuffer)
-            tflite = load(path, threads=self.options.threads)
-            scores = np.stack([tflite.predict_one(image) for image in self.search.images])
+            deployed = load(timed.write(Path(folder)), threads=self.options.threads, runtime=self.runtime)
+            scores = np.stack([deployed.predict_one(image) for image in self.search.images])
             lap("score")
             side_by_side = against if self.options.goal == "latency" else None
-            timing = self.timer.time(tflite, flatbuffer, levels, head, side_by_side)
+            timing = self.timer.time(deployed, timed, levels, head, side_by_side)
             lap("time")
         latency, reference_ms = timing.latency_ms, timing.reference_ms
         candidate = Candidate(
@@ -165,7 +168,7 @@ class Searcher(Validation, Screening):
             head=head,
             quantization=quantization.value,
             latency_ms=latency,
-            size_bytes=len(flatbuffer),
+            size_bytes=sum(len(content) for content in timed.files.values()),
             timed_on=timing.timed_on,
             reference_ms=reference_ms,
             speedup=round(reference_ms / latency, 4) if reference_ms and latency else None,
@@ -174,6 +177,16 @@ class Searcher(Validation, Screening):
         )
         self.candidates.append(candidate)
         return candidate
+
+    def timed_files(self, model: keras.Model, quantization: Quantization, calibration: np.ndarray | None) -> Timed:
+        """The shape as the timing runtime takes it: its TFLite flatbuffer, or its file(s) in the runtime's format
+        (ONNX, OpenVINO IR), written as the final run writes that format."""
+        if self.timed_format is TFLITE:
+            return Timed({TFLITE.filename: convert(model, quantization, calibration)})
+        with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
+            path = Path(folder) / self.timed_format.filename
+            write_format(self.timed_format.name, model, path, quantization, calibration, {})
+            return Timed({file.name: file.read_bytes() for file in model_files(path, self.timed_format)})
 
     def scored(self, model: keras.Model, levels: list[int], right: np.ndarray, stages: dict[str, float]) -> dict:
         """What every candidate record says of its shape and its answers on the search split (``right``: whether
@@ -314,9 +327,9 @@ class Searcher(Validation, Screening):
         levels = [0] * len(self.anatomy.blocks)
         current_model = self.baseline
         current = self.measure(current_model, 0, None, levels, "kept")
-        current_flatbuffer = self.last_flatbuffer
+        current_timed = self.last_timed
         self.on_candidate(current, current.figure(goal))
-        baseline_shape = Shape(current, current_model, {}, current_flatbuffer, levels)
+        baseline_shape = Shape(current, current_model, {}, current_timed, levels)
         head = "kept"
         if self.anatomy.head_kind == "flatten" or self.anatomy.hidden:
             started = time.perf_counter()
@@ -326,11 +339,11 @@ class Searcher(Validation, Screening):
                 self.gap_stopped, gap_model = str(error)[:300], None
             if gap_model is not None:
                 self.stages_before = {"head": round(time.perf_counter() - started, 2)}
-                gap = self.measure(gap_model, 0, None, levels, "gap", against=current_flatbuffer)
+                gap = self.measure(gap_model, 0, None, levels, "gap", against=current_timed)
                 self.on_candidate(gap, current.figure(goal))
                 if gap.drop_pts <= self.options.max_drop_pts and self.keeps_gap(gap, current):
                     current_model, current, head = gap_model, gap, "gap"
-                    current_flatbuffer = self.last_flatbuffer
+                    current_timed = self.last_timed
         if current.drop_pts > self.options.max_drop_pts:
             raise UserError(
                 f"--recipe auto: the starting model already loses {current.drop_pts:.2f} points on the search split "
@@ -340,7 +353,7 @@ class Searcher(Validation, Screening):
         current.kept = True
         self.start_model, self.head = current_model, head
         self.decide_screening(current)
-        start = Shape(current, current_model, {}, current_flatbuffer, levels)
+        start = Shape(current, current_model, {}, current_timed, levels)
         proposed: list[Candidate] = []  # every shape the descents keep, each faster than the one before
         found, stopped = self.descend(start, self.options.max_drop_pts, self.descents_deadline, "search", proposed)
         stretch_stopped = ""
@@ -354,7 +367,7 @@ class Searcher(Validation, Screening):
                 "stretch",
                 proposed,
             )
-        del found  # the last kept shape's model and flatbuffer: the validations build their own
+        del found  # the last kept shape's model and files: the validations build their own
         # The GAP head is a step of the path like the cuts (its recipe fine-tunes longer than the search's start did):
         # when nothing validates, the baseline's own shape and head (``start`` itself when the head was kept).
         path = [start.candidate, *proposed] if head == "gap" else proposed
@@ -364,7 +377,7 @@ class Searcher(Validation, Screening):
         self.search_inputs.release()
         chosen, returned = self.validate(baseline_shape, path)
         head = chosen.candidate.head
-        best = self.final_quantization(chosen.candidate, chosen.model, chosen.flatbuffer, chosen.levels, head)
+        best = self.final_quantization(chosen.candidate, chosen.model, chosen.timed, chosen.levels, head)
         full = recipe_for(best.block_ratios, head, Quantization(best.quantization), self.options.max_drop_pts)
         recipe = full.with_max_epochs(self.options.max_epochs)
         return SearchResult(
@@ -401,7 +414,7 @@ class Searcher(Validation, Screening):
         return max(steps, key=lambda t: (t.candidate.search_top1, -t.candidate.figure(goal)), default=None)
 
     def release_losers(self, trials: list[Shape], current: Shape, bar: float) -> None:
-        """Drop the model and flatbuffer of every trial that can no longer become the next current model, as soon as it
+        """Drop the model and files of every trial that can no longer become the next current model, as soon as it
         is measured, instead of holding an iteration's trials to its end (a 224-pixel VGG16 cut under its flatten head
         is 0.3-0.55 GB of weights and a 0.13 GB int8 file). What may still step: a screened trial within ``bar`` (it
         may be converted) and :meth:`next_step` as things stand."""
@@ -409,7 +422,7 @@ class Searcher(Validation, Screening):
         for trial in trials:
             may_step = trial is best or (trial.candidate.screened and trial.candidate.drop_pts <= bar)
             if not may_step:
-                trial.model, trial.flatbuffer = None, None
+                trial.model, trial.timed = None, None
 
     def descend(
         self, shape: Shape, bar: float, deadline: float, stage: str, proposed: list[Candidate] | None = None
@@ -441,11 +454,9 @@ class Searcher(Validation, Screening):
                 if self.screening:
                     candidate = self.screen(model, current.model, iteration, block, levels, stage)
                 else:
-                    candidate = self.measure(
-                        model, iteration, block + 1, levels, self.head, current.flatbuffer, stage=stage
-                    )
+                    candidate = self.measure(model, iteration, block + 1, levels, self.head, current.timed, stage=stage)
                 self.on_candidate(candidate, target)
-                trials.append(Shape(candidate, model, kept, None if self.screening else self.last_flatbuffer, levels))
+                trials.append(Shape(candidate, model, kept, None if self.screening else self.last_timed, levels))
                 self.release_losers(trials, current, bar)
             if self.screening:
                 trials += self.convert_screened(trials, current, bar, deadline, iteration, target, stage)

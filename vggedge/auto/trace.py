@@ -17,6 +17,7 @@ from vggedge.auto.rules import (
     SearchOptions,
     search_source,
 )
+from vggedge.auto.timing import Timed
 from vggedge.backend.keras_env import keras
 from vggedge.core.candidate import Candidate
 from vggedge.recipe.schema import Recipe
@@ -100,10 +101,10 @@ def pareto_front(candidates: list[Candidate], goal: Goal) -> list[int]:
 @dataclasses.dataclass
 class Shape:
     """Where a descent stands: the kept candidate, its model, its filters as indices into the search's starting
-    model, the flatbuffer it was timed as, and its level per block."""
+    model, the files it was timed as, and its level per block."""
 
     candidate: Candidate
     model: keras.Model | None  # None: a validation stopped by a step's check (nothing built to measure)
     kept: dict[str, np.ndarray]
-    flatbuffer: bytes | None
+    timed: Timed | None
     levels: list[int]

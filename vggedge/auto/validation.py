@@ -14,9 +14,10 @@ from vggedge.auto.rules import (
     drop_bound,
     recipe_for,
 )
-from vggedge.auto.timing import TableTimer
+from vggedge.auto.timing import TableTimer, Timed
 from vggedge.auto.trace import Candidate, Shape
 from vggedge.backend.keras_env import keras
+from vggedge.core.formats import TFLITE
 from vggedge.core.quantization import Quantization
 from vggedge.steps import StepStopped, apply_steps
 
@@ -44,7 +45,7 @@ class Validation:
         while low < high and (asked == 0 or self.deadline - time.perf_counter() >= last_s):
             middle = (low + high + 1) // 2
             began = time.perf_counter()
-            shape = self.validated(proposed[middle - 1], start.flatbuffer)
+            shape = self.validated(proposed[middle - 1], start.timed)
             asked, last_s = asked + 1, time.perf_counter() - began
             candidate = shape.candidate
             if candidate.passed:
@@ -57,7 +58,7 @@ class Validation:
             returned += " (time was up before the bisection ended)"
         return chosen, returned
 
-    def validated(self, proposal: Candidate, against: bytes) -> Shape:
+    def validated(self, proposal: Candidate, against: Timed | None) -> Shape:
         """``proposal``'s shape built as the final recipe builds it (from the baseline, its fine-tunes), on the
         training images outside the search split, then measured like a candidate (timed beside ``against``)."""
         started = time.perf_counter()
@@ -75,7 +76,7 @@ class Validation:
         self.judge(candidate)
         self.validations += 1
         self.on_candidate(candidate, proposal.figure(self.options.goal))
-        return Shape(candidate, model, {}, self.last_flatbuffer, levels)
+        return Shape(candidate, model, {}, self.last_timed, levels)
 
     def stopped_validation(self, proposal: Candidate, reason: str, started: float) -> Shape:
         """A validation whose recipe stopped at a step's check: failed, with the reason, nothing measured."""
@@ -97,7 +98,7 @@ class Validation:
         candidate.drop_bound_pts = round(bound, 2) + 0.0
 
     def final_quantization(
-        self, current: Candidate, model: keras.Model, flatbuffer: bytes, levels: list[int], head: str
+        self, current: Candidate, model: keras.Model, timed: Timed | None, levels: list[int], head: str
     ) -> Candidate:
         """The found shape in each other quantization the target might run faster (float16 weights, dynamic range),
         timed side by side with the search's: one measured faster by :data:`FINAL_QUANTIZATION_MARGIN` and within the
@@ -107,6 +108,7 @@ class Validation:
             self.options.goal != "latency"
             or self.options.quantization != Quantization.INT8
             or isinstance(self.timer, TableTimer)
+            or self.timed_format is not TFLITE  # float16 and dynamic range are TFLite's forms
         ):
             return current  # a table times int8 pieces only
         iteration = max(c.iteration for c in self.candidates) + 1
@@ -114,7 +116,7 @@ class Validation:
         for mode in ALTERNATIVE_QUANTIZATIONS:
             if self.out_of_time() and chosen is not current:
                 break
-            candidate = self.measure(model, iteration, None, levels, head, against=flatbuffer, quantization=mode)
+            candidate = self.measure(model, iteration, None, levels, head, against=timed, quantization=mode)
             self.on_candidate(candidate, current.figure("latency"))
             # Each is timed against the int8 model, so speedups compare across them.
             to_beat = FINAL_QUANTIZATION_MARGIN if chosen is current else max(FINAL_QUANTIZATION_MARGIN, chosen.speedup)

@@ -79,6 +79,20 @@ def by_name(name: str) -> ModelFormat:
     raise DeviceError(f"unknown model format {name!r}: choose from {', '.join(f.name for f in FORMATS)}")
 
 
+RUNTIME_ALIASES = {"litert": "ai-edge-litert"}  # what people call it -> its distribution name
+
+
+def runtime_named(name: str) -> tuple[str, ModelFormat]:
+    """(distribution name, the format it runs) for a runtime (``litert`` is ai-edge-litert); one line naming every
+    runtime otherwise."""
+    wanted = RUNTIME_ALIASES.get(name.strip().lower(), name.strip().lower())
+    for model_format in FORMATS:
+        if wanted in model_format.runtimes:
+            return wanted, model_format
+    known = ", ".join(runtime for f in FORMATS for runtime in f.runtimes)
+    raise DeviceError(f"unknown runtime {name!r}: choose from litert ({known})")
+
+
 def format_of(path: Path | str) -> ModelFormat:
     """The format of the model file at ``path``, by its content: one line for a missing, empty or unknown file."""
     path = Path(path)

@@ -306,6 +306,17 @@ class OptimizeKeywords(TypedDict, total=False):
             envvar="VGGEDGE_BENCH_TOKEN",
         ),
     ]
+    runtime: Annotated[
+        str | None,
+        Opt(
+            "The runtime the board will run the model with: the search writes, scores and times every candidate in "
+            "its format, and the run writes that format beside model.tflite. litert (the default), tflite-runtime, "
+            "onnxruntime (model.onnx; vggedge[onnx]) or openvino (model.xml; vggedge[openvino]). A latency table "
+            "times TFLite pieces only; a bench server runs TFLite or ONNX.",
+            SEARCH,
+            metavar="NAME",
+        ),
+    ]
     formats: Annotated[
         str | Sequence[str],
         Opt(
@@ -413,7 +424,8 @@ class BenchKeywords(TypedDict, total=False):
     runtime: Annotated[
         str | None,
         Opt(
-            "Force a runtime: ai-edge-litert, tflite-runtime or tensorflow.",
+            "Force a runtime: ai-edge-litert, tflite-runtime or tensorflow for TFLite files, onnxruntime for ONNX, "
+            "openvino for an IR.",
             TIMING,
             metavar="NAME",
             envvar="VGGEDGE_RUNTIME",

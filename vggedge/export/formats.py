@@ -53,6 +53,14 @@ def resolve_formats(asked: str | list[str] | tuple[str, ...] | None) -> list[str
     return chosen
 
 
+def with_format_of(runtime: str, formats: list[str]) -> list[str]:
+    """``formats`` with the one ``runtime`` runs added (auto's ``--runtime``: the format it timed is written too)."""
+    from vggedge.core.formats import runtime_named
+
+    name = runtime_named(runtime)[1].name
+    return formats if name in formats else [*formats, name]
+
+
 def write(name: str, model: object, path: Path, quantization: Quantization, calibration: np.ndarray | None,
           properties: dict[str, str]) -> str:  # fmt: skip
     """Write ``model`` as format ``name`` at ``path``; returns the precision written."""

@@ -98,6 +98,37 @@ def check_search_inputs(goal: str, search_data: Path | None, time_on: str | None
         LatencyTable.load(Path(time_on))  # a file that is not a table stops the run before any work
 
 
+def check_search_runtime(runtime: str | None, time_on: str | None) -> None:
+    """``--runtime`` with ``--recipe auto``, before any work: a runtime vggedge knows, installed here with its format's
+    writer, and one the timing target can time with (a latency table's pieces are TFLite; a bench server takes one
+    file: TFLite or ONNX)."""
+    if runtime is None:
+        return
+    import importlib.util
+
+    from vggedge.core.errors import DeviceError
+    from vggedge.core.formats import TFLITE, runtime_named
+    from vggedge.export.formats import WRITERS, installed
+
+    try:
+        name, model_format = runtime_named(runtime)
+    except DeviceError as error:
+        raise UserError(f"--runtime: {error}") from None
+    if time_on and not time_on.startswith(("http://", "https://")) and model_format is not TFLITE:
+        raise UserError(
+            f"--runtime {name} with a latency table: its pieces are TFLite models; time on this machine or a bench "
+            "server instead, or leave --runtime out"
+        )
+    if time_on and model_format.companions:
+        raise UserError(f"--runtime {name}: a bench server takes one file (TFLite or ONNX), not {model_format.name}")
+    if model_format is not TFLITE and not installed(model_format.name):  # written here, wherever it is timed
+        packages = " ".join(WRITERS[model_format.name][1])
+        raise UserError(f"--runtime {name} needs {packages} here: pip install {packages}")
+    module = {"ai-edge-litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}.get(name, name)
+    if not time_on and importlib.util.find_spec(module) is None:
+        raise UserError(f"--runtime {name} is not installed here: pip install {name}")
+
+
 def cluster_place(tf_config: str) -> tuple[int, int]:
     """(this worker's index, workers) from ``TF_CONFIG``, a separate chief counted as worker 0, as
     :func:`vggedge.backend.distribute.start` places it."""
