@@ -16,7 +16,7 @@ ModelOption = Annotated[str, typer.Argument(help="'sample', 'vgg16' (with --weig
 
 WeightsOption = Annotated[Optional[str], typer.Option(help="For vgg16: a weights .h5 file, or 'random'.")]
 
-PreprocessOption = Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf or caffe.")]
+PreprocessOption = Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf, caffe or torch.")]
 
 AsJsonOption = Annotated[bool, typer.Option("--json", help="Print the anatomy and the recipe checks as JSON.")]
 
@@ -58,6 +58,14 @@ def print_inspection(facts: dict, baseline) -> None:  # noqa: ANN001 - a models.
         highlight=False,
     )
     console.print(f"preprocessing: {baseline.preprocess_note}", highlight=False)
+    if facts.get("translation"):
+        t = facts["translation"]
+        console.print(
+            f"translated from {t['framework']} ({t['layout']}); against {t['verified_against']}: largest class-score "
+            f"difference {t['max_score_difference']:.2g}, top-1 agreement {t['top1_agreement']:.0%} on "
+            f"{t['images']} probe images",
+            highlight=False,
+        )
     if baseline.normalization:
         console.print(f"normalization: {normalization_summary(baseline.normalization)}", highlight=False)
     for number, block in enumerate(anatomy.blocks, start=1):

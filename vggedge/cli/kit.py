@@ -24,7 +24,7 @@ def kit_command(
         ),
     ] = None,
     weights: Annotated[Optional[str], typer.Option(help="For vgg16: a weights .h5 file, or 'random'.")] = None,
-    preprocess: Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf or caffe.")] = None,
+    preprocess: Annotated[Optional[str], typer.Option(help="As for optimize: none, unit, tf, caffe or torch.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     cache_dir: CacheDirOption = None,
     offline: OfflineOption = False,

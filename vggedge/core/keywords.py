@@ -105,8 +105,9 @@ class OptimizeKeywords(TypedDict, total=False):
     preprocess: Annotated[
         str | None,
         Opt(
-            "What a user model expects, baked into it: none, unit (x/255), tf (x/127.5-1), caffe (VGG16 ImageNet). "
-            "Default: none; refused when the model has its own Rescaling/Normalization.",
+            "What a user model expects, baked into it: none, unit (x/255), tf (x/127.5-1), caffe (VGG16 ImageNet), "
+            "torch (torchvision's ImageNet mean and std). Default: none; torch for a PyTorch or ONNX file; refused "
+            "when the model has its own Rescaling/Normalization.",
             MODEL,
             metavar="MODE",
         ),

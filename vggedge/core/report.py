@@ -116,6 +116,8 @@ class ModelSection:
     params: int | None = None
     preprocess: str | None = None
     anatomy: dict | None = None
+    # A PyTorch or ONNX source: its framework, file, layout, and the check of the translation against it
+    translation: dict | None = None
 
 
 @dataclass
@@ -403,6 +405,19 @@ def artifacts_markdown(artifacts: list[Artifact]) -> list[str]:
     return [*lines, ""]
 
 
+def translation_lines(translation: dict | None) -> list[str]:
+    """The report's line on a model translated from PyTorch or ONNX: from what, and how it was checked."""
+    if not translation:
+        return []
+    return [
+        f"Translated from {translation['framework']} ({translation['layout']}), blocks {translation['blocks']}; "
+        f"checked against {translation['verified_against']} on {translation['images']} probe images: largest "
+        f"class-score difference {translation['max_score_difference']:.2g}, top-1 agreement "
+        f"{fmt(translation['top1_agreement'], 'pct')}.",
+        "",
+    ]
+
+
 def render_markdown(report: Report) -> str:
     b, r, x = report.baseline, report.result, report.ratios
     env, recipe, model, data = report.environment, report.recipe, report.model, report.dataset
@@ -432,6 +447,7 @@ def render_markdown(report: Report) -> str:
         f"Verification against the Keras source: top-1 agreement {fmt(verification.agreement, 'pct')}, "
         f"max abs error {fmt(r.max_abs_error)} on {verification.images or '—'} images.",
         "",
+        *translation_lines(model.translation),
         *status_meaning(r, verification),
         *latency_provenance(env, r),
         *artifacts_markdown(report.artifacts),

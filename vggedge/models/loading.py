@@ -28,6 +28,7 @@ from vggedge.core.memory import release_memory
 from vggedge.core.model_path import not_a_model_file
 from vggedge.core.report import ModelSection
 from vggedge.models.anatomy import Anatomy, find_anatomy, flatten_chain
+from vggedge.models.foreign import FOREIGN_SUFFIXES
 from vggedge.models.normalization import describe_normalization
 from vggedge.models.translate import TRANSLATORS, keras3_to_keras2
 from vggedge.models.vgg import Preprocess, preprocessing_layer, with_preprocessing
@@ -45,6 +46,7 @@ class Baseline:
     class_names: list[str] | None = None
     preprocess: str = "none"  # what vggedge prepended ("none": the model's own layers, or raw pixels)
     preprocess_note: str | None = None  # how that was decided, for the report
+    translation: dict | None = None  # a PyTorch or ONNX source: how it was read and verified (models.foreign)
 
     @functools.cached_property
     def anatomy(self) -> Anatomy:
@@ -74,6 +76,7 @@ class Baseline:
             params=int(self.model.count_params()),
             preprocess=self.preprocess,
             anatomy={**self.anatomy.describe(), "normalization": self.normalization},
+            translation=self.translation,
         )
 
 
@@ -306,28 +309,51 @@ def resolve_preprocess(anatomy: Anatomy, requested: Preprocess | None, path: Pat
     if requested is None:
         return "none", (
             "none (default): the model has no Rescaling/Normalization layer, so it gets raw 0-255 "
-            "pixels; pass --preprocess caffe|unit|tf if it expects preprocessed input"
+            "pixels; pass --preprocess caffe|unit|tf|torch if it expects preprocessed input"
         )
     return requested, f"{requested}: --preprocess, baked in"
 
 
 def load_model_file(path: Path, preprocess: Preprocess | None) -> Baseline:
     path = Path(path)
-    problem = not_a_model_file(path, "a .keras or .h5 file, 'sample' or 'vgg16'")
+    problem = not_a_model_file(path, "a .keras, .h5, .safetensors, .pth or .onnx file, 'sample' or 'vgg16'")
     if problem:
         raise ModelError(problem)
+    if path.suffix in FOREIGN_SUFFIXES:
+        return load_foreign(path, preprocess)
     if path.suffix == ".h5":
         model = _load_h5(path)
     elif path.suffix == ".keras":
         model = _load_keras3(path)
     else:
-        raise ModelError(f"{path}: unsupported model file type {path.suffix!r}; use .keras (Keras 3) or .h5 (Keras 2)")
+        raise ModelError(
+            f"{path}: unsupported model file type {path.suffix!r}; use .keras (Keras 3), .h5 (Keras 2), a PyTorch "
+            "state dict (.safetensors, .pth, .pt) or .onnx"
+        )
     check_classifier(model, path)
     model = flatten_chain(model)
     chosen, note = resolve_preprocess(find_anatomy(model), preprocess, path)
     return Baseline(
         with_preprocessing(model, chosen), source=str(path), weights="file", preprocess=chosen, preprocess_note=note
     )
+
+
+def load_foreign(path: Path, preprocess: Preprocess | None) -> Baseline:
+    """A PyTorch checkpoint or an ONNX VGG, translated exactly and verified (:mod:`vggedge.models.foreign`);
+    preprocessing ``torch`` unless asked otherwise: torchvision's checkpoints expect ImageNet's mean and std."""
+    from vggedge.models.foreign import read_foreign, verify_translation
+    from vggedge.models.vgg_weights import keras_vgg
+
+    weights = read_foreign(path)
+    chosen: Preprocess = preprocess or "torch"
+    note = (
+        f"{chosen}: --preprocess, baked in" if preprocess else
+        "torch (default for a PyTorch or ONNX file): x/255, then torchvision's ImageNet mean and std, baked in; pass "
+        "--preprocess unit|tf|caffe|none if the checkpoint was trained otherwise"
+    )  # fmt: skip
+    model = keras_vgg(weights, chosen, name=path.stem)
+    translation = verify_translation(model, weights, path, chosen)
+    return Baseline(model, str(path), "file", weights.class_names, chosen, note, translation)
 
 
 def load_baseline(

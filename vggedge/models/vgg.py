@@ -25,10 +25,13 @@ VGG16_BLOCKS: tuple[tuple[int, ...], ...] = (
     (512, 512, 512),
 )
 
-Preprocess = Literal["caffe", "unit", "tf", "none"]
+Preprocess = Literal["caffe", "unit", "tf", "torch", "none"]
 PREPROCESS_NAME = "preprocess"  # the layer --preprocess prepends; model anatomy recognises it by this name
 # ImageNet channel means in BGR order, as Keras' `preprocess_input(mode="caffe")` subtracts them.
 CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+# torchvision's ImageNet normalization of x / 255, in RGB order: what PyTorch checkpoints expect.
+TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+TORCH_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,14 +72,33 @@ def preprocessing_layer(mode: Preprocess) -> keras.layers.Layer | None:
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=PREPROCESS_NAME)
     if mode == "caffe":
         # RGB -> BGR and mean subtraction as one exact 1x1 convolution with a permutation matrix.
-        layer = keras.layers.Conv2D(3, 1, name=PREPROCESS_NAME, trainable=False)
-        layer.build((None, None, None, 3))
-        kernel = np.zeros((1, 1, 3, 3), dtype=np.float32)
-        for out_channel, in_channel in enumerate((2, 1, 0)):
-            kernel[0, 0, in_channel, out_channel] = 1.0
-        layer.set_weights([kernel, -CAFFE_BGR_MEAN])
-        return layer
-    raise ValueError(f"unknown preprocessing {mode!r}; expected caffe, unit, tf or none")
+        return _per_channel_affine(np.eye(3, dtype=np.float32)[:, ::-1], -CAFFE_BGR_MEAN)
+    if mode == "torch":
+        # (x / 255 - mean) / std per channel, as one 1x1 convolution with a diagonal kernel.
+        return _per_channel_affine(np.diag(1.0 / (255.0 * TORCH_STD)), -TORCH_MEAN / TORCH_STD)
+    raise ValueError(f"unknown preprocessing {mode!r}; expected caffe, unit, tf, torch or none")
+
+
+def _per_channel_affine(matrix: np.ndarray, offset: np.ndarray) -> keras.layers.Layer:
+    """``pixels @ matrix + offset`` on each pixel: a frozen 1x1 convolution named :data:`PREPROCESS_NAME`."""
+    layer = keras.layers.Conv2D(3, 1, name=PREPROCESS_NAME, trainable=False)
+    layer.build((None, None, None, 3))
+    layer.set_weights([matrix.reshape(1, 1, 3, 3).astype(np.float32), offset.astype(np.float32)])
+    return layer
+
+
+def preprocess_pixels(images: np.ndarray, mode: Preprocess) -> np.ndarray:
+    """What :func:`preprocessing_layer` computes, in numpy: a foreign model's reference input."""
+    x = images.astype(np.float32)
+    if mode == "unit":
+        return x / 255.0
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if mode == "torch":
+        return (x / 255.0 - TORCH_MEAN) / TORCH_STD
+    if mode == "caffe":
+        return x[..., ::-1] - CAFFE_BGR_MEAN
+    return x
 
 
 def conv_base(x, filters: tuple[tuple[int, ...], ...], initializer: str = "glorot_uniform"):  # noqa: ANN001, ANN201

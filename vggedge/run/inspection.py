@@ -40,6 +40,7 @@ def inspect_model(
         "params": int(baseline.model.count_params()),
         "flops": flops(baseline.model),
         "preprocess": baseline.preprocess_note,
+        "translation": baseline.translation,
         "anatomy": anatomy.describe(),
         "normalization": baseline.normalization,
         "frozen": frozen_layers(baseline.model),

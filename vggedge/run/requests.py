@@ -9,7 +9,7 @@ from pathlib import Path
 from vggedge.core.errors import DataError, ModelError, RecipeError, UserError
 from vggedge.recipe.schema import Recipe
 
-PREPROCESS_MODES = ("none", "unit", "tf", "caffe")
+PREPROCESS_MODES = ("none", "unit", "tf", "caffe", "torch")
 GOALS = ("latency", "size")
 
 
@@ -75,7 +75,7 @@ def resize_for(resize: str | None, recipes: list[Recipe]) -> str:
 
 def check_preprocess(preprocess: str | None) -> None:
     if preprocess is not None and preprocess not in PREPROCESS_MODES:
-        raise ModelError(f"--preprocess must be none, unit, tf or caffe. Received: {preprocess!r}")
+        raise ModelError(f"--preprocess must be none, unit, tf, caffe or torch. Received: {preprocess!r}")
 
 
 def check_search_inputs(goal: str, search_data: Path | None, time_on: str | None, token: str | None) -> None:

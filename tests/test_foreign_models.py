@@ -1,0 +1,197 @@
+"""VGGs from PyTorch and ONNX (issue 48), without torch: state dicts in torchvision's and timm's layouts written as
+safetensors, and ONNX graphs in PyTorch's NCHW layout, each translated into vggedge's Keras VGG and verified against
+its source; then a recipe runs on it as on a Keras file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+# VGG11, VGG13, VGG16, VGG19: convolutions per block
+LAYOUTS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+WIDTHS = (4, 8, 16, 32, 32)  # VGG's 64..512 at 1/16
+SIDE = 2  # the last feature map's side: 64-pixel images, so the flatten's (C, H, W) -> (H, W, C) order matters
+
+
+def torchvision_state(
+    layout: str = "vgg16", batch_norm: bool = False, hidden: tuple[int, ...] = (24, 24), classes: int = 5, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """A state dict as torchvision's ``vgg16(_bn)`` names it, random weights (BN statistics too, so a translation
+    that ignored them would show)."""
+    rng = np.random.default_rng(seed)
+    state, index, channels = {}, 0, 3
+    for width, count in zip(WIDTHS, LAYOUTS[layout], strict=True):
+        for _ in range(count):
+            state[f"features.{index}.weight"] = rng.normal(0, (2 / (9 * channels)) ** 0.5, (width, channels, 3, 3))
+            state[f"features.{index}.bias"] = rng.normal(0, 0.05, width)
+            index += 1
+            if batch_norm:
+                state[f"features.{index}.weight"] = rng.uniform(0.5, 1.5, width)
+                state[f"features.{index}.bias"] = rng.normal(0, 0.1, width)
+                state[f"features.{index}.running_mean"] = rng.normal(0, 0.2, width)
+                state[f"features.{index}.running_var"] = rng.uniform(0.5, 2.0, width)
+                state[f"features.{index}.num_batches_tracked"] = np.array(100, dtype=np.int64)
+                index += 1
+            index += 1  # ReLU
+            channels = width
+        index += 1  # MaxPool2d
+    sizes = [channels * SIDE * SIDE, *hidden, classes]
+    for number, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        state[f"classifier.{3 * number}.weight"] = rng.normal(0, (2 / fan_in) ** 0.5, (fan_out, fan_in))
+        state[f"classifier.{3 * number}.bias"] = rng.normal(0, 0.05, fan_out)
+    return {name: value.astype(np.float32) if value.dtype != np.int64 else value for name, value in state.items()}
+
+
+def save_safetensors(state: dict[str, np.ndarray], path) -> None:  # noqa: ANN001
+    from safetensors.numpy import save_file
+
+    save_file({name: np.ascontiguousarray(value) for name, value in state.items()}, str(path))
+
+
+@pytest.mark.parametrize(
+    ("layout", "batch_norm"), [("vgg16", False), ("vgg16", True), ("vgg11", False), ("vgg19", True)]
+)
+def test_a_torchvision_state_dict_is_translated_exactly(layout, batch_norm, tmp_path):
+    """Every VGG depth, with and without BatchNorm2d: the blocks found from the names and shapes, and the Keras model
+    answers as the same weights run with PyTorch's semantics (checked when loaded, recorded for the report)."""
+    from vggedge.models.loading import load_model_file
+
+    path = tmp_path / f"{layout}.safetensors"
+    save_safetensors(torchvision_state(layout, batch_norm), path)
+    baseline = load_model_file(path, None)
+    translation = baseline.describe().translation
+    assert translation["framework"] == "pytorch" and translation["blocks"] == list(LAYOUTS[layout])
+    assert translation["max_score_difference"] <= 1e-4 and translation["top1_agreement"] == 1.0, translation
+    assert ("BatchNorm2d" in translation["layout"]) == batch_norm
+    assert baseline.model.input_shape == (None, 64, 64, 3) and baseline.preprocess == "torch"
+    anatomy = baseline.anatomy
+    assert [len(block) for block in anatomy.blocks] == list(LAYOUTS[layout]) and anatomy.head_kind == "flatten"
+    assert anatomy.classes == 5 and len(anatomy.hidden) == 2 and anatomy.preprocessing
+
+
+def test_the_flatten_order_is_what_the_check_catches(tmp_path):
+    """The check is not a formality: the same weights with fc1 read in Keras' own (H, W, C) order, as a translation
+    that forgot the permutation would, are refused in one line."""
+    from vggedge.core.errors import ModelError
+    from vggedge.models.foreign import verify_translation
+    from vggedge.models.torch_layout import vgg_from_state_dict
+    from vggedge.models.vgg_weights import keras_vgg
+
+    weights = vgg_from_state_dict(torchvision_state())
+    model = keras_vgg(weights, "torch")
+    fc1 = model.get_layer("fc1")
+    kernel, bias = fc1.get_weights()
+    fc1.set_weights([weights.dense[0].weight.T, bias])  # the rows in the source's order, unpermuted
+    assert not np.allclose(kernel, weights.dense[0].weight.T)
+    with pytest.raises(ModelError, match="does not answer as its source"):
+        verify_translation(model, weights, tmp_path / "x.safetensors", "torch")
+
+
+def test_replaced_classifiers_timm_and_wrapped_names_are_read(tmp_path):
+    """The tutorials' fine-tunes: classifier[6] replaced by a small Sequential (nested indices); a whole new
+    classifier; timm's pre_logits as convolutions; DataParallel's ``module.`` prefix."""
+    from vggedge.models.loading import load_model_file
+
+    state = torchvision_state()
+    last = {name: state.pop(name) for name in [n for n in state if n.startswith("classifier.6.")]}
+    rng = np.random.default_rng(1)
+    state["classifier.6.0.weight"] = rng.normal(0, 0.2, (7, last["classifier.6.weight"].shape[1])).astype(np.float32)
+    state["classifier.6.0.bias"] = np.zeros(7, np.float32)
+    state["classifier.6.3.weight"] = rng.normal(0, 0.2, (3, 7)).astype(np.float32)
+    state["classifier.6.3.bias"] = np.zeros(3, np.float32)
+    save_safetensors({f"module.{name}": value for name, value in state.items()}, tmp_path / "nested.safetensors")
+    nested = load_model_file(tmp_path / "nested.safetensors", None)
+    assert nested.anatomy.classes == 3 and len(nested.anatomy.hidden) == 3
+    timm = torchvision_state(hidden=(24,), classes=4)
+    fc1, fc1_bias = timm.pop("classifier.0.weight"), timm.pop("classifier.0.bias")
+    timm["pre_logits.fc1.weight"] = fc1.reshape(24, WIDTHS[-1], SIDE, SIDE)  # a 2x2 conv over the feature map
+    timm["pre_logits.fc1.bias"] = fc1_bias
+    timm["pre_logits.fc2.weight"] = np.eye(24, dtype=np.float32).reshape(24, 24, 1, 1)
+    timm["pre_logits.fc2.bias"] = np.zeros(24, np.float32)
+    timm["head.fc.weight"], timm["head.fc.bias"] = timm.pop("classifier.3.weight"), timm.pop("classifier.3.bias")
+    save_safetensors(timm, tmp_path / "timm.safetensors")
+    read = load_model_file(tmp_path / "timm.safetensors", None)
+    assert "timm" in read.translation["layout"] and read.anatomy.classes == 4
+    assert read.translation["max_score_difference"] <= 1e-4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.update({"classifier.0.running_mean": np.zeros(3, np.float32)}), "BatchNorm1d in the classifier"),
+        (lambda s: s.update({"fc.weight": np.zeros((2, 2), np.float32)}), "outside a VGG's features"),
+        (lambda s: s.pop("classifier.0.weight"), "of no Linear layer"),
+        (lambda s: s.update({"features.0.weight": np.zeros((4, 3, 5, 5), np.float32)}), "a 5x5 kernel"),
+        (lambda s: [s.pop(n) for n in [k for k in s if k.startswith("features.")]], "no features.N weights"),
+    ],
+)
+def test_what_has_no_exact_translation_is_named_in_one_line(cli, tmp_path, change, message):
+    state = torchvision_state()
+    change(state)
+    path = tmp_path / "odd.safetensors"
+    save_safetensors(state, path)
+    result = cli("inspect", path)
+    assert result.code == 2 and message in result.err and "Traceback" not in result.err, result.err
+
+
+def test_an_onnx_file_in_pytorchs_layout_is_read_and_checked_against_itself(tmp_path):
+    """An ONNX export (NCHW, Gemm with transB, logits out as torch.onnx.export leaves them) gives the same Keras
+    model as the state dict it came from."""
+    import onnx
+
+    from vggedge.models.loading import load_model_file
+    from vggedge.models.onnx_vgg import nchw_graph
+    from vggedge.models.torch_layout import vgg_from_state_dict
+
+    weights = vgg_from_state_dict(torchvision_state(batch_norm=True))
+    graph = nchw_graph(weights)
+    del graph.graph.node[-1]  # logits, as torchvision's export ends
+    graph.graph.output[0].name = graph.graph.node[-1].output[0]
+    onnx.save(graph, str(tmp_path / "vgg16_bn.onnx"))
+    from_onnx = load_model_file(tmp_path / "vgg16_bn.onnx", None)
+    assert from_onnx.translation["framework"] == "onnx" and from_onnx.translation["max_score_difference"] <= 1e-4
+    save_safetensors(torchvision_state(batch_norm=True), tmp_path / "same.safetensors")
+    from_state = load_model_file(tmp_path / "same.safetensors", None)
+    images = np.random.default_rng(2).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        from_onnx.model.predict(images, verbose=0), from_state.model.predict(images, verbose=0), atol=1e-6
+    )
+
+
+def test_a_pytorch_checkpoint_without_torch_is_one_line(cli, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    path = tmp_path / "vgg16.pth"
+    path.write_bytes(b"PK\x03\x04 not really")
+    result = cli("inspect", path)
+    assert result.code == 2 and "needs torch" in result.err and ".safetensors" in result.err, result.err
+
+
+@pytest.mark.slow
+def test_a_recipe_runs_on_a_translated_checkpoint_and_the_report_says_where_it_came_from(cli, tmp_path):
+    """int8 on a PyTorch state dict, on five classes of photos-like folders made here: the run is ok against its
+    budget and its report names the source framework and the check."""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(3)
+    for label in range(5):
+        (data / f"c{label}").mkdir(parents=True)
+        for index in range(24):
+            pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(data / f"c{label}" / f"{index}.png")
+    save_safetensors(torchvision_state(), tmp_path / "vgg16.safetensors")
+    out = tmp_path / "out"
+    result = cli(
+        "optimize", "--recipe", "int8", "--model", tmp_path / "vgg16.safetensors", "--data", data, "--out", out,
+        "-q", "--runs", "1", "--eval-samples", "40", "--calibration-samples", "20", "--formats", "onnx",
+    )  # fmt: skip
+    report = json.loads((out / "int8" / "report.json").read_text())
+    assert report["model"]["translation"]["framework"] == "pytorch", result.err
+    assert report["model"]["preprocess"] == "torch"
+    assert all(row["verification_agreement"] >= 0.9 for row in report["artifacts"]), report["artifacts"]
+    assert "Translated from pytorch" in (out / "int8" / "report.md").read_text()

@@ -1,0 +1,102 @@
+"""A VGG from another framework as a vggedge baseline: read (:mod:`~vggedge.models.torch_layout`,
+:mod:`~vggedge.models.onnx_vgg`), translated exactly (:func:`~vggedge.models.vgg_weights.keras_vgg`), and verified
+against its source before any recipe runs.
+
+The source is run by ONNX Runtime: the user's own ONNX file, or, for a PyTorch checkpoint, the NCHW graph of its
+weights as ``torch.onnx.export`` writes it (channels-first flatten, PyTorch's BatchNorm), an implementation of the
+source's semantics independent of the translation. Both see the same probe images, preprocessed as the source
+expects; a largest difference in class scores above :data:`MAX_SCORE_DIFFERENCE` stops the run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from vggedge.core.errors import ModelError
+from vggedge.models.vgg import Preprocess, preprocess_pixels
+
+FOREIGN_SUFFIXES = {".safetensors": "pytorch", ".pth": "pytorch", ".pt": "pytorch", ".onnx": "onnx"}
+MAX_SCORE_DIFFERENCE = 1e-3  # class probabilities; float32 rounding in two runtimes stays near 1e-5
+PROBE_IMAGES = 8
+
+
+def read_foreign(path: Path):  # noqa: ANN201 - VGGWeights
+    """The VGG in a PyTorch checkpoint or an ONNX file, as weights in the source's layout."""
+    from vggedge.models.onnx_vgg import read_onnx_vgg
+    from vggedge.models.torch_layout import read_state_dict, vgg_from_state_dict
+
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if path.suffix == ".safetensors" and importlib.util.find_spec("safetensors") is None:
+        missing.append("safetensors")
+    if missing:
+        raise ModelError(
+            f"{path}: reading and verifying a {FOREIGN_SUFFIXES[path.suffix]} file needs {' '.join(missing)}: "
+            f"pip install {' '.join(missing)}"
+        )
+    if path.suffix == ".onnx":
+        return read_onnx_vgg(path)
+    return vgg_from_state_dict(read_state_dict(path))
+
+
+def probe_images(size: int, count: int = PROBE_IMAGES) -> np.ndarray:
+    """Deterministic RGB pixels in [0, 255]: random noise and smooth gradients, so both busy and flat inputs are
+    compared."""
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 255, (count // 2, size, size, 3))
+    ramp = np.linspace(0, 255, size)
+    smooth = [np.stack([np.add.outer(ramp * a, ramp * b) / 2 % 256 for a, b in ((1, 0), (0, 1), (1, 1))], -1)
+              for _ in range(count - count // 2)]  # fmt: skip
+    for index, image in enumerate(smooth):
+        smooth[index] = np.roll(image, 7 * index, axis=(0, 1))
+    return np.concatenate([noise, np.stack(smooth)]).astype(np.float32)
+
+
+def as_scores(outputs: np.ndarray) -> np.ndarray:
+    """Class scores from a source that may end in logits (a torchvision export does): softmax over classes, a
+    sigmoid for one unit, unless they already are."""
+    outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if outputs.shape[1] == 1:
+        return outputs if ((outputs >= 0) & (outputs <= 1)).all() else 1 / (1 + np.exp(-outputs))
+    if (outputs >= 0).all() and np.allclose(outputs.sum(axis=1), 1, atol=1e-4):
+        return outputs
+    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def verify_translation(model, weights, path: Path, preprocess: Preprocess) -> dict:  # noqa: ANN001
+    """The Keras translation against its source on :func:`probe_images`: the record the report's model section
+    carries; one line and no run when they differ."""
+    from vggedge.models.onnx_vgg import nchw_graph, run_nchw
+
+    images = probe_images(int(model.input_shape[1]))
+    ours = np.asarray(model.predict(images, batch_size=4, verbose=0), dtype=np.float64)
+    source = path if path.suffix == ".onnx" else nchw_graph(weights)
+    theirs = as_scores(run_nchw(source, preprocess_pixels(images, preprocess)))
+    difference = float(np.abs(ours - theirs).max())
+    agreement = (
+        float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
+        if ours.shape[1] > 1
+        else float(np.mean((ours > 0.5) == (theirs > 0.5)))
+    )
+    reference = "the ONNX file run by onnxruntime" if path.suffix == ".onnx" else (
+        "its weights as PyTorch's NCHW graph, run by onnxruntime"
+    )  # fmt: skip
+    record = {
+        "framework": weights.framework,
+        "file": str(path),
+        "layout": weights.layout,
+        "blocks": weights.blocks,
+        "verified_against": reference,
+        "images": len(images),
+        "max_score_difference": difference,
+        "top1_agreement": agreement,
+    }
+    if not difference <= MAX_SCORE_DIFFERENCE:
+        raise ModelError(
+            f"{path}: the Keras translation does not answer as its source ({reference}): class scores differ by up "
+            f"to {difference:.3g} on {len(images)} probe images (top-1 agreement {agreement:.0%}); not translated"
+        )
+    return record

@@ -1,0 +1,173 @@
+"""VGGs as ONNX graphs in PyTorch's layout (NCHW, OIHW kernels, ``Gemm(transB=1)``), both ways:
+
+- :func:`read_onnx_vgg`: an ONNX file of VGG topology (``torch.onnx.export`` of a torchvision or timm VGG, or any
+  framework's NCHW export) as :class:`~vggedge.models.vgg_weights.VGGWeights`, one line naming an operator with no
+  exact translation;
+- :func:`nchw_graph`: :class:`VGGWeights` as the graph ``torch.onnx.export`` would write for them. A state dict read
+  without torch is checked against this graph run by ONNX Runtime: an implementation of the source's semantics
+  (channels-first flatten, PyTorch's BatchNorm) independent of the Keras translation it verifies.
+
+onnx is imported here only, when a foreign file is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vggedge.core.errors import ModelError
+from vggedge.models.vgg_weights import Conv, Dense, Norm, VGGWeights
+
+SKIPPED = {
+    "Relu",
+    "Dropout",
+    "Identity",
+    "Softmax",
+    "Sigmoid",
+    "Flatten",
+    "Reshape",
+    "Shape",
+    "Gather",
+    "Unsqueeze",
+    "Concat",
+    "Constant",
+}  # fmt: skip - activations vggedge adds itself, inference no-ops, a flatten's plumbing
+OPSET = 17
+
+
+def read_onnx_vgg(path: Path) -> VGGWeights:
+    """The VGG an NCHW ONNX file holds, by its operators in order."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as error:  # noqa: BLE001 - onnx raises DecodeError and others for a bad file
+        raise ModelError(f"{path} is not a readable ONNX file: {str(error).splitlines()[0][:200]}") from None
+    tensors = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:  # torch.onnx.export may write weights as Constant nodes
+        if node.op_type == "Constant" and node.attribute:
+            tensors[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    convs: list[Conv] = []
+    dense: list[Dense] = []
+    for node in model.graph.node:
+        _read_node(node, tensors, convs, dense)
+    weights = VGGWeights(convs, dense, "onnx", f"ONNX graph (opset {model.opset_import[0].version}), NCHW")
+    weights.check()
+    return weights
+
+
+def _attributes(node) -> dict:  # noqa: ANN001
+    from onnx import helper
+
+    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+
+
+def _read_node(node, tensors: dict, convs: list[Conv], dense: list[Dense]) -> None:  # noqa: ANN001
+    """One operator into ``convs`` or ``dense``; one line for one that has no exact VGG translation."""
+    kind, attributes = node.op_type, _attributes(node)
+    where = f"{kind} node {node.name or node.output[0]!r}"
+    if kind == "Conv":
+        kernel = tensors.get(node.input[1])
+        pads = list(attributes.get("pads", [0, 0, 0, 0]))
+        strides = list(attributes.get("strides", [1, 1]))
+        square = kernel is not None and kernel.ndim == 4 and tuple(kernel.shape[2:]) == (3, 3)
+        if not square or pads != [1] * 4 or strides != [1, 1]:
+            raise ModelError(f"{where}: only 3x3 stride-1 convolutions padded by 1 (a VGG's) translate exactly")
+        if attributes.get("group", 1) != 1 or list(attributes.get("dilations", [1, 1])) != [1, 1]:
+            raise ModelError(f"{where}: a grouped or dilated convolution has no VGG translation")
+        bias = tensors.get(node.input[2]) if len(node.input) > 2 else None
+        convs.append(Conv(kernel.astype(np.float32), bias))
+    elif kind == "BatchNormalization":
+        if not convs or dense:
+            raise ModelError(f"{where}: a normalization that does not follow a convolution has no exact translation")
+        gamma, beta, mean, variance = (tensors[name] for name in node.input[1:5])
+        convs[-1].norm = Norm(gamma, beta, mean, variance, float(attributes.get("epsilon", 1e-5)))
+    elif kind == "MaxPool":
+        if list(attributes.get("kernel_shape", [])) != [2, 2] or list(attributes.get("strides", [])) != [2, 2]:
+            raise ModelError(f"{where}: only 2x2 max-pools of stride 2 (a VGG's) translate exactly")
+        if not convs:
+            raise ModelError(f"{where}: a pool before any convolution")
+        convs[-1].pool_after = True
+    elif kind == "AveragePool" and list(attributes.get("kernel_shape", [])) == [1, 1]:
+        pass  # torchvision's AdaptiveAvgPool2d((7, 7)) at 224 pixels: the identity
+    elif kind in ("Gemm", "MatMul"):
+        dense.append(_dense(node, tensors, attributes, where))
+    elif kind == "Add" and dense and dense[-1].bias is None:  # MatMul + Add: the bias
+        dense[-1].bias = next((tensors[name] for name in node.input if name in tensors), None)
+    elif kind not in SKIPPED:
+        reason = "a global average pool (a GAP head)" if kind == "GlobalAveragePool" else f"a {kind} operator"
+        raise ModelError(f"{where}: {reason} has no exact translation into vggedge's VGG yet")
+
+
+def _dense(node, tensors: dict, attributes: dict, where: str) -> Dense:  # noqa: ANN001
+    weight = tensors.get(node.input[1])
+    if weight is None or weight.ndim != 2:
+        raise ModelError(f"{where}: its weight is not a constant matrix")
+    if node.op_type == "MatMul" or not attributes.get("transB", 0):
+        weight = weight.T  # [in, out] -> [out, in]
+    bias = tensors.get(node.input[2]) if node.op_type == "Gemm" and len(node.input) > 2 else None
+    return Dense(weight.astype(np.float32), bias)
+
+
+def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
+    """``weights`` as PyTorch would export them: NCHW input ``input`` (already preprocessed, as the source expects),
+    Conv/[BatchNormalization]/Relu, MaxPool, a channels-first Flatten, Gemm(transB=1) with Relu between, and the
+    output activation vggedge's model ends in (softmax, or sigmoid for one unit), so both give class scores."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, initializers, current = [], [], "input"
+
+    def add(op: str, inputs: list[str], **attributes) -> None:  # noqa: ANN003
+        nonlocal current
+        output = f"{op.lower()}_{len(nodes)}"
+        nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        current = output
+
+    def constant(name: str, value: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
+        return name
+
+    for index, conv in enumerate(weights.convs):
+        inputs = [current, constant(f"features.{index}.weight", conv.kernel)]
+        inputs += [constant(f"features.{index}.bias", conv.bias)] if conv.bias is not None else []
+        add("Conv", inputs, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        if conv.norm is not None:
+            norm = conv.norm
+            values = {"weight": norm.gamma, "bias": norm.beta, "mean": norm.mean, "var": norm.variance}
+            names = [constant(f"features.{index}.bn.{name}", value) for name, value in values.items()]
+            add("BatchNormalization", [current, *names], epsilon=norm.epsilon)
+        add("Relu", [current])
+        if conv.pool_after:
+            add("MaxPool", [current], kernel_shape=[2, 2], strides=[2, 2])
+    add("Flatten", [current], axis=1)
+    for index, layer in enumerate(weights.dense):
+        inputs = [current, constant(f"classifier.{index}.weight", layer.weight)]
+        inputs += [constant(f"classifier.{index}.bias", layer.bias)] if layer.bias is not None else []
+        add("Gemm", inputs, transB=1)
+        if index < len(weights.dense) - 1:
+            add("Relu", [current])
+    add("Sigmoid" if weights.classes == 1 else "Softmax", [current], **({} if weights.classes == 1 else {"axis": 1}))
+    size = weights.input_size()
+    graph = helper.make_graph(
+        nodes, "vgg",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, [None, weights.classes])],
+        initializer=initializers,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="vggedge")
+    onnx.checker.check_model(model)
+    return model
+
+
+def run_nchw(model, images: np.ndarray) -> np.ndarray:  # noqa: ANN001 - onnx.ModelProto or a path
+    """``model``'s outputs for preprocessed NHWC ``images`` (transposed to NCHW here), by ONNX Runtime on the CPU."""
+    import onnxruntime
+
+    source = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
+    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    batch = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
+    return np.concatenate([session.run(None, {name: batch[i : i + 16]})[0] for i in range(0, len(batch), 16)])
