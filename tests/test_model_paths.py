@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.parametrize(
     ("layout", "words"),
     [
-        ({"saved_model.pb": b"x", "variables/variables.index": b"x"}, "is a TensorFlow SavedModel folder"),
+        ({"saved_model.pb": b"x", "variables/variables.index": b"x"}, "SavedModel"),  # read by optimize: its own test
         ({"model.tflite": b"x", "report.json": b"{}"}, "a vggedge run folder, it seems): its model is"),
         ({"notes.txt": b"x"}, "is a folder, not a model file"),
     ],
@@ -30,4 +30,27 @@ def test_a_folder_as_the_model_is_said_to_be_one(cli, tmp_path, layout, words):
 
 def test_a_missing_model_still_says_so(cli, tmp_path):
     done = cli("inspect", tmp_path / "nope.keras")
-    assert done.code == 2 and "does not exist: pass a .keras or .h5 file" in done.err
+    assert done.code == 2 and "does not exist: pass a .keras, .h5, .safetensors, .pth or .onnx file" in done.err
+
+
+def test_a_keras2_savedmodel_folder_is_read_as_its_model_and_checked_like_a_file(tmp_path):
+    """What ``model.save("dir")`` wrote before Keras 3: the same model as its .h5, and a Lambda inside refused."""
+    import numpy as np
+
+    from vggedge.backend.keras_env import keras
+    from vggedge.core.errors import ModelError
+    from vggedge.models.loading import load_model_file
+    from vggedge.models.vgg import VGGSpec, build_vgg16
+
+    model = build_vgg16(VGGSpec(input_size=32, classes=3, width=1 / 16, dense_units=8, preprocess="unit"))
+    model.save(tmp_path / "saved", save_format="tf")
+    assert (tmp_path / "saved" / "saved_model.pb").is_file()
+    baseline = load_model_file(tmp_path / "saved", None)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(baseline.model.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+    assert baseline.anatomy.is_vgg16 and baseline.anatomy.classes == 3
+    inputs = keras.Input((32, 32, 3))
+    lambda_model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    lambda_model.save(tmp_path / "lambda", save_format="tf")
+    with pytest.raises(ModelError, match="Lambda"):
+        load_model_file(tmp_path / "lambda", None)

@@ -24,8 +24,8 @@ def not_a_model_file(path: Path, wanted: str) -> str | None:
         return f"{shown} is not a regular file: pass {wanted}"
     if (path / "saved_model.pb").is_file():
         return (
-            f"{shown} is a TensorFlow SavedModel folder, which vggedge does not read yet: load it in Keras 2 and "
-            f"save it with model.save('model.keras') (or .h5), then pass that file"
+            f"{shown} is a TensorFlow SavedModel folder: `vggedge optimize --model {shown}` reads it and writes "
+            f"the model.tflite this command runs; pass {wanted}"
         )
     if (path / "model.tflite").is_file():
         return f"{shown} is a folder (a vggedge run folder, it seems): its model is {printable(path / 'model.tflite')}"

@@ -225,6 +225,11 @@ _CONFIG_HELPERS = {
     "FloatDTypePolicy",
     "__tensor__",
     "__numpy__",
+    # shapes and specs a SavedModel's Keras metadata records beside the layers (data, not code)
+    "InputSpec",
+    "TensorShape",
+    "TypeSpec",
+    "TensorSpec",
 }
 
 
@@ -316,11 +321,14 @@ def resolve_preprocess(anatomy: Anatomy, requested: Preprocess | None, path: Pat
 
 def load_model_file(path: Path, preprocess: Preprocess | None) -> Baseline:
     path = Path(path)
-    problem = not_a_model_file(path, "a .keras, .h5, .safetensors, .pth or .onnx file, 'sample' or 'vgg16'")
-    if problem:
-        raise ModelError(problem)
+    if not (path.is_dir() and (path / "saved_model.pb").is_file()):
+        problem = not_a_model_file(path, "a .keras, .h5, .safetensors, .pth or .onnx file, 'sample' or 'vgg16'")
+        if problem:
+            raise ModelError(problem)
     if path.suffix in FOREIGN_SUFFIXES:
         return load_foreign(path, preprocess)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return _from_keras_model(_load_saved_model(path), path, preprocess)
     if path.suffix == ".h5":
         model = _load_h5(path)
     elif path.suffix == ".keras":
@@ -330,12 +338,45 @@ def load_model_file(path: Path, preprocess: Preprocess | None) -> Baseline:
             f"{path}: unsupported model file type {path.suffix!r}; use .keras (Keras 3), .h5 (Keras 2), a PyTorch "
             "state dict (.safetensors, .pth, .pt) or .onnx"
         )
+    return _from_keras_model(model, path, preprocess)
+
+
+def _from_keras_model(model: keras.Model, path: Path, preprocess: Preprocess | None) -> Baseline:
+    """A loaded Keras 2 model as a baseline: one image in, one class vector out, flat, its preprocessing decided."""
     check_classifier(model, path)
     model = flatten_chain(model)
     chosen, note = resolve_preprocess(find_anatomy(model), preprocess, path)
     return Baseline(
         with_preprocessing(model, chosen), source=str(path), weights="file", preprocess=chosen, preprocess_note=note
     )
+
+
+def _load_saved_model(path: Path) -> keras.Model:
+    """A Keras 2 SavedModel folder (what ``model.save("dir")`` wrote before Keras 3): every layer class in its Keras
+    metadata checked as a file's architecture is (no Lambda, no custom class), then loaded by Keras 2."""
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    metadata = path / "keras_metadata.pb"
+    if not metadata.is_file():
+        raise ModelError(
+            f"{path} is a SavedModel without Keras' metadata (tf.saved_model.save, not model.save): vggedge reads "
+            "Keras models; save it from Keras as model.keras, .h5 or a SavedModel folder"
+        )
+    check_config_size(metadata.stat().st_size, path, "keras_metadata.pb")
+    saved = saved_metadata_pb2.SavedMetadata()
+    try:
+        saved.ParseFromString(metadata.read_bytes())
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError
+        raise ModelError(f"{path}: keras_metadata.pb is not readable (corrupt, or not saved by Keras)") from None
+    classes: set[str] = set()
+    for node in saved.nodes:
+        classes |= parsed_config(node.metadata, path, f"keras_metadata.pb node {node.node_path}")
+    _refuse_unsafe(classes, path)
+    try:
+        return keras.models.load_model(str(path), compile=False)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a broken folder
+        said = str(error).splitlines()[0][:200]
+        raise ModelError(f"{path}: Keras 2 could not load this SavedModel: {said}") from None
 
 
 def load_foreign(path: Path, preprocess: Preprocess | None) -> Baseline:
