@@ -184,14 +184,24 @@ def test_a_recipe_runs_on_a_translated_checkpoint_and_the_report_says_where_it_c
         for index in range(24):
             pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(data / f"c{label}" / f"{index}.png")
-    save_safetensors(torchvision_state(), tmp_path / "vgg16.safetensors")
+    state = torchvision_state()
+    state["classifier.6.weight"] *= 30  # confident answers: random weights otherwise give near-ties that int8 flips
+    save_safetensors(state, tmp_path / "vgg16.safetensors")
     out = tmp_path / "out"
     result = cli(
-        "optimize", "--recipe", "int8", "--model", tmp_path / "vgg16.safetensors", "--data", data, "--out", out,
+        "optimize", "--recipe", "int8,fast", "--model", tmp_path / "vgg16.safetensors", "--data", data, "--out", out,
         "-q", "--runs", "1", "--eval-samples", "40", "--calibration-samples", "20", "--formats", "onnx",
+        "--max-epochs", "1", "--max-drop", "100",  # random weights on random pixels: the mechanism, not accuracy
     )  # fmt: skip
-    report = json.loads((out / "int8" / "report.json").read_text())
-    assert report["model"]["translation"]["framework"] == "pytorch", result.err
-    assert report["model"]["preprocess"] == "torch"
-    assert all(row["verification_agreement"] >= 0.9 for row in report["artifacts"]), report["artifacts"]
-    assert "Translated from pytorch" in (out / "int8" / "report.md").read_text()
+    for recipe in ("int8", "fast"):
+        report = json.loads((out / recipe / "report.json").read_text())
+        assert report["model"]["translation"]["framework"] == "pytorch", result.err
+        assert report["model"]["preprocess"] == "torch"
+        assert [row["format"] for row in report["artifacts"]] == ["tflite", "onnx"]
+        assert all(row["verification_agreement"] is not None for row in report["artifacts"]), report["artifacts"]
+        assert "Translated from pytorch" in (out / recipe / "report.md").read_text()
+    int8 = json.loads((out / "int8" / "report.json").read_text())["artifacts"]
+    assert all(row["status"] == "ok" and row["verification_agreement"] >= 0.97 for row in int8), int8
+    # fast's GAP head, distilled for one epoch from a random teacher, answers near ties: its figures are not asserted
+    steps = [step["type"] for step in json.loads((out / "fast" / "report.json").read_text())["recipe"]["steps"]]
+    assert steps == ["filter-prune", "head", "quantize"]  # every step ran on the translated model
