@@ -205,3 +205,18 @@ def test_a_recipe_runs_on_a_translated_checkpoint_and_the_report_says_where_it_c
     # fast's GAP head, distilled for one epoch from a random teacher, answers near ties: its figures are not asserted
     steps = [step["type"] for step in json.loads((out / "fast" / "report.json").read_text())["recipe"]["steps"]]
     assert steps == ["filter-prune", "head", "quantize"]  # every step ran on the translated model
+
+
+def test_a_tensorflow_export_in_nhwc_reads_back_as_the_model_it_came_from(tmp_path):
+    """An ONNX file that takes NHWC images (transposed for the convolutions, back before the flatten: what tf2onnx
+    and vggedge's own writer produce) is read with the (H, W, C) flatten it has, and answers as its Keras source."""
+    from vggedge.export.onnx import keras_to_onnx
+    from vggedge.models.loading import load_model_file
+    from vggedge.models.vgg import VGGSpec, build_vgg16
+
+    source = build_vgg16(VGGSpec(input_size=64, classes=4, width=1 / 16, dense_units=12, preprocess="none"))
+    keras_to_onnx(source, tmp_path / "from_tf.onnx")
+    read = load_model_file(tmp_path / "from_tf.onnx", "none")
+    assert "NHWC input" in read.translation["layout"] and read.translation["max_score_difference"] <= 1e-4
+    images = np.random.default_rng(4).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(read.model.predict(images, verbose=0), source.predict(images, verbose=0), atol=1e-5)

@@ -69,12 +69,12 @@ def as_scores(outputs: np.ndarray) -> np.ndarray:
 def verify_translation(model, weights, path: Path, preprocess: Preprocess) -> dict:  # noqa: ANN001
     """The Keras translation against its source on :func:`probe_images`: the record the report's model section
     carries; one line and no run when they differ."""
-    from vggedge.models.onnx_vgg import nchw_graph, run_nchw
+    from vggedge.models.onnx_vgg import nchw_graph, run_onnx
 
     images = probe_images(int(model.input_shape[1]))
     ours = np.asarray(model.predict(images, batch_size=4, verbose=0), dtype=np.float64)
     source = path if path.suffix == ".onnx" else nchw_graph(weights)
-    theirs = as_scores(run_nchw(source, preprocess_pixels(images, preprocess)))
+    theirs = as_scores(run_onnx(source, preprocess_pixels(images, preprocess), weights.channels_last_input))
     difference = float(np.abs(ours - theirs).max())
     agreement = (
         float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))

@@ -1,8 +1,9 @@
-"""VGGs as ONNX graphs in PyTorch's layout (NCHW, OIHW kernels, ``Gemm(transB=1)``), both ways:
+"""VGGs as ONNX graphs, both ways:
 
-- :func:`read_onnx_vgg`: an ONNX file of VGG topology (``torch.onnx.export`` of a torchvision or timm VGG, or any
-  framework's NCHW export) as :class:`~vggedge.models.vgg_weights.VGGWeights`, one line naming an operator with no
-  exact translation;
+- :func:`read_onnx_vgg`: an ONNX file of VGG topology as :class:`~vggedge.models.vgg_weights.VGGWeights`:
+  ``torch.onnx.export`` of a torchvision or timm VGG (NCHW), or a TensorFlow export (NHWC images transposed to NCHW
+  for the convolutions and back before the flatten, as tf2onnx and vggedge's own writer do); one line naming an
+  operator with no exact translation;
 - :func:`nchw_graph`: :class:`VGGWeights` as the graph ``torch.onnx.export`` would write for them. A state dict read
   without torch is checked against this graph run by ONNX Runtime: an implementation of the source's semantics
   (channels-first flatten, PyTorch's BatchNorm) independent of the Keras translation it verifies.
@@ -51,11 +52,29 @@ def read_onnx_vgg(path: Path) -> VGGWeights:
             tensors[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     convs: list[Conv] = []
     dense: list[Dense] = []
+    layout = {"input": "NCHW", "flatten": "chw"}
     for node in model.graph.node:
-        _read_node(node, tensors, convs, dense)
-    weights = VGGWeights(convs, dense, "onnx", f"ONNX graph (opset {model.opset_import[0].version}), NCHW")
+        if node.op_type == "Transpose":
+            _read_transpose(node, convs, dense, layout)
+        else:
+            _read_node(node, tensors, convs, dense)
+    opset = model.opset_import[0].version
+    weights = VGGWeights(convs, dense, "onnx", f"ONNX graph (opset {opset}), {layout['input']} input")
+    weights.flatten_order, weights.channels_last_input = layout["flatten"], layout["input"] == "NHWC"
     weights.check()
     return weights
+
+
+def _read_transpose(node, convs: list[Conv], dense: list[Dense], layout: dict) -> None:  # noqa: ANN001
+    """A TensorFlow export's two transposes: NHWC images to NCHW before the first convolution, and back to NHWC
+    before the flatten (its first dense layer's rows are then in (H, W, C) order)."""
+    perm = list(_attributes(node).get("perm", []))
+    if perm == [0, 3, 1, 2] and not convs:
+        layout["input"] = "NHWC"
+    elif perm == [0, 2, 3, 1] and convs and not dense:
+        layout["flatten"] = "hwc"
+    else:
+        raise ModelError(f"Transpose node {node.name or node.output[0]!r} (perm {perm}): not a VGG's layout change")
 
 
 def _attributes(node) -> dict:  # noqa: ANN001
@@ -162,12 +181,14 @@ def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
     return model
 
 
-def run_nchw(model, images: np.ndarray) -> np.ndarray:  # noqa: ANN001 - onnx.ModelProto or a path
-    """``model``'s outputs for preprocessed NHWC ``images`` (transposed to NCHW here), by ONNX Runtime on the CPU."""
+def run_onnx(model, images: np.ndarray, channels_last: bool = False) -> np.ndarray:  # noqa: ANN001 - ModelProto or path
+    """``model``'s outputs for preprocessed NHWC ``images`` (transposed to NCHW unless the model takes NHWC), by ONNX
+    Runtime on the CPU, one image at a time (an export may fix its batch at 1)."""
     import onnxruntime
 
     source = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
     session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    batch = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
-    return np.concatenate([session.run(None, {name: batch[i : i + 16]})[0] for i in range(0, len(batch), 16)])
+    batch = images if channels_last else images.transpose(0, 3, 1, 2)
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    return np.concatenate([session.run(None, {name: batch[i : i + 1]})[0] for i in range(len(batch))])

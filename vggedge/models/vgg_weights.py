@@ -66,6 +66,8 @@ class VGGWeights:
     framework: str
     layout: str
     class_names: list[str] | None = None
+    flatten_order: str = "chw"  # the first dense layer's rows: PyTorch's (C, H, W), or "hwc" (a TensorFlow export's)
+    channels_last_input: bool = False  # an ONNX file that takes NHWC images (a TensorFlow export)
 
     @property
     def blocks(self) -> list[int]:
@@ -144,7 +146,7 @@ def keras_vgg(weights: VGGWeights, preprocess: Preprocess, name: str = "vgg") ->
     for index, dense in enumerate(weights.dense):
         last = index == len(weights.dense) - 1
         kernel = dense.weight.T  # [in, out]
-        if index == 0:  # the source flattened (C, H, W); Keras flattens (H, W, C)
+        if index == 0 and weights.flatten_order == "chw":  # the source flattened (C, H, W); Keras flattens (H, W, C)
             kernel = kernel.reshape(channels, side, side, -1).transpose(1, 2, 0, 3).reshape(side * side * channels, -1)
         activation = ("sigmoid" if kernel.shape[1] == 1 else "softmax") if last else "relu"
         layer_name = "predictions" if last else f"fc{index + 1}"
