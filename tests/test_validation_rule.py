@@ -112,3 +112,42 @@ def test_a_search_out_of_time_still_validates_once():
     shape, returned = searcher.validate(start, proposed)
     assert searcher.asked == [1] and shape.candidate.block_ratios == proposed[1].block_ratios
     assert "time was up" in returned
+
+
+def test_a_search_that_returns_its_start_names_the_faster_shapes_it_measured_and_how_to_validate_them():
+    """Issue 49: no validation passed, so the search returns the int8 start; the report still names the faster
+    shapes the search measured within the budget (fastest first, one per shape, none past the budget or slower), and
+    the command that gives their validations time and held-apart images."""
+    import types
+
+    from vggedge.auto.rules import SearchOptions
+    from vggedge.auto.trace import SearchResult
+    from vggedge.core.candidate import Candidate
+    from vggedge.run.auto_run import unvalidated_note
+
+    def shape(ratios, ms, drop, stage="search", head="gap"):  # noqa: ANN001, ANN202
+        return Candidate(0, None, [ratios] * 5, head, "int8", ms, 1, 1, 1, 0.9, drop, stage=stage)
+
+    start = shape(0.0, 40.0, 0.0, head="kept")
+    measured = [
+        start,
+        shape(0.5, 5.6, 1.39),  # the fastest within a 3-point budget
+        shape(0.5, 5.9, 1.39),  # the same shape timed again: named once
+        shape(0.625, 4.0, 3.5),  # past the budget
+        shape(0.25, 16.2, 0.0, stage="stretch"),
+        shape(0.375, 12.0, 2.78, stage="validated"),  # a validation's figure is not the search's
+        shape(0.125, 45.0, 0.0),  # slower than what was returned
+    ]
+    result = SearchResult(None, start, measured, 600.0, "time is up", 72, 100, 0.6, 0.2,
+                          chosen="the starting shape: no validation passed")  # fmt: skip
+    options = SearchOptions(max_drop_pts=3.0, minutes=10.0)
+    faster = result.faster_unvalidated(3.0)
+    assert [(c.block_ratios[0], c.latency_ms) for c in faster] == [(0.5, 5.6), (0.25, 16.2)]
+    section = result.describe("latency", options)["faster_unvalidated"]
+    assert section[0]["times_faster"] == pytest.approx(40 / 5.6, abs=0.01)
+    note = unvalidated_note(result, options, types.SimpleNamespace(model="m.keras", data="photos"))
+    assert "blocks keep 0.5 0.5 0.5 0.5 0.5, head gap: 5.6 ms (7.14x faster, a drop of 1.39 pts" in note
+    assert "vggedge optimize --recipe auto --model m.keras --data photos --max-drop 3 --search-minutes 20" in note
+    assert "--search-data DIR" in note
+    result.chosen = "validated shape 2 of 3 along the path"
+    assert result.faster_unvalidated(3.0) == [] and unvalidated_note(result, options, None) is None

@@ -41,8 +41,24 @@ class SearchResult:
     gap_stopped: str | None = None  # the GAP start's head step stopped by its own check: why (the head was kept)
     screening: dict | None = None  # whether candidates were screened in float first, and the two costs that decided
 
+    def faster_unvalidated(self, max_drop_pts: float, limit: int = 3) -> list[Candidate]:
+        """When the search returns its starting shape (no validation passed, or none ran): the shapes it measured
+        within the budget on the search split and faster than that one, fastest first, one per shape: what the
+        validations did not confirm, for the report to name."""
+        if not self.chosen.startswith("the starting shape") or self.best.latency_ms is None:
+            return []
+        seen, found = set(), []
+        measured = [c for c in self.candidates if c.stage in ("search", "stretch") and c.latency_ms is not None]
+        for c in sorted(measured, key=lambda c: c.latency_ms):
+            shape = (tuple(c.block_ratios), c.head)
+            if c.drop_pts <= max_drop_pts and c.latency_ms < self.best.latency_ms and shape not in seen:
+                seen.add(shape)
+                found.append(c)
+        return found[:limit]
+
     def describe(self, goal: Goal, options: SearchOptions) -> dict:
         """The report's ``search`` section."""
+        faster = self.faster_unvalidated(options.max_drop_pts)
         return {
             "goal": goal,
             "max_drop_pts": options.max_drop_pts,
@@ -74,6 +90,17 @@ class SearchResult:
             "baseline_search_top1": round(self.baseline_search_top1, 4),
             "ranked_on": f"search split ({search_source(options)}; never the evaluation images)",
             "latency_from": self.best.timed_on,
+            # no validation confirmed them: the fastest shapes within the budget on the search split (see notes)
+            "faster_unvalidated": [
+                {
+                    "block_ratios": c.block_ratios,
+                    "head": c.head,
+                    "latency_ms": c.latency_ms,
+                    "drop_pts": c.drop_pts,
+                    "times_faster": round(self.best.latency_ms / c.latency_ms, 2),
+                }
+                for c in faster
+            ],  # fmt: skip
             "best": dataclasses.asdict(self.best),
             "candidates": [dataclasses.asdict(c) for c in self.candidates],
             "pareto": pareto_front(self.candidates, goal),

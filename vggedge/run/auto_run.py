@@ -87,9 +87,37 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
         if options.progress:
             log_line(f"auto: {note}")
         prepared = dataclasses.replace(prepared, notes=[*prepared.notes, note])
+    unvalidated = unvalidated_note(found, auto, options)
+    if unvalidated:
+        if options.progress:
+            log_line(f"auto: {unvalidated}")
+        prepared = dataclasses.replace(prepared, notes=[*prepared.notes, unvalidated])
     if found.cut_short:  # --max-epochs, as for the fixed recipes (the note on the report)
         prepared = dataclasses.replace(prepared, cut_short=prepared.cut_short | {found.recipe.name})
     return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))
+
+
+def unvalidated_note(found, auto, options: OptimizeOptions) -> str | None:  # noqa: ANN001 - SearchResult, SearchOptions
+    """When the search returned its starting shape though it measured faster ones within the budget: those shapes,
+    their latency, and the command that gives their validations the time and images they need."""
+    faster = found.faster_unvalidated(auto.max_drop_pts)
+    if not faster:
+        return None
+    shapes = "; ".join(
+        f"blocks keep {' '.join(f'{1 - r:g}' for r in c.block_ratios)}, head {c.head}: {c.latency_ms:.4g} ms "
+        f"({found.best.latency_ms / c.latency_ms:.2f}x faster, a drop of {c.drop_pts:.2f} pts on the search split)"
+        for c in faster
+    )
+    command = (
+        f"vggedge optimize --recipe auto --model {options.model} --data {options.data} "
+        f"--max-drop {auto.max_drop_pts:g} --search-minutes {max(2 * auto.minutes, auto.minutes + 10):g}"
+        + ("" if auto.search_data else " --search-data DIR (labelled images the model never trained on)")
+    )
+    return (
+        f"the search returned its starting shape ({found.chosen}), but measured faster shapes within the budget on "
+        f"the search split that no validation confirmed: {shapes}. To validate them, give the search more time and "
+        f"held-apart images: {command}"
+    )
 
 
 def stage_seconds(stages: dict[str, float]) -> str:
