@@ -94,7 +94,9 @@ def test_missing_model_file(cli, out, tmp_path):
     [
         ("m.h5", b"\x89HDF garbage", "not a readable HDF5 model file"),
         ("m.keras", b"PK\x03\x04 truncated zip", "not a readable .keras model file"),
-        ("m.onnx", b"whatever", "unsupported model file type '.onnx'"),
+        ("m.onnx", b"whatever", "is not a readable ONNX file"),
+        ("m.safetensors", b"whatever", "is not a readable safetensors file"),
+        ("m.pb", b"whatever", "unsupported model file type '.pb'"),
     ],
 )
 def test_corrupt_or_non_keras_model_file(cli, out, tmp_path, name, content, message):
@@ -195,7 +197,7 @@ def test_bad_preprocess_choice(cli, out, tiny_h5):
     assert_clean_failure(
         cli("optimize", "--model", tiny_h5, "--preprocess", "imagenet", "--out", out),
         out,
-        "--preprocess must be none, unit, tf or caffe",
+        "--preprocess must be none, unit, tf, caffe or torch",
     )
 
 
