@@ -3,6 +3,7 @@ and small file helpers. Imported by conftest.py and by the test modules (``from 
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -273,3 +274,33 @@ def check_artifacts(folder: Path, report: dict) -> None:
         files = model_files(path, format_of(path))
         assert sum(f.stat().st_size for f in files) == row["size_bytes"] and all(f.name in manifest for f in files)
     assert "## Artifacts" in (folder / "report.md").read_text()
+
+
+@dataclasses.dataclass
+class TinySearch:
+    searcher: object  # vggedge.auto.searcher.Searcher
+    prepared: object  # vggedge.run.options.Prepared
+    search_split: object
+    tune: object
+    context: object  # the steps' StepContext
+
+
+def tiny_searcher(tiny_h5: Path, digits_dir: Path, out: Path, runs: int, auto) -> TinySearch:  # noqa: ANN001
+    """A Searcher on the tiny VGG16 and the digits, built as `optimize --recipe auto` builds it (``auto``: its
+    SearchOptions; ``runs``: the run's timed invocations), for the tests that measure shapes or search in-process."""
+    from vggedge.auto.rules import carve
+    from vggedge.auto.searcher import Searcher
+    from vggedge.run.baseline import prepare, step_context
+    from vggedge.run.calibration import calibration_images
+    from vggedge.run.options import OptimizeOptions
+
+    options = OptimizeOptions(
+        model=str(tiny_h5), data=digits_dir, out=out, eval_samples=100, runs=runs, warmup=0, progress=False
+    )
+    prepared = prepare(dataclasses.replace(options, auto=auto), [])
+    search_split, tune = carve(prepared.dataset.train, auto.search_images)
+    context = step_context(prepared, options)
+    searcher = Searcher(
+        prepared.baseline.model, search_split, tune, calibration_images(prepared, 50), True, auto, context
+    )
+    return TinySearch(searcher, prepared, search_split, tune, context)

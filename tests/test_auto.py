@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
-from helpers import AUTO_MAX_DROP, AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under
+from helpers import AUTO_MAX_DROP, AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under, tiny_searcher
 
 pytestmark = pytest.mark.slow
 
@@ -223,22 +222,17 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     import numpy as np
 
     from vggedge import steps as pipeline  # apply_steps and the apply_step it calls
-    from vggedge.auto.rules import SearchOptions, carve
-    from vggedge.auto.searcher import Searcher
+    from vggedge.auto.rules import SearchOptions
     from vggedge.auto.trace import Candidate
-    from vggedge.run.baseline import prepare, step_context
-    from vggedge.run.calibration import calibration_images
-    from vggedge.run.options import OptimizeOptions
 
-    options = OptimizeOptions(
-        model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=1, warmup=0, progress=False
-    )
     auto = SearchOptions(search_images=AUTO_SEARCH_IMAGES, runs=3, max_epochs=1)  # --max-epochs 1: the mechanism
-    prepared = prepare(dataclasses.replace(options, auto=auto), [])
-    search_split, tune = carve(prepared.dataset.train, auto.search_images)
-    context = step_context(prepared, options)
-    searcher = Searcher(
-        prepared.baseline.model, search_split, tune, calibration_images(prepared, 50), True, auto, context
+    built = tiny_searcher(tiny_h5, digits_dir, tmp_path, 1, auto)
+    searcher, prepared, search_split, tune, context = (
+        built.searcher,
+        built.prepared,
+        built.search_split,
+        built.tune,
+        built.context,
     )
     searcher.head = "kept"
     start = searcher.measure(prepared.baseline.model, 0, None, [0] * 5, "kept")

@@ -4,10 +4,11 @@ writes that format beside the TFLite model."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 
 import pytest
+
+from helpers import tiny_searcher
 
 
 def test_the_timed_format_is_added_to_the_run_and_runtimes_are_named():
@@ -46,25 +47,14 @@ def test_candidates_are_written_scored_and_timed_in_the_runtimes_format(tiny_h5,
     """Two shapes measured as the search measures them: the full-width start, then its copy with every block at half
     width timed beside it. Both are int8 files of the runtime's format (QDQ ONNX; an IR read from it), timed in that
     runtime on this machine, the second against the first's files."""
-    from vggedge.auto.rules import SearchOptions, carve
-    from vggedge.auto.searcher import Searcher
+    from vggedge.auto.rules import SearchOptions
     from vggedge.core.formats import format_of
     from vggedge.device.models import load
-    from vggedge.run.baseline import prepare, step_context
-    from vggedge.run.calibration import calibration_images
-    from vggedge.run.options import OptimizeOptions
     from vggedge.steps.filters import block_layer_ratios, thin_model
 
-    options = OptimizeOptions(
-        model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=3, warmup=0, progress=False
-    )
     auto = SearchOptions(search_images=100, minutes=0.2, max_epochs=1, runtime=runtime, runs=3)
-    prepared = prepare(dataclasses.replace(options, auto=auto), [])
-    search, tune = carve(prepared.dataset.train, auto.search_images)
-    searcher = Searcher(
-        prepared.baseline.model, search, tune, calibration_images(prepared, 50), True, auto,
-        step_context(prepared, options),
-    )  # fmt: skip
+    built = tiny_searcher(tiny_h5, digits_dir, tmp_path, 3, auto)
+    searcher, prepared = built.searcher, built.prepared
     start = searcher.measure(prepared.baseline.model, 0, None, [0] * 5, "kept")
     started = searcher.last_timed
     assert list(started.files) == files

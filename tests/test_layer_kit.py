@@ -4,13 +4,13 @@ Building a kit converts a few dozen models, so the tests that need one are marke
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import tiny_searcher
 from tests.conftest import files_under
 
 KEEP = [0, 4]  # levels: full width and half, enough to test every kind of piece in a few dozen files
@@ -212,26 +212,14 @@ def test_auto_with_a_table_for_another_model_stops_in_one_line(cli, tiny_h5, dig
 def test_the_search_times_every_candidate_from_the_table_and_visits_only_its_levels(
     tiny_h5, digits_dir, table, tmp_path
 ):  # noqa: ANN001
-    from vggedge.auto.rules import LEVELS, SearchOptions, carve
-    from vggedge.auto.searcher import Searcher
+    from vggedge.auto.rules import LEVELS, SearchOptions
     from vggedge.device.latency_table import LatencyTable
-    from vggedge.run.baseline import prepare, step_context
-    from vggedge.run.calibration import calibration_images
-    from vggedge.run.options import OptimizeOptions
 
     measured = LatencyTable.load(table)
-    options = OptimizeOptions(
-        model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=1, warmup=0, progress=False
-    )
     auto = SearchOptions(
         search_images=AUTO_SEARCH_IMAGES, minutes=0.3, max_epochs=1, time_on=str(table), max_drop_pts=5
     )
-    prepared = prepare(dataclasses.replace(options, auto=auto), [])
-    search_split, tune = carve(prepared.dataset.train, auto.search_images)
-    searcher = Searcher(
-        prepared.baseline.model, search_split, tune, calibration_images(prepared, 50), True, auto,
-        step_context(prepared, options),
-    )  # fmt: skip
+    searcher = tiny_searcher(tiny_h5, digits_dir, tmp_path, 1, auto).searcher
     result = searcher.run()
     assert len(result.candidates) >= 3  # the start, its GAP head and at least one cut
     for c in result.candidates:
