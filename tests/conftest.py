@@ -28,9 +28,11 @@ from helpers import (  # noqa: F401
     TINY_EPOCHS,
     TINY_MAX_DROP,
     convert_function,
+    distributed_run_commands,
     files_under,
     form_optimize_args,
     form_run_commands,
+    kit_run_commands,
     record_figure,
     seed_everything,
     start_bench_server,
@@ -65,6 +67,10 @@ def pytest_configure(config) -> None:  # noqa: ANN001
         "KERAS_HOME": str(config.vggedge_tmp / "keras"),
     }
     config.vggedge_saved_environment = {name: os.environ.get(name) for name in settings}
+    # A suite started in the background (`pytest &` from a script) inherits Ctrl-C ignored, and so would every child
+    # it starts: the tests of what Ctrl-C does need it delivered, in this process and (reset on exec) in the children.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.update(settings)
     from vggedge.backend.keras_env import tf
 
@@ -220,6 +226,14 @@ def heavy_runs(request, tmp_path_factory):  # noqa: ANN001, ANN201
         runs.submit("auto_runs", [vggedge_command(search), vggedge_command(replay)], out)
     for name, (commands, out) in form_commands.items():
         runs.submit(f"form-{name}", commands, out)
+    if "kit_runs" in needed:
+        out = tmp_path_factory.mktemp("kit-runs")
+        runs.submit("kit_runs", kit_run_commands(request.getfixturevalue("tiny_h5"), out), out)
+    if "distributed_runs" in needed:
+        out = tmp_path_factory.mktemp("distributed-runs")
+        tiny_h5 = request.getfixturevalue("tiny_h5")
+        for name, commands in distributed_run_commands(tiny_h5, digits_dir, out).items():
+            runs.submit(name, commands, out)
     yield runs
     request.config.vggedge_heavy_timings = runs.timings()
     runs.close()
@@ -250,6 +264,22 @@ def form_runs(heavy_runs) -> dict[str, Path]:  # noqa: ANN001
 def auto_runs(heavy_runs) -> Path:  # noqa: ANN001
     """`optimize --recipe auto` on the tiny VGG16 (``found/auto``), then its recipe.toml replayed (``replay/auto``)."""
     return heavy_runs.result("auto_runs").out
+
+
+@pytest.fixture(scope="session")
+def kit_runs(heavy_runs) -> Path:  # noqa: ANN001
+    """`vggedge kit` on the tiny VGG16 (``kit``, the command's output in the run's log), then `bench --profile` of it
+    at one thread (``table/table-1t.json``)."""
+    return heavy_runs.result("kit_runs").out
+
+
+@pytest.fixture(scope="session")
+def distributed_runs(heavy_runs) -> Path:  # noqa: ANN001
+    """`optimize --recipe prune` on the tiny VGG16 over two logical CPU devices (``mirrored``) and as a two-worker
+    cluster on loopback (``chief``, ``worker`` and their logs): tests/test_distribute.py holds them to all_runs'."""
+    for name in ("distributed-mirrored", "distributed-workers"):
+        heavy_runs.result(name)
+    return heavy_runs.result("distributed-mirrored").out
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,7 @@ def tiny_optimize_args(recipe: str, model: Path, data: Path, out: Path, max_drop
 FORM_MAX_EPOCHS = 2
 
 
-HEAVY_FIXTURES = ("all_runs", "form_runs", "auto_runs")
+HEAVY_FIXTURES = ("all_runs", "form_runs", "auto_runs", "distributed_runs", "kit_runs")
 
 
 H5_FORMS = ("batch_norm",)  # also saved as a Keras-2 .h5 beside the .keras (the folder above each run)
@@ -171,8 +171,62 @@ def form_run_commands(tmp_path_factory, digits_dir: Path) -> dict[str, tuple[lis
         if name in H5_FORMS:
             train += ["--h5", model.with_suffix(".h5")]
         optimize = form_optimize_args(model, data, root / name, preprocess, FORM_EPOCHS.get(name, FORM_MAX_EPOCHS))
-        commands[name] = ([train, vggedge_command(optimize)], root / name)
+        commands[name] = ([train, vggedge_command(optimize), *form_kit_commands(model, preprocess)], root / name)
     return commands
+
+
+# How far a distributed prune may land from the single-device one, in top-1 points: the spread of
+# prune's figure over seeds 0-4 with oneDNN on and off (reports/benchmarks/test-spread-*.md) is the bar
+# the suite already holds it to. Seen: 2 replicas -0.56 against one device, 2 workers -0.56.
+PRUNE_SPREAD_PTS = 2.0
+
+
+# The distributed runs fine-tune 2 of the prune recipe's 4 epochs (`--max-epochs`): enough for the mechanism
+# (masks updated under the strategy, sparsity reached, accuracy where one device's is) at half the cost.
+DISTRIBUTED_EPOCHS = 2
+
+
+def distributed_run_commands(tiny_h5: Path, digits_dir: Path, out: Path) -> dict[str, list[list[str]]]:
+    """The all_runs fixture's command for the prune recipe alone (the same evaluation images and seed, fine-tunes cut
+    to DISTRIBUTED_EPOCHS), twice: over two logical CPU devices (``out/mirrored``), and as the two workers of a
+    cluster on loopback (``out/chief``, ``out/worker``, their logs in ``out``; tests/cluster.py)."""
+    args = tiny_optimize_args("prune", tiny_h5, digits_dir, out / "unused", PRUNE_SPREAD_PTS)
+    at = args.index("--out")
+    args = [*args[:at], *args[at + 2 :], "--max-epochs", str(DISTRIBUTED_EPOCHS)]
+    cluster = [sys.executable, Path(__file__).with_name("cluster.py"), out, out, "--", *args]
+    return {
+        "distributed-mirrored": [vggedge_command([*args, "--out", out / "mirrored", "--replicas", "2"])],
+        "distributed-workers": [[str(part) for part in cluster]],
+    }
+
+
+KIT_KEEP = "1,1/2"  # the tiny VGG16's kit (kit_runs): full width and half, every kind of piece in a few dozen files
+
+
+def kit_run_commands(tiny_h5: Path, out: Path) -> list[list[str]]:
+    """`vggedge kit` on the tiny VGG16 at KIT_KEEP's widths (``out/kit``), as a user runs it, then `bench --profile`
+    of it at one thread into ``out/table/table-1t.json`` (outside the kit: the kit's own test lists exactly its
+    files)."""
+    table = out / "table" / "table-1t.json"
+    profile = ["bench", "--profile", out / "kit", "--threads", "1", "--profile-seconds", "0.05", "--runs", "5"]
+    return [
+        vggedge_command(["kit", tiny_h5, "--out", out / "kit", "--keep", KIT_KEEP, "-q"]),
+        vggedge_command([*profile, "--out", table, "-q"]),
+    ]
+
+
+def form_kit(run: Path) -> Path:
+    """Where a form's run (``form_runs[name]``) made the form's profiling kit: beside the run folder."""
+    return run.parent / f"{run.name}-kit"
+
+
+def form_kit_commands(model: Path, preprocess: str | None) -> list[list[str]]:
+    """`vggedge kit` on a trained form at full width only (every piece and head once), then `bench --profile` of it
+    at one thread: the user's two commands on the user's model, run in the form's slot beside its optimize."""
+    kit = form_kit(model.with_suffix(""))
+    make = ["kit", model, "--out", kit, "--keep", "1", "-q", *(["--preprocess", preprocess] if preprocess else [])]
+    profile = ["bench", "--profile", kit, "--threads", "1", "--profile-seconds", "0.01", "-q"]
+    return [vggedge_command(make), vggedge_command(profile)]
 
 
 def vggedge_command(args: list[str]) -> list[str]:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from helpers import AUTO_MAX_DROP, AUTO_SEARCH_IMAGES, FORM_MAX_EPOCHS, files_under, tiny_searcher
+from helpers import AUTO_MAX_DROP, AUTO_SEARCH_IMAGES, AUTO_SEARCH_MINUTES, FORM_MAX_EPOCHS, files_under, tiny_searcher
+from vggedge.core.candidate import PASSED_BY_BOTH, PASSED_BY_BOUND
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +69,24 @@ def test_the_search_measures_candidates_and_keeps_the_best_within_budget(auto_ru
     path = stepped[1:] if stepped[0]["head"] == "kept" else stepped
     validated = [c for c in candidates if c["stage"] == "validated"]
     assert len(validated) == search["validation"]["validations"] >= (1 if path else 0)
-    assert all(c["passed"] == (c["drop_bound_pts"] <= search["max_drop_pts"]) for c in validated)
+    budget = search["max_drop_pts"]
+    for c in validated:  # judged on the search split, and on the held-apart images (the digits' calibration split)
+        assert c["held_apart_images"] == found["dataset"]["calibration_samples"], c
+        both = c["drop_pts"] <= budget and c["held_apart_drop_pts"] <= budget
+        assert c["passed"] == (c["drop_bound_pts"] <= budget or both), c
+        assert c["passed_by"] == (
+            (PASSED_BY_BOUND if c["drop_bound_pts"] <= budget else PASSED_BY_BOTH) if c["passed"] else None
+        )
     assert all(c["drop_bound_pts"] > c["drop_pts"] for c in validated)  # the bound adds one standard error
+    # The validations' time was kept before the descents began: the planned share of the search's time, from an
+    # estimate of one validation, and the time the two parts took adds up to the search's.
+    split = search["validation"]["time"]
+    total = float(AUTO_SEARCH_MINUTES) * 60
+    assert total / 3 - 1e-6 <= split["reserved_s"] <= 2 * total / 3 + 1e-6 and split["validation_estimate_s"] > 0
+    assert split["descents_s"] + split["validations_s"] == pytest.approx(search["seconds"], abs=1.0)
+    assert (
+        "kept for the validations before the descents began" in (auto_runs / "found" / "auto" / "report.md").read_text()
+    )
     passed = [c for c in validated if c["passed"]]
     if passed:
         assert search["best"]["block_ratios"] == passed[-1]["block_ratios"]
@@ -263,6 +280,9 @@ def test_a_validation_builds_the_shape_as_the_final_recipe_does_without_the_sear
     c = shape.candidate
     assert c.stage == "validated" and c.block_ratios == proposal.block_ratios and c.latency_ms > 0
     assert c.reference_ms > 0 and c.size_bytes < start.size_bytes and 0 <= c.search_top1 <= 1
+    # ... and on the held-apart images (the calibration split), by the same file: its drop there against the baseline
+    assert c.held_apart_images == len(prepared.dataset.calibration) and -100 <= c.held_apart_drop_pts <= 100
+    assert c.passed == (c.passed_by is not None)
     assert searcher.validations == 1 and searcher.candidates[-1] is c
 
 

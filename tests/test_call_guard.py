@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from PIL import Image
 
 SCRIPT = """
@@ -23,13 +24,14 @@ print("returned", flush=True)
 """
 
 
-def start(model, image, limit: float) -> subprocess.Popen:  # noqa: ANN001
+def start(model, image, limit: float, children: list) -> subprocess.Popen:  # noqa: ANN001
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(model), str(image), str(limit)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    children.append(process)
     assert process.stdout.readline() == "calling\n"
     return process
 
@@ -42,16 +44,26 @@ def files(tmp_path, forever_model):  # noqa: ANN001, ANN201
     return model, image
 
 
-def test_a_call_past_its_limit_is_stopped_in_one_line(tmp_path, forever_model):
-    process = start(*files(tmp_path, forever_model), limit=1.0)
+@pytest.fixture
+def children():  # noqa: ANN201
+    """The processes a test starts, killed when it ends: a failed test must not leave a model looping for ever."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        process.kill()
+        process.communicate()
+
+
+def test_a_call_past_its_limit_is_stopped_in_one_line(tmp_path, forever_model, children):
+    process = start(*files(tmp_path, forever_model), limit=1.0, children=children)
     started = time.monotonic()
     out, err = process.communicate(timeout=30)
     assert process.returncode == 2 and time.monotonic() - started < 5 and "returned" not in out
     assert err.strip().splitlines()[-1].startswith("error: one call of the model took more than 1 s")
 
 
-def test_ctrl_c_inside_a_call_stops_at_once(tmp_path, forever_model):
-    process = start(*files(tmp_path, forever_model), limit=600)
+def test_ctrl_c_inside_a_call_stops_at_once(tmp_path, forever_model, children):
+    process = start(*files(tmp_path, forever_model), limit=600, children=children)
     time.sleep(0.5)  # inside the interpreter's loop
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
@@ -80,12 +92,13 @@ def wait_for_guard(pid: int, seconds: float = 60) -> None:
     raise AssertionError("the guard never started")
 
 
-def test_the_cli_commands_install_the_guard(tmp_path, forever_model):
+def test_the_cli_commands_install_the_guard(tmp_path, forever_model, children):
     model, image = files(tmp_path, forever_model)
     for command in (["predict", model, image], ["bench", model, "--runs", "1", "--warmup", "0", "--cooldown", "0"]):
         process = subprocess.Popen(
             [sys.executable, "-m", "vggedge", *map(str, command)], stderr=subprocess.PIPE, text=True
         )
+        children.append(process)
         wait_for_guard(process.pid)
         time.sleep(1.5)  # inside the first call
         process.send_signal(signal.SIGINT)

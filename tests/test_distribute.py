@@ -2,37 +2,23 @@
 and real distributed runs of a recipe — MirroredStrategy over two logical CPU devices, and two worker
 processes of a MultiWorkerMirroredStrategy cluster on loopback — held to the single-device run's figures.
 
-The distributed runs are child processes: devices and a cluster's collectives are fixed when TensorFlow
-starts, which in this test process happened long ago.
+The distributed runs are child processes (conftest's `distributed_runs`, two of the suite's long runs): devices and a
+cluster's collectives are fixed when TensorFlow starts, which in this test process happened long ago.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import tiny_optimize_args
+from helpers import PRUNE_SPREAD_PTS
 from vggedge.backend.distribute import BATCH_RULE, LEARNING_RATE_RULE, Placement, one_device, start
 from vggedge.backend.keras_env import tf
 from vggedge.backend.training import replica_index_batches
 from vggedge.core.errors import UserError
-
-# How far a distributed prune may land from the single-device one, in top-1 points: the spread of
-# prune's figure over seeds 0-4 with oneDNN on and off (reports/benchmarks/test-spread-*.md) is the bar
-# the suite already holds it to. Seen: 2 replicas -0.56 against one device, 2 workers -0.56.
-PRUNE_SPREAD_PTS = 2.0
-# The distributed runs fine-tune 2 of the prune recipe's 4 epochs (`--max-epochs`): enough for the mechanism
-# (masks updated under the strategy, sparsity reached, accuracy where one device's is) at half the cost.
-DISTRIBUTED_EPOCHS = 2
-TIMEOUT_S = 600
 
 
 def placement(replicas: int, workers: int = 1) -> Placement:
@@ -96,32 +82,6 @@ def test_no_gpu_means_one_device():
     assert start(1, None).name == "one device"
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def optimize_args(tiny_h5: Path, digits_dir: Path, out: Path) -> list[str]:
-    """The all_runs fixture's command, for the prune recipe alone: the same evaluation images and seed,
-    fine-tunes cut to DISTRIBUTED_EPOCHS."""
-    return [
-        *(sys.executable, "-m", "vggedge"),
-        *tiny_optimize_args("prune", tiny_h5, digits_dir, out, PRUNE_SPREAD_PTS),
-        *("--max-epochs", str(DISTRIBUTED_EPOCHS)),
-    ]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
-    env["VGGEDGE_VERBOSE"] = "0"
-    return {**env, **extra}
-
-
 def assert_like_single_device(report: dict, single: dict, strategy: str, workers: int) -> None:
     training = report["recipe"]["training"]
     assert (training["strategy"], training["replicas"], training["workers"]) == (strategy, 2, workers)
@@ -134,17 +94,8 @@ def assert_like_single_device(report: dict, single: dict, strategy: str, workers
 
 
 @pytest.mark.slow
-def test_prune_on_two_logical_cpu_devices_matches_one_device(all_runs, tiny_h5, digits_dir, tmp_path):
-    out = tmp_path / "mirrored"
-    done = subprocess.run(
-        [*optimize_args(tiny_h5, digits_dir, out), "--replicas", "2"],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads((out / "prune" / "report.json").read_text())
+def test_prune_on_two_logical_cpu_devices_matches_one_device(all_runs, distributed_runs):
+    report = json.loads((distributed_runs / "mirrored" / "prune" / "report.json").read_text())
     single = json.loads((all_runs / "prune" / "report.json").read_text())
     assert single["recipe"]["training"]["strategy"] == "one device"
     assert_like_single_device(report, single, "MirroredStrategy", workers=1)
@@ -152,33 +103,11 @@ def test_prune_on_two_logical_cpu_devices_matches_one_device(all_runs, tiny_h5, 
 
 
 @pytest.mark.slow
-def test_prune_on_two_workers_on_loopback_matches_one_device(all_runs, tiny_h5, digits_dir, tmp_path):
-    """Two processes, one TF_CONFIG cluster: both train in lock-step, only the chief writes."""
-    hosts = [f"localhost:{port}" for port in free_ports(2)]
-    outs = [tmp_path / "chief", tmp_path / "worker"]
-    logs = [tmp_path / "chief.log", tmp_path / "worker.log"]
-    workers = []
-    for index in (0, 1):
-        config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
-        with logs[index].open("w") as log:
-            workers.append(
-                subprocess.Popen(
-                    optimize_args(tiny_h5, digits_dir, outs[index]),
-                    env=child_env(TF_CONFIG=config),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )
-            )
-    try:
-        codes = [worker.wait(timeout=TIMEOUT_S) for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-    assert codes == [0, 0], "\n".join(log.read_text()[-2000:] for log in logs)
-    assert not outs[1].exists()  # the other worker wrote nothing
-    assert "worker 2 of 2: fine-tuned in step with the chief" in logs[1].read_text()
-    report = json.loads((outs[0] / "prune" / "report.json").read_text())
+def test_prune_on_two_workers_on_loopback_matches_one_device(all_runs, distributed_runs):
+    """Two processes, one TF_CONFIG cluster (tests/cluster.py): both train in lock-step, only the chief writes."""
+    assert not (distributed_runs / "worker").exists()  # the other worker wrote nothing
+    assert "worker 2 of 2: fine-tuned in step with the chief" in (distributed_runs / "worker.log").read_text()
+    report = json.loads((distributed_runs / "chief" / "prune" / "report.json").read_text())
     single = json.loads((all_runs / "prune" / "report.json").read_text())
     assert_like_single_device(report, single, "MultiWorkerMirroredStrategy", workers=2)
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import tiny_searcher
+from helpers import form_kit, suite_forms, tiny_searcher
 from tests.conftest import files_under
 
-KEEP = [0, 4]  # levels: full width and half, enough to test every kind of piece in a few dozen files
-KEEP_FRACTIONS = "1,1/2"  # the same, as `vggedge kit --keep` takes them
+KEEP = [0, 4]  # levels: full width and half (helpers.KIT_KEEP, as `vggedge kit --keep` takes them)
 AUTO_SEARCH_IMAGES = 200
 
 
@@ -26,44 +25,22 @@ def baseline(tiny_h5):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def kit_command(tiny_h5, tmp_path_factory) -> tuple[Path, int, str]:  # noqa: ANN001
-    """`vggedge kit` on the tiny VGG16 at KEEP's widths, as a user runs it: (folder, exit code, what it printed).
-    Built once (a few dozen conversions): the command's own test and the kit's tests read the same folder."""
-    import contextlib
-    import io
-    import sys
-
-    from vggedge.cli import main
-
-    folder = tmp_path_factory.mktemp("kit") / "kit"
-    printed, argv = io.StringIO(), sys.argv
-    sys.argv = ["vggedge", "kit", str(tiny_h5), "--out", str(folder), "--keep", KEEP_FRACTIONS, "-q"]
-    try:
-        with contextlib.redirect_stdout(printed):
-            main()
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 0
-    finally:
-        sys.argv = argv
-    return folder, code, printed.getvalue()
+def kit_command(kit_runs, heavy_runs) -> tuple[Path, str]:  # noqa: ANN001
+    """`vggedge kit` on the tiny VGG16 at KIT_KEEP's widths, as a user runs it (one of the suite's long runs, beside
+    the tests): (folder, what it printed). The command's own test and the kit's tests read the same folder."""
+    return kit_runs / "kit", heavy_runs.result("kit_runs").log.read_text()
 
 
 @pytest.fixture(scope="module")
 def kit(kit_command) -> tuple[Path, dict]:  # noqa: ANN001
-    folder, code, printed = kit_command
-    assert code == 0, printed
+    folder, _ = kit_command
     return folder, json.loads((folder / "kit.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def table(kit, tmp_path_factory) -> Path:  # noqa: ANN001
-    """The kit profiled at 1 thread, the table written beside it (not into the kit: the kit's own test lists exactly
-    its files, whichever test runs first)."""
-    from vggedge.device.profile import ProfileOptions, profile
-
-    out = tmp_path_factory.mktemp("table") / "table-1t.json"
-    return profile(ProfileOptions(kit=kit[0], threads=1, seconds=0.05, runs=5, out=out, progress=False))
+def table(kit_runs) -> Path:  # noqa: ANN001
+    """The kit profiled at 1 thread by `bench --profile` in the same long run, the table written beside the kit."""
+    return kit_runs / "table" / "table-1t.json"
 
 
 def expected_pieces(anatomy, levels: list[int], heads: int) -> int:  # noqa: ANN001
@@ -237,8 +214,7 @@ def test_the_search_times_every_candidate_from_the_table_and_visits_only_its_lev
 def test_the_kit_and_profile_commands(cli, kit_command, tiny_h5, tmp_path, monkeypatch):  # noqa: ANN001
     import shutil
 
-    made, code, printed = kit_command
-    assert code == 0, printed
+    made, printed = kit_command
     manifest = json.loads((made / "kit.json").read_text())
     assert manifest["levels"] == KEEP and f"vggedge bench --profile {made}" in printed
     again = cli("kit", tiny_h5, "--out", made, "-q")
@@ -270,23 +246,22 @@ def test_the_kit_and_profile_commands(cli, kit_command, tiny_h5, tmp_path, monke
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("form", ["sequential_autonamed", "gap_dense_functional", "nested_frozen", "batch_norm"])
-def test_the_kit_of_every_model_form_is_cut_from_it_and_profiles(form, tmp_path):
-    """Users' models as they save them (tests/forms.py, untrained: the kit's structure does not depend on training):
-    the kit's full-width whole model is the loaded model's function, its thinned shapes are the search's, and a
-    profiled kit predicts the full-width model and matches the model's fingerprint."""
+@pytest.mark.parametrize("form", suite_forms())
+def test_the_kit_of_every_model_form_is_cut_from_it_and_profiles(form_runs, form):
+    """Users' models as they save them (tests/forms.py, trained by the form's run, which also ran `vggedge kit` and
+    `bench --profile` on it): the kit's full-width whole model is the loaded model's function, its thinned shapes are
+    the search's, and the profiled kit predicts the full-width model and matches the model's fingerprint."""
     from forms import FORMS
-    from vggedge.auto.kit import KitBuilder, build_kit, head_variants
+    from vggedge.auto.kit import KitBuilder, head_variants
     from vggedge.auto.rules import LEVELS
     from vggedge.device.latency_table import LatencyTable
-    from vggedge.device.profile import ProfileOptions, profile
     from vggedge.models.anatomy import fingerprint
     from vggedge.models.loading import load_baseline
     from vggedge.steps.filters import block_layer_ratios, thin_model
 
-    build, _, preprocess = FORMS[form]
-    build().save(tmp_path / f"{form}.keras")
-    baseline = load_baseline(str(tmp_path / f"{form}.keras"), None, preprocess, progress=False)
+    _, _, preprocess = FORMS[form]
+    run = form_runs[form]
+    baseline = load_baseline(str(run.parent / f"{form}.keras"), None, preprocess, progress=False)
     builder = KitBuilder(baseline.model)
     images = np.random.default_rng(0).integers(0, 256, (4, *baseline.model.input_shape[1:])).astype(np.float32)
     np.testing.assert_allclose(
@@ -299,8 +274,10 @@ def test_the_kit_of_every_model_form_is_cut_from_it_and_profiles(form, tmp_path)
         assert [layer.filters for layer in shaped.layers if hasattr(layer, "filters")] == [
             int(thinned.get_layer(name).filters) for name in baseline.anatomy.convs
         ]
-    manifest = build_kit(baseline.model, tmp_path / "kit", [0])
-    table = LatencyTable.load(profile(ProfileOptions(kit=tmp_path / "kit", threads=1, seconds=0.01, progress=False)))
+    kit = form_kit(run)
+    manifest = json.loads((kit / "kit.json").read_text())
+    assert manifest["levels"] == [0] and manifest["heads"] == head_variants(baseline.anatomy)
+    table = LatencyTable.load(kit / "table-1t.json")
     table.require(fingerprint(baseline.model), "int8", 1)
     assert len(table.entries) == len(baseline.anatomy.convs) + len(manifest["heads"])
     for head in manifest["heads"]:

@@ -33,7 +33,7 @@ def _fake_searcher(counts: list[tuple[int, int]], max_drop: float = 1.0):  # noq
         measured = candidate(index + 1)
         measured.lost, measured.gained = counts[index]
         measured.drop_pts, measured.stage = 100 * (measured.lost - measured.gained) / SEARCH_IMAGES, "validated"
-        searcher.judge(measured)
+        searcher.judge(measured, None)
         return Shape(measured, None, {}, b"", [])
 
     searcher.validated = validated
@@ -70,8 +70,38 @@ def test_the_verdict_is_taken_on_the_exact_bound_not_the_rounded_one(images, pas
     from vggedge.auto.trace import Candidate
 
     candidate = Candidate(1, 1, [0.5] + [0.0] * 4, "gap", "int8", 1.0, 1, 1, 1, 0.99, 0.5, lost=3, gained=1)
-    searcher.judge(candidate)
+    searcher.judge(candidate, None)
     assert candidate.passed is passed and candidate.drop_bound_pts == 1.0
+
+
+@pytest.mark.parametrize(
+    ("lost", "gained", "held_apart", "passed_by"),
+    [
+        # 72 search images at a 3-point budget (the real-photo run of issue 49): two lost images are -2.78, bound 4.72
+        (2, 0, None, None),  # alone, the small split cannot pass it
+        (2, 0, 1.0, "both"),  # a held-apart set that also puts it within the budget passes it
+        (2, 0, 3.0, "both"),  # ... at the line, exactly
+        (2, 0, 3.01, None),  # ... not past it
+        (3, 0, 0.0, None),  # -4.17 on the search split: over the budget, whatever the held-apart images say
+        (0, 0, 5.0, "bound"),  # no disagreement (bound 1.39): the search split's rule passes it on its own
+    ],
+)
+def test_a_small_search_split_passes_a_shape_that_two_image_sets_put_within_the_budget(
+    lost, gained, held_apart, passed_by
+):
+    from vggedge.auto.trace import Candidate
+    from vggedge.core.candidate import PASSED_BY_BOTH, PASSED_BY_BOUND
+
+    searcher, _, _ = _fake_searcher([], max_drop=3.0)
+    searcher.search = [None] * 72
+    drop = 100 * (lost - gained) / 72
+    candidate = Candidate(1, 1, [0.5] + [0.0] * 4, "gap", "int8", 1.0, 1, 1, 1, 0.9, round(drop, 2), lost=lost)
+    searcher.judge(candidate, None if held_apart is None else (held_apart, 100))
+    expected = {"both": PASSED_BY_BOTH, "bound": PASSED_BY_BOUND, None: None}[passed_by]
+    assert candidate.passed_by == expected and candidate.passed is (passed_by is not None)
+    assert candidate.held_apart_drop_pts == held_apart and candidate.held_apart_images == (
+        None if held_apart is None else 100
+    )
 
 
 def test_the_validation_bound_grows_with_the_disagreements_at_one_drop():
@@ -151,3 +181,26 @@ def test_a_search_that_returns_its_start_names_the_faster_shapes_it_measured_and
     assert "--search-data DIR" in note
     result.chosen = "validated shape 2 of 3 along the path"
     assert result.faster_unvalidated(3.0) == [] and unvalidated_note(result, options, None) is None
+
+
+@pytest.mark.parametrize(
+    ("total_s", "per_image_s", "reserved_s"),
+    [
+        # 600 s, 100 tune images at 10 ms a forward pass, 2 epochs: 100 x 0.01 x 7 + 2 + 1 = 10 s each, 30 s for three;
+        # below a third of the time, so a third is kept (a descent that runs long still leaves time for one)
+        (600.0, 0.01, 200.0),
+        # at 0.1 s a pass (the 224-pixel VGG16 on 2 cores): 73 s each, 219 s for three: more than a third
+        (600.0, 0.1, 219.0),
+        # at 1 s a pass: 703 s each; at most two thirds are kept, and the plan says how many fit
+        (600.0, 1.0, 400.0),
+    ],
+)
+def test_the_validations_time_is_kept_before_the_descents_from_an_estimate_of_one(total_s, per_image_s, reserved_s):
+    from vggedge.auto.rules import PLANNED_VALIDATIONS, validation_plan
+
+    plan = validation_plan(total_s, per_image_s, tune_images=100, epochs=2, convert_s=2.0, score_s=1.0)
+    assert plan.estimate_s == pytest.approx(100 * per_image_s * 7 + 3.0)
+    assert plan.reserved_s == pytest.approx(reserved_s)
+    described = plan.describe()
+    assert described["planned_validations"] == PLANNED_VALIDATIONS
+    assert described["fits"] == int(reserved_s // plan.estimate_s)

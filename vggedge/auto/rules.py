@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
+from vggedge.core.candidate import PASSED_BY_BOTH, PASSED_BY_BOUND
 from vggedge.core.data import FileSplit, Split
 from vggedge.core.errors import UserError
 from vggedge.core.quantization import Quantization
@@ -27,6 +28,31 @@ FINAL_FILTER_EPOCHS = 6
 FINAL_FILTER_RATE = 2e-4
 FINAL_HEAD_EPOCHS = 20
 FINAL_HEAD_RATE = 1e-3
+# What the rule tests, on which images, at which confidence: the report's search section states it.
+VALIDATION_STATISTICS = (
+    "The paired top-1 drop against the baseline. On the search split (the descents ranked on it; no step trained "
+    "on it): drop + 1 standard error within the budget passes (one-sided, about 84% confidence that the drop is "
+    "within it). Where the search split is too small for that, a shape whose point drop is within the budget on "
+    "the search split and on the held-apart images (the calibration split: no step trained on it; the fine-tune's "
+    "plateau rule and the int8 calibration read it) passes too: two disjoint image sets both put it within the "
+    "budget, which a shape whose true drop is at the budget does about one time in four. The evaluation images are "
+    "never read by the search: the final verification and its interval decide the run's status, as for every recipe."
+)
+
+
+def validation_passes(drop_pts: float, bound_pts: float, held_apart_pts: float | None, budget: float) -> str | None:
+    """Which rule passes a validated shape (:data:`PASSED_BY_BOUND`, :data:`PASSED_BY_BOTH`), or None: the drop plus
+    one standard error within ``budget`` on the search split, or the point drop within it on both the search split and
+    the held-apart images (a small search split makes one standard error larger than a small budget; a second image set
+    that agrees is evidence the first alone cannot give). The exact figures: 1.004 is over 1 point."""
+    within = budget + 1e-9
+    if bound_pts <= within:
+        return PASSED_BY_BOUND
+    if held_apart_pts is not None and drop_pts <= within and held_apart_pts <= within:
+        return PASSED_BY_BOTH
+    return None
+
+
 SHORT_HEAD_EPOCHS = 5  # the search's own GAP start: a proxy, validated later like every shape
 MIN_STEP = 0.02  # the smallest cut an iteration asks for, after halving the step when no block could meet it
 # Tried on the found shape beside int8 (--goal latency), for CPUs without fast int8 kernels.
@@ -41,8 +67,49 @@ STRETCH_FACTOR = 3.0
 # one-standard-error rule, Hastie et al., ESL 7.10): a shape that trades many images with the baseline needs room
 # for them. The measurements that chose it: docs/guides/auto.md.
 VALIDATION_STANDARD_ERRORS = 1.0
-# The share of --search-minutes kept for the validations (a descent that runs to the deadline leaves time for one).
-VALIDATION_SHARE = 1 / 3
+# The validations' time is planned before the descents start (validation_plan): enough for this many, a bisection
+# over a path of up to seven shapes, at the cost estimated from the model; never less than MIN_VALIDATION_SHARE of
+# --search-minutes (a descent that runs to the deadline still leaves time for one), never more than
+# MAX_VALIDATION_SHARE (the descents need time to find anything to validate).
+PLANNED_VALIDATIONS = 3
+MIN_VALIDATION_SHARE = 1 / 3
+MAX_VALIDATION_SHARE = 2 / 3
+# A training image costs about this many forward passes (the backward pass about two more).
+TRAINING_PASSES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationPlan:
+    """How --search-minutes is split before the descents start: the seconds kept for the validations, from one
+    validation's estimated cost (its fine-tunes from the float pass's seconds per image, then a conversion and a
+    score, as the start's took)."""
+
+    estimate_s: float  # one validation, estimated
+    reserved_s: float  # kept for the validations: PLANNED_VALIDATIONS x estimate_s, within the shares' bounds
+    total_s: float
+
+    def describe(self) -> dict:
+        return {
+            "validation_estimate_s": round(self.estimate_s, 1),
+            "planned_validations": PLANNED_VALIDATIONS,
+            "reserved_s": round(self.reserved_s, 1),
+            "fits": int(self.reserved_s // self.estimate_s) if self.estimate_s > 0 else None,
+            "estimated_from": f"the baseline's float pass x {TRAINING_PASSES} per training image and epoch, the "
+            "start's conversion and scoring",
+        }
+
+
+def validation_plan(
+    total_s: float, forward_s_per_image: float, tune_images: int, epochs: int, convert_s: float, score_s: float
+) -> ValidationPlan:
+    """The time kept for the validations: :data:`PLANNED_VALIDATIONS` fine-tunes of ``epochs`` over ``tune_images``
+    (each image ``TRAINING_PASSES`` forward passes of the baseline: a thinner shape trains faster, so this errs long),
+    one forward pass for the GAP head's features, a conversion and a score each; within the shares of ``total_s``."""
+    one = forward_s_per_image * tune_images * (TRAINING_PASSES * epochs + 1) + convert_s + score_s
+    reserved = min(max(PLANNED_VALIDATIONS * one, MIN_VALIDATION_SHARE * total_s), MAX_VALIDATION_SHARE * total_s)
+    return ValidationPlan(one, reserved, total_s)
+
+
 # Screen candidates in float (the refitted Keras model on the search split) before converting any when converting
 # the starting model took more than this many times scoring it in float: on a 224-pixel VGG16 with its flatten head
 # a conversion took 14-15 s, most of a candidate (the 103M-weight fc1 alone converts in 10 s, its three 512-filter

@@ -12,18 +12,21 @@ import numpy as np
 
 from vggedge.auto.block_inputs import BlockInputs
 from vggedge.auto.rules import (
+    FINAL_FILTER_EPOCHS,
     FINAL_HEAD_RATE,
     GAP_TIE_SPEED,
     LEVELS,
     MIN_STEP,
+    MIN_VALIDATION_SHARE,
     SHORT_HEAD_EPOCHS,
     STRETCH_FACTOR,
-    VALIDATION_SHARE,
     SearchOptions,
+    ValidationPlan,
     check_searchable,
     recipe_for,
     search_calibration_count,
     search_source,
+    validation_plan,
 )
 from vggedge.auto.screening import Screening
 from vggedge.auto.timing import Timed, timer_for
@@ -76,10 +79,16 @@ class Searcher(Validation, Screening):
         self.on_candidate = on_candidate or (lambda candidate, target: None)
         self.started = time.perf_counter()
         self.deadline = self.started + options.minutes * 60
-        # The descents stop here at the latest, so the validations have time of their own (VALIDATION_SHARE)
-        self.descents_deadline = self.started + options.minutes * 60 * (1 - VALIDATION_SHARE)
+        # The descents stop here at the latest, so the validations have time of their own: at least
+        # MIN_VALIDATION_SHARE until the start is measured, then as planned (plan_validations)
+        self.descents_deadline = self.started + options.minutes * 60 * (1 - MIN_VALIDATION_SHARE)
+        self.plan: ValidationPlan | None = None
+        self.descents_ended: float | None = None
         self.iteration = 0  # across the search and the stretch
         self.validations = 0
+        # The held-apart images' references and the baseline's answers there (Validation.held_apart_drop), once
+        self.held_apart_reference: np.ndarray | None = None
+        self.held_apart_right: np.ndarray | None = None
         self.head = "kept"
         self.gap_stopped: str | None = None  # why the GAP start was not measured, when its step's check stopped it
         self.final_step = options.step
@@ -353,6 +362,7 @@ class Searcher(Validation, Screening):
         current.kept = True
         self.start_model, self.head = current_model, head
         self.decide_screening(current)
+        self.plan_validations(current)
         start = Shape(current, current_model, {}, current_timed, levels)
         proposed: list[Candidate] = []  # every shape the descents keep, each faster than the one before
         found, stopped = self.descend(start, self.options.max_drop_pts, self.descents_deadline, "search", proposed)
@@ -368,6 +378,7 @@ class Searcher(Validation, Screening):
                 proposed,
             )
         del found  # the last kept shape's model and files: the validations build their own
+        self.descents_ended = time.perf_counter()
         # The GAP head is a step of the path like the cuts (its recipe fine-tunes longer than the search's start did):
         # when nothing validates, the baseline's own shape and head (``start`` itself when the head was kept).
         path = [start.candidate, *proposed] if head == "gap" else proposed
@@ -396,7 +407,33 @@ class Searcher(Validation, Screening):
             chosen=returned,
             gap_stopped=self.gap_stopped,
             screening=self.screening_record,
+            time_split=self.time_split(),
         )
+
+    def plan_validations(self, start: Candidate) -> None:
+        """Keep the validations' time before the descents start (:func:`validation_plan`): from the float pass's
+        seconds per image, the found recipe's fine-tune epochs, and what converting and scoring the start took."""
+        epochs = min(FINAL_FILTER_EPOCHS, self.options.max_epochs or FINAL_FILTER_EPOCHS)
+        self.plan = validation_plan(
+            self.options.minutes * 60,
+            self.float_scoring_s / max(1, len(self.search)),
+            len(self.tune),
+            epochs,
+            start.stages.get("convert", 0.0),
+            start.stages.get("score", 0.0),
+        )
+        self.descents_deadline = self.deadline - self.plan.reserved_s
+
+    def time_split(self) -> dict | None:
+        """How the search's time went: the plan, then the seconds the descents and the validations took."""
+        if self.plan is None:
+            return None
+        ended = self.descents_ended or time.perf_counter()
+        return {
+            **self.plan.describe(),
+            "descents_s": round(ended - self.started, 1),
+            "validations_s": round(time.perf_counter() - ended, 1),
+        }
 
     def next_step(self, trials: list[Shape], current: Shape, bar: float) -> Shape | None:
         """The trial the descent keeps: of the measured ones within ``bar`` and an improvement on ``current`` (measured

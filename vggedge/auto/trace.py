@@ -13,6 +13,7 @@ from vggedge.auto.rules import (
     LEVELS,
     STRETCH_FACTOR,
     VALIDATION_STANDARD_ERRORS,
+    VALIDATION_STATISTICS,
     Goal,
     SearchOptions,
     search_source,
@@ -40,6 +41,7 @@ class SearchResult:
     chosen: str = ""  # which shape the search returned, and why (a validated one, or the start when none passed)
     gap_stopped: str | None = None  # the GAP start's head step stopped by its own check: why (the head was kept)
     screening: dict | None = None  # whether candidates were screened in float first, and the two costs that decided
+    time_split: dict | None = None  # the validations' planned time, and what the descents and validations took
 
     def faster_unvalidated(self, max_drop_pts: float, limit: int = 3) -> list[Candidate]:
         """When the search returns its starting shape (no validation passed, or none ran): the shapes it measured
@@ -77,9 +79,12 @@ class SearchResult:
                 "validations": self.validations,
                 "validated_with": "the found recipe's fine-tunes from the baseline, on the training images outside "
                 "the search split; top-1 on the search split",
-                "rule": f"drop + {VALIDATION_STANDARD_ERRORS:g} standard error(s) of the paired drop <= max_drop_pts",
+                "rule": f"drop + {VALIDATION_STANDARD_ERRORS:g} standard error(s) of the paired drop <= max_drop_pts "
+                "on the search split, or the drop <= max_drop_pts on both the search split and the held-apart images",
                 "standard_errors": VALIDATION_STANDARD_ERRORS,
+                "statistics": VALIDATION_STATISTICS,
                 "chosen": self.chosen,
+                "time": self.time_split,
             },
             "gap_start_stopped": self.gap_stopped,
             "screening": self.screening,

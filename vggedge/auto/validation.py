@@ -5,7 +5,11 @@ quantization, where another mode is measured faster than int8 on this target."""
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
+from pathlib import Path
+
+import numpy as np
 
 from vggedge.auto.rules import (
     ALTERNATIVE_QUANTIZATIONS,
@@ -13,12 +17,15 @@ from vggedge.auto.rules import (
     LEVELS,
     drop_bound,
     recipe_for,
+    validation_passes,
 )
 from vggedge.auto.timing import TableTimer, Timed
 from vggedge.auto.trace import Candidate, Shape
 from vggedge.backend.keras_env import keras
 from vggedge.core.formats import TFLITE
+from vggedge.core.metrics import top1_classes
 from vggedge.core.quantization import Quantization
+from vggedge.device.models import load
 from vggedge.steps import StepStopped, apply_steps
 
 
@@ -73,7 +80,11 @@ class Validation:
         candidate = self.measure(
             model, proposal.iteration, proposal.changed_block, levels, proposal.head, against, stage="validated"
         )
-        self.judge(candidate)
+        began = time.perf_counter()
+        held_apart = self.held_apart_drop(self.last_timed)
+        candidate.stages["held-apart score"] = round(time.perf_counter() - began, 2)
+        candidate.seconds = round(sum(candidate.stages.values()), 1)
+        self.judge(candidate, held_apart)
         self.validations += 1
         self.on_candidate(candidate, proposal.figure(self.options.goal))
         return Shape(candidate, model, {}, self.last_timed, levels)
@@ -90,12 +101,35 @@ class Validation:
         self.on_candidate(candidate, proposal.figure(self.options.goal))
         return Shape(candidate, None, {}, None, [LEVELS.index(ratio) for ratio in proposal.block_ratios])
 
-    def judge(self, candidate: Candidate) -> None:
-        """A validated shape's verdict: its drop plus :data:`VALIDATION_STANDARD_ERRORS` standard errors within the
-        budget (:func:`drop_bound`)."""
+    def judge(self, candidate: Candidate, held_apart: tuple[float, int] | None) -> None:
+        """A validated shape's verdict (:func:`validation_passes`): its drop plus :data:`VALIDATION_STANDARD_ERRORS`
+        standard errors within the budget on the search split (:func:`drop_bound`), or its drop within the budget on
+        both the search split and the held-apart images (``held_apart``: that drop in points, and how many images)."""
         bound = drop_bound(candidate.lost, candidate.gained, len(self.search))
-        candidate.passed = bound <= self.options.max_drop_pts + 1e-9  # the exact figure: 1.004 is over 1 point
         candidate.drop_bound_pts = round(bound, 2) + 0.0
+        held_drop = None
+        if held_apart is not None:
+            held_drop, candidate.held_apart_images = held_apart
+            candidate.held_apart_drop_pts = round(held_drop, 2) + 0.0
+        candidate.passed_by = validation_passes(candidate.drop_pts, bound, held_drop, self.options.max_drop_pts)
+        candidate.passed = candidate.passed_by is not None
+
+    def held_apart_drop(self, timed: Timed) -> tuple[float, int] | None:
+        """The top-1 drop (points) of ``timed`` (a validated shape's files) against the baseline on the held-apart
+        images (the calibration split: no step trains on it, the evaluation never sees it) and their count, or None."""
+        held = self.final_context.held_apart
+        if held is None or not len(held):
+            return None
+        if self.held_apart_right is None:  # the baseline's side, once per search
+            scores = self.baseline.predict(held.images.astype(np.float32), batch_size=32, verbose=0)
+            labels = self.final_context.held_apart_labels
+            self.held_apart_reference = labels if labels is not None else top1_classes(scores)
+            self.held_apart_right = top1_classes(scores) == self.held_apart_reference
+        with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:
+            deployed = load(timed.write(Path(folder)), threads=self.options.threads, runtime=self.runtime)
+            answers = top1_classes(np.stack([deployed.predict_one(image) for image in held.images]))
+        right = answers == self.held_apart_reference
+        return 100.0 * float(np.mean(self.held_apart_right) - np.mean(right)), len(held)
 
     def final_quantization(
         self, current: Candidate, model: keras.Model, timed: Timed | None, levels: list[int], head: str

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+# The two ways a validated shape passes, as its record names them (Candidate.passed_by; vggedge.auto.rules)
+PASSED_BY_BOUND = "search split: drop + 1 SE within the budget"
+PASSED_BY_BOTH = "search split and held-apart images both within the budget"
+
 
 @dataclasses.dataclass
 class Candidate:
@@ -37,7 +41,11 @@ class Candidate:
     gained: int = 0
     # A validation: the drop plus VALIDATION_STANDARD_ERRORS standard errors, and whether that is within --max-drop
     drop_bound_pts: float | None = None
+    # ... and its top-1 drop on the held-apart images (the calibration split), scored with the same file
+    held_apart_drop_pts: float | None = None
+    held_apart_images: int | None = None
     passed: bool | None = None
+    passed_by: str | None = None  # which rule passed it (vggedge.auto.rules.validation_passes)
     stopped: str | None = None  # a validation whose recipe stopped at a step's own check: why
     # Seconds per stage of this candidate (refit, convert, score, time; a validation's fine-tunes as "build"): where
     # the search's time goes, per shape

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vggedge.core.atomic import write_text
-from vggedge.core.candidate import Candidate
+from vggedge.core.candidate import PASSED_BY_BOTH, Candidate
 from vggedge.core.formatting import fmt
 from vggedge.core.step_summary import step_markdown
 
@@ -566,9 +566,23 @@ def stretch_markdown(stretch: dict | None, validation: dict | None) -> list[str]
             f"{validation.get('validated_with')}; a shape passes when {validation.get('rule')}. Returned: "
             f"{validation.get('chosen')}."
         )
+        lines += time_split_markdown(validation.get("time"))
     elif "validations" in stretch:
         lines[-1] += f" {stretch.get('validations')} of its shapes validated with {stretch.get('validated_with')}."
     return lines
+
+
+def time_split_markdown(split: dict | None) -> list[str]:
+    """How the search's time was split (absent from reports before the validations' time was planned)."""
+    if not split:
+        return []
+    return [
+        "",
+        f"Time: the descents took {split.get('descents_s')} s and the validations {split.get('validations_s')} s; "
+        f"{split.get('reserved_s')} s were kept for the validations before the descents began "
+        f"({split.get('planned_validations')} planned at about {split.get('validation_estimate_s')} s each, "
+        f"estimated from {split.get('estimated_from')}).",
+    ]
 
 
 def search_markdown(search: dict) -> list[str]:
@@ -594,6 +608,10 @@ def search_markdown(search: dict) -> list[str]:
         c = Candidate.from_record(record)
         keep = " ".join(f"{1 - r:.3g}" for r in c.block_ratios or [])
         verdict = {True: " passed", False: " failed"}.get(c.passed, "")
+        if c.held_apart_drop_pts is not None:  # the second image set a validation is judged on
+            verdict += f" (held-apart {0.0 - c.held_apart_drop_pts:+.2f} on {c.held_apart_images})"
+        if c.passed_by == PASSED_BY_BOTH:
+            verdict += ", both within the budget"
         mark = ("kept" if c.kept else "") + verdict + (" ★" if i in front else "")
         mark += " screened in float" if c.screened else ""
         counts = f"{c.lost} · {c.gained}" if "lost" in record else "—"  # not counted before 0.2's validations

@@ -67,7 +67,9 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
         if candidate.passed is None:
             return ""
         verdict = "passes" if candidate.passed else "fails"
-        return f", drop + {VALIDATION_STANDARD_ERRORS:g} s.e. {candidate.drop_bound_pts:.2f} pts: {verdict}"
+        held = candidate.held_apart_drop_pts
+        held_apart = "" if held is None else f", held-apart {-held:+.2f} pts on {candidate.held_apart_images}"
+        return f", drop + {VALIDATION_STANDARD_ERRORS:g} s.e. {candidate.drop_bound_pts:.2f} pts{held_apart}: {verdict}"
 
     calibration = calibration_images(prepared, defaults.CALIBRATION_SAMPLES)
     context = step_context(prepared, options)
