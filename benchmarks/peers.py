@@ -162,10 +162,11 @@ class Runner:
         else:
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            from vggedge.device.onnx_model import session_options
+
+            # The same options as vggedge's own ONNX files: pool threads that spinned between runs slowed every model
+            # timed after them (vggedge.device.onnx_model.session_options)
+            session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
             name = session.get_inputs()[0].name
             self._run = lambda x: session.run(None, {name: x})
         self._input = None

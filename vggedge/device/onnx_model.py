@@ -22,6 +22,23 @@ def onnx_runtime() -> Runtime:
     return installed_runtime("onnxruntime", "onnxruntime", "an ONNX model", "InferenceSession")
 
 
+def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions, imported only here
+    """ONNX Runtime's session options as vggedge runs a model: ``threads`` intra-op threads, one inter-op thread, and
+    idle pool threads that sleep instead of spinning.
+
+    Spinning (ONNX Runtime's default) keeps a session's idle threads busy-waiting on the cores after each run, so the
+    next model, another session or another process, runs on cores already taken: interleaved timing (``bench``, the
+    benchmarks) then slows every model, the short ones most, while alone a session gained nothing measurable from
+    spinning. The figures and the command: docs/performance.md ("ONNX Runtime's spinning threads")."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: its warnings about unused initializers are not the user's
+    return options
+
+
 class OnnxModel(FloatFeedModel):
     """One ONNX Runtime session on the CPU, ``threads`` intra-op threads, one image at a time."""
 
@@ -39,9 +56,7 @@ class OnnxModel(FloatFeedModel):
 
         self.path, self.runtime = Path(path), onnx_runtime()
         self.threads = threads or default_threads()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
-        options.log_severity_level = 3  # errors only: its warnings about unused initializers are not the user's
+        options = session_options(self.threads)
         try:
             self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own classes for a bad file
