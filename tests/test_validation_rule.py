@@ -169,7 +169,7 @@ def test_a_search_that_returns_its_start_names_the_faster_shapes_it_measured_and
         shape(0.125, 45.0, 0.0),  # slower than what was returned
     ]
     result = SearchResult(None, start, measured, 600.0, "time is up", 72, 100, 0.6, 0.2,
-                          chosen="the starting shape: no validation passed")  # fmt: skip
+                          chosen="the starting shape: no validation passed", returned_start=True)  # fmt: skip
     options = SearchOptions(max_drop_pts=3.0, minutes=10.0)
     faster = result.faster_unvalidated(3.0)
     assert [(c.block_ratios[0], c.latency_ms) for c in faster] == [(0.5, 5.6), (0.25, 16.2)]
@@ -179,7 +179,7 @@ def test_a_search_that_returns_its_start_names_the_faster_shapes_it_measured_and
     assert "blocks keep 0.5 0.5 0.5 0.5 0.5, head gap: 5.6 ms (7.14x faster, a drop of 1.39 pts" in note
     assert "vggedge optimize --recipe auto --model m.keras --data photos --max-drop 3 --search-minutes 20" in note
     assert "--search-data DIR" in note
-    result.chosen = "validated shape 2 of 3 along the path"
+    result.chosen, result.returned_start = "validated shape 2 of 3 along the path", False
     assert result.faster_unvalidated(3.0) == [] and unvalidated_note(result, options, None) is None
 
 

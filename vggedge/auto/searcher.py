@@ -405,6 +405,7 @@ class Searcher(Validation, Screening):
             stretch_stopped=stretch_stopped,
             validations=self.validations,
             chosen=returned,
+            returned_start=chosen is baseline_shape,
             gap_stopped=self.gap_stopped,
             screening=self.screening_record,
             time_split=self.time_split(),

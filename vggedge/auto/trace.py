@@ -39,6 +39,7 @@ class SearchResult:
     cut_short: bool = False  # --max-epochs cut the found recipe's fine-tunes
     validations: int = 0
     chosen: str = ""  # which shape the search returned, and why (a validated one, or the start when none passed)
+    returned_start: bool = False  # the search returned its starting shape (nothing proposed, or no validation passed)
     gap_stopped: str | None = None  # the GAP start's head step stopped by its own check: why (the head was kept)
     screening: dict | None = None  # whether candidates were screened in float first, and the two costs that decided
     time_split: dict | None = None  # the validations' planned time, and what the descents and validations took
@@ -47,7 +48,7 @@ class SearchResult:
         """When the search returns its starting shape (no validation passed, or none ran): the shapes it measured
         within the budget on the search split and faster than that one, fastest first, one per shape: what the
         validations did not confirm, for the report to name."""
-        if not self.chosen.startswith("the starting shape") or self.best.latency_ms is None:
+        if not self.returned_start or self.best.latency_ms is None:
             return []
         seen, found = set(), []
         measured = [c for c in self.candidates if c.stage in ("search", "stretch") and c.latency_ms is not None]
