@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
+from vggedge.cli.options import MODEL_ARGUMENT_HELP, CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
 from vggedge.core.cache import default_cache_dir
 
-ModelOption = Annotated[str, typer.Argument(help="'sample', 'vgg16' (with --weights) or a .keras/.h5 file.")]
+ModelOption = Annotated[str, typer.Argument(help=MODEL_ARGUMENT_HELP)]
 
 WeightsOption = Annotated[Optional[str], typer.Option(help="For vgg16: a weights .h5 file, or 'random'.")]
 

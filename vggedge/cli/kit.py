@@ -7,13 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from vggedge.cli.options import CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
+from vggedge.cli.options import MODEL_ARGUMENT_HELP, CacheDirOption, OfflineOption, VerboseOption, apply_verbosity
 from vggedge.core.cache import default_cache_dir
 from vggedge.core.errors import UserError
 
 
 def kit_command(
-    model: Annotated[str, typer.Argument(help="'sample', 'vgg16' (with --weights) or a .keras/.h5 file.")],
+    model: Annotated[str, typer.Argument(help=MODEL_ARGUMENT_HELP)],
     out: Annotated[Path, typer.Option(help="The kit's folder (created; must be empty or absent).")] = Path("kit"),
     keep: Annotated[
         Optional[str],

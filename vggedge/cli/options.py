@@ -140,3 +140,10 @@ def apply_verbosity(verbose: bool) -> None:
         from vggedge.core.quiet import silence_native_stderr
 
         silence_native_stderr()
+
+
+# What a command that takes a model as its argument (inspect, kit) reads: as optimize's --model
+MODEL_ARGUMENT_HELP = (
+    "'sample', 'vgg16' (with --weights), a .keras/.h5 file or SavedModel folder, or a PyTorch (.safetensors, .pth, "
+    ".pt) or ONNX VGG."
+)

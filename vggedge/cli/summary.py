@@ -39,12 +39,12 @@ def print_reports(paths: list[Path]) -> list[str]:
             report.recipe.name,
             short_status(report),
             fmt(r.size_bytes / 1e6 if r.size_bytes else None, ".2f"),
-            fmt(x.size, ".2f"),
+            fmt(x.size, "ratio"),
             fmt(r.top1, "pct"),
             fmt(x.top1_delta_pts, "+.2f"),
             fmt(r.agreement, "pct"),
             fmt(r.latency_ms.p50 if r.latency_ms else None, ".2f"),
-            fmt(x.speedup, ".2f"),
+            fmt(x.speedup, "ratio"),
         )
         for row in other_formats(report):
             table.add_row(*row)
@@ -81,8 +81,8 @@ def other_formats(report: Report) -> list[list[str]]:
         delta = (a.top1 - b.top1) * 100 if a.top1 is not None and b.top1 is not None else None
         rows.append([
             f"{report.recipe.name}-{a.format}", SHORT_STATUS.get(a.status, a.status),
-            fmt(a.size_bytes / 1e6 if a.size_bytes else None, ".2f"), fmt(smaller, ".2f"), fmt(a.top1, "pct"),
-            fmt(delta, "+.2f"), fmt(a.agreement, "pct"), fmt(a.p50_ms, ".2f"), fmt(faster, ".2f"),
+            fmt(a.size_bytes / 1e6 if a.size_bytes else None, ".2f"), fmt(smaller, "ratio"), fmt(a.top1, "pct"),
+            fmt(delta, "+.2f"), fmt(a.agreement, "pct"), fmt(a.p50_ms, ".2f"), fmt(faster, "ratio"),
         ])  # fmt: skip
     return rows
 

@@ -371,11 +371,11 @@ def print_table(rows: list[dict], recommendations: list[Recommendation], max_dro
         cells += [
             row.get("status") or "?",
             fmt(row.get("size_mb"), ".2f"),
-            fmt(row.get("x_smaller"), ".2f"),
+            fmt(row.get("x_smaller"), "ratio"),
             cell(row, "top1"),
             fmt(row.get("delta_top1_pts"), "+.2f"),
             fmt(row.get("p50_ms"), ".2f"),
-            fmt(row.get("speedup"), ".2f"),
+            fmt(row.get("speedup"), "ratio"),
         ]
         table.add_row(*cells)
     for number, device in enumerate(devices, start=1):

@@ -13,11 +13,14 @@ _UNITS = {
     "g": lambda v: f"{v / 1e9:.3f}",  # FLOPs as G
     "ms": lambda v: f"{v:.2f} ms",
     "x": lambda v: f"{v:.2f}×",  # a ratio
+    # A ratio in a table's narrow column: three significant figures, at most two decimals (143× of a tiny model
+    # on a fast CPU is "143", not "143.47" cut to "143.…")
+    "ratio": lambda v: f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}",
 }
 
 
 def fmt(value: object, kind: str = "") -> str:
-    """``value`` as text: a named kind (pct, mb, g, ms, x), a format spec (".2f", "+.2f"), or plain."""
+    """``value`` as text: a named kind (pct, mb, g, ms, x, ratio), a format spec (".2f", "+.2f"), or plain."""
     if value is None:
         return MISSING
     if kind in _UNITS:

@@ -71,8 +71,9 @@ class OptimizeInputs(TypedDict, total=False):
     model: Annotated[
         str,
         Opt(
-            "'sample' (offline VGG16 trained on scikit-learn digits), 'vgg16' (Keras ImageNet VGG16), or a .keras/.h5 "
-            "file (Keras 3 or 2); in Python also a keras.Model.",
+            "'sample' (offline VGG16 trained on scikit-learn digits), 'vgg16' (Keras ImageNet VGG16), a .keras/.h5 "
+            "file (Keras 3 or 2) or SavedModel folder, or a PyTorch (.safetensors, .pth, .pt) or ONNX (.onnx) VGG, "
+            "translated and checked first; in Python also a keras.Model.",
             MODEL,
             "sample",
             ("--model", "-m"),
