@@ -220,3 +220,81 @@ def test_a_tensorflow_export_in_nhwc_reads_back_as_the_model_it_came_from(tmp_pa
     assert "NHWC input" in read.translation["layout"] and read.translation["max_score_difference"] <= 1e-4
     images = np.random.default_rng(4).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(read.model.predict(images, verbose=0), source.predict(images, verbose=0), atol=1e-5)
+
+
+def torch_vgg(state: dict[str, np.ndarray], logit_scale: float = 1.0):  # noqa: ANN201 - a torch module
+    """A torch module in torchvision's VGG structure (``features``, ``avgpool``, ``classifier``; ``make_layers``'
+    numbering) holding ``state``; ``logit_scale`` changes what it computes without changing its weights."""
+    import torch
+    from torch import nn
+
+    layers, channels = [], 3
+    for width, count in zip(WIDTHS, LAYOUTS["vgg16"], strict=True):
+        for _ in range(count):
+            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+        layers.append(nn.MaxPool2d(2, 2))
+
+    class TorchvisionLayoutVGG(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(*layers)
+            self.avgpool = nn.AdaptiveAvgPool2d((SIDE, SIDE))
+            sizes = [channels * SIDE * SIDE, 24, 24, 5]
+            self.classifier = nn.Sequential(
+                nn.Linear(sizes[0], sizes[1]), nn.ReLU(True), nn.Dropout(),
+                nn.Linear(sizes[1], sizes[2]), nn.ReLU(True), nn.Dropout(), nn.Linear(sizes[2], sizes[3]),
+            )  # fmt: skip
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1)) * logit_scale
+
+    module = TorchvisionLayoutVGG()
+    module.load_state_dict({name: torch.from_numpy(value) for name, value in state.items()})
+    return module.eval()
+
+
+@pytest.mark.parametrize("logit_scale", [1.0, 3.0])
+def test_a_torchscript_file_is_checked_against_the_module_torch_runs(logit_scale, tmp_path):
+    """With torch installed (not in CI: benchmarks/torch_sources.py runs torchvision's own modules), a TorchScript
+    file is checked against its own module, run by torch, not against a graph rebuilt from its weights: a module whose
+    forward computes something other than its weights' VGG (logits scaled) is stopped, which a check of the weights
+    alone would pass."""
+    torch = pytest.importorskip("torch")
+    from vggedge.core.errors import ModelError
+    from vggedge.models.loading import load_model_file
+
+    state = torchvision_state()
+    path = tmp_path / "vgg16.pt"
+    with torch.no_grad():
+        torch.jit.trace(torch_vgg(state, logit_scale), torch.zeros(1, 3, 64, 64)).save(str(path))
+    if logit_scale != 1.0:
+        with pytest.raises(ModelError, match="does not answer as its source.*TorchScript module run by torch"):
+            load_model_file(path, None)
+        return
+    translation = load_model_file(path, None).describe().translation
+    assert translation["verified_against"].startswith("the TorchScript module run by torch 2.")
+    assert translation["max_score_difference"] <= 1e-4 and translation["top1_agreement"] == 1.0, translation
+
+
+def test_a_pth_state_dict_saved_by_torch_reads_as_its_safetensors_twin(tmp_path):
+    """``torch.save(model.state_dict())``, read with ``weights_only=True``, gives the model its safetensors file gives;
+    a whole pickled module is refused in one line, never unpickled."""
+    torch = pytest.importorskip("torch")
+    from vggedge.core.errors import ModelError
+    from vggedge.models.loading import load_model_file
+
+    state = torchvision_state(batch_norm=True)
+    torch.save({name: torch.from_numpy(value) for name, value in state.items()}, tmp_path / "vgg16_bn.pth")
+    save_safetensors(state, tmp_path / "vgg16_bn.safetensors")
+    images = np.random.default_rng(1).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    from_pth = load_model_file(tmp_path / "vgg16_bn.pth", None)
+    from_safetensors = load_model_file(tmp_path / "vgg16_bn.safetensors", None)
+    np.testing.assert_array_equal(
+        from_pth.model.predict(images, verbose=0), from_safetensors.model.predict(images, verbose=0)
+    )
+    reference = from_pth.describe().translation["verified_against"]
+    assert reference == "its weights as PyTorch's NCHW graph, run by onnxruntime"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2)), tmp_path / "whole.pth")  # a module, not a state dict
+    with pytest.raises(ModelError, match="weights_only=True and never unpickles code"):
+        load_model_file(tmp_path / "whole.pth", None)

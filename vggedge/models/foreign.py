@@ -2,9 +2,10 @@
 :mod:`~vggedge.models.onnx_vgg`), translated exactly (:func:`~vggedge.models.vgg_weights.keras_vgg`), and verified
 against its source before any recipe runs.
 
-The source is run by ONNX Runtime: the user's own ONNX file, or, for a PyTorch checkpoint, the NCHW graph of its
-weights as ``torch.onnx.export`` writes it (channels-first flatten, PyTorch's BatchNorm), an implementation of the
-source's semantics independent of the translation. Both see the same probe images, preprocessed as the source
+The source runs itself where it holds code: an ONNX file by ONNX Runtime, a TorchScript file by torch when it is
+installed. A state dict holds weights only: it runs as the NCHW graph of its weights as ``torch.onnx.export`` writes it
+(channels-first flatten, PyTorch's BatchNorm), by ONNX Runtime, an implementation of the source's semantics
+independent of the translation. Both see the same probe images, preprocessed as the source
 expects; a largest difference in class scores above :data:`MAX_SCORE_DIFFERENCE` stops the run.
 """
 
@@ -66,24 +67,52 @@ def as_scores(outputs: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def verify_translation(model, weights, path: Path, preprocess: Preprocess) -> dict:  # noqa: ANN001
-    """The Keras translation against its source on :func:`probe_images`: the record the report's model section
-    carries; one line and no run when they differ."""
+def source_outputs(weights, path: Path, pixels: np.ndarray) -> tuple[np.ndarray, str]:  # noqa: ANN001 - VGGWeights
+    """The source's own outputs for preprocessed NHWC ``pixels``, and what computed them: an ONNX file by ONNX Runtime,
+    a TorchScript file by torch when it is installed, a state dict (which holds no code to run) as PyTorch's NCHW
+    graph of its weights by ONNX Runtime."""
     from vggedge.models.onnx_vgg import nchw_graph, run_onnx
+    from vggedge.models.torch_layout import run_torchscript
 
+    if path.suffix == ".onnx":
+        return run_onnx(path, pixels, weights.channels_last_input), "the ONNX file run by onnxruntime"
+    outputs = run_torchscript(path, pixels)
+    if outputs is not None:
+        return outputs, f"the TorchScript module run by torch {torch_version()}"
+    graph = nchw_graph(weights).SerializeToString()  # the proto's own copy of the weights freed at once
+    return run_onnx(graph, pixels), "its weights as PyTorch's NCHW graph, run by onnxruntime"
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
+
+
+def source_answers(weights, path: Path, preprocess: Preprocess) -> tuple[np.ndarray, str]:  # noqa: ANN001
+    """The source's class scores on :func:`probe_images` and what computed them. Run before the Keras model is built,
+    so the source's runtime and its copy of the weights are gone when the translation holds its own (a full-size
+    VGG16 is 0.53 GB a copy)."""
+    images = probe_images(weights.input_size())
+    outputs, reference = source_outputs(weights, path, preprocess_pixels(images, preprocess))
+    return as_scores(outputs), reference
+
+
+def verify_translation(  # noqa: ANN001
+    model, weights, path: Path, preprocess: Preprocess, answers: tuple[np.ndarray, str] | None = None
+) -> dict:
+    """The Keras translation against its source on :func:`probe_images` (``answers``: the source's, from
+    :func:`source_answers`, else computed here): the record the report's model section carries; one line and no run
+    when they differ."""
     images = probe_images(int(model.input_shape[1]))
     ours = np.asarray(model.predict(images, batch_size=4, verbose=0), dtype=np.float64)
-    source = path if path.suffix == ".onnx" else nchw_graph(weights)
-    theirs = as_scores(run_onnx(source, preprocess_pixels(images, preprocess), weights.channels_last_input))
+    theirs, reference = answers or source_answers(weights, path, preprocess)
     difference = float(np.abs(ours - theirs).max())
     agreement = (
         float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
         if ours.shape[1] > 1
         else float(np.mean((ours > 0.5) == (theirs > 0.5)))
     )
-    reference = "the ONNX file run by onnxruntime" if path.suffix == ".onnx" else (
-        "its weights as PyTorch's NCHW graph, run by onnxruntime"
-    )  # fmt: skip
     record = {
         "framework": weights.framework,
         "file": str(path),

@@ -382,7 +382,7 @@ def _load_saved_model(path: Path) -> keras.Model:
 def load_foreign(path: Path, preprocess: Preprocess | None) -> Baseline:
     """A PyTorch checkpoint or an ONNX VGG, translated exactly and verified (:mod:`vggedge.models.foreign`);
     preprocessing ``torch`` unless asked otherwise: torchvision's checkpoints expect ImageNet's mean and std."""
-    from vggedge.models.foreign import read_foreign, verify_translation
+    from vggedge.models.foreign import read_foreign, source_answers, verify_translation
     from vggedge.models.vgg_weights import keras_vgg
 
     weights = read_foreign(path)
@@ -392,8 +392,9 @@ def load_foreign(path: Path, preprocess: Preprocess | None) -> Baseline:
         "torch (default for a PyTorch or ONNX file): x/255, then torchvision's ImageNet mean and std, baked in; pass "
         "--preprocess unit|tf|caffe|none if the checkpoint was trained otherwise"
     )  # fmt: skip
+    answers = source_answers(weights, path, chosen)
     model = keras_vgg(weights, chosen, name=path.stem)
-    translation = verify_translation(model, weights, path, chosen)
+    translation = verify_translation(model, weights, path, chosen, answers)
     return Baseline(model, str(path), "file", weights.class_names, chosen, note, translation)
 
 

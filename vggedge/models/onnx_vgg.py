@@ -97,7 +97,7 @@ def _read_node(node, tensors: dict, convs: list[Conv], dense: list[Dense]) -> No
         if attributes.get("group", 1) != 1 or list(attributes.get("dilations", [1, 1])) != [1, 1]:
             raise ModelError(f"{where}: a grouped or dilated convolution has no VGG translation")
         bias = tensors.get(node.input[2]) if len(node.input) > 2 else None
-        convs.append(Conv(kernel.astype(np.float32), bias))
+        convs.append(Conv(kernel.astype(np.float32, copy=False), bias))
     elif kind == "BatchNormalization":
         if not convs or dense:
             raise ModelError(f"{where}: a normalization that does not follow a convolution has no exact translation")
@@ -127,7 +127,7 @@ def _dense(node, tensors: dict, attributes: dict, where: str) -> Dense:  # noqa:
     if node.op_type == "MatMul" or not attributes.get("transB", 0):
         weight = weight.T  # [in, out] -> [out, in]
     bias = tensors.get(node.input[2]) if node.op_type == "Gemm" and len(node.input) > 2 else None
-    return Dense(weight.astype(np.float32), bias)
+    return Dense(weight.astype(np.float32, copy=False), bias)
 
 
 def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
@@ -181,13 +181,19 @@ def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
     return model
 
 
-def run_onnx(model, images: np.ndarray, channels_last: bool = False) -> np.ndarray:  # noqa: ANN001 - ModelProto or path
+def run_onnx(model, images: np.ndarray, channels_last: bool = False) -> np.ndarray:  # noqa: ANN001 - proto, bytes, path
     """``model``'s outputs for preprocessed NHWC ``images`` (transposed to NCHW unless the model takes NHWC), by ONNX
-    Runtime on the CPU, one image at a time (an export may fix its batch at 1)."""
+    Runtime on the CPU, one image at a time (an export may fix its batch at 1). Weights are not prepacked: a check
+    runs a few images, and prepacking would hold a second copy of a full-size fc1."""
     import onnxruntime
 
-    source = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
-    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model) if isinstance(model, (str, Path)) else (
+        model.SerializeToString()
+    )  # fmt: skip
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     batch = images if channels_last else images.transpose(0, 3, 1, 2)
     batch = np.ascontiguousarray(batch, dtype=np.float32)

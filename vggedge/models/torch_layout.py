@@ -68,6 +68,21 @@ def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
     return {name: value.detach().cpu().numpy() for name, value in loaded.items() if hasattr(value, "detach")}
 
 
+def run_torchscript(path: Path, images: np.ndarray) -> np.ndarray | None:
+    """A TorchScript file's own outputs for preprocessed NHWC ``images``, run by torch (the module the user exported,
+    not a re-implementation of it); None when ``path`` is no TorchScript archive or torch is not installed."""
+    if path.suffix not in (".pt", ".pth") or not _is_torchscript(path):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+    batch = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32))
+    with torch.no_grad():
+        return np.concatenate([module(batch[i : i + 1]).numpy() for i in range(len(batch))])
+
+
 def _is_torchscript(path: Path) -> bool:
     """A TorchScript archive is a zip with a ``constants.pkl`` or ``code/`` beside its data."""
     if not zipfile.is_zipfile(path):
@@ -118,7 +133,7 @@ def _convs(features: dict[tuple[int, ...], dict[str, np.ndarray]]) -> list[Conv]
     for (index, *_), params in features.items():
         weight = params.get("weight")
         if weight is not None and weight.ndim == 4:
-            convs.append((index, Conv(weight.astype(np.float32), params.get("bias"))))
+            convs.append((index, Conv(weight.astype(np.float32, copy=False), params.get("bias"))))
         elif "running_mean" in params:
             if not convs or index != convs[-1][0] + 1:
                 raise ModelError(f"features.{index}: a BatchNorm2d that does not follow a convolution")
@@ -145,7 +160,8 @@ def _dense_layers(state: dict[str, np.ndarray]) -> tuple[list[Dense], str]:
             weight = state.get(f"{name}.weight")
             if weight is None:
                 raise ModelError(f"timm's VGG layout without {name}.weight")
-            layers.append(Dense(weight.reshape(weight.shape[0], -1).astype(np.float32), state.get(f"{name}.bias")))
+            kernel = weight.reshape(weight.shape[0], -1).astype(np.float32, copy=False)
+            layers.append(Dense(kernel, state.get(f"{name}.bias")))
         return layers, "timm's VGG layout (pre_logits as convolutions)"
     layers = []
     for index, params in _numbered(state, "classifier").items():
@@ -155,7 +171,7 @@ def _dense_layers(state: dict[str, np.ndarray]) -> tuple[list[Dense], str]:
         weight = params.get("weight")
         if weight is None or weight.ndim != 2:
             raise ModelError(f"{where}: {', '.join(params)} of no Linear layer")
-        layers.append(Dense(weight.astype(np.float32), params.get("bias")))
+        layers.append(Dense(weight.astype(np.float32, copy=False), params.get("bias")))
     if not layers:
         raise ModelError("no classifier.N weights: a VGG state dict without its classifier")
     return layers, "torchvision's VGG layout (a ReLU assumed between dense layers)"
