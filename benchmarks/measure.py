@@ -4,7 +4,9 @@ Shared by every benchmark that runs work in its own process (each recipe, the fl
 peer conversion, each data-scale run), so they all measure the same way. Output goes to temporary
 files, not pipes (a child that writes more than a pipe holds cannot block), the child gets its own
 process group (a memory cap stops grandchildren too), and peak memory is the larger of the sampled
-tree total (a converter may run as a grandchild) and the kernel's high-water mark.
+tree total (a converter may run as a grandchild) and the child's own high-water mark (``VmHWM``, read
+while it runs). Not ``wait4``'s ``ru_maxrss``: Linux carries the forking parent's resident size into the
+child's, so a benchmark that holds a model of its own saw every child at least as large as itself.
 """
 
 from __future__ import annotations
@@ -38,15 +40,16 @@ def run_measured(
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env, start_new_session=True)
-        sampled, capped = 0.0, False
+        sampled, high_water, capped = 0.0, 0.0, False
         while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
             sampled = max(sampled, tree_rss_gb(child.pid))
+            high_water = max(high_water, high_water_gb(child.pid))
             if cap_gb is not None and sampled > cap_gb:
                 os.killpg(child.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(child.pid, 0)
+                _, status, _ = os.wait4(child.pid, 0)
                 capped = True
                 break
             time.sleep(0.05)
@@ -57,11 +60,22 @@ def run_measured(
     return ChildRun(
         exit_code=child.returncode,
         wall_s=round(time.perf_counter() - started, 1),
-        peak_rss_gb=round(max(sampled, usage.ru_maxrss / 1024**2), 2),
+        peak_rss_gb=round(max(sampled, high_water), 2),
         stdout=stdout,
         stderr=stderr,
         capped=capped,
     )
+
+
+def high_water_gb(pid: int) -> float:
+    """The kernel's peak resident size of ``pid`` since it started its program (0 once it has exited)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def tree_rss_gb(pid: int) -> float:
