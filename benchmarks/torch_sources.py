@@ -119,6 +119,12 @@ def write_files(name: str, module, folder: Path) -> dict[str, Path]:  # noqa: AN
     return files
 
 
+def file_mb(path: Path) -> float:
+    """The file's size with its external data (torch's default ONNX exporter writes the weights to ``.onnx.data``)."""
+    data = path.with_name(path.name + ".data")
+    return (path.stat().st_size + (data.stat().st_size if data.is_file() else 0)) / 1e6
+
+
 def photos(root: Path) -> tuple[np.ndarray, np.ndarray]:
     """The photos in ``root``'s class folders as 224x224 RGB pixels (stretched, as vggedge resizes), and their
     class numbers in sorted folder order."""
@@ -249,7 +255,7 @@ def main() -> None:
         files = write_files(name, module, args.work / "files")
         for kind, path in files.items():
             started = time.perf_counter()
-            row = {"model": name, "kind": kind, "mb": path.stat().st_size / 1e6, **compare(module, path, pixels)}
+            row = {"model": name, "kind": kind, "mb": file_mb(path), **compare(module, path, pixels)}
             row.update(inspect_file(path))
             if (name, kind) in INT8_RUNS:
                 formats = "all" if kind == "safetensors" else "tflite"
