@@ -40,16 +40,17 @@ def run_measured(
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env, start_new_session=True)
-        sampled, high_water, capped = 0.0, 0.0, False
+        # First read at once: a child that only prints a line may be gone before the first tree walk ends.
+        sampled, high_water, capped = 0.0, high_water_gb(child.pid), False
         while True:
-            pid, status, _ = os.wait4(child.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            sampled = max(sampled, tree_rss_gb(child.pid))
             high_water = max(high_water, high_water_gb(child.pid))
+            sampled = max(sampled, tree_rss_gb(child.pid))
             if cap_gb is not None and sampled > cap_gb:
                 os.killpg(child.pid, signal.SIGKILL)
-                _, status, _ = os.wait4(child.pid, 0)
+                _, status, usage = os.wait4(child.pid, 0)
                 capped = True
                 break
             time.sleep(0.05)
@@ -60,7 +61,8 @@ def run_measured(
     return ChildRun(
         exit_code=child.returncode,
         wall_s=round(time.perf_counter() - started, 1),
-        peak_rss_gb=round(max(sampled, high_water), 2),
+        # ru_maxrss only when the child ended before it could be read: an upper bound (see above), never a zero
+        peak_rss_gb=round(max(sampled, high_water) or usage.ru_maxrss / 1024**2, 3),
         stdout=stdout,
         stderr=stderr,
         capped=capped,
