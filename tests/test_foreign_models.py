@@ -255,11 +255,11 @@ def torch_vgg(state: dict[str, np.ndarray], logit_scale: float = 1.0):  # noqa: 
 
 
 @pytest.mark.parametrize("logit_scale", [1.0, 3.0])
-def test_a_torchscript_file_is_checked_against_the_module_torch_runs(logit_scale, tmp_path):
+def test_a_torchscript_file_is_checked_against_the_module_torch_runs(logit_scale, tmp_path, monkeypatch):
     """With torch installed (not in CI: benchmarks/torch_sources.py runs torchvision's own modules), a TorchScript
     file is checked against its own module, run by torch, not against a graph rebuilt from its weights: a module whose
     forward computes something other than its weights' VGG (logits scaled) is stopped, which a check of the weights
-    alone would pass."""
+    alone would pass. The file is loaded once (a full-size one is 0.53 GB a read)."""
     torch = pytest.importorskip("torch")
     from vggedge.core.errors import ModelError
     from vggedge.models.loading import load_model_file
@@ -268,11 +268,15 @@ def test_a_torchscript_file_is_checked_against_the_module_torch_runs(logit_scale
     path = tmp_path / "vgg16.pt"
     with torch.no_grad():
         torch.jit.trace(torch_vgg(state, logit_scale), torch.zeros(1, 3, 64, 64)).save(str(path))
+    loads = []
+    original_load = torch.jit.load
+    monkeypatch.setattr(torch.jit, "load", lambda *args, **kwargs: loads.append(args) or original_load(*args, **kwargs))
     if logit_scale != 1.0:
         with pytest.raises(ModelError, match="does not answer as its source.*TorchScript module run by torch"):
             load_model_file(path, None)
         return
     translation = load_model_file(path, None).describe().translation
+    assert len(loads) == 1, loads
     assert translation["verified_against"].startswith("the TorchScript module run by torch 2.")
     assert translation["max_score_difference"] <= 1e-4 and translation["top1_agreement"] == 1.0, translation
 

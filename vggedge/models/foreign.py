@@ -39,7 +39,7 @@ def read_foreign(path: Path):  # noqa: ANN201 - VGGWeights
         )
     if path.suffix == ".onnx":
         return read_onnx_vgg(path)
-    return vgg_from_state_dict(read_state_dict(path))
+    return vgg_from_state_dict(*read_state_dict(path))
 
 
 def probe_images(size: int, count: int = PROBE_IMAGES) -> np.ndarray:
@@ -72,13 +72,11 @@ def source_outputs(weights, path: Path, pixels: np.ndarray) -> tuple[np.ndarray,
     a TorchScript file by torch when it is installed, a state dict (which holds no code to run) as PyTorch's NCHW
     graph of its weights by ONNX Runtime."""
     from vggedge.models.onnx_vgg import nchw_graph, run_onnx
-    from vggedge.models.torch_layout import run_torchscript
 
     if path.suffix == ".onnx":
         return run_onnx(path, pixels, weights.channels_last_input), "the ONNX file run by onnxruntime"
-    outputs = run_torchscript(path, pixels)
-    if outputs is not None:
-        return outputs, f"the TorchScript module run by torch {torch_version()}"
+    if weights.runner is not None:
+        return weights.runner(pixels.transpose(0, 3, 1, 2)), f"the TorchScript module run by torch {torch_version()}"
     graph = nchw_graph(weights).SerializeToString()  # the proto's own copy of the weights freed at once
     return run_onnx(graph, pixels), "its weights as PyTorch's NCHW graph, run by onnxruntime"
 

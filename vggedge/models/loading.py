@@ -393,6 +393,7 @@ def load_foreign(path: Path, preprocess: Preprocess | None) -> Baseline:
         "--preprocess unit|tf|caffe|none if the checkpoint was trained otherwise"
     )  # fmt: skip
     answers = source_answers(weights, path, chosen)
+    weights.runner = None  # a TorchScript module: its runtime is done once its answers are in
     model = keras_vgg(weights, chosen, name=path.stem)
     translation = verify_translation(model, weights, path, chosen, answers)
     return Baseline(model, str(path), "file", weights.class_names, chosen, note, translation)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +30,20 @@ from vggedge.models.vgg_weights import Conv, Dense, Norm, VGGWeights
 PREFIXES = ("module.", "model.", "_orig_mod.")  # DataParallel, Lightning and torch.compile wrap the names
 
 
-def read_state_dict(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a PyTorch checkpoint as numpy arrays, by name."""
+def read_state_dict(path: Path) -> tuple[dict[str, np.ndarray], Callable[[np.ndarray], np.ndarray] | None]:
+    """The tensors of a PyTorch checkpoint as numpy arrays, by name, and the module's own forward pass when the file
+    is a TorchScript archive (None for a state dict, which holds no code)."""
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
         try:
-            return dict(load_file(str(path)))
+            return dict(load_file(str(path))), None
         except Exception as error:  # noqa: BLE001 - safetensors raises its own classes for a bad file
             raise ModelError(f"{path} is not a readable safetensors file: {str(error).splitlines()[0][:200]}") from None
     return _torch_state_dict(path)
 
 
-def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
+def _torch_state_dict(path: Path) -> tuple[dict[str, np.ndarray], Callable[[np.ndarray], np.ndarray] | None]:
     try:
         import torch
     except ImportError:
@@ -50,8 +52,9 @@ def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
             "(safetensors.torch.save_file(model.state_dict(), 'model.safetensors')), which vggedge reads without torch"
         ) from None
     if _is_torchscript(path):
-        module = torch.jit.load(str(path), map_location="cpu")
-        return {name: value.detach().numpy() for name, value in module.state_dict().items()}
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+        # The arrays share the module's storage: holding both costs one copy of the weights
+        return {name: value.detach().numpy() for name, value in module.state_dict().items()}, _runner(module)
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises UnpicklingError and others for a whole pickled module
@@ -65,22 +68,20 @@ def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
             loaded = loaded[key]
     if not isinstance(loaded, dict):
         raise ModelError(f"{path} does not hold a state dict (found {type(loaded).__name__})")
-    return {name: value.detach().cpu().numpy() for name, value in loaded.items() if hasattr(value, "detach")}
+    return {name: value.detach().cpu().numpy() for name, value in loaded.items() if hasattr(value, "detach")}, None
 
 
-def run_torchscript(path: Path, images: np.ndarray) -> np.ndarray | None:
-    """A TorchScript file's own outputs for preprocessed NHWC ``images``, run by torch (the module the user exported,
-    not a re-implementation of it); None when ``path`` is no TorchScript archive or torch is not installed."""
-    if path.suffix not in (".pt", ".pth") or not _is_torchscript(path):
-        return None
-    try:
-        import torch
-    except ImportError:
-        return None
-    module = torch.jit.load(str(path), map_location="cpu").eval()
-    batch = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32))
-    with torch.no_grad():
-        return np.concatenate([module(batch[i : i + 1]).numpy() for i in range(len(batch))])
+def _runner(module) -> Callable[[np.ndarray], np.ndarray]:  # noqa: ANN001 - a torch.jit.ScriptModule
+    """A TorchScript module's own outputs for NCHW float32 images, one at a time (the module the user exported, not a
+    re-implementation of it)."""
+    import torch
+
+    def run(images: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+        with torch.no_grad():
+            return np.concatenate([module(batch[i : i + 1]).numpy() for i in range(len(batch))])
+
+    return run
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -91,8 +92,11 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith(("constants.pkl", "/code/")) or "/code/" in name for name in archive.namelist())
 
 
-def vgg_from_state_dict(state: dict[str, np.ndarray]) -> VGGWeights:
-    """The VGG a torchvision- or timm-layout state dict holds; one line naming what does not fit."""
+def vgg_from_state_dict(
+    state: dict[str, np.ndarray], runner: Callable[[np.ndarray], np.ndarray] | None = None
+) -> VGGWeights:
+    """The VGG a torchvision- or timm-layout state dict holds (``runner``: the file's own forward pass, when it has
+    one); one line naming what does not fit."""
     state = _unprefixed(state)
     features = _numbered(state, "features")
     if not features:
@@ -104,7 +108,7 @@ def vgg_from_state_dict(state: dict[str, np.ndarray]) -> VGGWeights:
     if stray:
         raise ModelError(f"weights outside a VGG's features and classifier: {', '.join(stray[:5])}")
     norms = "with BatchNorm2d" if any(c.norm for c in convs) else "without BatchNormalization"
-    weights = VGGWeights(convs, dense, "pytorch", f"{layout}, {len(convs)} convolutions {norms}")
+    weights = VGGWeights(convs, dense, "pytorch", f"{layout}, {len(convs)} convolutions {norms}", runner=runner)
     weights.check()
     return weights
 

@@ -18,6 +18,7 @@ Keras VGG16.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -68,6 +69,9 @@ class VGGWeights:
     class_names: list[str] | None = None
     flatten_order: str = "chw"  # the first dense layer's rows: PyTorch's (C, H, W), or "hwc" (a TensorFlow export's)
     channels_last_input: bool = False  # an ONNX file that takes NHWC images (a TensorFlow export)
+    # The source's own forward pass on NCHW float32 batches where the file holds code (a TorchScript module), kept from
+    # reading it so the file is not loaded twice; dropped once the translation is verified.
+    runner: Callable[[np.ndarray], np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def blocks(self) -> list[int]:
