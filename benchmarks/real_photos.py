@@ -1,6 +1,6 @@
 """Real photographs at the mission's size: every shipped recipe and ``auto`` on a full VGG16 trained on ants and bees.
 
-    python benchmarks/real_photos.py [--recipes int8 fast ...] [--auto-minutes 10] [--out reports/benchmarks]
+    python benchmarks/real_photos.py [--recipes int8 fast ...] [--auto-minutes 10] [--auto-max-drop 3] [--out ...]
 
 The model is the one a user without ImageNet weights gets: ``keras.applications.VGG16(weights=None,
 classes=2)`` at 224x224, trained from scratch with Keras 3 on the 245 training photographs of
@@ -73,17 +73,26 @@ def trained_model(epochs: int) -> Path:
     return path
 
 
-def run_recipe(recipe: str, model: Path, work: Path, auto_minutes: float, remedy_minutes: float) -> dict:
+def row_name(recipe: str, auto_max_drop: float | None) -> str:
+    """The table's name of a run: the recipe, with auto's budget when it is not the default."""
+    return f"{recipe} --max-drop {auto_max_drop:g}" if recipe == "auto" and auto_max_drop is not None else recipe
+
+
+def run_recipe(
+    recipe: str, model: Path, work: Path, auto_minutes: float, remedy_minutes: float, auto_max_drop: float | None
+) -> dict:
     """One ``vggedge optimize`` in a child process; its row from the report it wrote."""
     command = [sys.executable, "-m", "vggedge", "optimize", "--model", str(model), "--data", str(DATA)]
     command += ["--preprocess", "caffe", "--recipe", recipe, "--out", str(work), "-q"]
     if recipe == "auto":
         command += ["--search-minutes", str(auto_minutes)]
+        command += ["--max-drop", str(auto_max_drop)] if auto_max_drop is not None else []
     else:
         command += ["--remedy-minutes", str(remedy_minutes)]
-    print(f"{recipe}: {' '.join(command[1:])}", flush=True)
+    name = row_name(recipe, auto_max_drop)
+    print(f"{name}: {' '.join(command[1:])}", flush=True)
     run = run_measured(command, ROOT)
-    row = {"recipe": recipe, "wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb, "exit": run.exit_code}
+    row = {"recipe": name, "wall_s": run.wall_s, "peak_rss_gb": run.peak_rss_gb, "exit": run.exit_code}
     report_path = work / recipe / "report.json"
     if not report_path.exists():
         row["status"] = "no report: " + run.last_error_line(160)
@@ -106,7 +115,7 @@ def run_recipe(recipe: str, model: Path, work: Path, auto_minutes: float, remedy
         remedies=report.get("remedies"),
         source_top1=result.get("source_top1"),
     )
-    print(f"{recipe}: {row['status']} {row['delta_pts']} pts, {row['wall_s']} s, {row['peak_rss_gb']} GB", flush=True)
+    print(f"{name}: {row['status']} {row['delta_pts']} pts, {row['wall_s']} s, {row['peak_rss_gb']} GB", flush=True)
     return row
 
 
@@ -146,7 +155,9 @@ def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> s
             f"{percent(row.get('agreement'))} | {row.get('size_ratio') or ''}x | {row.get('speedup') or ''}x | "
             f"{row.get('latency_ms') or ''} | {row['wall_s']} | {row['peak_rss_gb']} | {row.get('commit', '')} |"
         )
-    lines += search_summary(next((row for row in rows if row["recipe"] == "auto" and row.get("search")), None))
+    for row in rows:
+        if row["recipe"].startswith("auto") and row.get("search"):
+            lines += search_summary(row)
     baseline = next((r["baseline_top1"] for r in rows if r.get("baseline_top1") is not None), None)
     lines += ["", f"Baseline (float32 Keras) top-1: {percent(baseline)}.", "", "## Notes per recipe", ""]
     for row in rows:
@@ -174,7 +185,8 @@ def search_summary(row: dict | None) -> list[str]:
     screening = search.get("screening") or {}
     return [
         "",
-        f"**auto's search** ({row.get('commit', '')}): {len(candidates)} candidates in {search.get('seconds')} s "
+        f"**{row['recipe']}'s search** ({row.get('commit', '')}): {len(candidates)} candidates in "
+        f"{search.get('seconds')} s "
         f"(stopped: {search.get('stopped')}): {len(screened)} screened in float, {len(converted)} converted to "
         f"{search.get('best', {}).get('quantization', 'int8')} and timed, {len(validated)} validated. Screening "
         f"{'on' if screening.get('on') else 'off'} (converting the start took {screening.get('convert_s')} s, a float "
@@ -191,6 +203,7 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="*", default=[*shipped_recipes(), "auto"])
     parser.add_argument("--epochs", type=int, default=8, help="training epochs of the cached model")
     parser.add_argument("--auto-minutes", type=float, default=10.0)
+    parser.add_argument("--auto-max-drop", type=float, help="auto's budget in points (default: optimize's own)")
     parser.add_argument("--remedy-minutes", type=float, default=15.0, help="each recipe's remedies' time cap")
     parser.add_argument("--work", type=Path, default=CACHE / "real-photos-runs")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
@@ -205,11 +218,12 @@ def main() -> None:
     stem = args.out / f"real-photos-{environment}"
     # Rows of recipes not run this time stay from the last run (each row names the commit that made it)
     kept = json.loads(stem.with_suffix(".json").read_text())["rows"] if stem.with_suffix(".json").exists() else []
+    runs = (args.auto_minutes, args.remedy_minutes, args.auto_max_drop)
     new = {
-        r: {**run_recipe(r, model, args.work, args.auto_minutes, args.remedy_minutes), "commit": commit()}
+        row_name(r, args.auto_max_drop): {**run_recipe(r, model, args.work, *runs), "commit": commit()}
         for r in args.recipes
     }
-    order = [row["recipe"] for row in kept] + [r for r in args.recipes if r not in {row["recipe"] for row in kept}]
+    order = [row["recipe"] for row in kept] + [r for r in new if r not in {row["recipe"] for row in kept}]
     rows = [new.get(name) or next(row for row in kept if row["recipe"] == name) for name in order]
     facts = json.loads(model.with_suffix(".json").read_text())
     (stem.with_suffix(".json")).write_text(json.dumps({"model": facts, "rows": rows}, indent=1))
