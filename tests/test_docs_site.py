@@ -21,3 +21,24 @@ def test_roles_and_doctest_directives_become_plain_markdown():
     plain = extension().plain
     text = "Returns :class:`~vggedge.core.result.Result` (see :func:`vggedge.api.search`).\n>>> run()  # doctest: +SKIP"
     assert plain(text) == "Returns `Result` (see `vggedge.api.search`).\n>>> run()"
+
+
+def load_hooks():  # noqa: ANN201
+    path = Path(__file__).parents[1] / "docs" / "hooks.py"
+    spec = importlib.util.spec_from_file_location("docs_hooks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_included_benchmark_table_is_titled_apart_on_its_page():
+    """The performance page includes one table file per machine for several benchmarks: after the hook, no two of its
+    section titles are the same, so its table of contents tells the machines apart."""
+    import re
+
+    hooks = load_hooks()
+    page = (Path(__file__).parents[1] / "docs" / "performance.md").read_text(encoding="utf-8")
+    titles = re.findall(r"^#{1,6} (.+)$", hooks.on_page_markdown(page, None), re.MULTILINE)
+    repeated = {title for title in titles if titles.count(title) > 1 and title != "Notes per recipe"}
+    assert not repeated and len(titles) > 20, repeated
+    assert "Full-size VGG16 (224x224, batch 1): every recipe, one run (x86_64-amd-epyc-2cores-avx2)" in titles
