@@ -200,6 +200,10 @@ def test_a_recipe_runs_on_a_translated_checkpoint_and_the_report_says_where_it_c
         assert [row["format"] for row in report["artifacts"]] == ["tflite", "onnx"]
         assert all(row["verification_agreement"] is not None for row in report["artifacts"]), report["artifacts"]
         assert "Translated from pytorch" in (out / recipe / "report.md").read_text()
+        evaluation = report["model"]["translation"]["evaluation"]  # checked again on the run's own images
+        assert evaluation["images"] == 40 and evaluation["top1_agreement"] == 1.0, evaluation
+        assert evaluation["max_score_difference"] <= 1e-4, evaluation
+        assert "On the 40 evaluation images: largest difference" in (out / recipe / "report.md").read_text()
     int8 = json.loads((out / "int8" / "report.json").read_text())["artifacts"]
     assert all(row["status"] == "ok" and row["verification_agreement"] >= 0.97 for row in int8), int8
     # fast's GAP head, distilled for one epoch from a random teacher, answers near ties: its figures are not asserted

@@ -409,11 +409,18 @@ def translation_lines(translation: dict | None) -> list[str]:
     """The report's line on a model translated from PyTorch or ONNX: from what, and how it was checked."""
     if not translation:
         return []
+    evaluation = translation.get("evaluation")
+    on_evaluation = (
+        f" On the {evaluation['images']} evaluation images: largest difference "
+        f"{evaluation['max_score_difference']:.2g}, top-1 agreement {fmt(evaluation['top1_agreement'], 'pct')}."
+        if evaluation
+        else ""
+    )
     return [
         f"Translated from {translation['framework']} ({translation['layout']}), blocks {translation['blocks']}; "
         f"checked against {translation['verified_against']} on {translation['images']} probe images: largest "
         f"class-score difference {translation['max_score_difference']:.2g}, top-1 agreement "
-        f"{fmt(translation['top1_agreement'], 'pct')}.",
+        f"{fmt(translation['top1_agreement'], 'pct')}.{on_evaluation}",
         "",
     ]
 

@@ -105,12 +105,7 @@ def verify_translation(  # noqa: ANN001
     images = probe_images(int(model.input_shape[1]))
     ours = np.asarray(model.predict(images, batch_size=4, verbose=0), dtype=np.float64)
     theirs, reference = answers or source_answers(weights, path, preprocess)
-    difference = float(np.abs(ours - theirs).max())
-    agreement = (
-        float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
-        if ours.shape[1] > 1
-        else float(np.mean((ours > 0.5) == (theirs > 0.5)))
-    )
+    difference, agreement = compared(ours, theirs)
     record = {
         "framework": weights.framework,
         "file": str(path),
@@ -127,3 +122,31 @@ def verify_translation(  # noqa: ANN001
             f"to {difference:.3g} on {len(images)} probe images (top-1 agreement {agreement:.0%}); not translated"
         )
     return record
+
+
+def compared(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    """(largest class-score difference, top-1 agreement) of two models' scores on the same images."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    difference = float(np.abs(ours - theirs).max())
+    if ours.shape[1] > 1:
+        return difference, float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
+    return difference, float(np.mean((ours > 0.5) == (theirs > 0.5)))
+
+
+def verify_on_images(translation: dict, preprocess: Preprocess, images: np.ndarray, ours: np.ndarray) -> dict:
+    """The translation checked again on a run's evaluation images (raw pixels; ``ours``: the translated model's scores
+    there, which the run computes anyway): the source is read again and run on them as at load, since the probe images
+    there are synthetic. The record gains ``evaluation`` (images, largest difference, agreement); one line and no run
+    when they differ."""
+    path = Path(translation["file"])
+    weights = read_foreign(path)
+    outputs, reference = source_outputs(weights, path, preprocess_pixels(images.astype(np.float32), preprocess))
+    del weights  # the source's copy of the weights, before the comparison's arrays
+    difference, agreement = compared(ours, as_scores(outputs))
+    if not difference <= MAX_SCORE_DIFFERENCE:
+        raise ModelError(
+            f"{path}: the Keras translation does not answer as its source ({reference}) on the evaluation images: "
+            f"class scores differ by up to {difference:.3g} on {len(images)} (top-1 agreement {agreement:.1%})"
+        )
+    evaluation = {"images": len(images), "max_score_difference": difference, "top1_agreement": agreement}
+    return {**translation, "evaluation": evaluation}

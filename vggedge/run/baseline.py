@@ -21,7 +21,7 @@ from vggedge.core.report import (
     Latency,
 )
 from vggedge.models.flops import flops
-from vggedge.models.loading import load_baseline
+from vggedge.models.loading import Baseline, load_baseline
 from vggedge.recipe.schema import Recipe
 from vggedge.run.inputs import (
     check_auto,
@@ -100,6 +100,8 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
     with tf.device("/GPU:0" if device.startswith("GPU") else "/CPU:0"):
         scores = keras_predict(baseline.model, eval_split.images)
         latency = measure_keras_latency(baseline.model, eval_split.images[0], options.runs, options.warmup)
+    if baseline.translation is not None and dataset is not None:
+        baseline = translation_on_evaluation(baseline, eval_split.images, scores, options.progress)
     accuracy = accuracy_figures(scores if labels_match else None, eval_split.labels)
     held = dataset.calibration if dataset is not None else None
     stale = stale_baseline_note(baseline.model, held.images, held.labels) if held is not None else None
@@ -116,6 +118,17 @@ def prepare(options: OptimizeOptions, recipes: list[Recipe]) -> Prepared:
         latency_ms=latency,
     )
     return Prepared(baseline, dataset, eval_split, labels_match, counts, figures, scores, notes, runnable, skipped)
+
+
+def translation_on_evaluation(baseline: Baseline, images: np.ndarray, scores: np.ndarray, progress: bool) -> Baseline:
+    """A model translated from PyTorch or ONNX, checked against its source on the evaluation images too (at load it
+    saw synthetic probe images only): the report's model section states both; a disagreement stops the run."""
+    from vggedge.models.foreign import verify_on_images
+
+    if progress:
+        log_line(f"checking the translation against its source on the {len(images)} evaluation images")
+    translation = verify_on_images(baseline.translation, baseline.preprocess, images, scores)
+    return dataclasses.replace(baseline, translation=translation)
 
 
 def step_context(prepared: Prepared, options: OptimizeOptions) -> StepContext:
