@@ -107,3 +107,28 @@ def test_a_failed_step_is_not_shared(applied, monkeypatch):  # noqa: ANN001
     monkeypatch.setattr(pipeline, "apply_step", real)
     model, records = pipeline.apply_steps(recipes[1], Model(), Context(), 0, shared)
     assert model.history == ("head", "quantize") and "shared_with" not in records[0]
+
+
+def test_autos_validations_train_their_common_gap_head_once_in_the_searchs_order(applied):
+    """``--recipe auto`` builds each validated shape as the found recipe will: the GAP head first (the search's start),
+    then the cut refitted against it. Every validation begins with the same head step on the same baseline, so it is
+    trained once (seeded as in the final run) and each cut starts from it; a shape with its own head shares nothing."""
+    from vggedge.auto.rules import recipe_for
+    from vggedge.auto.validation import SharedHead
+    from vggedge.core.quantization import Quantization
+
+    shared = SharedHead()
+    shapes = [[0.5, 0.5, 0.0, 0.0, 0.0], [0.5, 0.75, 0.5, 0.0, 0.0], [0.0] * 5]
+    recipes = [recipe_for(ratios, "gap", Quantization.INT8, 3.0) for ratios in shapes]
+    assert [step.type for step in recipes[0].steps] == ["head", "filter-prune", "quantize"]
+    assert [step.type for step in recipes[2].steps] == ["head", "quantize"]
+    models = [pipeline.apply_steps(recipe, Model(), Context(), 10, shared)[0] for recipe in recipes]
+    assert applied.count(("head", 10)) == 1 and applied.count(("filter-prune", 11)) == 2, applied
+    assert [model.history for model in models] == [
+        ("head", "filter-prune", "quantize"),
+        ("head", "filter-prune", "quantize"),
+        ("head", "quantize"),
+    ]
+    kept = recipe_for(shapes[0], "kept", Quantization.INT8, 3.0)
+    assert pipeline.apply_steps(kept, Model(), Context(), 10, shared)[0].history == ("filter-prune", "quantize")
+    assert applied.count(("filter-prune", 10)) == 1  # the kept head's cut is the recipe's first step

@@ -212,8 +212,14 @@ def check_searchable(anatomy: Anatomy) -> None:
 
 
 def recipe_for(block_ratios: list[float], head: str, quantization: Quantization, max_drop: float) -> Recipe:
-    """The found shape as explicit steps, replayable with ``--recipe recipe.toml``."""
+    """The found shape as explicit steps, replayable with ``--recipe recipe.toml``, in the order the search built it:
+    the GAP head first (the search's starting model), then the cut, refitted against that model as every candidate
+    was, so the fine-tune starts from the weights the search scored and keeps them when no epoch beats them on the
+    held-apart images (the refit is its epoch 0). Cut first, the refit had to fit fc1's 25,088 inputs from 64 images
+    and the fine-tune trained the 100M-weight head the search had dropped."""
     steps: list = []
+    if head == "gap":
+        steps.append(HeadStep(train="distill", init="lstsq", epochs=FINAL_HEAD_EPOCHS, learning_rate=FINAL_HEAD_RATE))
     if any(block_ratios):
         steps.append(
             FilterPruneStep(
@@ -223,8 +229,6 @@ def recipe_for(block_ratios: list[float], head: str, quantization: Quantization,
                 learning_rate=FINAL_FILTER_RATE,
             )
         )
-    if head == "gap":
-        steps.append(HeadStep(train="distill", init="lstsq", epochs=FINAL_HEAD_EPOCHS, learning_rate=FINAL_HEAD_RATE))
     steps.append(QuantizeStep(mode=quantization.value))
     kept = ", ".join(f"{1 - r:.3g}" for r in block_ratios)
     return Recipe(

@@ -31,7 +31,7 @@ from vggedge.auto.rules import (
 from vggedge.auto.screening import Screening
 from vggedge.auto.timing import Timed, timer_for
 from vggedge.auto.trace import Candidate, SearchResult, Shape, pareto_front
-from vggedge.auto.validation import Validation
+from vggedge.auto.validation import SharedHead, Validation
 from vggedge.backend.keras_env import keras
 from vggedge.core.data import FileSplit, Split
 from vggedge.core.errors import UserError
@@ -89,6 +89,7 @@ class Searcher(Validation, Screening):
         # The held-apart images' references and the baseline's answers there (Validation.held_apart_drop), once
         self.held_apart_reference: np.ndarray | None = None
         self.held_apart_right: np.ndarray | None = None
+        self.shared_head = SharedHead()  # the validations' GAP head step, trained once
         self.head = "kept"
         self.gap_stopped: str | None = None  # why the GAP start was not measured, when its step's check stopped it
         self.final_step = options.step

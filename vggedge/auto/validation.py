@@ -4,6 +4,7 @@ quantization, where another mode is measured faster than int8 on this target."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tempfile
 import time
@@ -26,7 +27,33 @@ from vggedge.core.formats import TFLITE
 from vggedge.core.metrics import top1_classes
 from vggedge.core.quantization import Quantization
 from vggedge.device.models import load
+from vggedge.recipe.schema import HeadStep, Recipe
 from vggedge.steps import StepStopped, apply_steps
+from vggedge.steps.shared import Reused, prefix_key
+
+
+class SharedHead:
+    """The validations' common first step: every validated shape's recipe with the GAP head begins with the same head
+    step on the same baseline (:func:`~vggedge.auto.rules.recipe_for`), so it is trained once and handed to the
+    validations after the first (:func:`~vggedge.steps.apply_steps`' ``shared``, as
+    :class:`~vggedge.steps.shared.SharedSteps` does for the recipes of one run; the step's seed is the same)."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.model: keras.Model | None = None
+        self.records: list[dict] = []
+
+    def reuse(self, recipe: Recipe) -> Reused | None:
+        if self.model is None or prefix_key(recipe, 1) != self.key:
+            return None
+        return Reused(1, self.model, copy.deepcopy(self.records))
+
+    def offer(self, recipe: Recipe, length: int, model: keras.Model, records: list[dict]) -> None:
+        if length == 1 and self.model is None and isinstance(recipe.steps[0], HeadStep):
+            self.key, self.model, self.records = prefix_key(recipe, 1), model, copy.deepcopy(records[:1])
+
+    def finished(self, recipe: Recipe) -> None:
+        """Kept for the next validation: the search's last one lets the whole searcher go."""
 
 
 class Validation:
@@ -73,7 +100,9 @@ class Validation:
         recipe = recipe.with_max_epochs(self.options.max_epochs)  # as the found recipe will run
         levels = [LEVELS.index(ratio) for ratio in proposal.block_ratios]
         try:
-            model, _ = apply_steps(recipe, self.baseline, self.final_context, self.final_context.seed)
+            model, _ = apply_steps(
+                recipe, self.baseline, self.final_context, self.final_context.seed, shared=self.shared_head
+            )
         except StepStopped as error:  # the recipe's own checks stopped a step: this shape fails its validation
             return self.stopped_validation(proposal, str(error), started)
         self.stages_before = {"build": round(time.perf_counter() - started, 2)}
