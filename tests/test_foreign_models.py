@@ -306,3 +306,40 @@ def test_a_pth_state_dict_saved_by_torch_reads_as_its_safetensors_twin(tmp_path)
     torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2)), tmp_path / "whole.pth")  # a module, not a state dict
     with pytest.raises(ModelError, match="weights_only=True and never unpickles code"):
         load_model_file(tmp_path / "whole.pth", None)
+
+
+def test_class_names_a_checkpoint_carries_name_the_models_outputs(cli, tmp_path):
+    """A safetensors file's metadata, an ONNX file's (vggedge's own ONNX writes ``labels``) and a training checkpoint's
+    ``class_to_idx`` (torch only) name the classes in output order; names that do not match the output are one line."""
+    from safetensors.numpy import save_file
+
+    from vggedge.export.onnx import keras_to_onnx
+    from vggedge.models.loading import load_model_file
+    from vggedge.models.vgg import VGGSpec, build_vgg16
+
+    state = torchvision_state(classes=3)
+    names = ["ants", "bees", "wasps"]
+    arrays = {name: np.ascontiguousarray(value) for name, value in state.items()}
+    save_file(arrays, str(tmp_path / "named.safetensors"), metadata={"class_names": json.dumps(names)})
+    read = load_model_file(tmp_path / "named.safetensors", None)
+    assert read.class_names == names
+    source = build_vgg16(VGGSpec(input_size=64, classes=3, width=1 / 16, dense_units=12, preprocess="none"))
+    keras_to_onnx(source, tmp_path / "named.onnx", {"labels": "\n".join(names)})
+    assert load_model_file(tmp_path / "named.onnx", "none").class_names == names
+    save_file(arrays, str(tmp_path / "wrong.safetensors"), metadata={"labels": "ants\nbees"})
+    result = cli("inspect", tmp_path / "wrong.safetensors")
+    assert result.code == 2 and "names 2 classes (ants, bees…) but its last layer outputs 3" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_training_checkpoints_class_to_idx_names_the_classes(tmp_path):
+    """``torch.save({"state_dict": ..., "class_to_idx": ...})``, as the ImageFolder tutorials write it: the names come
+    in index order."""
+    torch = pytest.importorskip("torch")
+    from vggedge.models.loading import load_model_file
+
+    state, names = torchvision_state(classes=3), ["ants", "bees", "wasps"]
+    checkpoint = {"state_dict": {k: torch.from_numpy(v) for k, v in state.items()}, "epoch": 7,
+                  "class_to_idx": {"wasps": 2, "ants": 0, "bees": 1}}  # fmt: skip
+    torch.save(checkpoint, tmp_path / "trained.pth")
+    assert load_model_file(tmp_path / "trained.pth", None).class_names == names

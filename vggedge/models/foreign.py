@@ -39,7 +39,7 @@ def read_foreign(path: Path):  # noqa: ANN201 - VGGWeights
         )
     if path.suffix == ".onnx":
         return read_onnx_vgg(path)
-    return vgg_from_state_dict(*read_state_dict(path))
+    return vgg_from_state_dict(*read_state_dict(path))  # tensors, TorchScript's forward pass, class names
 
 
 def probe_images(size: int, count: int = PROBE_IMAGES) -> np.ndarray:

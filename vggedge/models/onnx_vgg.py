@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vggedge.core.errors import ModelError
-from vggedge.models.vgg_weights import Conv, Dense, Norm, VGGWeights
+from vggedge.models.vgg_weights import Conv, Dense, Norm, VGGWeights, class_names_in
 
 SKIPPED = {
     "Relu",
@@ -60,6 +60,7 @@ def read_onnx_vgg(path: Path) -> VGGWeights:
             _read_node(node, tensors, convs, dense)
     opset = model.opset_import[0].version
     weights = VGGWeights(convs, dense, "onnx", f"ONNX graph (opset {opset}), {layout['input']} input")
+    weights.class_names = class_names_in({prop.key: prop.value for prop in model.metadata_props})
     weights.flatten_order, weights.channels_last_input = layout["flatten"], layout["input"] == "NHWC"
     weights.check()
     return weights

@@ -21,29 +21,42 @@ import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from vggedge.core.errors import ModelError
-from vggedge.models.vgg_weights import Conv, Dense, Norm, VGGWeights
+from vggedge.models.vgg_weights import Conv, Dense, Norm, VGGWeights, class_names_in
 
 PREFIXES = ("module.", "model.", "_orig_mod.")  # DataParallel, Lightning and torch.compile wrap the names
 
 
-def read_state_dict(path: Path) -> tuple[dict[str, np.ndarray], Callable[[np.ndarray], np.ndarray] | None]:
-    """The tensors of a PyTorch checkpoint as numpy arrays, by name, and the module's own forward pass when the file
-    is a TorchScript archive (None for a state dict, which holds no code)."""
+class Checkpoint(NamedTuple):
+    """What a PyTorch file holds: its tensors as numpy arrays by name, the module's own forward pass when it is a
+    TorchScript archive (a state dict holds no code), and the class names it carries, if any."""
+
+    state: dict[str, np.ndarray]
+    runner: Callable[[np.ndarray], np.ndarray] | None = None
+    class_names: list[str] | None = None
+
+
+def read_state_dict(path: Path) -> Checkpoint:
+    """A PyTorch checkpoint's tensors, forward pass and class names (:func:`class_names_in`: a training checkpoint's
+    keys beside the weights, a safetensors file's metadata)."""
     if path.suffix == ".safetensors":
+        from safetensors import safe_open
         from safetensors.numpy import load_file
 
         try:
-            return dict(load_file(str(path))), None
+            with safe_open(str(path), framework="numpy") as opened:
+                metadata = opened.metadata() or {}
+            return Checkpoint(dict(load_file(str(path))), None, class_names_in(metadata))
         except Exception as error:  # noqa: BLE001 - safetensors raises its own classes for a bad file
             raise ModelError(f"{path} is not a readable safetensors file: {str(error).splitlines()[0][:200]}") from None
     return _torch_state_dict(path)
 
 
-def _torch_state_dict(path: Path) -> tuple[dict[str, np.ndarray], Callable[[np.ndarray], np.ndarray] | None]:
+def _torch_state_dict(path: Path) -> Checkpoint:
     try:
         import torch
     except ImportError:
@@ -54,7 +67,8 @@ def _torch_state_dict(path: Path) -> tuple[dict[str, np.ndarray], Callable[[np.n
     if _is_torchscript(path):
         module = torch.jit.load(str(path), map_location="cpu").eval()
         # The arrays share the module's storage: holding both costs one copy of the weights
-        return {name: value.detach().numpy() for name, value in module.state_dict().items()}, _runner(module)
+        state = {name: value.detach().numpy() for name, value in module.state_dict().items()}
+        return Checkpoint(state, _runner(module))
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises UnpicklingError and others for a whole pickled module
@@ -63,12 +77,14 @@ def _torch_state_dict(path: Path) -> tuple[dict[str, np.ndarray], Callable[[np.n
             "weights_only=True and never unpickles code; save model.state_dict() instead "
             f"({str(error).splitlines()[0][:160]})"
         ) from None
+    names = class_names_in(loaded) if isinstance(loaded, dict) else None
     for key in ("state_dict", "model_state_dict", "model"):  # training checkpoints nest the weights
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
     if not isinstance(loaded, dict):
         raise ModelError(f"{path} does not hold a state dict (found {type(loaded).__name__})")
-    return {name: value.detach().cpu().numpy() for name, value in loaded.items() if hasattr(value, "detach")}, None
+    state = {name: value.detach().cpu().numpy() for name, value in loaded.items() if hasattr(value, "detach")}
+    return Checkpoint(state, None, names)
 
 
 def _runner(module) -> Callable[[np.ndarray], np.ndarray]:  # noqa: ANN001 - a torch.jit.ScriptModule
@@ -93,10 +109,12 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def vgg_from_state_dict(
-    state: dict[str, np.ndarray], runner: Callable[[np.ndarray], np.ndarray] | None = None
+    state: dict[str, np.ndarray],
+    runner: Callable[[np.ndarray], np.ndarray] | None = None,
+    class_names: list[str] | None = None,
 ) -> VGGWeights:
     """The VGG a torchvision- or timm-layout state dict holds (``runner``: the file's own forward pass, when it has
-    one); one line naming what does not fit."""
+    one; ``class_names``: the ones it carries); one line naming what does not fit."""
     state = _unprefixed(state)
     features = _numbered(state, "features")
     if not features:
@@ -108,7 +126,9 @@ def vgg_from_state_dict(
     if stray:
         raise ModelError(f"weights outside a VGG's features and classifier: {', '.join(stray[:5])}")
     norms = "with BatchNorm2d" if any(c.norm for c in convs) else "without BatchNormalization"
-    weights = VGGWeights(convs, dense, "pytorch", f"{layout}, {len(convs)} convolutions {norms}", runner=runner)
+    weights = VGGWeights(
+        convs, dense, "pytorch", f"{layout}, {len(convs)} convolutions {norms}", class_names, runner=runner
+    )
     weights.check()
     return weights
 

@@ -18,6 +18,7 @@ Keras VGG16.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -126,6 +127,37 @@ class VGGWeights:
             if after.weight.shape[1] != before.weight.shape[0]:
                 raise ModelError(f"dense layer {index} takes {after.weight.shape[1]}, the one before gives "
                                  f"{before.weight.shape[0]}")  # fmt: skip
+        if self.class_names is not None and len(self.class_names) != self.classes:
+            raise ModelError(
+                f"the file names {len(self.class_names)} classes ({', '.join(self.class_names[:3])}…) but its last "
+                f"layer outputs {self.classes}"
+            )
+
+
+# Where a checkpoint keeps its class names: a training checkpoint's keys beside the weights (ImageFolder's
+# ``class_to_idx``), a safetensors file's metadata, an ONNX file's metadata (vggedge's own ONNX writes ``labels``).
+CLASS_NAME_KEYS = ("class_names", "classes", "labels", "class_to_idx", "idx_to_class")
+
+
+def class_names_in(found: dict) -> list[str] | None:
+    """The class names a checkpoint carries under one of :data:`CLASS_NAME_KEYS`, in output order: a list of names, a
+    name-to-index or index-to-name map, or text (a JSON list, or one name per line); None when it carries none."""
+    for key in CLASS_NAME_KEYS:
+        value = found.get(key)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = [line for line in value.splitlines() if line.strip()]
+        if isinstance(value, dict) and value:
+            pairs = [(int(v), str(k)) for k, v in value.items()] if key == "class_to_idx" else (
+                [(int(k), str(v)) for k, v in value.items()]
+            )  # fmt: skip
+            if sorted(index for index, _ in pairs) == list(range(len(pairs))):
+                return [name for _, name in sorted(pairs)]
+        if isinstance(value, (list, tuple)) and value and all(isinstance(name, (str, int)) for name in value):
+            return [str(name) for name in value]
+    return None
 
 
 def keras_vgg(weights: VGGWeights, preprocess: Preprocess, name: str = "vgg") -> keras.Model:
