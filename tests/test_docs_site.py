@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 
 
-def extension():  # noqa: ANN201
-    pytest.importorskip("griffe")
-    path = Path(__file__).parents[1] / "docs" / "griffe_roles.py"
-    spec = importlib.util.spec_from_file_location("griffe_roles", path)
+def docs_module(name: str):  # noqa: ANN201
+    """A module of ``docs/`` (the mkdocs extension and hooks are files there, not a package)."""
+    path = Path(__file__).parents[1] / "docs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def extension():  # noqa: ANN201
+    pytest.importorskip("griffe")
+    return docs_module("griffe_roles")
 
 
 def test_roles_and_doctest_directives_become_plain_markdown():
@@ -23,20 +28,12 @@ def test_roles_and_doctest_directives_become_plain_markdown():
     assert plain(text) == "Returns `Result` (see `vggedge.api.search`).\n>>> run()"
 
 
-def load_hooks():  # noqa: ANN201
-    path = Path(__file__).parents[1] / "docs" / "hooks.py"
-    spec = importlib.util.spec_from_file_location("docs_hooks", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_included_benchmark_table_is_titled_apart_on_its_page():
     """The performance page includes one table file per machine for several benchmarks: after the hook, no two of its
     section titles are the same, so its table of contents tells the machines apart."""
     import re
 
-    hooks = load_hooks()
+    hooks = docs_module("hooks")
     page = (Path(__file__).parents[1] / "docs" / "performance.md").read_text(encoding="utf-8")
     titles = re.findall(r"^#{1,6} (.+)$", hooks.on_page_markdown(page, None), re.MULTILINE)
     repeated = {title for title in titles if titles.count(title) > 1 and title != "Notes per recipe"}
