@@ -76,7 +76,7 @@ def emit(what, started, **extra):
 from vggedge.core.data import Split
 from vggedge.models.loading import load_imagenet_vgg16
 from vggedge.recipe.schema import HeadStep
-from vggedge.auto.rules import SHORT_HEAD_EPOCHS, SearchOptions
+from vggedge.auto.rules import SearchOptions
 from vggedge.auto.searcher import Searcher
 from vggedge.steps import StepContext, apply_step
 from vggedge.steps.reconstruct import REFIT_IMAGES
@@ -108,7 +108,7 @@ emit("start, flatten head: convert int8, top-1, time", started, latency_ms=flatt
 started = time.perf_counter()
 peak.reset()
 structural = StepContext.synthetic_for(224, False)  # sets the new layer up, trains nothing (random weights)
-gap_model = apply_step(HeadStep(train="distill", init="lstsq", epochs=SHORT_HEAD_EPOCHS), baseline, structural).model
+gap_model = apply_step(HeadStep(train="distill", init="lstsq", epochs=5), baseline, structural).model
 gap = searcher.measure(gap_model, 0, None, [0] * 5, "gap", against=flatten_flatbuffer)
 gap_flatbuffer = searcher.last_flatbuffer
 emit("start, GAP head: swap, convert int8, top-1, time beside the flatten model", started,

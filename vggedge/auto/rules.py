@@ -53,7 +53,6 @@ def validation_passes(drop_pts: float, bound_pts: float, held_apart_pts: float |
     return None
 
 
-SHORT_HEAD_EPOCHS = 5  # the search's own GAP start: a proxy, validated later like every shape
 MIN_STEP = 0.02  # the smallest cut an iteration asks for, after halving the step when no block could meet it
 # Tried on the found shape beside int8 (--goal latency), for CPUs without fast int8 kernels.
 ALTERNATIVE_QUANTIZATIONS = (Quantization.FLOAT16, Quantization.DYNAMIC)

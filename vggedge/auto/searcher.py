@@ -13,12 +13,10 @@ import numpy as np
 from vggedge.auto.block_inputs import BlockInputs
 from vggedge.auto.rules import (
     FINAL_FILTER_EPOCHS,
-    FINAL_HEAD_RATE,
     GAP_TIE_SPEED,
     LEVELS,
     MIN_STEP,
     MIN_VALIDATION_SHARE,
-    SHORT_HEAD_EPOCHS,
     STRETCH_FACTOR,
     SearchOptions,
     ValidationPlan,
@@ -44,7 +42,6 @@ from vggedge.export.convert import convert
 from vggedge.export.formats import write as write_format
 from vggedge.models.anatomy import find_anatomy, fingerprint
 from vggedge.models.flops import count_macs
-from vggedge.recipe.schema import HeadStep
 from vggedge.steps import STOPS, StepContext, apply_step
 from vggedge.steps.filters import kept_count, thin_counts, thin_model
 from vggedge.steps.reconstruct import Targets, first_images, reconstruct, refit_image_count, starting_targets
@@ -234,9 +231,16 @@ class Searcher(Validation, Screening):
         return candidate.figure(self.options.goal) < current.figure(self.options.goal)
 
     def with_gap_head(self, model: keras.Model) -> keras.Model:
-        epochs = min(SHORT_HEAD_EPOCHS, self.options.max_epochs or SHORT_HEAD_EPOCHS)
-        step = HeadStep(train="distill", init="lstsq", epochs=epochs, learning_rate=FINAL_HEAD_RATE)
-        return apply_step(step, model, self.context).model
+        """The search's GAP start: the found recipe's own first step (:func:`recipe_for` with the GAP head, its
+        epochs, the validations' context and seed), so every shape the search measures stands on the head the
+        validations and the final run build, and the validations take this one over (:class:`SharedHead`). Its
+        fine-tune runs on pooled features computed once: 20 epochs cost little more than 5 did, and on a weak
+        full-size model 5 epochs lost 14 held-apart points that the recipe's 20 did not."""
+        recipe = recipe_for([0.0] * len(self.anatomy.blocks), "gap", self.options.quantization, 0.0)
+        recipe = recipe.with_max_epochs(self.options.max_epochs)
+        outcome = apply_step(recipe.steps[0], model, self.final_context)  # step 0's seed is the context's own
+        self.shared_head.offer(recipe, 1, outcome.model, [outcome.record])
+        return outcome.model
 
     def relative_ratios(self, model: keras.Model, block: int, level: int) -> dict[str, float]:
         """Per-layer ratios that cut block ``block`` (0-based) of ``model`` to ``level`` of the baseline's widths:
