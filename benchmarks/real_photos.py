@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -119,6 +120,35 @@ def run_recipe(
     return row
 
 
+def side_by_side(work: Path, names: list[str], threads: int, seconds: float) -> dict | None:
+    """The named runs' ``model.tflite`` files timed in one process, interleaved round by round (a burst of load slows
+    them alike), at ``threads``: the figure a comparison of two recipes needs, which each run's own ratio against its
+    own Keras timing is not. None when a file is missing."""
+    import numpy as np
+    from PIL import Image
+
+    from vggedge.core.metrics import time_interleaved
+    from vggedge.device.models import load
+
+    paths = [work / folder_of(name) / "model.tflite" for name in names]
+    if not all(path.exists() for path in paths):
+        return None
+    photo = sorted((DATA / "val").rglob("*.jpg"))[0]
+    pixels = np.asarray(Image.open(photo).convert("RGB").resize((224, 224)), dtype=np.float32)
+    models = [load(path, threads=threads) for path in paths]
+    latencies = time_interleaved([lambda m=m: m.predict_one(pixels) for m in models], seconds, min_rounds=20)
+    return {
+        "threads": threads,
+        "rounds": latencies[0].runs,
+        "p50_ms": {name: round(latency.p50, 3) for name, latency in zip(names, latencies, strict=True)},
+    }
+
+
+def folder_of(name: str) -> str:
+    """The run's report folder: its recipe's name (auto's budget is not part of it)."""
+    return name.split(" ")[0]
+
+
 def commit() -> str:
     """The code the row was measured with: the short commit, marked when the tree had changes."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
@@ -132,7 +162,7 @@ def percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
 
-def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> str:
+def markdown(rows: list[dict], facts: dict, environment: str, command: str, timing: dict | None = None) -> str:
     lines = [
         "# Real photographs at 224x224: every recipe on a weak full-size VGG16",
         "",
@@ -158,6 +188,14 @@ def markdown(rows: list[dict], facts: dict, environment: str, command: str) -> s
     for row in rows:
         if row["recipe"].startswith("auto") and row.get("search"):
             lines += search_summary(row)
+    if timing:
+        (first, first_ms), (second, second_ms) = list(timing["p50_ms"].items())[:2]
+        lines += [
+            "",
+            f"**Side by side** (the last run's `{first}` and `{second}` files in one process, interleaved, "
+            f"{timing['rounds']} rounds at {timing['threads']} threads): `{first}` p50 {first_ms} ms, `{second}` "
+            f"{second_ms} ms: `{second}` is {first_ms / second_ms:.2f}x as fast.",
+        ]
     baseline = next((r["baseline_top1"] for r in rows if r.get("baseline_top1") is not None), None)
     lines += ["", f"Baseline (float32 Keras) top-1: {percent(baseline)}.", "", "## Notes per recipe", ""]
     for row in rows:
@@ -208,6 +246,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=CACHE / "real-photos-runs")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument(
+        "--side-by-side", nargs=2, metavar="ROW", help="time two rows' model.tflite interleaved, e.g. int8 auto"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="threads of the side-by-side timing")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"no photographs at {DATA}: this benchmark needs ../shared/data/hymenoptera")
@@ -226,9 +268,13 @@ def main() -> None:
     order = [row["recipe"] for row in kept] + [r for r in new if r not in {row["recipe"] for row in kept}]
     rows = [new.get(name) or next(row for row in kept if row["recipe"] == name) for name in order]
     facts = json.loads(model.with_suffix(".json").read_text())
-    (stem.with_suffix(".json")).write_text(json.dumps({"model": facts, "rows": rows}, indent=1))
-    command = f"python benchmarks/real_photos.py` (rows by their commit; the last run: `{' '.join(sys.argv[1:])}"
-    stem.with_suffix(".md").write_text(markdown(rows, facts, environment, command.strip()))
+    old = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
+    timing = old.get("side_by_side")
+    if args.side_by_side:
+        timing = side_by_side(args.work, args.side_by_side, args.threads, seconds=30.0)
+    (stem.with_suffix(".json")).write_text(json.dumps({"model": facts, "rows": rows, "side_by_side": timing}, indent=1))
+    command = f"python benchmarks/real_photos.py` (rows by their commit; the last run: `{shlex.join(sys.argv[1:])}"
+    stem.with_suffix(".md").write_text(markdown(rows, facts, environment, command.strip(), timing))
     print(stem.with_suffix(".md").read_text())
 
 
