@@ -259,7 +259,8 @@ def main() -> None:
     environment = environment_name()
     stem = args.out / f"real-photos-{environment}"
     # Rows of recipes not run this time stay from the last run (each row names the commit that made it)
-    kept = json.loads(stem.with_suffix(".json").read_text())["rows"] if stem.with_suffix(".json").exists() else []
+    old = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
+    kept = old.get("rows", [])
     runs = (args.auto_minutes, args.remedy_minutes, args.auto_max_drop)
     new = {
         row_name(r, args.auto_max_drop): {**run_recipe(r, model, args.work, *runs), "commit": commit()}
@@ -268,7 +269,6 @@ def main() -> None:
     order = [row["recipe"] for row in kept] + [r for r in new if r not in {row["recipe"] for row in kept}]
     rows = [new.get(name) or next(row for row in kept if row["recipe"] == name) for name in order]
     facts = json.loads(model.with_suffix(".json").read_text())
-    old = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
     timing = old.get("side_by_side")
     if args.side_by_side:
         timing = side_by_side(args.work, args.side_by_side, args.threads, seconds=30.0)

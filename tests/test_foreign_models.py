@@ -326,6 +326,10 @@ def test_class_names_a_checkpoint_carries_name_the_models_outputs(cli, tmp_path)
     source = build_vgg16(VGGSpec(input_size=64, classes=3, width=1 / 16, dense_units=12, preprocess="none"))
     keras_to_onnx(source, tmp_path / "named.onnx", {"labels": "\n".join(names)})
     assert load_model_file(tmp_path / "named.onnx", "none").class_names == names
+    from vggedge.models.vgg_weights import class_names_in
+
+    # A map that is no index map (a user's own dict under a common key) names nothing, never a traceback
+    assert class_names_in({"idx_to_class": {"first": "ants"}, "class_to_idx": {"ants": [0]}}) is None
     save_file(arrays, str(tmp_path / "wrong.safetensors"), metadata={"labels": "ants\nbees"})
     result = cli("inspect", tmp_path / "wrong.safetensors")
     assert result.code == 2 and "names 2 classes (ants, bees…) but its last layer outputs 3" in result.err

@@ -150,9 +150,12 @@ def class_names_in(found: dict) -> list[str] | None:
             except ValueError:
                 value = [line for line in value.splitlines() if line.strip()]
         if isinstance(value, dict) and value:
-            pairs = [(int(v), str(k)) for k, v in value.items()] if key == "class_to_idx" else (
-                [(int(k), str(v)) for k, v in value.items()]
-            )  # fmt: skip
+            try:
+                pairs = [(int(v), str(k)) for k, v in value.items()] if key == "class_to_idx" else (
+                    [(int(k), str(v)) for k, v in value.items()]
+                )  # fmt: skip
+            except (TypeError, ValueError):  # not an index map (a user's own dict under a common key): no names
+                continue
             if sorted(index for index, _ in pairs) == list(range(len(pairs))):
                 return [name for _, name in sorted(pairs)]
         if isinstance(value, (list, tuple)) and value and all(isinstance(name, (str, int)) for name in value):
