@@ -339,3 +339,49 @@ def test_steps_stopped_by_their_own_checks_leave_the_search_running(tiny_h5, dig
     validated = [c for c in search["candidates"] if c["stage"] == "validated"]
     assert validated and all(c["passed"] is False and "40% against 73%" in c["stopped"] for c in validated)
     assert report["result"]["status"] in ("ok", "over_budget", "failed_verification")
+
+
+def test_with_search_data_steps_check_fine_tunes_on_it_and_validations_judge_on_the_calibration_split(
+    tiny_h5, digits_dir, tmp_path
+):
+    """--search-data is images the baseline never trained on: the steps of the search, its validations and the found
+    recipe check their fine-tunes there (the calibration split comes from a training folder the baseline may have
+    learned by heart), and the calibration split stays the validations' second, independent look."""
+    import dataclasses
+
+    import numpy as np
+
+    from vggedge.auto.rules import SearchOptions, carve
+    from vggedge.auto.searcher import Searcher
+    from vggedge.run.auto_run import checked_on_search_data
+    from vggedge.run.baseline import prepare, step_context
+    from vggedge.run.calibration import calibration_images
+    from vggedge.run.options import OptimizeOptions
+
+    auto = SearchOptions(search_images=60, runs=1, search_data=digits_dir)
+    options = OptimizeOptions(
+        model=str(tiny_h5), data=digits_dir, out=tmp_path, eval_samples=100, runs=1, warmup=0, progress=False
+    )
+    prepared = prepare(dataclasses.replace(options, auto=auto), [])
+    search_split, _ = carve(prepared.eval, 60)  # stands for a --search-data folder: images no split trained on
+    calibration = prepared.dataset.calibration
+    before = step_context(prepared, options)
+    assert before.held_apart is calibration  # a run without --search-data: the calibration split
+
+    checked = checked_on_search_data(prepared, search_split, auto, progress=False)
+    context = step_context(checked, options)
+    assert context.held_apart is search_split and np.array_equal(context.held_apart_labels, search_split.labels)
+    assert any("checked their fine-tunes on the 60 --search-data images" in note for note in checked.notes)
+    assert (
+        checked_on_search_data(prepared, search_split, dataclasses.replace(auto, search_data=None), False) is prepared
+    )
+
+    searcher = Searcher(
+        prepared.baseline.model,
+        *(search_split, prepared.dataset.train, calibration_images(prepared, 50), True, auto, context),
+        judged_on=calibration,
+    )
+    searcher.measure(prepared.baseline.model, 0, None, [0] * 5, "kept")
+    drop, images = searcher.held_apart_drop(searcher.last_timed)
+    assert images == len(calibration) != len(search_split)
+    assert abs(drop) < 5  # the baseline's own int8 file against the baseline, on the calibration split

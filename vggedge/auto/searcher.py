@@ -60,6 +60,7 @@ class Searcher(Validation, Screening):
         options: SearchOptions,
         context: StepContext,
         on_candidate: Callable[[Candidate, float], None] | None = None,
+        judged_on: Split | None = None,
     ) -> None:
         self.baseline = baseline
         self.anatomy = find_anatomy(baseline)
@@ -86,6 +87,12 @@ class Searcher(Validation, Screening):
         # The held-apart images' references and the baseline's answers there (Validation.held_apart_drop), once
         self.held_apart_reference: np.ndarray | None = None
         self.held_apart_right: np.ndarray | None = None
+        # ...which are the steps' held-apart images unless the run checks steps on others (--search-data: the
+        # search split), when the calibration split stays the validations' second, independent look
+        if judged_on is None:
+            self.judged_on, self.judged_labels = context.held_apart, context.held_apart_labels
+        else:
+            self.judged_on, self.judged_labels = judged_on, judged_on.labels if labels_match else None
         self.shared_head = SharedHead()  # the validations' GAP head step, trained once
         self.head = "kept"
         self.gap_stopped: str | None = None  # why the GAP start was not measured, when its step's check stopped it

@@ -146,12 +146,12 @@ class Validation:
     def held_apart_drop(self, timed: Timed) -> tuple[float, int] | None:
         """The top-1 drop (points) of ``timed`` (a validated shape's files) against the baseline on the held-apart
         images (the calibration split: no step trains on it, the evaluation never sees it) and their count, or None."""
-        held = self.final_context.held_apart
+        held = self.judged_on
         if held is None or not len(held):
             return None
         if self.held_apart_right is None:  # the baseline's side, once per search
             scores = self.baseline.predict(held.images.astype(np.float32), batch_size=32, verbose=0)
-            labels = self.final_context.held_apart_labels
+            labels = self.judged_labels
             self.held_apart_reference = labels if labels is not None else top1_classes(scores)
             self.held_apart_right = top1_classes(scores) == self.held_apart_reference
         with tempfile.TemporaryDirectory(prefix="vggedge-auto-") as folder:

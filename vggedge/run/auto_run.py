@@ -72,9 +72,14 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
         return f", drop + {VALIDATION_STANDARD_ERRORS:g} s.e. {candidate.drop_bound_pts:.2f} pts{held_apart}: {verdict}"
 
     calibration = calibration_images(prepared, defaults.CALIBRATION_SAMPLES)
+    judged_on = prepared.dataset.calibration if len(prepared.dataset.calibration) else None
+    prepared = checked_on_search_data(prepared, search_split, auto, options.progress)
     context = step_context(prepared, options)
     searcher = Searcher(
-        prepared.baseline.model, search_split, tune, calibration, prepared.labels_match, auto, context, report_candidate
+        prepared.baseline.model,
+        *(search_split, tune, calibration, prepared.labels_match, auto, context),
+        report_candidate,
+        judged_on=judged_on,
     )
     try:
         found = searcher.run()
@@ -97,6 +102,23 @@ def run_auto(prepared: Prepared, options: OptimizeOptions) -> Path:
     if found.cut_short:  # --max-epochs, as for the fixed recipes (the note on the report)
         prepared = dataclasses.replace(prepared, cut_short=prepared.cut_short | {found.recipe.name})
     return run_recipe(found.recipe, prepared, options, search=found.describe(auto.goal, auto))
+
+
+def checked_on_search_data(prepared: Prepared, search_split, auto, progress: bool) -> Prepared:  # noqa: ANN001
+    """With ``--search-data``, the steps of the search, its validations and the found recipe check their fine-tunes
+    (inference mode, how far under their input model, the plateau) on those images, which the baseline never
+    trained on. The calibration split is carved from the training folder, which the baseline may have learned by
+    heart: there a fine-tuned model looks far worse than the baseline because the baseline remembers those images
+    (docs/guides/auto.md). The calibration split stays the validations' second look, a bias against the candidate."""
+    if auto.search_data is None:
+        return prepared
+    note = (
+        f"the steps checked their fine-tunes on the {len(search_split)} --search-data images (never trained on) "
+        "instead of the calibration split"
+    )
+    if progress:
+        log_line(f"auto: {note}")
+    return dataclasses.replace(prepared, check_images=search_split, notes=[*prepared.notes, note])
 
 
 def unvalidated_note(found, auto, options: OptimizeOptions) -> str | None:  # noqa: ANN001 - SearchResult, SearchOptions

@@ -132,7 +132,8 @@ def translation_on_evaluation(baseline: Baseline, images: np.ndarray, scores: np
 
 
 def step_context(prepared: Prepared, options: OptimizeOptions) -> StepContext:
-    """The images steps learn from: the training split, or noise for a sizes-only (random weights) run."""
+    """The images steps learn from: the training split, or noise for a sizes-only (random weights) run; the images
+    they check a fine-tune on: the calibration split, or ``prepared.check_images`` when a run set them."""
     size = int(prepared.baseline.model.input_shape[1])
     progress = options.progress and options.placement.is_chief
     if prepared.counts.synthetic:
@@ -141,6 +142,10 @@ def step_context(prepared: Prepared, options: OptimizeOptions) -> StepContext:
         context = StepContext(Split(np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64), []), None, progress)
     else:
         context = StepContext.from_dataset(prepared.dataset, prepared.labels_match, progress)
+        if prepared.check_images is not None:
+            checks = prepared.check_images
+            labels = checks.labels if prepared.labels_match else None
+            context = dataclasses.replace(context, held_apart=checks, held_apart_labels=labels)
     return dataclasses.replace(context, placement=options.placement)
 
 

@@ -66,3 +66,6 @@ class Prepared:
     recipes: list[Recipe]  # the recipes that passed their checks, in order
     skipped: list[str]  # one line per recipe left out (only with skip_inapplicable)
     cut_short: set[str] = dataclasses.field(default_factory=set)  # recipes whose fine-tunes --max-epochs cut
+    # Where steps check a fine-tune in inference mode and watch its plateau, in place of the calibration split
+    # (vggedge.steps.context.StepContext.held_apart): auto's --search-data, images the baseline never trained on.
+    check_images: Split | None = None
