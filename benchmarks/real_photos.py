@@ -1,6 +1,7 @@
 """Real photographs at the mission's size: every shipped recipe and ``auto`` on a full VGG16 trained on ants and bees.
 
     python benchmarks/real_photos.py [--recipes int8 fast ...] [--auto-minutes 10] [--auto-max-drop 3] [--out ...]
+    python benchmarks/real_photos.py --search-half --recipes int8 auto --auto-max-drop 3
 
 The model is the one a user without ImageNet weights gets: ``keras.applications.VGG16(weights=None,
 classes=2)`` at 224x224, trained from scratch with Keras 3 on the 245 training photographs of
@@ -11,6 +12,11 @@ cached outside the repository (``~/.cache/vggedge/benchmarks``). Each recipe the
 ``val/`` photographs for evaluation), so its wall time and peak memory are its own; the table takes top-1
 and its 95% interval, agreement with the Keras baseline, size and latency from each run's ``report.json``
 (latency ratios are measured side by side inside each run; absolute times are this CPU's only).
+
+The model trained on every photograph of ``train/``, so the only images it never saw are ``val/``'s.
+``--search-half`` splits them, class by class in sorted order, alternately: one half becomes ``auto``'s
+``--search-data`` (the search ranks on it and its steps check their fine-tunes on it), the other half the
+evaluation folder of every row; its table is its own file (``real-photos-search-half-*``).
 """
 
 from __future__ import annotations
@@ -79,14 +85,35 @@ def row_name(recipe: str, auto_max_drop: float | None) -> str:
     return f"{recipe} --max-drop {auto_max_drop:g}" if recipe == "auto" and auto_max_drop is not None else recipe
 
 
-def run_recipe(
-    recipe: str, model: Path, work: Path, auto_minutes: float, remedy_minutes: float, auto_max_drop: float | None
-) -> dict:
-    """One ``vggedge optimize`` in a child process; its row from the report it wrote."""
-    command = [sys.executable, "-m", "vggedge", "optimize", "--model", str(model), "--data", str(DATA)]
+def search_half() -> tuple[Path, Path]:
+    """(a data folder: ``train/`` and half of ``val/``, the other half of ``val/``), copied once into the cache: the
+    photos of each class in sorted order, the even-numbered ones for evaluation, the odd-numbered for the search."""
+    import shutil
+
+    root = CACHE / "hymenoptera-search-half"
+    data, search = root / "data", root / "search"
+    if not (root / "complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(DATA / "train", data / "train")
+        for folder in sorted(p for p in (DATA / "val").iterdir() if p.is_dir()):
+            photos = sorted(p for p in folder.iterdir() if p.is_file())
+            for index, photo in enumerate(photos):
+                target = (data / "val" if index % 2 == 0 else search) / folder.name / photo.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(photo, target)
+        (root / "complete").write_text("")
+    return data, search
+
+
+def run_recipe(recipe: str, model: Path, work: Path, args: argparse.Namespace, search: Path | None = None) -> dict:
+    """One ``vggedge optimize`` in a child process (``search``: auto's --search-data); its row from its report."""
+    data = search_half()[0] if search is not None else DATA
+    command = [sys.executable, "-m", "vggedge", "optimize", "--model", str(model), "--data", str(data)]
     command += ["--preprocess", "caffe", "--recipe", recipe, "--out", str(work), "-q"]
+    auto_minutes, remedy_minutes, auto_max_drop = args.auto_minutes, args.remedy_minutes, args.auto_max_drop
     if recipe == "auto":
         command += ["--search-minutes", str(auto_minutes)]
+        command += ["--search-data", str(search)] if search is not None else []
         command += ["--max-drop", str(auto_max_drop)] if auto_max_drop is not None else []
     else:
         command += ["--remedy-minutes", str(remedy_minutes)]
@@ -162,13 +189,16 @@ def percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
 
-def markdown(rows: list[dict], facts: dict, environment: str, command: str, timing: dict | None = None) -> str:
+def markdown(
+    rows: list[dict], facts: dict, environment: str, command: str, timing: dict | None = None, evaluated: str = ""
+) -> str:
+    evaluated = evaluated or "the 153 `val/` photographs"
     lines = [
         "# Real photographs at 224x224: every recipe on a weak full-size VGG16",
         "",
         f"`{command}` on {environment}. Model: `keras.applications.VGG16(weights=None, classes=2)` trained from "
         f"scratch with Keras {facts.get('keras')} on 245 photographs (ants and bees), saved with its optimizer "
-        f"({facts.get('file_bytes', 0) / 1e9:.2f} GB); evaluation on the 153 `val/` photographs. "
+        f"({facts.get('file_bytes', 0) / 1e9:.2f} GB); evaluation on {evaluated}. "
         "Top-1 change with its 95% bootstrap interval (paired, points); agreement with the Keras baseline's "
         "top-1; size and speed against the float32 Keras model, measured side by side within each run; wall "
         "time and peak memory of each `vggedge optimize` process.",
@@ -232,6 +262,10 @@ def search_summary(row: dict | None) -> list[str]:
     ]
 
 
+def count_photos(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file())
+
+
 def main() -> None:
     from fullsize import environment_name
 
@@ -250,6 +284,9 @@ def main() -> None:
         "--side-by-side", nargs=2, metavar="ROW", help="time two rows' model.tflite interleaved, e.g. int8 auto"
     )
     parser.add_argument("--threads", type=int, default=2, help="threads of the side-by-side timing")
+    parser.add_argument(
+        "--search-half", action="store_true", help="half of val/ as auto's --search-data, the other half evaluated"
+    )
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"no photographs at {DATA}: this benchmark needs ../shared/data/hymenoptera")
@@ -257,13 +294,14 @@ def main() -> None:
     if args.train_only:
         return
     environment = environment_name()
-    stem = args.out / f"real-photos-{environment}"
+    search = search_half()[1] if args.search_half else None
+    work = args.work / "search-half" if search is not None else args.work
+    stem = args.out / f"real-photos-{'search-half-' if search is not None else ''}{environment}"
     # Rows of recipes not run this time stay from the last run (each row names the commit that made it)
     old = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
     kept = old.get("rows", [])
-    runs = (args.auto_minutes, args.remedy_minutes, args.auto_max_drop)
     new = {
-        row_name(r, args.auto_max_drop): {**run_recipe(r, model, args.work, *runs), "commit": commit()}
+        row_name(r, args.auto_max_drop): {**run_recipe(r, model, work, args, search), "commit": commit()}
         for r in args.recipes
     }
     order = [row["recipe"] for row in kept] + [r for r in new if r not in {row["recipe"] for row in kept}]
@@ -271,10 +309,16 @@ def main() -> None:
     facts = json.loads(model.with_suffix(".json").read_text())
     timing = old.get("side_by_side")
     if args.side_by_side:
-        timing = side_by_side(args.work, args.side_by_side, args.threads, seconds=30.0)
+        timing = side_by_side(work, args.side_by_side, args.threads, seconds=30.0)
     (stem.with_suffix(".json")).write_text(json.dumps({"model": facts, "rows": rows, "side_by_side": timing}, indent=1))
     command = f"python benchmarks/real_photos.py` (rows by their commit; the last run: `{shlex.join(sys.argv[1:])}"
-    stem.with_suffix(".md").write_text(markdown(rows, facts, environment, command.strip(), timing))
+    evaluated = ""
+    if search is not None:
+        evaluated = (
+            f"the {count_photos(search_half()[0] / 'val')} even-numbered `val/` photographs of each class; "
+            f"`auto`'s `--search-data` is the other {count_photos(search)}"
+        )
+    stem.with_suffix(".md").write_text(markdown(rows, facts, environment, command.strip(), timing, evaluated))
     print(stem.with_suffix(".md").read_text())
 
 
