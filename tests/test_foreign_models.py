@@ -302,7 +302,16 @@ def test_a_pth_state_dict_saved_by_torch_reads_as_its_safetensors_twin(tmp_path)
         from_pth.model.predict(images, verbose=0), from_safetensors.model.predict(images, verbose=0)
     )
     reference = from_pth.describe().translation["verified_against"]
-    assert reference == "its weights as PyTorch's NCHW graph, run by onnxruntime"
+    assert reference.startswith("its weights as PyTorch's NCHW layers, run by torch 2."), reference
+    # torch's layers and ONNX Runtime's graph of the same weights (the check without torch) answer alike
+    from vggedge.models.foreign import source_outputs
+    from vggedge.models.onnx_vgg import nchw_graph, run_onnx
+    from vggedge.models.torch_layout import read_state_dict, vgg_from_state_dict
+
+    weights = vgg_from_state_dict(read_state_dict(tmp_path / "vgg16_bn.pth").state)
+    pixels = images / 255.0
+    by_torch, _ = source_outputs(weights, tmp_path / "vgg16_bn.pth", pixels)
+    np.testing.assert_allclose(by_torch, run_onnx(nchw_graph(weights), pixels), atol=1e-5)
     torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2)), tmp_path / "whole.pth")  # a module, not a state dict
     with pytest.raises(ModelError, match="weights_only=True and never unpickles code"):
         load_model_file(tmp_path / "whole.pth", None)

@@ -69,14 +69,20 @@ def as_scores(outputs: np.ndarray) -> np.ndarray:
 
 def source_outputs(weights, path: Path, pixels: np.ndarray) -> tuple[np.ndarray, str]:  # noqa: ANN001 - VGGWeights
     """The source's own outputs for preprocessed NHWC ``pixels``, and what computed them: an ONNX file by ONNX Runtime,
-    a TorchScript file by torch when it is installed, a state dict (which holds no code to run) as PyTorch's NCHW
-    graph of its weights by ONNX Runtime."""
+    a TorchScript file by torch; a state dict (which holds no code to run) as PyTorch's NCHW layers over its weights,
+    by torch when it is installed (on the arrays in place: no copy of the weights), else as the NCHW graph
+    ``torch.onnx.export`` would write, by ONNX Runtime (a proto, its bytes and a session: copies of a 0.53 GB model)."""
     from vggedge.models.onnx_vgg import nchw_graph, run_onnx
 
     if path.suffix == ".onnx":
         return run_onnx(path, pixels, weights.channels_last_input), "the ONNX file run by onnxruntime"
     if weights.runner is not None:
         return weights.runner(pixels.transpose(0, 3, 1, 2)), f"the TorchScript module run by torch {torch_version()}"
+    if importlib.util.find_spec("torch") is not None:
+        from vggedge.models.torch_layout import functional_outputs
+
+        outputs = functional_outputs(weights, pixels.transpose(0, 3, 1, 2))
+        return outputs, f"its weights as PyTorch's NCHW layers, run by torch {torch_version()}"
     graph = nchw_graph(weights).SerializeToString()  # the proto's own copy of the weights freed at once
     return run_onnx(graph, pixels), "its weights as PyTorch's NCHW graph, run by onnxruntime"
 

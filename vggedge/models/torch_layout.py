@@ -100,6 +100,39 @@ def _runner(module) -> Callable[[np.ndarray], np.ndarray]:  # noqa: ANN001 - a t
     return run
 
 
+def functional_outputs(weights: VGGWeights, images: np.ndarray) -> np.ndarray:
+    """``weights``' outputs for preprocessed NCHW float32 ``images`` by torch's own layers (conv2d, batch_norm, relu,
+    max_pool2d, flatten, linear), as torchvision's VGG computes them in eval mode, ending in the activation vggedge's
+    model ends in (softmax, or sigmoid for one unit). The tensors wrap the arrays without copying them."""
+    import torch
+    from torch.nn import functional
+
+    def tensor(array: np.ndarray | None):  # noqa: ANN202 - torch.Tensor
+        return None if array is None else torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    outputs = []
+    with torch.no_grad():
+        for image in images:
+            x = tensor(image[None])
+            for conv in weights.convs:
+                x = functional.conv2d(x, tensor(conv.kernel), tensor(conv.bias), padding=1)
+                if conv.norm is not None:
+                    norm = conv.norm
+                    x = functional.batch_norm(
+                        x, *(tensor(norm.mean), tensor(norm.variance), tensor(norm.gamma), tensor(norm.beta)),
+                        training=False, eps=norm.epsilon,
+                    )  # fmt: skip
+                x = functional.relu(x)
+                if conv.pool_after:
+                    x = functional.max_pool2d(x, 2, 2)
+            x = torch.flatten(x, 1)
+            for index, layer in enumerate(weights.dense):
+                x = functional.linear(x, tensor(layer.weight), tensor(layer.bias))
+                x = functional.relu(x) if index < len(weights.dense) - 1 else x
+            outputs.append((torch.sigmoid(x) if weights.classes == 1 else torch.softmax(x, dim=1)).numpy())
+    return np.concatenate(outputs)
+
+
 def _is_torchscript(path: Path) -> bool:
     """A TorchScript archive is a zip with a ``constants.pkl`` or ``code/`` beside its data."""
     if not zipfile.is_zipfile(path):
