@@ -80,6 +80,53 @@ def trained_model(epochs: int) -> Path:
     return path
 
 
+# The trained model's weights in torchvision's VGG16 layout (features.N, classifier.N), as a PyTorch user's fine-tuned
+# checkpoint holds them: OIHW kernels, [out, in] dense weights, fc1's inputs in PyTorch's (C, H, W) flatten order.
+TORCH_LAYOUT_CODE = """
+import json
+import keras
+import numpy as np
+from safetensors.numpy import save_file
+model = keras.saving.load_model({model!r}, compile=False)
+state, feature, dense = {{}}, 0, 0
+for layer in model.layers:
+    if isinstance(layer, keras.layers.Conv2D):
+        kernel, bias = layer.get_weights()
+        state[f"features.{{feature}}.weight"] = kernel.transpose(3, 2, 0, 1)
+        state[f"features.{{feature}}.bias"] = bias
+        feature += 2  # the conv and its ReLU
+    elif isinstance(layer, keras.layers.MaxPooling2D):
+        feature += 1
+    elif isinstance(layer, keras.layers.Dense):
+        kernel, bias = layer.get_weights()
+        if dense == 0:  # rows in Keras' (H, W, C) order -> PyTorch's (C, H, W)
+            h, w, c = model.get_layer("block5_pool").output.shape[1:]
+            kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+        state[f"classifier.{{3 * dense}}.weight"] = kernel.T
+        state[f"classifier.{{3 * dense}}.bias"] = bias
+        dense += 1
+state = {{name: np.ascontiguousarray(value, dtype=np.float32) for name, value in state.items()}}
+save_file(state, {path!r}, metadata={{"class_names": json.dumps({names!r})}})
+print(len(state), "tensors")
+"""
+
+
+def torch_checkpoint(model: Path) -> Path:
+    """The trained Keras model written once as a torchvision-layout ``.safetensors`` (class names in its metadata):
+    a trained PyTorch checkpoint for the rows of ``--checkpoint torch``, exact up to float32 (the same weights)."""
+    path = model.with_name(model.stem + "-torchvision.safetensors")
+    if path.exists():
+        return path
+    names = sorted(p.name for p in (DATA / "train").iterdir() if p.is_dir())
+    code = TORCH_LAYOUT_CODE.format(model=str(model), path=str(path) + ".partial", names=names)
+    environment = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    run = run_measured([sys.executable, "-c", code], ROOT, env=environment)
+    if run.exit_code != 0:
+        raise SystemExit(f"writing the torchvision-layout checkpoint failed: {run.last_error_line(400)}")
+    Path(str(path) + ".partial").rename(path)
+    return path
+
+
 def row_name(recipe: str, auto_max_drop: float | None) -> str:
     """The table's name of a run: the recipe, with auto's budget when it is not the default."""
     return f"{recipe} --max-drop {auto_max_drop:g}" if recipe == "auto" and auto_max_drop is not None else recipe
@@ -190,7 +237,13 @@ def percent(value: float | None) -> str:
 
 
 def markdown(
-    rows: list[dict], facts: dict, environment: str, command: str, timing: dict | None = None, evaluated: str = ""
+    rows: list[dict],
+    facts: dict,
+    environment: str,
+    command: str,
+    timing: dict | None = None,
+    evaluated: str = "",
+    source: str = "",
 ) -> str:
     evaluated = evaluated or "the 153 `val/` photographs"
     lines = [
@@ -198,7 +251,7 @@ def markdown(
         "",
         f"`{command}` on {environment}. Model: `keras.applications.VGG16(weights=None, classes=2)` trained from "
         f"scratch with Keras {facts.get('keras')} on 245 photographs (ants and bees), saved with its optimizer "
-        f"({facts.get('file_bytes', 0) / 1e9:.2f} GB); evaluation on {evaluated}. "
+        f"({facts.get('file_bytes', 0) / 1e9:.2f} GB){source}; evaluation on {evaluated}. "
         "Top-1 change with its 95% bootstrap interval (paired, points); agreement with the Keras baseline's "
         "top-1; size and speed against the float32 Keras model, measured side by side within each run; wall "
         "time and peak memory of each `vggedge optimize` process.",
@@ -285,6 +338,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2, help="threads of the side-by-side timing")
     parser.add_argument(
+        "--checkpoint",
+        choices=["keras", "torch"],
+        default="keras",
+        help="the file each run reads: the .keras, or its weights as a torchvision-layout .safetensors",
+    )
+    parser.add_argument(
         "--search-half", action="store_true", help="half of val/ as auto's --search-data, the other half evaluated"
     )
     args = parser.parse_args()
@@ -293,10 +352,14 @@ def main() -> None:
     model = trained_model(args.epochs)
     if args.train_only:
         return
+    facts = json.loads(model.with_suffix(".json").read_text())
+    if args.checkpoint == "torch":
+        model = torch_checkpoint(model)
     environment = environment_name()
     search = search_half()[1] if args.search_half else None
-    work = args.work / "search-half" if search is not None else args.work
-    stem = args.out / f"real-photos-{'search-half-' if search is not None else ''}{environment}"
+    variant = ("torch-" if args.checkpoint == "torch" else "") + ("search-half-" if search is not None else "")
+    work = args.work / variant.rstrip("-") if variant else args.work
+    stem = args.out / f"real-photos-{variant}{environment}"
     # Rows of recipes not run this time stay from the last run (each row names the commit that made it)
     old = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
     kept = old.get("rows", [])
@@ -306,19 +369,24 @@ def main() -> None:
     }
     order = [row["recipe"] for row in kept] + [r for r in new if r not in {row["recipe"] for row in kept}]
     rows = [new.get(name) or next(row for row in kept if row["recipe"] == name) for name in order]
-    facts = json.loads(model.with_suffix(".json").read_text())
     timing = old.get("side_by_side")
     if args.side_by_side:
         timing = side_by_side(work, args.side_by_side, args.threads, seconds=30.0)
     (stem.with_suffix(".json")).write_text(json.dumps({"model": facts, "rows": rows, "side_by_side": timing}, indent=1))
     command = f"python benchmarks/real_photos.py` (rows by their commit; the last run: `{shlex.join(sys.argv[1:])}"
-    evaluated = ""
+    evaluated, source = "", ""
+    if args.checkpoint == "torch":
+        source = (
+            f"; every run reads its weights from `{model.name}`, written in torchvision's VGG16 layout (OIHW kernels, "
+            "fc1 in PyTorch's flatten order, class names in its metadata) and translated back by vggedge"
+        )
     if search is not None:
         evaluated = (
             f"the {count_photos(search_half()[0] / 'val')} even-numbered `val/` photographs of each class; "
             f"`auto`'s `--search-data` is the other {count_photos(search)}"
         )
-    stem.with_suffix(".md").write_text(markdown(rows, facts, environment, command.strip(), timing, evaluated))
+    text = markdown(rows, facts, environment, command.strip(), timing, evaluated, source)
+    stem.with_suffix(".md").write_text(text)
     print(stem.with_suffix(".md").read_text())
 
 
