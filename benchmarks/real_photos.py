@@ -246,8 +246,11 @@ def markdown(
     source: str = "",
 ) -> str:
     evaluated = evaluated or "the 153 `val/` photographs"
+    title = "Real photographs at 224x224: every recipe on a weak full-size VGG16"
+    title += " from a PyTorch-layout checkpoint" if source else ""
+    title += ", auto's search data apart" if evaluated else ""
     lines = [
-        "# Real photographs at 224x224: every recipe on a weak full-size VGG16",
+        f"# {title}",
         "",
         f"`{command}` on {environment}. Model: `keras.applications.VGG16(weights=None, classes=2)` trained from "
         f"scratch with Keras {facts.get('keras')} on 245 photographs (ants and bees), saved with its optimizer "

@@ -95,16 +95,10 @@ class HeavyRuns:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-# TensorFlow's thread pools in each run: one thread each. Two runs and the pytest process share the CI machine's two
-# cores, so a run's second thread only waits for a core (and spins while it waits): two form runs side by side took
-# 216 s wall and 397 CPU-seconds with TensorFlow's default pools, 195 s and 362 with one thread (Ice Lake Xeon).
-RUN_TF_THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-
-
 def child_env() -> dict[str, str]:
-    # The suite's isolated cache and offline setting (conftest sets them) pass on; the children's own
-    # TensorFlow lines go to their log files.
-    return {**os.environ, "VGGEDGE_VERBOSE": "0", "PYTHONUNBUFFERED": "1", **RUN_TF_THREADS}
+    # The suite's isolated cache, offline setting and TensorFlow threads (conftest sets them) pass on; the
+    # children's own TensorFlow lines go to their log files.
+    return {**os.environ, "VGGEDGE_VERBOSE": "0", "PYTHONUNBUFFERED": "1"}
 
 
 def vggedge(*args: object) -> list[str]:
