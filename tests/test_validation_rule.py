@@ -3,6 +3,8 @@ its verdict, and the bisection along the path with the real rule (a Searcher wit
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 SEARCH_IMAGES = 400  # the default split at 1 point: one image is 0.25 points
@@ -167,6 +169,9 @@ def test_a_search_that_returns_its_start_names_the_faster_shapes_it_measured_and
         shape(0.25, 16.2, 0.0, stage="stretch"),
         shape(0.375, 12.0, 2.78, stage="validated"),  # a validation's figure is not the search's
         shape(0.125, 45.0, 0.0),  # slower than what was returned
+        shape(0.0, 30.0, 0.0, head="kept"),  # the returned shape itself, timed again in another round
+        shape(0.75, 3.0, 2.0),  # within the budget on the search split, but its validation ran and failed:
+        dataclasses.replace(shape(0.75, 3.2, 3.9, stage="validated"), passed=False),  # more time would not help
     ]
     result = SearchResult(None, start, measured, 600.0, "time is up", 72, 100, 0.6, 0.2,
                           chosen="the starting shape: no validation passed", returned_start=True)  # fmt: skip

@@ -47,10 +47,12 @@ class SearchResult:
     def faster_unvalidated(self, max_drop_pts: float, limit: int = 3) -> list[Candidate]:
         """When the search returns its starting shape (no validation passed, or none ran): the shapes it measured
         within the budget on the search split and faster than that one, fastest first, one per shape: what the
-        validations did not confirm, for the report to name."""
+        validations did not confirm, for the report to name. Neither the returned shape itself (timed again in
+        another round) nor a shape whose validation ran and failed: more time would not validate those."""
         if not self.returned_start or self.best.latency_ms is None:
             return []
-        seen, found = set(), []
+        failed = {(tuple(c.block_ratios), c.head) for c in self.candidates if c.stage == "validated" and not c.passed}
+        seen, found = {(tuple(self.best.block_ratios), self.best.head), *failed}, []
         measured = [c for c in self.candidates if c.stage in ("search", "stretch") and c.latency_ms is not None]
         for c in sorted(measured, key=lambda c: c.latency_ms):
             shape = (tuple(c.block_ratios), c.head)
