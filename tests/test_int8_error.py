@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 
 from forms import FORMS, unbalance
@@ -175,6 +176,7 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
     result = cli(
         "optimize", "--recipe", f"int8,{plain},{fallback}", "--model", model, "--data", digits_dir, "--out", out, "-q",
         "--runs", "1", "--eval-samples", "200", "--no-remedies",  # as written (remedies: tests/test_remedies.py)
+        "--formats", "tflite,onnx",
     )  # fmt: skip
     assert result.code == 1, result.err
     fixed = json.loads((out / "int8" / "report.json").read_text())
@@ -200,6 +202,16 @@ def test_optimize_names_the_culprit_without_equalization_and_is_ok_with_it(cli, 
     assert TFLiteModel(out / "int8-fallback" / "model.tflite").input_dtype == "uint8"
     assert any(note.startswith("kept in float: block3_conv1") and " latency (" in note for note in kept["notes"])
     assert record["latency_ms"]["all_int8"] > 0
+    # The ONNX file keeps the same layers in float: their nodes left out of the QDQ quantization, said in its row
+    tflite, onnx_row = kept["artifacts"]
+    assert tflite["float_layers"] == onnx_row["float_layers"] == record["float_layers"], kept["artifacts"]
+    assert onnx_row["status"] == ("ok" if onnx_row["verification_agreement"] >= 0.97 else "failed_verification")
+    assert f"int8, float: {', '.join(record['float_layers'])}" in (out / "int8-fallback" / "report.md").read_text()
+    graph = onnx.load(str(out / "int8-fallback" / "model.onnx")).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    weight_of = {node.name: node.input[1] for node in graph.node if node.op_type in ("Conv", "Gemm")}
+    assert {name for name, weight in weight_of.items() if weight not in dequantized} == set(record["float_layers"])
+    assert json.loads((out / "int8-plain" / "report.json").read_text())["artifacts"][1]["float_layers"] == []
     table = [line for line in result.out.splitlines() if not line.startswith("report: ")]  # paths may be long
     assert max(len(line) for line in table) <= 80, result.out
 

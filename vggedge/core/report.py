@@ -275,6 +275,7 @@ class Artifact:
     agreement: float | None = None  # with the baseline
     p50_ms: float | None = None
     error: str | None = None
+    float_layers: list[str] = field(default_factory=list)  # an int8 file's layers kept in float (keep-float)
 
 
 @dataclass
@@ -398,8 +399,9 @@ def artifacts_markdown(artifacts: list[Artifact]) -> list[str]:
     ]
     for a in artifacts:
         status = f"{a.status} ({a.error})" if a.error else a.status
+        precision = f"{a.precision}, float: {', '.join(a.float_layers)}" if a.float_layers else a.precision
         lines.append(
-            f"| {a.file} | {a.format} | {a.precision} | {a.runtime or '—'} | {fmt(a.size_bytes, 'mb')} | "
+            f"| {a.file} | {a.format} | {precision} | {a.runtime or '—'} | {fmt(a.size_bytes, 'mb')} | "
             f"{fmt(a.top1, 'pct')} | {fmt(a.verification_agreement, 'pct')} | {fmt(a.p50_ms, 'ms')} | {status} |"
         )
     return [*lines, ""]

@@ -62,17 +62,19 @@ def with_format_of(runtime: str, formats: list[str]) -> list[str]:
 
 
 def write(name: str, model: object, path: Path, quantization: Quantization, calibration: np.ndarray | None,
-          properties: dict[str, str]) -> str:  # fmt: skip
-    """Write ``model`` as format ``name`` at ``path``; returns the precision written."""
+          properties: dict[str, str], float_layers: tuple[str, ...] = ()) -> str:  # fmt: skip
+    """Write ``model`` as format ``name`` at ``path`` (``float_layers``: Keras layers an int8 file keeps in float, as
+    the TFLite file of the same recipe does); returns the precision written."""
     module_name, function = WRITERS[name][0].split(":")
-    getattr(importlib.import_module(module_name), function)(model, path, quantization, calibration, properties)
+    writer = getattr(importlib.import_module(module_name), function)
+    writer(model, path, quantization, calibration, properties, float_layers)
     return precision(quantization)
 
 
 def write_onnx(model: object, path: Path, quantization: Quantization, calibration: np.ndarray | None,
-               properties: dict[str, str]) -> None:  # fmt: skip
+               properties: dict[str, str], float_layers: tuple[str, ...] = ()) -> None:  # fmt: skip
     """ONNX: the graph written layer by layer (:mod:`vggedge.export.onnx`), QDQ int8 from ``calibration`` when the
-    recipe's quantization is calibrated."""
+    recipe's quantization is calibrated, ``float_layers`` left float."""
     from vggedge.export.onnx import keras_to_onnx, quantize_onnx
 
     if precision(quantization) != "int8":
@@ -83,11 +85,11 @@ def write_onnx(model: object, path: Path, quantization: Quantization, calibratio
     with tempfile.TemporaryDirectory(prefix="vggedge-onnx-", dir=Path(path).parent) as folder:
         float_path = Path(folder) / "float.onnx"
         keras_to_onnx(model, float_path, properties)
-        quantize_onnx(float_path, Path(path), calibration)
+        quantize_onnx(float_path, Path(path), calibration, tuple(float_layers))
 
 
 def write_openvino(model: object, path: Path, quantization: Quantization, calibration: np.ndarray | None,
-                   properties: dict[str, str]) -> None:  # fmt: skip
+                   properties: dict[str, str], float_layers: tuple[str, ...] = ()) -> None:  # fmt: skip
     """OpenVINO IR (``model.xml`` + ``model.bin``): the ONNX graph above (its QDQ int8 for a calibrated recipe, which
     OpenVINO runs with int8 kernels) read by OpenVINO's converter, the weights kept float32, the metadata in its
     ``rt_info`` under ``vggedge``."""
@@ -97,7 +99,7 @@ def write_openvino(model: object, path: Path, quantization: Quantization, calibr
     with tempfile.TemporaryDirectory(prefix="vggedge-openvino-", dir=Path(path).parent) as folder:
         onnx_path = written if written.is_file() else Path(folder) / "model.onnx"
         if onnx_path != written:
-            write_onnx(model, onnx_path, quantization, calibration, properties)
+            write_onnx(model, onnx_path, quantization, calibration, properties, float_layers)
         converted = openvino.convert_model(str(onnx_path))
     for key, value in properties.items():
         converted.set_rt_info(value, ["vggedge", key])

@@ -54,10 +54,10 @@ def keras_to_onnx(model, path: Path, properties: dict[str, str] | None = None) -
         count += 1
         return f"{stem}_{count}"
 
-    def emit(op: str, inputs: list[str], **attributes) -> str:  # noqa: ANN003
+    def emit(op: str, inputs: list[str], name: str | None = None, **attributes) -> str:  # noqa: ANN003
         nonlocal current
         output = fresh(op.lower())
-        nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        nodes.append(helper.make_node(op, inputs, [output], name=name or output, **attributes))
         current = output
         return output
 
@@ -83,7 +83,7 @@ def keras_to_onnx(model, path: Path, properties: dict[str, str] | None = None) -
             pads = [height // 2, width // 2] * 2 if config["padding"] == "same" else [0, 0, 0, 0]
             w = constant(f"{layer.name}/kernel", kernel.transpose(3, 2, 0, 1))  # HWIO -> OIHW
             inputs = [current, w] + ([constant(f"{layer.name}/bias", bias[0])] if bias else [])
-            emit("Conv", inputs, kernel_shape=[height, width], pads=pads)
+            emit("Conv", inputs, name=layer.name, kernel_shape=[height, width], pads=pads)  # named: keep-float
         elif kind == "MaxPooling2D":
             if config["padding"] != "valid":
                 raise UnsupportedLayer(f"{layer.name}: only valid max-pooling")
@@ -100,7 +100,7 @@ def keras_to_onnx(model, path: Path, properties: dict[str, str] | None = None) -
             kernel, *bias = kernel_and_bias(layer, wrapper)
             inputs = [current, constant(f"{layer.name}/kernel", kernel)]
             inputs += [constant(f"{layer.name}/bias", bias[0])] if bias else []
-            emit("Gemm", inputs)
+            emit("Gemm", inputs, name=layer.name)
         elif kind == "Rescaling":
             emit("Mul", [current, constant(f"{layer.name}/scale", np.float32(config["scale"]))])
             emit("Add", [current, constant(f"{layer.name}/offset", np.float32(config["offset"]))])
@@ -152,10 +152,12 @@ def largest_difference(onnx_path: Path, model, images: np.ndarray) -> float:  # 
     return float(np.abs(ours - theirs).max() / max(float(np.abs(theirs).max()), 1e-30))
 
 
-def quantize_onnx(source: Path, target: Path, calibration: np.ndarray) -> None:
+def quantize_onnx(source: Path, target: Path, calibration: np.ndarray, float_layers: tuple[str, ...] = ()) -> None:
     """``source`` as full int8 in QDQ form (ONNX Runtime's static quantization): int8 weights per output channel,
     int8 activations with ranges from ``calibration`` (the images the TFLite int8 was calibrated on, raw pixels),
     the input and output kept float32, so the file takes and gives what the float one does. Its metadata kept.
+    ``float_layers`` (Keras layer names: the TFLite file's keep-float layers) stay float: their Conv or Gemm node,
+    named after the layer by :func:`keras_to_onnx`, is left out of the quantization.
 
     Weights use 7 of their 8 bits (``reduce_range``): x86 CPUs without VNNI (AVX2 edge boxes, this kind of EPYC)
     multiply uint8 by int8 in pairs summed in 16 bits, which full-range weights saturate (the measurement is in
@@ -164,6 +166,8 @@ def quantize_onnx(source: Path, target: Path, calibration: np.ndarray) -> None:
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+    excluded = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node]
+    excluded = [node for node in excluded if node in set(float_layers)]
     name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
 
     class Images(CalibrationDataReader):
@@ -179,6 +183,7 @@ def quantize_onnx(source: Path, target: Path, calibration: np.ndarray) -> None:
         quantize_static(
             str(source), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, reduce_range=True,
+            nodes_to_exclude=excluded,
         )  # fmt: skip
     finally:
         logging.getLogger().setLevel(quiet)

@@ -27,14 +27,16 @@ from vggedge.run.outputs import top1_drop_pts
 from vggedge.run.remedies import Outcome
 
 
-def tflite_artifact(result: ResultFigures, measured: Measurement | None, quantization: str) -> Artifact:
+def tflite_artifact(
+    result: ResultFigures, measured: Measurement | None, quantization: str, float_layers: tuple[str, ...] = ()
+) -> Artifact:
     """The TFLite file's row, from the result every report already holds."""
     latency = result.latency_ms
     runtime = f"{measured.runtime.name} {measured.runtime.version}" if measured else None
     verification = result.verification.agreement if result.verification else None
     return Artifact(
         TFLITE.name, TFLITE.filename, quantization, result.status, runtime, result.size_bytes, result.top1,
-        verification, result.agreement, latency.p50 if latency else None, result.error,
+        verification, result.agreement, latency.p50 if latency else None, result.error, list(float_layers),
     )  # fmt: skip
 
 
@@ -51,6 +53,16 @@ def other_artifacts(chosen: Outcome, prepared: Prepared, options: OptimizeOption
     return [one_artifact(name, chosen, prepared, options, names, source_scores) for name in asked]
 
 
+def kept_float(records: list[dict]) -> tuple[str, ...]:
+    """The layers the recipe's TFLite file kept in float (its keep-float fallback, or the keep-float remedy): every
+    int8 format of the recipe keeps the same ones, so one decision, checked on the TFLite file, holds for all."""
+    for record in reversed(records):
+        fallback = record.get("keep_float")
+        if isinstance(fallback, dict):
+            return tuple(fallback.get("float_layers") or ())
+    return ()
+
+
 def one_artifact(
     name: str, chosen: Outcome, prepared: Prepared, options: OptimizeOptions, names: list[str], source: np.ndarray
 ) -> Artifact:
@@ -59,7 +71,8 @@ def one_artifact(
     calibration = calibration_images(prepared, recipe.calibration_samples) if recipe.calibration_samples else None
     properties = {LABELS_FILE.split(".")[0]: "\n".join(names), "resize": options.resize}
     try:
-        written = writers.write(name, chosen.model, path, recipe.quantization, calibration, properties)
+        float_layers = kept_float(chosen.records)
+        written = writers.write(name, chosen.model, path, recipe.quantization, calibration, properties, float_layers)
     except Exception as error:  # a layer the format cannot hold: said in the row, the others stand
         for file in model_files(path, model_format):
             file.unlink(missing_ok=True)
@@ -89,5 +102,5 @@ def one_artifact(
         name, model_format.filename, written, status, f"{measured.runtime.name} {measured.runtime.version}",
         model_bytes(path), top1, verified,
         agreement(measured.scores, prepared.scores) if prepared.labels_match else None,
-        latency.p50 if latency else None,
+        latency.p50 if latency else None, None, list(float_layers),
     )  # fmt: skip

@@ -42,7 +42,7 @@ from vggedge.export.fallback import convert_with_fallback, fallback_note
 from vggedge.models.flops import flops
 from vggedge.recipe.schema import Recipe
 from vggedge.run import remedies
-from vggedge.run.artifacts import other_artifacts, tflite_artifact
+from vggedge.run.artifacts import kept_float, other_artifacts, tflite_artifact
 from vggedge.run.baseline import keras_predict, require_training_files, step_context
 from vggedge.run.calibration import (
     calibration_images,
@@ -127,7 +127,8 @@ def run_staged(
     write_text(folder / "recipe.toml", chosen.recipe.model_copy(update={"resize": options.resize}).to_toml())
     write_labels(folder, names)
     write_baseline_predictions(folder, prepared)
-    files = [tflite_artifact(chosen.result, chosen.measured, chosen.recipe.quantization.value)]
+    float_layers = kept_float(chosen.records)
+    files = [tflite_artifact(chosen.result, chosen.measured, chosen.recipe.quantization.value, float_layers)]
     files += other_artifacts(chosen, prepared, options, names)
     return write_report(
         chosen.recipe, chosen.records, chosen.result, chosen.measured, prepared, options, chosen.notes, search, tries,
