@@ -52,11 +52,6 @@ TEST_ENVIRONMENT = {
     "VGGEDGE_COOLDOWN": "0",
     "VGGEDGE_SUSTAIN": "0",
     "VGGEDGE_VERBOSE": "1",
-    # One thread in TensorFlow's pools, in the pytest process and every child: two long runs and the tests share the
-    # CI machine's two cores, so a second thread only waits for a core and spins while it waits (the time this
-    # saves: docs/development.md). tests/forms.py trains the model forms on the default pools, as measured.
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
 }
 
 

@@ -214,8 +214,8 @@ def main() -> None:
     parser.add_argument("--width-scale", type=int, default=1, help="batch_norm: widths x N (4: VGG16's 64..512)")
     parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
-    # Trained on TensorFlow's default thread pools, as the forms' figures were measured (tests/conftest.py gives the
-    # suite's processes one thread each): on one thread the BatchNormalization form's baseline read 83.7%, not 93.3%.
+    # Trained on TensorFlow's default thread pools, as the forms' figures were measured (tests/heavy.py gives the long
+    # runs one thread each): on one thread the BatchNormalization form's baseline read 83.7%, not 93.3%.
     for name in SUITE_TF_THREADS:
         os.environ.pop(name, None)
     from vggedge.core.data import load_folder

@@ -95,10 +95,17 @@ class HeavyRuns:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+# TensorFlow's thread pools in each run: one thread each. Two runs and the pytest process share the CI machine's two
+# cores, so a run's second thread only waits for a core and spins while it waits (measured: docs/development.md).
+# tests/forms.py trains the model forms on the default pools, as their figures were measured; the pytest process
+# keeps them too (on one thread its in-process tests took longer than the runs gained).
+RUN_TF_THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
 def child_env() -> dict[str, str]:
-    # The suite's isolated cache, offline setting and TensorFlow threads (conftest sets them) pass on; the
-    # children's own TensorFlow lines go to their log files.
-    return {**os.environ, "VGGEDGE_VERBOSE": "0", "PYTHONUNBUFFERED": "1"}
+    # The suite's isolated cache and offline setting (conftest sets them) pass on; the children's own
+    # TensorFlow lines go to their log files.
+    return {**os.environ, "VGGEDGE_VERBOSE": "0", "PYTHONUNBUFFERED": "1", **RUN_TF_THREADS}
 
 
 def vggedge(*args: object) -> list[str]:
