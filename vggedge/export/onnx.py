@@ -166,8 +166,6 @@ def quantize_onnx(source: Path, target: Path, calibration: np.ndarray, float_lay
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    excluded = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node]
-    excluded = [node for node in excluded if node in set(float_layers)]
     name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
 
     class Images(CalibrationDataReader):
@@ -183,7 +181,7 @@ def quantize_onnx(source: Path, target: Path, calibration: np.ndarray, float_lay
         quantize_static(
             str(source), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, reduce_range=True,
-            nodes_to_exclude=excluded,
+            nodes_to_exclude=list(float_layers),  # node names; a name the graph lacks matches nothing
         )  # fmt: skip
     finally:
         logging.getLogger().setLevel(quiet)
