@@ -12,6 +12,7 @@ import pytest
 # VGG11, VGG13, VGG16, VGG19: convolutions per block
 LAYOUTS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 WIDTHS = (4, 8, 16, 32, 32)  # VGG's 64..512 at 1/16
+BATCHNORM_PARAMETERS = ("weight", "bias", "running_mean", "running_var")
 SIDE = 2  # the last feature map's side: 64-pixel images, so the flatten's (C, H, W) -> (H, W, C) order matters
 
 
@@ -117,10 +118,78 @@ def test_replaced_classifiers_timm_and_wrapped_names_are_read(tmp_path):
     assert read.translation["max_score_difference"] <= 1e-4
 
 
+def gap_bn_state(seed: int = 5) -> dict[str, np.ndarray]:
+    """A fine-tune's common head on torchvision's VGG16: ``avgpool = AdaptiveAvgPool2d(1)`` and ``classifier =
+    Sequential(Linear(512, 24), BatchNorm1d(24), ReLU, Dropout, Linear(24, 3))`` at 1/16 width, with BatchNorm1d
+    statistics far from the identity, so a translation that dropped or misplaced them would show."""
+    rng = np.random.default_rng(seed)
+    state = {name: value for name, value in torchvision_state(seed=seed).items() if name.startswith("features.")}
+    state["classifier.0.weight"] = rng.normal(0, 0.3, (24, WIDTHS[-1])).astype(np.float32)
+    state["classifier.0.bias"] = rng.normal(0, 0.1, 24).astype(np.float32)
+    state["classifier.1.weight"] = rng.uniform(0.5, 2.0, 24).astype(np.float32)
+    state["classifier.1.bias"] = rng.normal(0, 0.5, 24).astype(np.float32)
+    state["classifier.1.running_mean"] = rng.normal(0, 1.0, 24).astype(np.float32)
+    state["classifier.1.running_var"] = rng.uniform(0.1, 3.0, 24).astype(np.float32)
+    state["classifier.1.num_batches_tracked"] = np.array(10, dtype=np.int64)
+    state["classifier.4.weight"] = rng.normal(0, 0.5, (3, 24)).astype(np.float32)
+    state["classifier.4.bias"] = np.zeros(3, np.float32)
+    return state
+
+
+def test_a_gap_head_with_batchnorm1d_is_translated_exactly_from_a_state_dict_and_its_onnx_export(tmp_path):
+    """A global average pool before the classifier becomes Keras' GlobalAveragePooling2D (the model takes 224 pixels,
+    VGG16's size, as the weights fix none; an ONNX file's declared size when it has one), and a BatchNorm1d right
+    after a Linear is folded into it; both checked against the source's own BatchNormalization node, not the fold.
+    The ONNX export reads the same, with GlobalAveragePool or with torch's ``x.mean((2, 3))`` as ReduceMean."""
+    import onnx
+    from onnx import helper
+
+    from vggedge.core.errors import ModelError
+    from vggedge.models.foreign import verify_translation
+    from vggedge.models.loading import load_model_file
+    from vggedge.models.onnx_vgg import nchw_graph
+    from vggedge.models.torch_layout import vgg_from_state_dict
+    from vggedge.models.vgg_weights import keras_vgg
+
+    save_safetensors(gap_bn_state(), tmp_path / "gap_bn.safetensors")
+    read = load_model_file(tmp_path / "gap_bn.safetensors", None)
+    translation = read.describe().translation
+    assert "global average pool" in translation["layout"] and "BatchNorm1d" in translation["layout"], translation
+    assert translation["max_score_difference"] <= 1e-5 and translation["top1_agreement"] == 1.0, translation
+    assert read.model.input_shape == (None, 224, 224, 3) and read.anatomy.head_kind == "gap"
+    assert read.anatomy.classes == 3 and len(read.anatomy.hidden) == 1
+    weights = vgg_from_state_dict(gap_bn_state())
+    unfolded = keras_vgg(weights, "torch")  # the check is not a formality: the same model without its BatchNorm1d
+    kernel, bias = weights.dense[0].weight.T, weights.dense[0].bias
+    unfolded.get_layer("fc1").set_weights([kernel, bias])
+    with pytest.raises(ModelError, match="does not answer as its source"):
+        verify_translation(unfolded, weights, tmp_path / "x.safetensors", "torch")
+
+    graph = nchw_graph(weights)
+    graph.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 96  # an export at 96 pixels declares its size
+    graph.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 96
+    onnx.save(graph, str(tmp_path / "gap_bn.onnx"))
+    images = np.random.default_rng(6).uniform(0, 255, (4, 96, 96, 3)).astype(np.float32)
+    from_onnx = load_model_file(tmp_path / "gap_bn.onnx", None)
+    assert from_onnx.model.input_shape == (None, 96, 96, 3) and from_onnx.translation["max_score_difference"] <= 1e-5
+    pool = next(node for node in graph.graph.node if node.op_type == "GlobalAveragePool")
+    mean = helper.make_node("ReduceMean", pool.input, pool.output, axes=[2, 3], keepdims=1)
+    graph.graph.node.insert(list(graph.graph.node).index(pool), mean)
+    graph.graph.node.remove(pool)
+    onnx.save(graph, str(tmp_path / "mean.onnx"))
+    from_mean = load_model_file(tmp_path / "mean.onnx", None)
+    np.testing.assert_allclose(
+        from_mean.model.predict(images, verbose=0), from_onnx.model.predict(images, verbose=0), atol=1e-6
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda s: s.update({"classifier.0.running_mean": np.zeros(3, np.float32)}), "BatchNorm1d in the classifier"),
+        (
+            lambda s: s.update({f"classifier.2.{n}": np.ones(24, np.float32) for n in BATCHNORM_PARAMETERS}),
+            "BatchNorm1d that does not directly follow a Linear",
+        ),
         (lambda s: s.update({"fc.weight": np.zeros((2, 2), np.float32)}), "outside a VGG's features"),
         (lambda s: s.pop("classifier.0.weight"), "of no Linear layer"),
         (lambda s: s.update({"features.0.weight": np.zeros((4, 3, 5, 5), np.float32)}), "a 5x5 kernel"),
@@ -356,3 +425,51 @@ def test_a_training_checkpoints_class_to_idx_names_the_classes(tmp_path):
                   "class_to_idx": {"wasps": 2, "ants": 0, "bees": 1}}  # fmt: skip
     torch.save(checkpoint, tmp_path / "trained.pth")
     assert load_model_file(tmp_path / "trained.pth", None).class_names == names
+
+
+def test_torchs_own_gap_and_batchnorm1d_modules_read_from_pth_torchscript_and_onnx_export(tmp_path):
+    """torch only: the common fine-tune head built of torch's own modules (``AdaptiveAvgPool2d(1)``, ``Linear``,
+    ``BatchNorm1d``, ``ReLU``, ``Dropout``) loaded with :func:`gap_bn_state`, saved as a state dict, traced as
+    TorchScript and exported by ``torch.onnx.export``: every file reads, and answers as the module on the same
+    images."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from vggedge.models.loading import load_model_file
+
+    class GapHeadVGG(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = torch_vgg(torchvision_state()).features
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.classifier = nn.Sequential(
+                nn.Linear(WIDTHS[-1], 24), nn.BatchNorm1d(24), nn.ReLU(True), nn.Dropout(), nn.Linear(24, 3)
+            )
+
+        def forward(self, x):  # noqa: ANN001, ANN202 - torchvision's VGG.forward
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    module = GapHeadVGG()
+    state = gap_bn_state()
+    module.load_state_dict({name: torch.from_numpy(value) for name, value in state.items()})
+    module.eval()
+    torch.save(module.state_dict(), tmp_path / "gap_bn.pth")
+    example = torch.zeros(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.jit.trace(module, example).save(str(tmp_path / "gap_bn.pt"))
+        torch.onnx.export(module, (example,), str(tmp_path / "gap_bn.onnx"), dynamo=False)
+    images = np.random.default_rng(7).uniform(0, 255, (3, 96, 96, 3)).astype(np.float32)
+    with torch.no_grad():
+        logits = module(torch.from_numpy((images / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).permute(0, 3, 1, 2).float())
+    expected = torch.softmax(logits, dim=1).numpy()
+    for name in ("gap_bn.pth", "gap_bn.pt", "gap_bn.onnx"):
+        read = load_model_file(tmp_path / name, "torch")
+        assert read.anatomy.head_kind == "gap" and read.translation["max_score_difference"] <= 1e-5, name
+        size = read.model.input_shape[1]
+        assert size == (96 if name.endswith(".onnx") else 224), (name, size)
+        if size == 96:
+            np.testing.assert_allclose(read.model.predict(images, verbose=0), expected, atol=1e-5)
+
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

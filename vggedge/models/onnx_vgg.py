@@ -52,18 +52,34 @@ def read_onnx_vgg(path: Path) -> VGGWeights:
             tensors[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     convs: list[Conv] = []
     dense: list[Dense] = []
-    layout = {"input": "NCHW", "flatten": "chw"}
+    layout = {"input": "NCHW", "flatten": "chw", "pool": "flatten", "after_dense": ""}
     for node in model.graph.node:
         if node.op_type == "Transpose":
             _read_transpose(node, convs, dense, layout)
         else:
-            _read_node(node, tensors, convs, dense)
+            _read_node(node, tensors, convs, dense, layout)
+            layout["after_dense"] = "" if node.op_type in ("Gemm", "MatMul") else layout["after_dense"] or (
+                node.op_type if node.op_type in ("Relu", "Dropout") else ""
+            )  # fmt: skip
     opset = model.opset_import[0].version
-    weights = VGGWeights(convs, dense, "onnx", f"ONNX graph (opset {opset}), {layout['input']} input")
+    described = f"ONNX graph (opset {opset}), {layout['input']} input"
+    if layout["pool"] == "average":
+        described += ", a global average pool before the classifier"
+    if any(layer.norm for layer in dense):
+        described += ", a BatchNormalization in the classifier (folded into its dense layer)"
+    weights = VGGWeights(convs, dense, "onnx", described, pool=layout["pool"])
     weights.class_names = class_names_in({prop.key: prop.value for prop in model.metadata_props})
     weights.flatten_order, weights.channels_last_input = layout["flatten"], layout["input"] == "NHWC"
+    weights.image_size = _declared_side(model, weights.channels_last_input)
     weights.check()
     return weights
+
+
+def _declared_side(model, channels_last: bool) -> int | None:  # noqa: ANN001
+    """The square image side the graph's input declares, or None when it leaves it open."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    sides = [dim.dim_value for dim in dims][1:3] if channels_last else [dim.dim_value for dim in dims][2:4]
+    return sides[0] if len(sides) == 2 and sides[0] == sides[1] and sides[0] > 0 else None
 
 
 def _read_transpose(node, convs: list[Conv], dense: list[Dense], layout: dict) -> None:  # noqa: ANN001
@@ -84,7 +100,7 @@ def _attributes(node) -> dict:  # noqa: ANN001
     return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
 
 
-def _read_node(node, tensors: dict, convs: list[Conv], dense: list[Dense]) -> None:  # noqa: ANN001
+def _read_node(node, tensors: dict, convs: list[Conv], dense: list[Dense], layout: dict) -> None:  # noqa: ANN001
     """One operator into ``convs`` or ``dense``; one line for one that has no exact VGG translation."""
     kind, attributes = node.op_type, _attributes(node)
     where = f"{kind} node {node.name or node.output[0]!r}"
@@ -100,10 +116,17 @@ def _read_node(node, tensors: dict, convs: list[Conv], dense: list[Dense]) -> No
         bias = tensors.get(node.input[2]) if len(node.input) > 2 else None
         convs.append(Conv(kernel.astype(np.float32, copy=False), bias))
     elif kind == "BatchNormalization":
-        if not convs or dense:
-            raise ModelError(f"{where}: a normalization that does not follow a convolution has no exact translation")
         gamma, beta, mean, variance = (tensors[name] for name in node.input[1:5])
-        convs[-1].norm = Norm(gamma, beta, mean, variance, float(attributes.get("epsilon", 1e-5)))
+        norm = Norm(gamma, beta, mean, variance, float(attributes.get("epsilon", 1e-5)))
+        if dense and not layout["after_dense"] and dense[-1].norm is None:
+            dense[-1].norm = norm  # a BatchNorm1d directly after a dense layer: folded into it
+        elif convs and not dense:
+            convs[-1].norm = norm
+        else:
+            raise ModelError(
+                f"{where}: a normalization that does not directly follow a convolution or a dense layer has no "
+                "exact translation"
+            )
     elif kind == "MaxPool":
         if list(attributes.get("kernel_shape", [])) != [2, 2] or list(attributes.get("strides", [])) != [2, 2]:
             raise ModelError(f"{where}: only 2x2 max-pools of stride 2 (a VGG's) translate exactly")
@@ -112,13 +135,33 @@ def _read_node(node, tensors: dict, convs: list[Conv], dense: list[Dense]) -> No
         convs[-1].pool_after = True
     elif kind == "AveragePool" and list(attributes.get("kernel_shape", [])) == [1, 1]:
         pass  # torchvision's AdaptiveAvgPool2d((7, 7)) at 224 pixels: the identity
+    elif _global_average(kind, attributes, tensors, node, layout):
+        if not convs or dense or layout["pool"] == "average":
+            raise ModelError(f"{where}: a global average pool only translates between the features and the classifier")
+        layout["pool"] = "average"
     elif kind in ("Gemm", "MatMul"):
         dense.append(_dense(node, tensors, attributes, where))
     elif kind == "Add" and dense and dense[-1].bias is None:  # MatMul + Add: the bias
         dense[-1].bias = next((tensors[name] for name in node.input if name in tensors), None)
     elif kind not in SKIPPED:
-        reason = "a global average pool (a GAP head)" if kind == "GlobalAveragePool" else f"a {kind} operator"
-        raise ModelError(f"{where}: {reason} has no exact translation into vggedge's VGG yet")
+        raise ModelError(f"{where}: a {kind} operator has no exact translation into vggedge's VGG yet")
+
+
+def _global_average(kind: str, attributes: dict, tensors: dict, node, layout: dict) -> bool:  # noqa: ANN001
+    """A mean over the whole feature map: ``GlobalAveragePool`` (torch's ``AdaptiveAvgPool2d(1)``) or ``ReduceMean``
+    over its two spatial axes (``x.mean((2, 3))``; a TensorFlow export's NHWC axes 1 and 2)."""
+    if kind == "GlobalAveragePool":
+        return True
+    if kind != "ReduceMean":
+        return False
+    axes = attributes.get("axes")
+    if axes is None and len(node.input) > 1:  # opset 18 and newer: the axes are an input
+        axes = tensors.get(node.input[1])
+    spatial = [1, 2] if layout["input"] == "NHWC" and layout["flatten"] == "hwc" else [2, 3]
+    if axes is None or sorted(int(a) % 4 for a in np.ravel(axes)) != spatial:
+        where = node.name or node.output[0]
+        raise ModelError(f"ReduceMean node {where!r}: only a mean over the whole feature map translates")
+    return True
 
 
 def _dense(node, tensors: dict, attributes: dict, where: str) -> Dense:  # noqa: ANN001
@@ -133,7 +176,8 @@ def _dense(node, tensors: dict, attributes: dict, where: str) -> Dense:  # noqa:
 
 def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
     """``weights`` as PyTorch would export them: NCHW input ``input`` (already preprocessed, as the source expects),
-    Conv/[BatchNormalization]/Relu, MaxPool, a channels-first Flatten, Gemm(transB=1) with Relu between, and the
+    Conv/[BatchNormalization]/Relu, MaxPool, [GlobalAveragePool], a channels-first Flatten, Gemm(transB=1)
+    [BatchNormalization] with Relu between, and the
     output activation vggedge's model ends in (softmax, or sigmoid for one unit), so both give class scores."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -162,11 +206,18 @@ def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
         add("Relu", [current])
         if conv.pool_after:
             add("MaxPool", [current], kernel_shape=[2, 2], strides=[2, 2])
+    if weights.pool == "average":
+        add("GlobalAveragePool", [current])
     add("Flatten", [current], axis=1)
     for index, layer in enumerate(weights.dense):
         inputs = [current, constant(f"classifier.{index}.weight", layer.weight)]
         inputs += [constant(f"classifier.{index}.bias", layer.bias)] if layer.bias is not None else []
         add("Gemm", inputs, transB=1)
+        if layer.norm is not None:  # BatchNorm1d as PyTorch exports it: its own node on [N, C], not folded
+            norm = layer.norm
+            values = {"weight": norm.gamma, "bias": norm.beta, "mean": norm.mean, "var": norm.variance}
+            names = [constant(f"classifier.{index}.bn.{name}", value) for name, value in values.items()]
+            add("BatchNormalization", [current, *names], epsilon=norm.epsilon)
         if index < len(weights.dense) - 1:
             add("Relu", [current])
     add("Sigmoid" if weights.classes == 1 else "Softmax", [current], **({} if weights.classes == 1 else {"axis": 1}))

@@ -6,10 +6,12 @@ The architecture is read from the weights' names and shapes, never from a list o
 - ``features.N``: a 4-D weight is a convolution; a 1-D weight with ``running_mean`` beside it is its BatchNorm2d.
   torchvision numbers every module of ``features`` (conv, [norm], ReLU, then a MaxPool after each block), so the gap
   between two convolutions' numbers tells whether a pool lies between them; the last block always ends in one.
-- ``classifier.N`` (torchvision; nested indices for a replaced ``classifier[6]``), or timm's ``pre_logits.fc1``
+- ``classifier.N`` (torchvision; nested indices for a replaced ``classifier[6]``; ``classifier.weight`` for a
+  classifier replaced by one Linear; a BatchNorm1d directly after a Linear), or timm's ``pre_logits.fc1``
   (a 7x7 convolution: the same weights as a Linear on the channels-first flatten), ``pre_logits.fc2`` and
   ``head.fc``: the dense layers in order, a ReLU between two (as torchvision's classifier has; a state dict does not
-  record activations, so the report says this was assumed).
+  record activations, so the report says this was assumed). A first dense layer that reads one value per channel
+  follows a global average pool (``avgpool = nn.AdaptiveAvgPool2d(1)``).
 
 Files: ``.safetensors`` read without torch; ``.pth``/``.pt`` with ``torch.load(weights_only=True)`` (never an
 unrestricted unpickle) when torch is installed; a TorchScript archive through ``torch.jit.load``.
@@ -125,9 +127,15 @@ def functional_outputs(weights: VGGWeights, images: np.ndarray) -> np.ndarray:
                 x = functional.relu(x)
                 if conv.pool_after:
                     x = functional.max_pool2d(x, 2, 2)
-            x = torch.flatten(x, 1)
+            x = x.mean(dim=(2, 3)) if weights.pool == "average" else torch.flatten(x, 1)
             for index, layer in enumerate(weights.dense):
                 x = functional.linear(x, tensor(layer.weight), tensor(layer.bias))
+                if layer.norm is not None:
+                    norm = layer.norm
+                    x = functional.batch_norm(
+                        x, *(tensor(norm.mean), tensor(norm.variance), tensor(norm.gamma), tensor(norm.beta)),
+                        training=False, eps=norm.epsilon,
+                    )  # fmt: skip
                 x = functional.relu(x) if index < len(weights.dense) - 1 else x
             outputs.append((torch.sigmoid(x) if weights.classes == 1 else torch.softmax(x, dim=1)).numpy())
     return np.concatenate(outputs)
@@ -162,6 +170,13 @@ def vgg_from_state_dict(
     weights = VGGWeights(
         convs, dense, "pytorch", f"{layout}, {len(convs)} convolutions {norms}", class_names, runner=runner
     )
+    if "timm" not in layout and dense[0].weight.shape[1] == convs[-1].kernel.shape[0]:
+        # fc1 reads one value per channel: the avgpool is AdaptiveAvgPool2d(1), a global average pool (a 1x1 feature
+        # map's flatten is the same numbers), so any input size runs; the model takes GAP_INPUT_SIZE
+        weights.pool = "average"
+        weights.layout += ", a global average pool before the classifier"
+    if any(layer.norm for layer in dense):
+        weights.layout += ", BatchNorm1d in the classifier (folded into its Linear)"
     weights.check()
     return weights
 
@@ -220,15 +235,35 @@ def _dense_layers(state: dict[str, np.ndarray]) -> tuple[list[Dense], str]:
             kernel = weight.reshape(weight.shape[0], -1).astype(np.float32, copy=False)
             layers.append(Dense(kernel, state.get(f"{name}.bias")))
         return layers, "timm's VGG layout (pre_logits as convolutions)"
-    layers = []
-    for index, params in _numbered(state, "classifier").items():
+    numbered = _numbered(state, "classifier")
+    if "classifier.weight" in state:  # the whole classifier replaced by one nn.Linear
+        numbered = {(0,): {"weight": state["classifier.weight"], "bias": state.get("classifier.bias")}}
+    layers: list[Dense] = []
+    previous: tuple[int, ...] | None = None
+    for index, params in numbered.items():
         where = "classifier." + ".".join(map(str, index))
         if "running_mean" in params:
-            raise ModelError(f"{where}: a BatchNorm1d in the classifier has no exact translation yet")
+            _attach_norm(layers, previous, index, params, where)
+            continue
         weight = params.get("weight")
         if weight is None or weight.ndim != 2:
             raise ModelError(f"{where}: {', '.join(params)} of no Linear layer")
         layers.append(Dense(weight.astype(np.float32, copy=False), params.get("bias")))
+        previous = index
     if not layers:
         raise ModelError("no classifier.N weights: a VGG state dict without its classifier")
     return layers, "torchvision's VGG layout (a ReLU assumed between dense layers)"
+
+
+def _attach_norm(
+    layers: list[Dense], previous: tuple[int, ...] | None, index: tuple[int, ...], params: dict, where: str
+) -> None:
+    """A BatchNorm1d that directly follows a Linear (the next module number, as in ``Linear, BatchNorm1d, ReLU``)
+    belongs to it. Anywhere else a ReLU or a dropout may lie between them, which a state dict does not record."""
+    adjacent = previous is not None and index[:-1] == previous[:-1] and index[-1] == previous[-1] + 1
+    if not adjacent or layers[-1].norm is not None:
+        raise ModelError(
+            f"{where}: a BatchNorm1d that does not directly follow a Linear has no exact translation (whether a ReLU "
+            "lies between them is not in a state dict): export the model to ONNX, which records it"
+        )
+    layers[-1].norm = Norm(params["weight"], params["bias"], params["running_mean"], params["running_var"])

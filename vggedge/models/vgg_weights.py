@@ -8,6 +8,8 @@ and :func:`keras_vgg` builds the Keras 2 model every recipe works on from it:
 
 - OIHW kernels become HWIO; BatchNormalization keeps its statistics and its epsilon (PyTorch's 1e-5, not Keras' 1e-3);
 - the first dense layer's rows are permuted from the source's (C, H, W) flatten order to Keras' (H, W, C);
+- a global average pool before the classifier (``AdaptiveAvgPool2d(1)``, ONNX's ``GlobalAveragePool``) stays one;
+- a BatchNorm1d right after a dense layer is folded into that layer's kernel and bias (the same affine map);
 - dropout is dropped (inference), and the output gets a softmax (a sigmoid for one unit): the source's logits
   rank the classes the same way.
 
@@ -52,10 +54,24 @@ class Conv:
 
 @dataclasses.dataclass
 class Dense:
-    """One dense layer as ``y = x @ weight.T + bias`` (PyTorch's ``nn.Linear`` and ONNX's ``Gemm(transB=1)``)."""
+    """One dense layer as ``y = x @ weight.T + bias`` (PyTorch's ``nn.Linear`` and ONNX's ``Gemm(transB=1)``), and the
+    BatchNorm1d that directly follows it, before its ReLU, if any."""
 
     weight: np.ndarray  # [out, in]
     bias: np.ndarray | None
+    norm: Norm | None = None
+
+    def folded(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(kernel [in, out], bias) of the one dense layer that computes this layer and its normalization: the
+        normalization is an affine map per output, so it folds exactly into the columns and the bias (its factors
+        taken in float64; the kernel stays float32, as a full-size fc1 is 0.4 GB a copy)."""
+        kernel = self.weight.T
+        if self.norm is None:
+            return kernel, self.bias
+        norm = self.norm
+        scale = np.asarray(norm.gamma, np.float64) / np.sqrt(np.asarray(norm.variance, np.float64) + norm.epsilon)
+        bias = np.zeros(kernel.shape[1]) if self.bias is None else self.bias.astype(np.float64)
+        return kernel * scale.astype(np.float32), (bias - norm.mean) * scale + norm.beta
 
 
 @dataclasses.dataclass
@@ -70,6 +86,8 @@ class VGGWeights:
     class_names: list[str] | None = None
     flatten_order: str = "chw"  # the first dense layer's rows: PyTorch's (C, H, W), or "hwc" (a TensorFlow export's)
     channels_last_input: bool = False  # an ONNX file that takes NHWC images (a TensorFlow export)
+    pool: str = "flatten"  # what joins the features to the classifier: "flatten", or "average" (a global average pool)
+    image_size: int | None = None  # the input side the source declares (an ONNX file's input shape), if it does
     # The source's own forward pass on NCHW float32 batches where the file holds code (a TorchScript module), kept from
     # reading it so the file is not loaded twice; dropped once the translation is verified.
     runner: Callable[[np.ndarray], np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -91,8 +109,13 @@ class VGGWeights:
 
     def feature_size(self) -> tuple[int, int]:
         """(channels, side) of the last pool's output that the first dense layer reads as a channels-first flatten:
-        its input width must be channels x side x side."""
+        its input width must be channels x side x side (side 1 after a global average pool)."""
         channels = int(self.convs[-1].kernel.shape[0])
+        if self.pool == "average" and self.dense[0].weight.shape[1] != channels:
+            raise ModelError(
+                f"the first dense layer takes {self.dense[0].weight.shape[1]} inputs after a global average pool of "
+                f"the last convolution's {channels} channels"
+            )
         cells = self.dense[0].weight.shape[1] / channels
         side = int(round(cells**0.5))
         if side * side * channels != self.dense[0].weight.shape[1]:
@@ -104,7 +127,10 @@ class VGGWeights:
 
     def input_size(self) -> int:
         """The image side the flatten implies: 32 x the feature map's side (five 2x2 pools); 224 for torchvision's
-        VGGs, whose ``AdaptiveAvgPool2d((7, 7))`` is then the identity."""
+        VGGs, whose ``AdaptiveAvgPool2d((7, 7))`` is then the identity. A global average pool takes any side: the
+        one the source declares, else :data:`GAP_INPUT_SIZE`."""
+        if self.pool == "average":
+            return self.image_size or GAP_INPUT_SIZE
         return self.feature_size()[1] * 2 ** len(self.blocks)
 
     def check(self) -> None:
@@ -133,6 +159,8 @@ class VGGWeights:
                 f"layer outputs {self.classes}"
             )
 
+
+GAP_INPUT_SIZE = 224  # a VGG with a global average pool, whose weights fix no input size: VGG16's own
 
 # Where a checkpoint keeps its class names: a training checkpoint's keys beside the weights (ImageFolder's
 # ``class_to_idx``), a safetensors file's metadata, an ONNX file's metadata (vggedge's own ONNX writes ``labels``).
@@ -180,20 +208,22 @@ def keras_vgg(weights: VGGWeights, preprocess: Preprocess, name: str = "vgg") ->
         if conv.pool_after:
             x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
             block, conv_in_block = block + 1, 0
-    x = keras.layers.Flatten(name="flatten")(x)
+    if weights.pool == "average":
+        x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        x = keras.layers.Flatten(name="flatten")(x)
     channels, side = weights.feature_size()
     for index, dense in enumerate(weights.dense):
         last = index == len(weights.dense) - 1
-        kernel = dense.weight.T  # [in, out]
+        kernel, bias = dense.folded()  # [in, out]
         if index == 0 and weights.flatten_order == "chw":  # the source flattened (C, H, W); Keras flattens (H, W, C)
             kernel = kernel.reshape(channels, side, side, -1).transpose(1, 2, 0, 3).reshape(side * side * channels, -1)
         activation = ("sigmoid" if kernel.shape[1] == 1 else "softmax") if last else "relu"
         layer_name = "predictions" if last else f"fc{index + 1}"
-        layer = keras.layers.Dense(kernel.shape[1], activation=activation, use_bias=dense.bias is not None,
+        layer = keras.layers.Dense(kernel.shape[1], activation=activation, use_bias=bias is not None,
                                    name=layer_name)  # fmt: skip
         x = layer(x)
-        bias = [dense.bias.astype(np.float32)] if dense.bias is not None else []
-        layer.set_weights([kernel.astype(np.float32), *bias])
+        layer.set_weights([kernel.astype(np.float32)] + ([bias.astype(np.float32)] if bias is not None else []))
     return keras.Model(inputs, x, name=name)
 
 
