@@ -329,7 +329,8 @@ def torch_vgg(state: dict[str, np.ndarray], logit_scale: float = 1.0):  # noqa: 
 
 @pytest.mark.parametrize("logit_scale", [1.0, 3.0])
 def test_a_torchscript_file_is_checked_against_the_module_torch_runs(logit_scale, tmp_path, monkeypatch):
-    """With torch installed (not in CI: benchmarks/torch_sources.py runs torchvision's own modules), a TorchScript
+    """With torch installed (CI runs this file once more with a CPU build of torch; benchmarks/torch_sources.py runs
+    torchvision's own modules), a TorchScript
     file is checked against its own module, run by torch, not against a graph rebuilt from its weights: a module whose
     forward computes something other than its weights' VGG (logits scaled) is stopped, which a check of the weights
     alone would pass. The file is loaded once (a full-size one is 0.53 GB a read)."""
