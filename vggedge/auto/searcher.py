@@ -89,10 +89,8 @@ class Searcher(Validation, Screening):
         self.held_apart_right: np.ndarray | None = None
         # ...which are the steps' held-apart images unless the run checks steps on others (--search-data: the
         # search split), when the calibration split stays the validations' second, independent look
-        if judged_on is None:
-            self.judged_on, self.judged_labels = context.held_apart, context.held_apart_labels
-        else:
-            self.judged_on, self.judged_labels = judged_on, judged_on.labels if labels_match else None
+        judged = context if judged_on is None else context.checked_on(judged_on, labels_match)
+        self.judged_on, self.judged_labels = judged.held_apart, judged.held_apart_labels
         self.shared_head = SharedHead()  # the validations' GAP head step, trained once
         self.head = "kept"
         self.gap_stopped: str | None = None  # why the GAP start was not measured, when its step's check stopped it

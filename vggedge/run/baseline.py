@@ -143,9 +143,7 @@ def step_context(prepared: Prepared, options: OptimizeOptions) -> StepContext:
     else:
         context = StepContext.from_dataset(prepared.dataset, prepared.labels_match, progress)
         if prepared.check_images is not None:
-            checks = prepared.check_images
-            labels = checks.labels if prepared.labels_match else None
-            context = dataclasses.replace(context, held_apart=checks, held_apart_labels=labels)
+            context = context.checked_on(prepared.check_images, prepared.labels_match)
     return dataclasses.replace(context, placement=options.placement)
 
 

@@ -71,13 +71,14 @@ class StepContext:
     @classmethod
     def from_dataset(cls, dataset: Dataset, labels_match: bool, progress: bool) -> StepContext:
         held = dataset.calibration if len(dataset.calibration) else None
-        return cls(
-            dataset.train,
-            dataset.train.labels if labels_match else None,
-            progress,
-            held_apart=held,
-            held_apart_labels=held.labels if held is not None and labels_match else None,
-        )
+        context = cls(dataset.train, dataset.train.labels if labels_match else None, progress)
+        return context.checked_on(held, labels_match)
+
+    def checked_on(self, images: Split | None, labels_match: bool) -> StepContext:
+        """This context with its fine-tunes checked on ``images``, whose labels are used only when they index the
+        model's outputs (``labels_match``; else the checks compare with the teacher's answers)."""
+        labels = images.labels if images is not None and labels_match else None
+        return dataclasses.replace(self, held_apart=images, held_apart_labels=labels)
 
     def learning_rate(self, rate: float) -> float:
         """A recipe's learning rate, scaled for the number of replicas (:mod:`vggedge.backend.distribute`)."""
