@@ -112,30 +112,26 @@ def functional_outputs(weights: VGGWeights, images: np.ndarray) -> np.ndarray:
     def tensor(array: np.ndarray | None):  # noqa: ANN202 - torch.Tensor
         return None if array is None else torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
+    def normalized(x, norm: Norm | None):  # noqa: ANN001, ANN202 - torch.Tensor: BatchNorm2d or BatchNorm1d, eval mode
+        if norm is None:
+            return x
+        statistics = (tensor(norm.mean), tensor(norm.variance), tensor(norm.gamma), tensor(norm.beta))
+        return functional.batch_norm(x, *statistics, training=False, eps=norm.epsilon)
+
     outputs = []
     with torch.no_grad():
         for image in images:
             x = tensor(image[None])
             for conv in weights.convs:
                 x = functional.conv2d(x, tensor(conv.kernel), tensor(conv.bias), padding=1)
-                if conv.norm is not None:
-                    norm = conv.norm
-                    x = functional.batch_norm(
-                        x, *(tensor(norm.mean), tensor(norm.variance), tensor(norm.gamma), tensor(norm.beta)),
-                        training=False, eps=norm.epsilon,
-                    )  # fmt: skip
+                x = normalized(x, conv.norm)
                 x = functional.relu(x)
                 if conv.pool_after:
                     x = functional.max_pool2d(x, 2, 2)
             x = x.mean(dim=(2, 3)) if weights.pool == "average" else torch.flatten(x, 1)
             for index, layer in enumerate(weights.dense):
                 x = functional.linear(x, tensor(layer.weight), tensor(layer.bias))
-                if layer.norm is not None:
-                    norm = layer.norm
-                    x = functional.batch_norm(
-                        x, *(tensor(norm.mean), tensor(norm.variance), tensor(norm.gamma), tensor(norm.beta)),
-                        training=False, eps=norm.epsilon,
-                    )  # fmt: skip
+                x = normalized(x, layer.norm)
                 x = functional.relu(x) if index < len(weights.dense) - 1 else x
             outputs.append((torch.sigmoid(x) if weights.classes == 1 else torch.softmax(x, dim=1)).numpy())
     return np.concatenate(outputs)
