@@ -245,10 +245,10 @@ def markdown(
     evaluated: str = "",
     source: str = "",
 ) -> str:
-    evaluated = evaluated or "the 153 `val/` photographs"
     title = "Real photographs at 224x224: every recipe on a weak full-size VGG16"
     title += " from a PyTorch-layout checkpoint" if source else ""
-    title += ", auto's search data apart" if evaluated else ""
+    title += ", auto's search data apart" if evaluated else ""  # only a --search-half run names its evaluation set
+    evaluated = evaluated or "the 153 `val/` photographs"
     lines = [
         f"# {title}",
         "",
