@@ -327,13 +327,14 @@ def torch_vgg(state: dict[str, np.ndarray], logit_scale: float = 1.0):  # noqa: 
     return module.eval()
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("logit_scale", [1.0, 3.0])
 def test_a_torchscript_file_is_checked_against_the_module_torch_runs(logit_scale, tmp_path, monkeypatch):
-    """With torch installed (CI runs this file once more with a CPU build of torch; benchmarks/torch_sources.py runs
-    torchvision's own modules), a TorchScript
-    file is checked against its own module, run by torch, not against a graph rebuilt from its weights: a module whose
-    forward computes something other than its weights' VGG (logits scaled) is stopped, which a check of the weights
-    alone would pass. The file is loaded once (a full-size one is 0.53 GB a read)."""
+    """With torch installed (CI runs the tests marked ``torch`` again with a CPU build of it;
+    benchmarks/torch_sources.py runs torchvision's own modules), a TorchScript file is checked against its own
+    module, run by torch, not against a graph rebuilt from its weights: a module whose forward computes something
+    other than its weights' VGG (logits scaled) is stopped, which a check of the weights alone would pass. The file
+    is loaded once (a full-size one is 0.53 GB a read)."""
     torch = pytest.importorskip("torch")
     from vggedge.core.errors import ModelError
     from vggedge.models.loading import load_model_file
@@ -355,6 +356,7 @@ def test_a_torchscript_file_is_checked_against_the_module_torch_runs(logit_scale
     assert translation["max_score_difference"] <= 1e-4 and translation["top1_agreement"] == 1.0, translation
 
 
+@pytest.mark.torch
 def test_a_pth_state_dict_saved_by_torch_reads_as_its_safetensors_twin(tmp_path):
     """``torch.save(model.state_dict())``, read with ``weights_only=True``, gives the model its safetensors file gives;
     a whole pickled module is refused in one line, never unpickled."""
@@ -415,6 +417,7 @@ def test_class_names_a_checkpoint_carries_name_the_models_outputs(cli, tmp_path)
     assert "Traceback" not in result.err
 
 
+@pytest.mark.torch
 def test_a_training_checkpoints_class_to_idx_names_the_classes(tmp_path):
     """``torch.save({"state_dict": ..., "class_to_idx": ...})``, as the ImageFolder tutorials write it: the names come
     in index order."""
@@ -428,6 +431,7 @@ def test_a_training_checkpoints_class_to_idx_names_the_classes(tmp_path):
     assert load_model_file(tmp_path / "trained.pth", None).class_names == names
 
 
+@pytest.mark.torch
 def test_torchs_own_gap_and_batchnorm1d_modules_read_from_pth_torchscript_and_onnx_export(tmp_path):
     """torch only: the common fine-tune head built of torch's own modules (``AdaptiveAvgPool2d(1)``, ``Linear``,
     ``BatchNorm1d``, ``ReLU``, ``Dropout``) loaded with :func:`gap_bn_state`, saved as a state dict, traced as
