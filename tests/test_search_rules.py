@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from vggedge.auto.rules import GAP_TIE_SPEED, SEARCH_IMAGE_SHARE, SearchOptions, resolution_note, search_split_size
@@ -127,3 +128,29 @@ def test_a_validation_after_the_first_starts_only_when_the_time_left_covers_the_
     chosen, returned = validation.Validation.validate(searcher, start, proposed)
     assert started == [0.0, 30.0, 60.0]  # at 90 s, 10 s were left for a 30-second validation
     assert "time was up before the bisection ended" in returned and chosen.candidate.passed
+
+
+def test_a_second_look_on_images_the_baseline_remembers_is_named_only_when_the_gap_is_beyond_chance():
+    """With --search-data, the calibration split the validations look at a second time is carved from the training
+    folder: a baseline right on 85 of its 100 images and on 64.47% of 76 search images (the real-photo benchmark's
+    figures' kind) remembers them, and the report says that look can only refuse. 70 of 100 is within two standard
+    errors of the difference (6.6 points), and without --search-data or labels there is nothing to compare."""
+    from types import SimpleNamespace
+
+    from vggedge.run.auto_run import memorized_second_look
+
+    auto = SimpleNamespace(search_data="search/", max_drop_pts=3.0)
+    labels = np.zeros(100, np.int64)
+    remembered = np.arange(100) < 85
+    note = memorized_second_look(remembered, labels, 0.6447, 76, auto)
+    assert note is not None and "85.00% on the 100 calibration images" in note and "64.47%" in note, note
+    assert memorized_second_look(np.arange(100) < 70, labels, 0.6447, 76, auto) is None
+    assert memorized_second_look(remembered, None, 0.6447, 76, auto) is None  # no labels: agreement, not accuracy
+    assert (
+        memorized_second_look(remembered, labels, 0.6447, 76, SimpleNamespace(search_data=None, max_drop_pts=3.0))
+        is None
+    )
+    assert (
+        memorized_second_look(remembered, labels, 0.6447, 76, SimpleNamespace(search_data="s/", max_drop_pts=25.0))
+        is None
+    )
