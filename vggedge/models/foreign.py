@@ -115,7 +115,7 @@ def verify_translation(  # noqa: ANN001
     record = {
         "framework": weights.framework,
         "file": str(path),
-        "layout": weights.layout,
+        "layout": weights.described(),
         "blocks": weights.blocks,
         "verified_against": reference,
         "images": len(images),

@@ -52,21 +52,19 @@ def read_onnx_vgg(path: Path) -> VGGWeights:
             tensors[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     convs: list[Conv] = []
     dense: list[Dense] = []
-    layout = {"input": "NCHW", "flatten": "chw", "pool": "flatten", "after_dense": ""}
+    # "between": a Relu or a Dropout since the last dense layer (a normalization after one does not fold into it)
+    layout = {"input": "NCHW", "flatten": "chw", "pool": "flatten", "between": False}
     for node in model.graph.node:
         if node.op_type == "Transpose":
             _read_transpose(node, convs, dense, layout)
-        else:
-            _read_node(node, tensors, convs, dense, layout)
-            layout["after_dense"] = "" if node.op_type in ("Gemm", "MatMul") else layout["after_dense"] or (
-                node.op_type if node.op_type in ("Relu", "Dropout") else ""
-            )  # fmt: skip
+            continue
+        _read_node(node, tensors, convs, dense, layout)
+        if node.op_type in ("Gemm", "MatMul"):
+            layout["between"] = False
+        elif node.op_type in ("Relu", "Dropout"):
+            layout["between"] = True
     opset = model.opset_import[0].version
     described = f"ONNX graph (opset {opset}), {layout['input']} input"
-    if layout["pool"] == "average":
-        described += ", a global average pool before the classifier"
-    if any(layer.norm for layer in dense):
-        described += ", a BatchNormalization in the classifier (folded into its dense layer)"
     weights = VGGWeights(convs, dense, "onnx", described, pool=layout["pool"])
     weights.class_names = class_names_in({prop.key: prop.value for prop in model.metadata_props})
     weights.flatten_order, weights.channels_last_input = layout["flatten"], layout["input"] == "NHWC"
@@ -118,7 +116,7 @@ def _read_node(node, tensors: dict, convs: list[Conv], dense: list[Dense], layou
     elif kind == "BatchNormalization":
         gamma, beta, mean, variance = (tensors[name] for name in node.input[1:5])
         norm = Norm(gamma, beta, mean, variance, float(attributes.get("epsilon", 1e-5)))
-        if dense and not layout["after_dense"] and dense[-1].norm is None:
+        if dense and not layout["between"] and dense[-1].norm is None:
             dense[-1].norm = norm  # a BatchNorm1d directly after a dense layer: folded into it
         elif convs and not dense:
             convs[-1].norm = norm
@@ -194,15 +192,18 @@ def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
         initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
         return name
 
+    def normalize(norm: Norm | None, prefix: str) -> None:
+        """PyTorch's BatchNorm as it exports: its own node (on NCHW or [N, C]), never folded."""
+        if norm is not None:
+            values = {"weight": norm.gamma, "bias": norm.beta, "mean": norm.mean, "var": norm.variance}
+            names = [constant(f"{prefix}.bn.{name}", value) for name, value in values.items()]
+            add("BatchNormalization", [current, *names], epsilon=norm.epsilon)
+
     for index, conv in enumerate(weights.convs):
         inputs = [current, constant(f"features.{index}.weight", conv.kernel)]
         inputs += [constant(f"features.{index}.bias", conv.bias)] if conv.bias is not None else []
         add("Conv", inputs, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-        if conv.norm is not None:
-            norm = conv.norm
-            values = {"weight": norm.gamma, "bias": norm.beta, "mean": norm.mean, "var": norm.variance}
-            names = [constant(f"features.{index}.bn.{name}", value) for name, value in values.items()]
-            add("BatchNormalization", [current, *names], epsilon=norm.epsilon)
+        normalize(conv.norm, f"features.{index}")
         add("Relu", [current])
         if conv.pool_after:
             add("MaxPool", [current], kernel_shape=[2, 2], strides=[2, 2])
@@ -213,11 +214,7 @@ def nchw_graph(weights: VGGWeights):  # noqa: ANN201 - onnx.ModelProto
         inputs = [current, constant(f"classifier.{index}.weight", layer.weight)]
         inputs += [constant(f"classifier.{index}.bias", layer.bias)] if layer.bias is not None else []
         add("Gemm", inputs, transB=1)
-        if layer.norm is not None:  # BatchNorm1d as PyTorch exports it: its own node on [N, C], not folded
-            norm = layer.norm
-            values = {"weight": norm.gamma, "bias": norm.beta, "mean": norm.mean, "var": norm.variance}
-            names = [constant(f"classifier.{index}.bn.{name}", value) for name, value in values.items()]
-            add("BatchNormalization", [current, *names], epsilon=norm.epsilon)
+        normalize(layer.norm, f"classifier.{index}")
         if index < len(weights.dense) - 1:
             add("Relu", [current])
     add("Sigmoid" if weights.classes == 1 else "Softmax", [current], **({} if weights.classes == 1 else {"axis": 1}))

@@ -170,9 +170,6 @@ def vgg_from_state_dict(
         # fc1 reads one value per channel: the avgpool is AdaptiveAvgPool2d(1), a global average pool (a 1x1 feature
         # map's flatten is the same numbers), so any input size runs; the model takes GAP_INPUT_SIZE
         weights.pool = "average"
-        weights.layout += ", a global average pool before the classifier"
-    if any(layer.norm for layer in dense):
-        weights.layout += ", BatchNorm1d in the classifier (folded into its Linear)"
     weights.check()
     return weights
 

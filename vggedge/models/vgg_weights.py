@@ -107,6 +107,15 @@ class VGGWeights:
     def classes(self) -> int:
         return int(self.dense[-1].weight.shape[0])
 
+    def described(self) -> str:
+        """What told vggedge the architecture (``layout``), with the head's facts the translation acts on."""
+        facts = [self.layout]
+        facts += ["a global average pool before the classifier"] if self.pool == "average" else []
+        facts += ["BatchNorm1d in the classifier, folded into the dense layer before it"] if any(
+            layer.norm is not None for layer in self.dense
+        ) else []  # fmt: skip
+        return ", ".join(facts)
+
     def feature_size(self) -> tuple[int, int]:
         """(channels, side) of the last pool's output that the first dense layer reads as a channels-first flatten:
         its input width must be channels x side x side (side 1 after a global average pool)."""
